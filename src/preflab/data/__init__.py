@@ -1,0 +1,1 @@
+"""Preference data: the pair model, readers, writers, statistics and demo data."""
