@@ -108,8 +108,12 @@ class PreferencePair:
         """The messages the rejected reply answers."""
         return self.rejected_prompt if self.rejected_prompt is not None else self.prompt
 
-    def flipped(self) -> PreferencePair:
-        """The same judgement with the replies swapped and `p_chosen` mirrored."""
+    def swapped(self, p_chosen: float | None = None) -> PreferencePair:
+        """The pair with chosen and rejected exchanged (each keeps its own context).
+
+        By default `p_chosen` becomes ``1 - p_chosen``: the same judgement stated the
+        other way round. Pass `p_chosen` to assert a new label instead (a flip).
+        """
         meta = dict(self.meta)
         if "hh_raw" in meta:
             meta["hh_raw"] = {"chosen": meta["hh_raw"]["rejected"],
@@ -117,7 +121,8 @@ class PreferencePair:
         return PreferencePair(
             prompt=self.rejected_context, chosen=self.rejected, rejected=self.chosen,
             rejected_prompt=self.prompt if self.rejected_prompt is not None else None,
-            subset=self.subset, p_chosen=1.0 - self.p_chosen, flags=list(self.flags),
+            subset=self.subset, p_chosen=1.0 - self.p_chosen if p_chosen is None else p_chosen,
+            flags=list(self.flags),
             meta=meta,
         )
 

@@ -109,6 +109,8 @@ class _RecordParser:
 
     def _parse(self, record: dict[str, Any]) -> PreferencePair:
         shape = detect_format(record)
+        if shape is None and "chosen" not in record and "rejected" not in record:
+            raise _unknown(record)
         if self.format is None:
             if shape is None:
                 raise _unknown(record)

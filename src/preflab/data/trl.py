@@ -70,6 +70,10 @@ def parse_trl(record: dict[str, Any], subset: str | None = None) -> PreferencePa
         if name not in record or record[name] is None:
             raise FieldError(name, "missing")
     chosen, rejected = record["chosen"], record["rejected"]
+    for name, value in (("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(value, str | list):
+            raise FieldError(name, f"must be a string or a message list, got "
+                             f"{type(value).__name__}")
     if type(chosen) is not type(rejected) or not isinstance(chosen, str | list):
         raise FieldError("rejected", "chosen and rejected must both be strings or both "
                          f"message lists, got {type(chosen).__name__} and "

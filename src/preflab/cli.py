@@ -1,0 +1,214 @@
+"""The ``preflab`` command line: parses arguments and calls library functions of the same names."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from preflab.errors import FieldError, FormatError, PairError
+from preflab.models.presets import PresetMissing
+
+app = typer.Typer(help="preflab: read, audit, clean, label and train on preference feedback.",
+                  no_args_is_help=True, rich_markup_mode="markdown",
+                  pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Offline model presets.", no_args_is_help=True)
+data_app = typer.Typer(help="Built-in data.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OnErrorChoice(StrEnum):
+    fail = "fail"
+    skip = "skip"
+
+
+class Target(StrEnum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+    trl = "trl"
+    hh = "hh"
+
+
+def user_errors(fn: F) -> F:
+    """Show errors a user must fix as one clear line and exit 2, not as a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (PairError, FieldError, FormatError, PresetMissing, FileNotFoundError,
+                KeyError, ValueError) as e:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+OnErrorOpt = Annotated[OnErrorChoice, typer.Option(
+    "--on-error", help="fail: stop at the first bad record; skip: record it and go on.")]
+RejectsOpt = Annotated[Path | None, typer.Option(
+    "--rejects", help="With --on-error skip: write every rejected record and its reason here.")]
+FormatOpt = Annotated[str, typer.Option(
+    "--format", help="Input format: auto (from content), hh, trl or preflab.")]
+
+
+@app.command("inspect")
+@user_errors
+def inspect_cmd(
+    data: Annotated[str, typer.Argument(help="File, datasets folder or hub dataset name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    tokenizer: Annotated[str | None, typer.Option(
+        help="Tokenizer for token lengths: a preset, hub id or path; 'none' counts words."
+    )] = "smollm2-135m-instruct",
+    format: FormatOpt = "auto",
+    on_error: OnErrorOpt = OnErrorChoice.skip,
+    rejects: RejectsOpt = None,
+) -> None:
+    """Report what a preference file holds: pairs, rejects, subsets, lengths, problems.
+
+    Bad records are counted and reported by reason (use `--on-error fail` to stop at
+    the first).
+
+    Example: `preflab inspect harmless-base-test.jsonl.gz --json`
+    """
+    from preflab.data.inspect import inspect
+
+    tok = None if tokenizer in (None, "none") else tokenizer
+    try:
+        report = inspect(data, tokenizer=tok, format=format, on_error=on_error.value,
+                         rejects_path=rejects)
+    except PresetMissing as e:
+        err.print(f"[yellow]warning:[/] {e}; counting words instead of tokens")
+        report = inspect(data, tokenizer=None, format=format, on_error=on_error.value,
+                         rejects_path=rejects)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"{data} ({report['format']})", show_header=False)
+    for key, value in report.items():
+        if key in ("source", "format"):
+            continue
+        shown = (", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict)
+                 else str(value))
+        table.add_row(key, shown or "-")
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def convert(
+    src: Annotated[str, typer.Argument(help="Input file, datasets folder or hub name.")],
+    dst: Annotated[Path, typer.Argument(help="Output file (.gz compresses JSONL).")],
+    to: Annotated[Target | None, typer.Option(
+        help="jsonl (preflab), parquet, trl (conversational) or hh (transcripts); "
+             "default from the extension.")] = None,
+    format: FormatOpt = "auto",
+    on_error: OnErrorOpt = OnErrorChoice.fail,
+    rejects: RejectsOpt = None,
+    subset: Annotated[str | None, typer.Option(help="Subset for pairs that have none.")] = None,
+) -> None:
+    """Convert preference data between formats; pair ids stay the same.
+
+    Example: `preflab convert harmless-base-test.jsonl.gz hh-trl.jsonl --to trl`
+    """
+    from preflab.data.convert import convert as convert_fn
+
+    report = convert_fn(src, dst, to=to.value if to else None, format=format,
+                        on_error=on_error.value, rejects_path=rejects, subset=subset)
+    out.print(json.dumps(report))
+
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the offline model presets, whether installed and prepared.
+
+    Example: `preflab models list`
+    """
+    from preflab.models.presets import PRESETS, is_prepared, prepared_dir
+
+    rows = [{"name": p.name, "kind": p.kind, "package": p.package,
+             "installed": p.package_version() is not None,
+             "prepared": p.package_version() is not None and is_prepared(p.name),
+             "path": str(prepared_dir(p.name)) if p.gguf else "(inside the package)",
+             "install": p.install, "license": p.license, "description": p.description}
+            for p in PRESETS.values()]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("name", "kind", "installed", "prepared", "license", "install")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], "yes" if r["installed"] else "no",
+                      "yes" if r["prepared"] else "no", r["license"], r["install"])
+    out.print(table)
+
+
+@models_app.command("prepare")
+@user_errors
+def models_prepare(
+    name: Annotated[str, typer.Argument(help="Preset name (see `preflab models list`).")],
+    force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
+) -> None:
+    """Convert a preset once into the cache ($PREFLAB_CACHE), then time a load from it.
+
+    Example: `preflab models prepare smollm2-135m-instruct`
+    """
+    import time
+
+    from preflab.models.presets import PRESETS, load_causal_lm, prepare
+
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    started = time.perf_counter()
+    path = prepare(name, force=force)
+    prepared = time.perf_counter() - started
+    report: dict[str, Any] = {"preset": name, "path": str(path),
+                              "prepare_seconds": round(prepared, 2)}
+    if PRESETS[name].kind == "causal-lm":
+        started = time.perf_counter()
+        load_causal_lm(name)
+        report["load_seconds"] = round(time.perf_counter() - started, 2)
+    out.print(json.dumps(report))
+
+
+@data_app.command("demo")
+@user_errors
+def data_demo(
+    out_path: Annotated[Path, typer.Option("--out", help="Output file (.jsonl, .parquet).")],
+    n: Annotated[int, typer.Option("--n", help="Number of pairs.")] = 2000,
+    flip_rate: Annotated[float, typer.Option(help="Fraction of labels flipped.")] = 0.25,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    negatives: Annotated[str, typer.Option(
+        help="Rejected reply: 'other' (from another conversation) or 'later' (harder: a "
+             "later message of the same speaker).")] = "other",
+    max_turns: Annotated[int, typer.Option(help="Turns of context kept in the prompt.")] = 6,
+) -> None:
+    """Build demo preference data with known truth from real conversations.
+
+    Example: `preflab data demo --out demo.jsonl --n 2000 --flip-rate 0.25`
+    """
+    from preflab.data.demo import demo
+
+    report = demo(out_path, n=n, flip_rate=flip_rate, seed=seed,
+                  negatives=negatives, max_turns=max_turns)  # type: ignore[arg-type]
+    out.print(json.dumps(report))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="preflab")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
