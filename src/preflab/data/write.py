@@ -55,7 +55,8 @@ def write_pairs(pairs: Any, path: str | Path, to: str | None = None,
     make = WRITERS[to]
     n = 0
     raw = open(path, "wb")  # noqa: SIM115 - closed below, possibly through gzip
-    sink = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
+    gz = path.name.endswith(".gz")
+    sink = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
     try:
         with io.TextIOWrapper(sink, encoding="utf-8", newline="\n") as out:
             for row in _rows(pairs, batch_size):
