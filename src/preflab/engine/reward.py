@@ -1,0 +1,138 @@
+"""Reward-model scorers: r(x, y) from a sequence-classification model.
+
+Decoder reward models (Llama-, Gemma-, Qwen-style; ``causal-rm`` and most
+``seq-rm`` members) share the prompt: the chat-templated context runs once per
+group and its KV cache serves every reply. Encoder reward models (DeBERTa-style)
+take (context, reply) as a text pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from preflab.engine.forward import (
+    last_hidden_states,
+    prefix_cost,
+    prefix_sort_key,
+    split_shared_prefix,
+)
+from preflab.engine.models import Runtime, fingerprint, is_encoder, model_fingerprint
+from preflab.engine.text import chat_ids, plain_context
+from preflab.engine.units import Unit
+
+
+@dataclass
+class Encoded:
+    prefix: list[int]
+    suffixes: list[list[int]]
+
+
+def _head(model: Any) -> torch.nn.Module:
+    for name in ("score", "classifier", "v_head"):
+        if isinstance(getattr(model, name, None), torch.nn.Module):
+            return getattr(model, name)
+    raise ValueError(f"{type(model).__name__} has no score/classifier head")
+
+
+class RewardScorer:
+    """Scores (context, reply) units with a sequence-classification reward model.
+
+    Args:
+        model: preset name, hub id or folder of an ``AutoModelForSequenceClassification``
+            (a causal LM folder gets a new scalar head, initialised from `head_seed`).
+        output_index: which output of a multi-output head is the reward.
+        max_length: longer inputs keep their last `max_length` tokens (counted in
+            ``self.truncated``).
+    """
+
+    def __init__(self, model: str, name: str | None = None, output_index: int = 0,
+                 max_length: int = 2048, runtime: Runtime | None = None,
+                 head_seed: int = 0, prefix_sharing: bool = True) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        from preflab.models.presets import load_tokenizer, resolve
+
+        self.runtime = runtime or Runtime()
+        self.runtime.apply_threads()
+        resolved = resolve(model)
+        self.tokenizer = load_tokenizer(model)
+        torch.manual_seed(head_seed)  # a new head (causal LM folder) is seeded
+        extra = {} if _has_head(resolved) else {"num_labels": output_index + 1}
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            resolved, dtype=self.runtime.weight_dtype(), **extra
+        ).to(self.runtime.torch_device()).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.encoder = is_encoder(self.model.config)
+        self.prefix_sharing = prefix_sharing and not self.encoder
+        self.backbone = self.model.base_model
+        self.head = _head(self.model)
+        self.output_index = output_index
+        self.max_length = max_length
+        self.name = name or f"rm:{model}"
+        self.truncated = 0
+        self.fingerprint = fingerprint("reward", model_fingerprint(model, resolved), head_seed,
+                                       output_index, max_length, self.runtime.precision)
+
+    def _ids(self, context: Any, reply: str) -> list[int]:
+        if self.encoder:
+            enc = self.tokenizer(plain_context(context), reply, truncation="only_first",
+                                 max_length=self.max_length)
+            return enc["input_ids"]
+        ids = chat_ids(self.tokenizer, context, reply)
+        if len(ids) > self.max_length:
+            self.truncated += 1
+            ids = ids[-self.max_length:]
+        return ids
+
+    def encode(self, units: list[Unit]) -> Encoded:
+        context = units[0].payload[0]
+        full = [self._ids(context, u.payload[1]) for u in units]
+        if not self.prefix_sharing:
+            return Encoded([], full)
+        hint = chat_ids(self.tokenizer, context, None)
+        prefix, suffixes = split_shared_prefix(full, hint)
+        return Encoded(prefix, suffixes)
+
+    def sort_key(self, item: Encoded) -> tuple[int, ...]:
+        return prefix_sort_key(item.prefix, item.suffixes)
+
+    def cost(self, items: list[Encoded]) -> tuple[int, int]:
+        return prefix_cost([(i.prefix, i.suffixes) for i in items])
+
+    @torch.no_grad()
+    def run(self, items: list[Encoded]) -> list[np.ndarray]:
+        pad = self.tokenizer.pad_token_id
+        with self.runtime.autocast():
+            if self.encoder:
+                seqs = [s for i in items for s in i.suffixes]
+                width = max(len(s) for s in seqs)
+                dev = self.runtime.torch_device()
+                ids = torch.full((len(seqs), width), pad, dtype=torch.long, device=dev)
+                mask = torch.zeros_like(ids)
+                for j, s in enumerate(seqs):
+                    ids[j, :len(s)] = torch.tensor(s)
+                    mask[j, :len(s)] = 1
+                scores = self.model(input_ids=ids, attention_mask=mask).logits
+            else:
+                hidden = last_hidden_states(self.backbone, [(i.prefix, i.suffixes)
+                                                            for i in items], pad)
+                scores = self.head(hidden)
+        return list(scores[:, self.output_index].float().cpu().numpy()[:, None])
+
+
+def _has_head(path: str) -> bool:
+    """True when a folder's config names a sequence-classification architecture."""
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "config.json"
+    if not config.exists():
+        return True  # hub id: let transformers decide
+    archs = json.loads(config.read_text()).get("architectures") or []
+    return any("SequenceClassification" in a for a in archs)

@@ -1,0 +1,46 @@
+"""Units of scoring work: a text (or a context and a reply) with a content key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Messages = tuple[tuple[str, str], ...]
+
+
+def text_hash(*parts: Any) -> str:
+    """Stable hash of JSON-serialisable parts."""
+    blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+def as_messages(messages: list[dict[str, str]]) -> Messages:
+    return tuple((m["role"], m["content"]) for m in messages)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One thing to score.
+
+    `key` identifies the value (cache and deduplication); units with the same
+    `group` share a prefix that a scorer may compute once (the context).
+    `payload` is what the scorer needs: e.g. (context, reply) or a text.
+    """
+
+    key: str
+    group: str
+    payload: Any
+
+
+def reply_unit(context: Messages, reply: str) -> Unit:
+    """A (context, reply) unit for reward-model scoring."""
+    return Unit(key=text_hash("reply", context, reply), group=text_hash("context", context),
+                payload=(context, reply))
+
+
+def text_unit(text: str, role: str = "text") -> Unit:
+    """A single text (e.g. for an embedding); `role` separates kinds of text."""
+    key = text_hash(role, text)
+    return Unit(key=key, group=key, payload=text)
