@@ -9,7 +9,9 @@ token, equal (up to float rounding) to running every prefix+suffix separately.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -40,34 +42,66 @@ def split_shared_prefix(sequences: Sequence[Sequence[int]], hint: Sequence[int] 
 
 def prefix_sort_key(prefix: Sequence[int], suffixes: Sequence[Sequence[int]]
                     ) -> tuple[int, ...]:
-    """Bucket by prefix length, then sort by the longest suffix."""
-    from preflab.engine.batching import length_bucket
-
-    longest = max(len(s) for s in suffixes)
-    return (length_bucket(len(prefix)), length_bucket(longest), len(prefix), longest)
+    """Sort groups by prefix length (suffixes are re-batched by length inside a run)."""
+    return (len(prefix), max(len(s) for s in suffixes))
 
 
 def prefix_cost(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]]
                 ) -> tuple[int, int]:
-    """(padded, real) tokens of a batch of groups: prefixes once, suffixes each."""
+    """(padded, real) tokens of a batch: prefixes padded to the longest, suffixes as run.
+
+    Suffixes are regrouped by length inside :func:`last_hidden_states`, so their
+    padding is small and counted as real here.
+    """
     width = max(len(p) for p, _ in groups)
-    swidth = max(len(s) for _, ss in groups for s in ss)
-    rows = sum(len(ss) for _, ss in groups)
-    real = sum(len(p) + sum(len(s) for s in ss) for p, ss in groups)
-    return len(groups) * width + rows * swidth, real
+    suffix_tokens = sum(len(s) for _, ss in groups for s in ss)
+    real = sum(len(p) for p, _ in groups) + suffix_tokens
+    return len(groups) * width + suffix_tokens, real
+
+
+def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
+    """A new cache holding the given batch rows (the original stays intact)."""
+    picked = copy.copy(cache)
+    picked.layers = [copy.copy(layer) for layer in cache.layers]
+    picked.batch_select_indices(rows)
+    return picked
+
+
+def _suffix_chunks(lengths: list[int], max_waste: float, max_tokens: int) -> list[list[int]]:
+    """Suffix rows sorted by length, chunked so padding stays within `max_waste`."""
+    order = sorted(range(len(lengths)), key=lambda j: lengths[j])
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for j in order:
+        trial = [*current, j]
+        padded = len(trial) * lengths[j]  # sorted: the newest is the longest
+        if current and (padded > max_waste * sum(lengths[i] for i in trial)
+                        or padded > max_tokens):
+            chunks.append(current)
+            current = [j]
+        else:
+            current = trial
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 @torch.no_grad()
 def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[int],
-                       list[list[int]]]], pad_id: int) -> torch.Tensor:
-    """Final hidden state at the last token of every suffix, shape [n_suffixes, hidden]."""
+                       list[list[int]]]], pad_id: int, max_waste: float = 1.1,
+                       max_tokens: int = 8192) -> torch.Tensor:
+    """Final hidden state at the last token of every suffix, shape [n_suffixes, hidden].
+
+    Prefixes run left-padded in one pass that fills the KV cache. Suffixes are
+    then sorted by length and run in chunks (padding within `max_waste`), each
+    against the cache rows of its own prefixes.
+    """
     device = next(backbone.parameters()).device
     owners = [g for g, (_, suffixes) in enumerate(groups) for _ in suffixes]
     suffixes = [s for _, ss in groups for s in ss]
     prefix_lens = torch.tensor([len(p) for p, _ in groups], device=device)
     width = int(prefix_lens.max()) if len(groups) else 0
-    owner_idx = torch.tensor(owners, device=device)
-    cache = None
+    cache, mask = None, None
     if width > 0:
         ids = torch.full((len(groups), width), pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(groups), width), dtype=torch.long, device=device)
@@ -78,21 +112,30 @@ def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[in
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
                          use_cache=True).past_key_values
-        cache.batch_select_indices(owner_idx)  # one cache row per suffix
-        prefix_mask = mask[owner_idx]
-    else:
-        prefix_mask = torch.zeros((len(suffixes), 0), dtype=torch.long, device=device)
-    lens = torch.tensor([len(s) for s in suffixes], device=device)
-    rwidth = int(lens.max())
-    rids = torch.full((len(suffixes), rwidth), pad_id, dtype=torch.long, device=device)
-    for j, s in enumerate(suffixes):
-        rids[j, :len(s)] = torch.tensor(s, device=device)
-    rmask = (torch.arange(rwidth, device=device)[None, :] < lens[:, None]).long()
-    positions = prefix_lens[owner_idx][:, None] + torch.arange(rwidth, device=device)[None, :]
-    out = backbone(input_ids=rids, attention_mask=torch.cat([prefix_mask, rmask], dim=1),
-                   position_ids=positions, past_key_values=cache, use_cache=cache is not None)
-    hidden = out.last_hidden_state
-    return hidden[torch.arange(len(suffixes), device=device), lens - 1]
+    out: torch.Tensor | None = None
+    for chunk in _suffix_chunks([len(s) for s in suffixes], max_waste, max_tokens):
+        rows = torch.tensor([owners[j] for j in chunk], device=device)
+        lens = torch.tensor([len(suffixes[j]) for j in chunk], device=device)
+        rwidth = int(lens.max())
+        rids = torch.full((len(chunk), rwidth), pad_id, dtype=torch.long, device=device)
+        for r, j in enumerate(chunk):
+            rids[r, :len(suffixes[j])] = torch.tensor(suffixes[j], device=device)
+        rmask = (torch.arange(rwidth, device=device)[None, :] < lens[:, None]).long()
+        positions = prefix_lens[rows][:, None] + torch.arange(rwidth, device=device)[None, :]
+        if cache is not None:
+            chunk_cache = _select_rows(cache, rows)
+            full_mask = torch.cat([mask[rows], rmask], dim=1)
+        else:
+            chunk_cache, full_mask = None, rmask
+        hidden = backbone(input_ids=rids, attention_mask=full_mask, position_ids=positions,
+                          past_key_values=chunk_cache,
+                          use_cache=chunk_cache is not None).last_hidden_state
+        last = hidden[torch.arange(len(chunk), device=device), lens - 1]
+        if out is None:
+            out = last.new_empty((len(suffixes), last.shape[-1]))
+        out[torch.tensor(chunk, device=device)] = last
+    assert out is not None
+    return out
 
 
 @torch.no_grad()

@@ -39,8 +39,11 @@ class Preset:
     license: str
     gguf: str | None = None  # GGUF file inside the module folder, if any
     subdir: str | None = None  # folder of a ready transformers model inside the module
+    tiny: str | None = None  # built in-process (tests): llama, gpt2 or bert
 
     def package_version(self) -> str | None:
+        if self.tiny:
+            return "builtin"
         try:
             return importlib.metadata.version(self.package)
         except importlib.metadata.PackageNotFoundError:
@@ -70,6 +73,10 @@ PRESETS: dict[str, Preset] = {
             description="Gemma-3-270M base (not instruct), Q4_K_M GGUF dequantised to fp32",
             license="Gemma terms of use", gguf="gemma-3-270m-q4_k_m.gguf",
         ),
+        *(Preset(name=f"tiny-{arch}", package="preflab", module="preflab", install="",
+                 kind="encoder" if arch == "bert" else "causal-lm",
+                 description=f"tiny random {arch} built in-process, for tests",
+                 license="Apache-2.0", tiny=arch) for arch in ("llama", "gpt2", "bert")),
     )
 }
 
@@ -105,7 +112,7 @@ def prepared_dir(name: str) -> Path:
 def is_prepared(name: str) -> bool:
     """True when a preset can load without conversion."""
     preset = PRESETS[name]
-    if preset.gguf is None:
+    if preset.gguf is None and preset.tiny is None:
         return preset.package_version() is not None
     return (prepared_dir(name) / "preflab-preset.json").exists()
 
@@ -129,11 +136,13 @@ def prepare(name: str, force: bool = False) -> Path:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     preset = PRESETS[name]
-    if preset.gguf is None:
+    if preset.gguf is None and preset.tiny is None:
         return _module_dir(preset) / (preset.subdir or "")
     target = prepared_dir(name)
     if is_prepared(name) and not force:
         return target
+    if preset.tiny:
+        return _save_tiny(preset, target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = _gguf_path(preset)
@@ -156,6 +165,21 @@ def prepare(name: str, force: bool = False) -> Path:
     }, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)  # atomic: an interrupted prepare leaves no half-written preset
+    return target
+
+
+def _save_tiny(preset: Preset, target: Path) -> Path:
+    from preflab.models.tiny import tiny_causal_lm, tiny_encoder, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    model = tiny_encoder(tok) if preset.tiny == "bert" else tiny_causal_lm(tok, preset.tiny)
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "preflab-preset.json").write_text(json.dumps({"preset": preset.name, "tiny": True}))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
     return target
 
 

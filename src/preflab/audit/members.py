@@ -1,0 +1,175 @@
+"""Committee members: turn a member spec into per-pair scores through the engine.
+
+Every member yields, per pair, a margin r(x, y_chosen) - r(x, y_rejected), its
+own probability that chosen is better, and (where the member has them) the
+absolute rewards of both replies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from preflab.audit.committee import MemberSpec
+from preflab.data.pair import PreferencePair
+from preflab.engine import Engine
+from preflab.engine.models import Runtime
+from preflab.engine.units import as_messages, reply_unit
+
+
+@dataclass
+class MemberScores:
+    name: str
+    kind: str
+    margin: np.ndarray
+    p_chosen: np.ndarray
+    r_chosen: np.ndarray
+    r_rejected: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _runtime(options: dict[str, Any]) -> Runtime:
+    return Runtime(device=options.get("device", "auto"),
+                   precision=options.get("precision", "fp32"), threads=options.get("threads"))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def _reply_units(pairs: list[PreferencePair]) -> tuple[list, list]:
+    chosen = [reply_unit(as_messages(p.prompt), p.chosen) for p in pairs]
+    rejected = [reply_unit(as_messages(p.rejected_context), p.rejected) for p in pairs]
+    return chosen, rejected
+
+
+def _pointwise(spec: MemberSpec, scorer: Any, pairs: list[PreferencePair],
+               engine: Engine) -> MemberScores:
+    chosen, rejected = _reply_units(pairs)
+    values = engine.run(scorer, chosen + rejected, desc=spec.name)
+    r = np.array([v[0] for v in values], dtype=np.float64)
+    r_c, r_r = r[:len(pairs)], r[len(pairs):]
+    margin = r_c - r_r
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"truncated": getattr(scorer, "truncated", 0)})
+
+
+def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair],
+                       engine: Engine) -> MemberScores:
+    from preflab.engine.reward import RewardScorer
+
+    o = spec.options
+    scorer = RewardScorer(o["model"], name=spec.name, output_index=o.get("output_index", 0),
+                          max_length=o.get("max_length", 2048), runtime=_runtime(o),
+                          head_seed=o.get("head_seed", 0))
+    return _pointwise(spec, scorer, pairs, engine)
+
+
+def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    from preflab.engine.judge import BASE_PREAMBLE, JudgeScorer, judge_unit, p_first
+
+    o = spec.options
+    scorer = JudgeScorer(o["model"], name=spec.name, preamble=o.get("preamble", BASE_PREAMBLE),
+                         max_length=o.get("max_length", 2048), runtime=_runtime(o))
+    n = len(pairs)
+    forward = [judge_unit(as_messages(p.prompt), p.chosen, p.rejected) for p in pairs]
+    backward = [judge_unit(as_messages(p.prompt), p.rejected, p.chosen) for p in pairs]
+    values = np.stack(engine.run(scorer, forward + backward, desc=spec.name))
+    p1 = p_first(values)
+    p_fwd, p_bwd = p1[:n], 1.0 - p1[n:]  # P(chosen better) with chosen shown first / second
+    p = 0.5 * (p_fwd + p_bwd)
+    consistent = float(np.mean((p_fwd > 0.5) == (p_bwd > 0.5)))
+    first = float(np.mean(np.concatenate([p1[:n] > 0.5, p1[n:] > 0.5])))
+    mass = float(np.exp(values).sum(axis=1).mean())
+    eps = 1e-6
+    margin = np.log(np.clip(p, eps, 1)) - np.log(np.clip(1 - p, eps, 1))
+    nan = np.full(n, np.nan)
+    return MemberScores(spec.name, spec.kind, margin, p, nan, nan.copy(), {
+        "position_consistency": consistent, "first_position_rate": first,
+        "label_token_mass": mass, "truncated": scorer.truncated})
+
+
+def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """L2-normalised embeddings: chosen context, chosen reply, rejected context, rejected reply."""
+    from preflab.engine.embed import EmbedScorer, embed_unit
+    from preflab.engine.text import plain_context
+
+    o = spec.options
+    scorer = EmbedScorer(o["model"], max_length=o.get("max_length", 256), runtime=_runtime(o))
+    units = ([embed_unit(plain_context(as_messages(p.prompt)), keep="end") for p in pairs]
+             + [embed_unit(p.chosen) for p in pairs]
+             + [embed_unit(plain_context(as_messages(p.rejected_context)), keep="end")
+                for p in pairs]
+             + [embed_unit(p.rejected) for p in pairs])
+    e = np.stack(engine.run(scorer, units, desc=f"{spec.name} (embed)")).astype(np.float64)
+    n = len(pairs)
+    return e[:n], e[n:2 * n], e[2 * n:3 * n], e[3 * n:]
+
+
+def pair_features(context: np.ndarray, reply: np.ndarray, kind: str) -> np.ndarray:
+    """Features of (context, reply) for a linear reward: reply, interaction or both."""
+    cos = np.sum(context * reply, axis=1, keepdims=True)
+    if kind == "reply":
+        return reply
+    if kind == "interaction":
+        return np.hstack([context * reply, cos])
+    if kind == "full":
+        return np.hstack([reply, context * reply, cos])
+    raise ValueError(f"features must be reply, interaction or full, got {kind!r}")
+
+
+def score_embed_rm(spec: MemberSpec, pairs: list[PreferencePair],
+                   engine: Engine) -> MemberScores:
+    ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
+    head = spec.options.get("head", "cosine")
+    if head == "cosine":  # zero-shot: how well the reply fits its context
+        r_c, r_r = np.sum(ctx_c * rep_c, axis=1), np.sum(ctx_r * rep_r, axis=1)
+    else:
+        data = np.load(head)
+        kind = str(data["features"])
+        r_c = pair_features(ctx_c, rep_c, kind) @ data["w"]
+        r_r = pair_features(ctx_r, rep_r, kind) @ data["w"]
+    margin = r_c - r_r
+    scale = float(np.std(margin)) or 1.0  # cosine margins are small: a unit-free probability
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin / scale), r_c, r_r)
+
+
+def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
+                   engine: Engine) -> MemberScores:
+    from preflab.audit.crossfit import crossfit_linear_rewards
+
+    ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
+    o = spec.options
+    kind = o.get("features", "full")
+    r_c, r_r = crossfit_linear_rewards(pair_features(ctx_c, rep_c, kind),
+                                       pair_features(ctx_r, rep_r, kind),
+                                       folds=o.get("folds", 5), seed=o.get("seed", 0),
+                                       C=o.get("C", 1.0))
+    margin = r_c - r_r
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"folds": o.get("folds", 5), "features": kind})
+
+
+def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    from preflab.engine.python import PythonScorer, load_callable
+
+    fn = load_callable(spec.options.get("function"), spec.options.get("entry_point"))
+    return _pointwise(spec, PythonScorer(fn, spec.name), pairs, engine)
+
+
+SCORERS = {
+    "seq-rm": score_reward_model,
+    "causal-rm": score_reward_model,
+    "judge": score_judge,
+    "embed-rm": score_embed_rm,
+    "crossfit": score_crossfit,
+    "python": score_python,
+}
+
+
+def score_member(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    """Scores of one member on all pairs."""
+    return SCORERS[spec.kind](spec, pairs, engine)

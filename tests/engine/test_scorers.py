@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from preflab.engine import Engine, EngineOptions
+from preflab.engine.forward import last_hidden_states_unshared
+from preflab.engine.judge import JudgeScorer, digit_token_ids, judge_unit, p_first
+from preflab.engine.reward import RewardScorer
+from preflab.engine.text import chat_ids
+from preflab.engine.units import reply_unit
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFLAB_CACHE", str(tmp_path / "cache"))
+
+
+CONTEXTS = [(("user", "How do I bake bread?"),),
+            (("user", "hello"), ("assistant", "Hi!"), ("user", "What is 2 + 2?"))]
+REPLIES = ["Mix flour and water.", "No.", "4", "It is four, of course, my friend."]
+
+
+def engine() -> Engine:
+    return Engine(EngineOptions(cache_path=":memory:", progress=False, max_tokens=64))
+
+
+def test_causal_rm_engine_matches_naive_forward() -> None:
+    scorer = RewardScorer("tiny-llama")
+    units = [reply_unit(c, r) for c in CONTEXTS for r in REPLIES]
+    values = np.concatenate(engine().run(scorer, units))
+    seqs = [chat_ids(scorer.tokenizer, *u.payload) for u in units]
+    hidden = last_hidden_states_unshared(scorer.backbone, seqs, scorer.tokenizer.pad_token_id)
+    naive = scorer.head(hidden)[:, 0].detach().numpy()
+    np.testing.assert_allclose(values, naive, atol=1e-5)
+    assert len(set(np.round(values, 6))) > 1  # a real, non-constant head
+
+
+def test_encoder_reward_model_scores_text_pairs() -> None:
+    scorer = RewardScorer("tiny-bert")
+    assert scorer.encoder and not scorer.prefix_sharing
+    values = engine().run(scorer, [reply_unit(CONTEXTS[0], r) for r in REPLIES])
+    assert len(values) == 4 and all(np.isfinite(v).all() for v in values)
+
+
+def test_judge_both_orders_and_label_tokens() -> None:
+    scorer = JudgeScorer("tiny-llama")
+    assert len(set(digit_token_ids(scorer.tokenizer))) == 2
+    units = [judge_unit(CONTEXTS[0], REPLIES[0], REPLIES[1]),
+             judge_unit(CONTEXTS[0], REPLIES[1], REPLIES[0])]
+    logp = np.stack(engine().run(scorer, units))
+    assert logp.shape == (2, 2) and (logp <= 0).all()
+    # each order's value equals a plain forward of that prompt
+    ids = scorer.prompt_ids(*units[0].payload)
+    with torch.no_grad():
+        logits = scorer.model(input_ids=torch.tensor([ids])).logits[0, -1]
+    expected = torch.log_softmax(logits, -1)[scorer.label_ids].numpy()
+    np.testing.assert_allclose(logp[0], expected, atol=1e-5)
+    p = p_first(logp)
+    assert ((p > 0) & (p < 1)).all()
