@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.preflab-installed
 DEMO_DIR ?= runs/demo
+DEMO_N ?= 500
 
 .PHONY: install test lint demo models clean
 
@@ -30,9 +31,13 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# The main job: demo data with 25% injected label flips, audited by the cpu committee.
+# DEMO_N pairs keep it under 10 minutes on 2 cores (the SmolLM2 judge dominates);
+# scores are cached, so a second run takes seconds.
 demo: $(STAMP)
-	$(BIN)/preflab data demo --out $(DEMO_DIR)/pairs.jsonl --n 2000 --flip-rate 0.25 --seed 0
+	$(BIN)/preflab data demo --out $(DEMO_DIR)/pairs.jsonl --n $(DEMO_N) --flip-rate 0.25 --seed 0
 	$(BIN)/preflab inspect $(DEMO_DIR)/pairs.jsonl
+	$(BIN)/preflab audit $(DEMO_DIR)/pairs.jsonl --committee cpu --out $(DEMO_DIR)/audit
 
 # Every offline preset, Gemma-3-270M included (Gemma terms of use), converted once.
 models: $(STAMP)

@@ -8,8 +8,11 @@ buckets by length under a token cap, and runs each prompt once for both replies
 `causal-rm` member), same dtype, same thread count.
 
 Last line: JSON with engine_pairs_per_s, naive_pairs_per_s, speedup, max_abs_diff,
-gflops (achieved by the engine, counting 2 x non-embedding parameters per real
-token) and peak_gflops (a 2048^3 matmul measured in this run).
+gflops and peak_gflops (a 2048^3 fp32 matmul measured in this run). `gflops` is
+2 x non-embedding parameters x engine_tokens / engine time, where engine_tokens
+counts each prompt once per pair group (the tokens shared by a whole batch, such
+as the system prompt, run once per batch, so the engine does a little less work
+than that count: read gflops as work-equivalent).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def matmul_peak_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, reps: 
     return reps * 2 * n**3 / (time.perf_counter() - started) / 1e9
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def naive_scores(scorer: RewardScorer, texts: list[list[int]], batch: int = 8) -> np.ndarray:
     pad = scorer.tokenizer.pad_token_id
     out = []

@@ -14,12 +14,15 @@ from preflab.models.tiny import tiny_causal_lm
 
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
-def test_prefix_sharing_equals_separate_forwards(tiny_tok, kind: str) -> None:
+@pytest.mark.parametrize("shared_head", [0, 12])
+def test_prefix_sharing_equals_separate_forwards(tiny_tok, kind: str, shared_head: int) -> None:
+    """Groups with and without a common start (a system prompt) match plain forwards."""
     model = tiny_causal_lm(tiny_tok, kind)
     rng = random.Random(0)
+    head = [rng.randrange(10, 390) for _ in range(shared_head)]
     groups, flat = [], []
     for _ in range(6):
-        prefix = [rng.randrange(10, 390) for _ in range(rng.randrange(1, 30))]
+        prefix = head + [rng.randrange(10, 390) for _ in range(rng.randrange(1, 30))]
         suffixes = [[rng.randrange(10, 390) for _ in range(rng.randrange(1, 12))]
                     for _ in range(rng.choice([1, 2, 3]))]
         groups.append((prefix, suffixes))

@@ -31,8 +31,9 @@ def test_causal_rm_engine_matches_naive_forward() -> None:
     units = [reply_unit(c, r) for c in CONTEXTS for r in REPLIES]
     values = np.concatenate(engine().run(scorer, units))
     seqs = [chat_ids(scorer.tokenizer, *u.payload) for u in units]
-    hidden = last_hidden_states_unshared(scorer.backbone, seqs, scorer.tokenizer.pad_token_id)
-    naive = scorer.head(hidden)[:, 0].detach().numpy()
+    with torch.inference_mode():
+        hidden = last_hidden_states_unshared(scorer.backbone, seqs, scorer.tokenizer.pad_token_id)
+        naive = scorer.head(hidden)[:, 0].numpy()
     np.testing.assert_allclose(values, naive, atol=1e-5)
     assert len(set(np.round(values, 6))) > 1  # a real, non-constant head
 

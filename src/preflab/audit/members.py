@@ -72,7 +72,9 @@ def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -
 
     o = spec.options
     scorer = JudgeScorer(o["model"], name=spec.name, preamble=o.get("preamble", BASE_PREAMBLE),
-                         max_length=o.get("max_length", 2048), runtime=_runtime(o))
+                         max_length=o.get("max_length", 2048),
+                         max_context_tokens=o.get("max_context_tokens", 256),
+                         runtime=_runtime(o))
     n = len(pairs)
     forward = [judge_unit(as_messages(p.prompt), p.chosen, p.rejected) for p in pairs]
     backward = [judge_unit(as_messages(p.prompt), p.rejected, p.chosen) for p in pairs]
@@ -88,7 +90,8 @@ def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -
     nan = np.full(n, np.nan)
     return MemberScores(spec.name, spec.kind, margin, p, nan, nan.copy(), {
         "position_consistency": consistent, "first_position_rate": first,
-        "label_token_mass": mass, "truncated": scorer.truncated})
+        "label_token_mass": mass, "truncated": scorer.truncated,
+        "context_truncated": scorer.context_truncated})
 
 
 def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine

@@ -58,7 +58,7 @@ class EmbedScorer:
     def cost(self, items: list[Encoded]) -> tuple[int, int]:
         return len(items) * max(len(i.ids) for i in items), sum(len(i.ids) for i in items)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run(self, items: list[Encoded]) -> list[np.ndarray]:
         dev = self.runtime.torch_device()
         width = max(len(i.ids) for i in items)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,6 +41,24 @@ def split_shared_prefix(sequences: Sequence[Sequence[int]], hint: Sequence[int] 
     return first[:n], [list(s[n:]) for s in sequences]
 
 
+@dataclass
+class Shared:
+    """A group encoded for prefix sharing: one prefix and the suffixes that follow it."""
+
+    prefix: list[int]
+    suffixes: list[list[int]]
+
+
+class PrefixSharing:
+    """Batching methods of scorers whose encoded items are :class:`Shared` groups."""
+
+    def sort_key(self, item: Shared) -> tuple[int, ...]:
+        return prefix_sort_key(item.prefix, item.suffixes)
+
+    def cost(self, items: list[Shared]) -> tuple[int, int]:
+        return prefix_cost([(i.prefix, i.suffixes) for i in items])
+
+
 def prefix_sort_key(prefix: Sequence[int], suffixes: Sequence[Sequence[int]]
                     ) -> tuple[int, ...]:
     """Sort groups by prefix length (suffixes are re-batched by length inside a run)."""
@@ -59,6 +78,17 @@ def prefix_cost(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]]
     return len(groups) * width + suffix_tokens, real
 
 
+def _batch_common_prefix(prefixes: Sequence[Sequence[int]]) -> int:
+    """Length of the prefix all sequences share, leaving each at least one token."""
+    if len(prefixes) == 0 or min(len(p) for p in prefixes) < 2:
+        return 0
+    n = min(len(p) for p in prefixes) - 1
+    first = prefixes[0]
+    for p in prefixes[1:]:
+        n = min(n, common_prefix_len(first[:n], p))
+    return n
+
+
 def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
     """A new cache holding the given batch rows (the original stays intact)."""
     picked = copy.copy(cache)
@@ -69,32 +99,23 @@ def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
 
 def _suffix_chunks(lengths: list[int], max_waste: float, max_tokens: int) -> list[list[int]]:
     """Suffix rows sorted by length, chunked so padding stays within `max_waste`."""
-    order = sorted(range(len(lengths)), key=lambda j: lengths[j])
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    for j in order:
-        trial = [*current, j]
-        padded = len(trial) * lengths[j]  # sorted: the newest is the longest
-        if current and (padded > max_waste * sum(lengths[i] for i in trial)
-                        or padded > max_tokens):
-            chunks.append(current)
-            current = [j]
-        else:
-            current = trial
-    if current:
-        chunks.append(current)
-    return chunks
+    from preflab.engine.batching import plan_batches
+
+    return plan_batches(lengths, sort_key=lambda n: (n,),
+                        cost=lambda ns: (len(ns) * max(ns), sum(ns)),
+                        max_tokens=max_tokens, max_rows=4096, max_waste=max_waste)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[int],
                        list[list[int]]]], pad_id: int, max_waste: float = 1.1,
-                       max_tokens: int = 8192) -> torch.Tensor:
+                       max_tokens: int = 8192, min_common: int = 8) -> torch.Tensor:
     """Final hidden state at the last token of every suffix, shape [n_suffixes, hidden].
 
-    Prefixes run left-padded in one pass that fills the KV cache. Suffixes are
-    then sorted by length and run in chunks (padding within `max_waste`), each
-    against the cache rows of its own prefixes.
+    The tokens that all prefixes of the batch share (at least `min_common`) run
+    once. The rest of each prefix runs left-padded in one pass that fills the KV
+    cache. Suffixes are then sorted by length and run in chunks (padding within
+    `max_waste`), each against the cache rows of its own prefix.
     """
     device = next(backbone.parameters()).device
     owners = [g for g, (_, suffixes) in enumerate(groups) for _ in suffixes]
@@ -102,7 +123,25 @@ def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[in
     prefix_lens = torch.tensor([len(p) for p, _ in groups], device=device)
     width = int(prefix_lens.max()) if len(groups) else 0
     cache, mask = None, None
-    if width > 0:
+    common = _batch_common_prefix([p for p, _ in groups])
+    if common >= min_common:
+        # Tokens every prefix of the batch starts with (a system prompt, a judge's
+        # preamble) run once; their KV rows are copied to every group.
+        cache = backbone(input_ids=torch.tensor([groups[0][0][:common]], device=device),
+                         use_cache=True).past_key_values
+        cache = _select_rows(cache, torch.zeros(len(groups), dtype=torch.long, device=device))
+        rest = [p[common:] for p, _ in groups]
+        rwidth = max(len(r) for r in rest)
+        ids = torch.full((len(groups), rwidth), pad_id, dtype=torch.long, device=device)
+        mask = torch.ones((len(groups), common + rwidth), dtype=torch.long, device=device)
+        mask[:, common:] = 0
+        for g, r in enumerate(rest):
+            ids[g, rwidth - len(r):] = torch.tensor(r, device=device)
+            mask[g, common + rwidth - len(r):] = 1
+        positions = common + (mask[:, common:].cumsum(-1) - 1).clamp(min=0)
+        cache = backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True).past_key_values
+    elif width > 0:
         ids = torch.full((len(groups), width), pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(groups), width), dtype=torch.long, device=device)
         for g, (prefix, _) in enumerate(groups):
@@ -138,7 +177,7 @@ def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[in
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def last_hidden_states_unshared(backbone: torch.nn.Module, sequences: Sequence[list[int]],
                                 pad_id: int) -> torch.Tensor:
     """Final hidden state at the last token of each whole sequence (right padding)."""

@@ -7,16 +7,15 @@ pair share the templated preamble and conversation, which run once per group
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from preflab.engine.forward import (
+    PrefixSharing,
+    Shared,
     last_hidden_states,
-    prefix_cost,
-    prefix_sort_key,
     split_shared_prefix,
 )
 from preflab.engine.models import Runtime, fingerprint, model_fingerprint
@@ -50,17 +49,12 @@ def digit_token_ids(tokenizer: Any, labels: tuple[str, ...] = ("1", "2")) -> lis
     return ids
 
 
-@dataclass
-class Encoded:
-    prefix: list[int]
-    suffixes: list[list[int]]
-
-
-class JudgeScorer:
+class JudgeScorer(PrefixSharing):
     """Scores (context, A, B) units: the value is [log P("1"), log P("2")]."""
 
     def __init__(self, model: str, name: str | None = None, preamble: str = BASE_PREAMBLE,
-                 max_length: int = 2048, runtime: Runtime | None = None) -> None:
+                 max_length: int = 2048, max_context_tokens: int | None = 256,
+                 runtime: Runtime | None = None) -> None:
         from transformers import AutoModelForCausalLM
 
         from preflab.models.presets import load_tokenizer, resolve
@@ -78,13 +72,27 @@ class JudgeScorer:
         self.label_ids = digit_token_ids(self.tokenizer)
         self.preamble = preamble
         self.max_length = max_length
+        self.max_context_tokens = max_context_tokens
         self.truncated = 0
+        self.context_truncated = 0
         self.name = name or f"judge:{model}"
         self.fingerprint = fingerprint("judge", model_fingerprint(model, resolved), preamble,
-                                       ENDING, max_length, self.runtime.precision)
+                                       ENDING, max_length, max_context_tokens,
+                                       self.runtime.precision)
+
+    def conversation(self, context: Messages) -> str:
+        """The conversation as the judge reads it: its last `max_context_tokens` tokens."""
+        text = plain_context(context)
+        if self.max_context_tokens is None:
+            return text
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_context_tokens:
+            return text
+        self.context_truncated += 1
+        return "…" + self.tokenizer.decode(ids[-self.max_context_tokens:])
 
     def prompt_ids(self, context: Messages, a: str, b: str) -> list[int]:
-        body = (f"{self.preamble}\n\nConversation:\n{plain_context(context)}\n\n"
+        body = (f"{self.preamble}\n\nConversation:\n{self.conversation(context)}\n\n"
                 f"Response 1: {a}\n\nResponse 2: {b}")
         tok = self.tokenizer
         if tok.chat_template:
@@ -98,19 +106,13 @@ class JudgeScorer:
             ids = ids[-self.max_length:]
         return ids
 
-    def encode(self, units: list[Unit]) -> Encoded:
+    def encode(self, units: list[Unit]) -> Shared:
         full = [self.prompt_ids(*u.payload) for u in units]
         prefix, suffixes = split_shared_prefix(full)
-        return Encoded(prefix, suffixes)
+        return Shared(prefix, suffixes)
 
-    def sort_key(self, item: Encoded) -> tuple[int, ...]:
-        return prefix_sort_key(item.prefix, item.suffixes)
-
-    def cost(self, items: list[Encoded]) -> tuple[int, int]:
-        return prefix_cost([(i.prefix, i.suffixes) for i in items])
-
-    @torch.no_grad()
-    def run(self, items: list[Encoded]) -> list[np.ndarray]:
+    @torch.inference_mode()
+    def run(self, items: list[Shared]) -> list[np.ndarray]:
         with self.runtime.autocast():
             hidden = last_hidden_states(self.backbone, [(i.prefix, i.suffixes) for i in items],
                                         self.tokenizer.pad_token_id)

@@ -8,27 +8,20 @@ take (context, reply) as a text pair.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from preflab.engine.forward import (
+    PrefixSharing,
+    Shared,
     last_hidden_states,
-    prefix_cost,
-    prefix_sort_key,
     split_shared_prefix,
 )
 from preflab.engine.models import Runtime, fingerprint, is_encoder, model_fingerprint
 from preflab.engine.text import chat_ids, plain_context
 from preflab.engine.units import Unit
-
-
-@dataclass
-class Encoded:
-    prefix: list[int]
-    suffixes: list[list[int]]
 
 
 def _head(model: Any) -> torch.nn.Module:
@@ -38,7 +31,7 @@ def _head(model: Any) -> torch.nn.Module:
     raise ValueError(f"{type(model).__name__} has no score/classifier head")
 
 
-class RewardScorer:
+class RewardScorer(PrefixSharing):
     """Scores (context, reply) units with a sequence-classification reward model.
 
     Args:
@@ -90,23 +83,17 @@ class RewardScorer:
             ids = ids[-self.max_length:]
         return ids
 
-    def encode(self, units: list[Unit]) -> Encoded:
+    def encode(self, units: list[Unit]) -> Shared:
         context = units[0].payload[0]
         full = [self._ids(context, u.payload[1]) for u in units]
         if not self.prefix_sharing:
-            return Encoded([], full)
+            return Shared([], full)
         hint = chat_ids(self.tokenizer, context, None)
         prefix, suffixes = split_shared_prefix(full, hint)
-        return Encoded(prefix, suffixes)
+        return Shared(prefix, suffixes)
 
-    def sort_key(self, item: Encoded) -> tuple[int, ...]:
-        return prefix_sort_key(item.prefix, item.suffixes)
-
-    def cost(self, items: list[Encoded]) -> tuple[int, int]:
-        return prefix_cost([(i.prefix, i.suffixes) for i in items])
-
-    @torch.no_grad()
-    def run(self, items: list[Encoded]) -> list[np.ndarray]:
+    @torch.inference_mode()
+    def run(self, items: list[Shared]) -> list[np.ndarray]:
         pad = self.tokenizer.pad_token_id
         with self.runtime.autocast():
             if self.encoder:
