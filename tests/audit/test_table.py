@@ -30,11 +30,26 @@ def test_stacking_trusts_the_informative_member() -> None:
     margins = np.stack([good, noise], axis=1)
     from sklearn.metrics import roc_auc_score
 
-    stacked = committee_probability(margins)
-    naive_mean = committee_probability(margins, "mean", member_p=1 / (1 + np.exp(-margins)))
+    stacked, info = committee_probability(margins)
+    naive_mean, _ = committee_probability(margins, "mean", member_p=1 / (1 + np.exp(-margins)))
+    assert info["selected"] == [0]  # the noise member stays out
     auc = lambda p: roc_auc_score(flipped, 1 - p)  # noqa: E731
     assert auc(stacked) >= roc_auc_score(flipped, -good) - 0.01
     assert auc(stacked) > auc(naive_mean)
+
+
+def test_selection_skips_a_redundant_copy_and_chance_members() -> None:
+    rng = np.random.default_rng(2)
+    n = 1500
+    truth = np.where(rng.random(n) < 0.25, -1.0, 1.0)
+    good = truth + rng.normal(0, 1.0, n)
+    copy = good + rng.normal(0, 0.05, n)
+    other = truth + rng.normal(0, 1.5, n)  # independent and informative: joins
+    chance = [rng.normal(0, 1, n) for _ in range(3)]
+    margins = np.stack([good, copy, other, *chance], axis=1)
+    _, info = committee_probability(margins)
+    assert sorted(info["selected"]) in ([0, 2], [1, 2])
+    assert all(w > 0 for w in info["weights"])
 
 
 def test_crossfit_never_scores_its_training_pairs() -> None:
@@ -50,7 +65,7 @@ def test_crossfit_never_scores_its_training_pairs() -> None:
 
 def test_summary_fields() -> None:
     margins = np.array([[1.0, 2.0], [-1.0, 1.0], [-2.0, -1.0], [3.0, 0.5]] * 5)
-    table = audit_table([str(i) for i in range(20)], ["a", "b"] * 10, ["m1", "m2"], margins,
+    table, _ = audit_table([str(i) for i in range(20)], ["a", "b"] * 10, ["m1", "m2"], margins,
                         1 / (1 + np.exp(-margins)), margins, np.zeros_like(margins),
                         flipped=[False, True, True, False] * 5)
     summary = summarize(table)

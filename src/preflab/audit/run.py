@@ -51,14 +51,14 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
     stack = lambda attr: np.stack([getattr(s, attr) for s in scores], axis=1)  # noqa: E731
     flipped = [p.meta.get("flipped") for p in pairs]
     has_flips = all(isinstance(f, bool) for f in flipped)
-    table = audit_table([p.id for p in pairs], [p.subset for p in pairs], names,
+    table, combined = audit_table([p.id for p in pairs], [p.subset for p in pairs], names,
                         stack("margin"), stack("p_chosen"), stack("r_chosen"),
                         stack("r_rejected"), bins=spec.bins, combine=combine,
                         flipped=flipped if has_flips else None, seed=seed)
     seconds = time.perf_counter() - started
     summary = {"data": str(data), "committee": spec.name, **summarize(table),
                "member_kinds": {m.name: m.kind for m in spec.members},
-               "combine": combine, "bin_thresholds": list(spec.bins),
+               "committee_probability": combined, "bin_thresholds": list(spec.bins),
                "member_runs": runs, "n_rejected_on_read": len(read.rejects),
                "seconds": round(seconds, 2), "pairs_per_s": round(len(pairs) / seconds, 3)}
     out = Path(out)

@@ -6,6 +6,7 @@ Pure functions over arrays; no model is touched here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,40 +22,81 @@ def agreement_bin(v: np.ndarray, m: int, low: float = 0.25, high: float = 0.75) 
     return np.select([v == 0, a <= low, a < high, v < m], BIN_NAMES[:4], default="unanimous")
 
 
-def committee_probability(margins: np.ndarray, method: str = "stacked", folds: int = 5,
-                          seed: int = 0, member_p: np.ndarray | None = None) -> np.ndarray:
-    """The committee's P(chosen better) for each pair.
+def _crossfit_logits(x: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Out-of-fold Bradley-Terry logits of a weighted sum of the columns of x."""
+    assign = fold_ids(len(x), folds, seed)
+    z = np.zeros(len(x))
+    for k in range(folds):
+        w = fit_bradley_terry(x[assign != k], seed=seed)
+        z[assign == k] = x[assign == k] @ w
+    return z
 
-    ``stacked`` (default): a Bradley-Terry combination of the members' margins,
-    each scaled to unit spread, with weights fitted on the labels themselves and
-    cross-fitted (no pair's weight fit saw that pair). Members that agree with the
-    labels more get more weight, and margins on different scales become
-    comparable. ``mean``: the average of the members' own probabilities.
+
+def _loglik(z: np.ndarray) -> float:
+    """Log-likelihood of the labels (chosen better) under logits z."""
+    return float(-np.logaddexp(0, -z).sum())
+
+
+def select_members(x: np.ndarray, folds: int = 5, seed: int = 0, min_gain: float = 1e-3
+                   ) -> tuple[list[int], np.ndarray]:
+    """Forward selection of members by cross-fitted likelihood of the labels.
+
+    Start from the member whose out-of-fold fit explains the labels best; add the
+    member that improves it most, while the gain exceeds `min_gain` per pair and
+    every weight stays positive. Members at chance, or redundant with one already
+    in, stay out: with noisy labels a full fit would lend them weight by accident.
+    Returns the chosen columns and their weights (fitted on all pairs).
+    """
+    n, m = x.shape
+    chosen: list[int] = []
+    best = -np.inf
+    while len(chosen) < m:
+        trials = {k: _loglik(_crossfit_logits(x[:, [*chosen, k]], folds, seed))
+                  for k in range(m) if k not in chosen}
+        k = max(trials, key=trials.__getitem__)
+        if chosen and trials[k] - best <= min_gain * n:
+            break
+        if chosen and (fit_bradley_terry(x[:, [*chosen, k]], seed=seed) <= 0).any():
+            break
+        chosen.append(k)
+        best = trials[k]
+    return chosen, fit_bradley_terry(x[:, chosen], seed=seed)
+
+
+def committee_probability(margins: np.ndarray, method: str = "stacked", folds: int = 5,
+                          seed: int = 0, member_p: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The committee's P(chosen better) for each pair, and how it was formed.
+
+    ``stacked`` (default): a Bradley-Terry combination of the margins of the
+    members chosen by :func:`select_members`, each margin scaled to unit spread.
+    The weights are fitted on the labels and cross-fitted (no pair's weights saw
+    that pair), so margins on different scales become comparable and members that
+    explain the labels better count more. ``mean``: the average of all members'
+    own probabilities.
     """
     if method == "mean":
         if member_p is None:
             raise ValueError("method 'mean' needs the members' probabilities")
-        return np.nanmean(member_p, axis=1)
+        return np.nanmean(member_p, axis=1), {"method": "mean"}
     if method != "stacked":
         raise ValueError(f"method must be 'stacked' or 'mean', got {method!r}")
     x = np.nan_to_num(margins / (np.nanstd(margins, axis=0) + 1e-12))
-    n = len(x)
-    if n < 2 * folds:
-        return 1.0 / (1.0 + np.exp(-x.mean(axis=1)))
-    assign = fold_ids(n, folds, seed)
-    p = np.zeros(n)
-    for k in range(folds):
-        w = fit_bradley_terry(x[assign != k], seed=seed)
-        p[assign == k] = 1.0 / (1.0 + np.exp(-(x[assign == k] @ w)))
-    return p
+    if len(x) < 4 * folds:
+        return 1.0 / (1.0 + np.exp(-x.mean(axis=1))), {"method": "mean-of-scaled-margins"}
+    chosen, weights = select_members(x, folds, seed)
+    z = _crossfit_logits(x[:, chosen], folds, seed)
+    return 1.0 / (1.0 + np.exp(-z)), {"method": "stacked", "selected": chosen,
+                                      "weights": [float(w) for w in weights]}
 
 
 def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequence[str],
                 margins: np.ndarray, member_p: np.ndarray, r_chosen: np.ndarray,
                 r_rejected: np.ndarray, bins: tuple[float, float] = (0.25, 0.75),
                 combine: str = "stacked", flipped: Sequence[bool] | None = None,
-                seed: int = 0) -> pd.DataFrame:
-    """Build the table from per-member arrays of shape [pairs, members]."""
+                seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table from per-member arrays of shape [pairs, members], and how the
+    committee probability was formed (members selected, weights)."""
     m = margins.shape[1]
     votes = (margins > 0).astype(np.int8)  # a tie is not a vote for the human label
     v = votes.sum(axis=1)
@@ -70,6 +112,10 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     table["members"] = m
     table["agreement"] = v / m
     table["bin"] = agreement_bin(v, m, *bins)
-    table["p_chosen"] = committee_probability(margins, combine, seed=seed, member_p=member_p)
+    table["p_chosen"], info = committee_probability(margins, combine, seed=seed,
+                                                    member_p=member_p)
     table["spread"] = np.nanstd(member_p, axis=1)
-    return table
+    if "selected" in info:
+        info["weights"] = {names[k]: round(w, 4) for k, w in zip(info.pop("selected"),
+                                                                 info["weights"], strict=True)}
+    return table, info
