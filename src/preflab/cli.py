@@ -144,8 +144,9 @@ def audit(
     cache: Annotated[Path | None, typer.Option(
         help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
     combine: Annotated[str, typer.Option(
-        help="Committee probability: stacked (weights fitted, cross-fitted) or mean.")
-    ] = "stacked",
+        help="Committee probability: factor (members weighed by a one-factor model of "
+             "their margins), stacked (weights fitted on the labels) or mean.")
+    ] = "factor",
     seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
 ) -> None:
     """Score every pair with a committee and report how many members agree with each label.

@@ -30,7 +30,7 @@ def test_stacking_trusts_the_informative_member() -> None:
     margins = np.stack([good, noise], axis=1)
     from sklearn.metrics import roc_auc_score
 
-    stacked, info = committee_probability(margins)
+    stacked, info = committee_probability(margins, "stacked")
     naive_mean, _ = committee_probability(margins, "mean", member_p=1 / (1 + np.exp(-margins)))
     assert info["selected"] == [0]  # the noise member stays out
     auc = lambda p: roc_auc_score(flipped, 1 - p)  # noqa: E731
@@ -47,9 +47,27 @@ def test_selection_skips_a_redundant_copy_and_chance_members() -> None:
     other = truth + rng.normal(0, 1.5, n)  # independent and informative: joins
     chance = [rng.normal(0, 1, n) for _ in range(3)]
     margins = np.stack([good, copy, other, *chance], axis=1)
-    _, info = committee_probability(margins)
+    _, info = committee_probability(margins, "stacked")
     assert sorted(info["selected"]) in ([0, 2], [1, 2])
     assert all(w > 0 for w in info["weights"])
+
+
+def test_factor_weights_ignore_leaning_and_chance_members() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    flipped = rng.random(n) < 0.25
+    truth = np.where(flipped, -1.0, 1.0)
+    good = [truth + rng.normal(0, s, n) for s in (0.8, 1.0, 1.2)]
+    lean = 0.5 + rng.normal(0, 1, n)  # positive whatever the pair: "agrees" with labels
+    chance = rng.normal(0, 1, n)
+    margins = np.stack([*good, lean, chance], axis=1)
+    p, info = committee_probability(margins)
+    w = info["weights"]
+    assert min(w[:3]) > 5 * max(abs(w[3]), abs(w[4]))
+    best = max(roc_auc_score(flipped, -g) for g in good)
+    assert roc_auc_score(flipped, 1 - p) >= best
 
 
 def test_crossfit_never_scores_its_training_pairs() -> None:

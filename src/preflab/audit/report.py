@@ -61,8 +61,7 @@ def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:
         left += frac
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of pairs")
-    ax.legend(ncol=5, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35 - 0.02 * len(
-        subsets)))
+    ax.legend(ncol=5, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.02))
     figs["bins"] = _png(fig)
 
     matrix = np.array([[summary["member_agreement_matrix"][a][b] for b in names] for a in names])
@@ -137,9 +136,12 @@ def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str,
         f"<td>{overall[b]['count']}</td><td>{overall[b]['fraction']:.1%}</td></tr>"
         for b in BIN_NAMES)
     aucs = summary.get("flip_detection_auc", {})
+    combined = summary.get("committee_probability", {})
+    weights = combined.get("weights", {})
     members_rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{html.escape(str(summary['member_kinds'].get(n, '')))}"
-        f"</td><td>{a:.1%}</td><td>{aucs.get(n, float('nan')):.3f}</td></tr>"
+        f"</td><td>{a:.1%}</td><td>{weights.get(n, float('nan')):.3g}</td>"
+        f"<td>{aucs.get(n, float('nan')):.3f}</td></tr>"
         for n, a in summary["member_agreement_with_labels"].items())
     auc_line = (f"<p>The data carries injected label flips ({summary['n_flipped']} pairs). The "
                 f"committee's P(chosen better) separates them from the rest with ROC-AUC "
@@ -168,7 +170,11 @@ agreement</p>{auc_line}
 <h2>Votes per pair</h2><img src="{figs['votes']}" alt="vote histogram">
 <h2>Bins per subset</h2><img src="{figs['bins']}" alt="bins per subset">
 <h2>Members</h2><table><tr><th>member</th><th>kind</th><th>agrees with labels</th>
-<th>flip AUC</th></tr>{members_rows}</table>
+<th>weight in P(chosen better)</th><th>flip AUC</th></tr>{members_rows}</table>
+<p>The committee's P(chosen better) weighs the members' margins
+(method: {html.escape(str(combined.get('method', '')))}); a member whose margins share
+nothing with the others (at chance, or leaning one way whatever the pair) gets about zero
+weight.</p>
 <h3>How often two members vote the same way</h3><img src="{figs['matrix']}" alt="matrix">
 <h2>Margin distributions</h2><img src="{figs['margins']}" alt="margins">
 <h2>Example pairs from each bin</h2>{_examples(table, pairs, per_bin)}

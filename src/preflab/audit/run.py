@@ -20,7 +20,7 @@ from preflab.engine import Engine, EngineOptions
 
 def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "audit",
           limit: int | None = None, engine_options: EngineOptions | None = None,
-          combine: str = "stacked", seed: int = 0, on_error: str = "fail") -> dict[str, Any]:
+          combine: str = "factor", seed: int = 0, on_error: str = "fail") -> dict[str, Any]:
     """Audit a preference file; writes audit.parquet, summary.json and report.html in `out`.
 
     The committee is validated before any model loads. Scores go through the

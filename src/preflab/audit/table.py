@@ -63,13 +63,34 @@ def select_members(x: np.ndarray, folds: int = 5, seed: int = 0, min_gain: float
     return chosen, fit_bradley_terry(x[:, chosen], seed=seed)
 
 
-def committee_probability(margins: np.ndarray, method: str = "stacked", folds: int = 5,
+def factor_weights(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Member weights from a one-factor model of their (scaled) margins.
+
+    The members' margins are modelled as one shared factor (how good the label
+    really is) plus each member's own noise: x_k = lambda_k f + e_k, Var(e_k) =
+    psi_k. The factor score weighs member k by lambda_k / psi_k: members that
+    track the shared signal closely count most; a member at chance, or one whose
+    margins merely lean one way, shares nothing with the others and gets ~0. The
+    labels are not used, so no member is rewarded for agreeing with label errors.
+    The sign is set so that the committee agrees with most labels.
+    """
+    from sklearn.decomposition import FactorAnalysis
+
+    fa = FactorAnalysis(n_components=1, random_state=seed).fit(x)
+    w = fa.components_[0] / np.maximum(fa.noise_variance_, 1e-6)
+    return -w if w @ x.mean(axis=0) < 0 else w
+
+
+def committee_probability(margins: np.ndarray, method: str = "factor", folds: int = 5,
                           seed: int = 0, member_p: np.ndarray | None = None
                           ) -> tuple[np.ndarray, dict[str, Any]]:
     """The committee's P(chosen better) for each pair, and how it was formed.
 
-    ``stacked`` (default): a Bradley-Terry combination of the margins of the
-    members chosen by :func:`select_members`, each margin scaled to unit spread.
+    ``factor`` (default): the members' scaled margins weighed by
+    :func:`factor_weights`, turned into a probability by a one-parameter
+    Bradley-Terry fit on the labels (cross-fitted). ``stacked``: a Bradley-Terry
+    combination of the margins of the members chosen by :func:`select_members`,
+    each margin scaled to unit spread.
     The weights are fitted on the labels and cross-fitted (no pair's weights saw
     that pair), so margins on different scales become comparable and members that
     explain the labels better count more. ``mean``: the average of all members'
@@ -79,9 +100,15 @@ def committee_probability(margins: np.ndarray, method: str = "stacked", folds: i
         if member_p is None:
             raise ValueError("method 'mean' needs the members' probabilities")
         return np.nanmean(member_p, axis=1), {"method": "mean"}
-    if method != "stacked":
-        raise ValueError(f"method must be 'stacked' or 'mean', got {method!r}")
+    if method not in ("factor", "stacked"):
+        raise ValueError(f"method must be 'factor', 'stacked' or 'mean', got {method!r}")
     x = np.nan_to_num(margins / (np.nanstd(margins, axis=0) + 1e-12))
+    if method == "factor" and x.shape[1] > 1 and len(x) >= 4 * folds:
+        w = factor_weights(x, seed)
+        score = x @ w
+        z = _crossfit_logits((score / (score.std() + 1e-12))[:, None], folds, seed)
+        return 1.0 / (1.0 + np.exp(-z)), {"method": "factor",
+                                          "weights": [float(v) for v in w]}
     if len(x) < 4 * folds:
         return 1.0 / (1.0 + np.exp(-x.mean(axis=1))), {"method": "mean-of-scaled-margins"}
     chosen, weights = select_members(x, folds, seed)
@@ -93,7 +120,7 @@ def committee_probability(margins: np.ndarray, method: str = "stacked", folds: i
 def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequence[str],
                 margins: np.ndarray, member_p: np.ndarray, r_chosen: np.ndarray,
                 r_rejected: np.ndarray, bins: tuple[float, float] = (0.25, 0.75),
-                combine: str = "stacked", flipped: Sequence[bool] | None = None,
+                combine: str = "factor", flipped: Sequence[bool] | None = None,
                 seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table from per-member arrays of shape [pairs, members], and how the
     committee probability was formed (members selected, weights)."""
@@ -118,4 +145,6 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     if "selected" in info:
         info["weights"] = {names[k]: round(w, 4) for k, w in zip(info.pop("selected"),
                                                                  info["weights"], strict=True)}
+    elif "weights" in info:
+        info["weights"] = {n: round(w, 4) for n, w in zip(names, info["weights"], strict=True)}
     return table, info
