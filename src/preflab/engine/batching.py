@@ -1,8 +1,7 @@
-"""Length-bucketed batches with a cap on padded tokens rather than rows."""
+"""Length-sorted batches with a cap on padded tokens rather than rows."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -10,17 +9,12 @@ T = TypeVar("T")
 Cost = Callable[[list[T]], tuple[int, int]]  # items -> (padded tokens, real tokens)
 
 
-def length_bucket(n: int, ratio: float = 1.25) -> int:
-    """Log-spaced bucket of a length: lengths within ~25% share a bucket."""
-    return int(math.log(max(n, 1)) / math.log(ratio))
-
-
 def plan_batches(items: Sequence[T], sort_key: Callable[[T], tuple[int, ...]], cost: Cost,
                  max_tokens: int, max_rows: int = 256, max_waste: float = 1.3
                  ) -> list[list[int]]:
     """Indices of `items` grouped into batches.
 
-    Items are sorted by `sort_key` (lengths, bucketed), and a batch grows while
+    Items are sorted by `sort_key` (lengths), and a batch grows while
     its padded tokens stay within `max_tokens` and within `max_waste` times its
     real tokens. An item larger than the cap gets a batch of its own.
     """

@@ -39,8 +39,3 @@ def reply_unit(context: Messages, reply: str) -> Unit:
     return Unit(key=text_hash("reply", context, reply), group=text_hash("context", context),
                 payload=(context, reply))
 
-
-def text_unit(text: str, role: str = "text") -> Unit:
-    """A single text (e.g. for an embedding); `role` separates kinds of text."""
-    key = text_hash(role, text)
-    return Unit(key=key, group=key, payload=text)
