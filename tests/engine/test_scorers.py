@@ -60,3 +60,12 @@ def test_judge_both_orders_and_label_tokens() -> None:
     np.testing.assert_allclose(logp[0], expected, atol=1e-5)
     p = p_first(logp)
     assert ((p > 0) & (p < 1)).all()
+
+
+def test_whole_sequence_path_matches_prefix_sharing() -> None:
+    """The plain forward (custom heads, remote code) gives the prefix-shared values."""
+    units = [reply_unit(c, r) for c in CONTEXTS for r in REPLIES]
+    shared = np.concatenate(engine().run(RewardScorer("tiny-llama"), units))
+    whole_scorer = RewardScorer("tiny-llama", prefix_sharing=False)
+    whole = np.concatenate(engine().run(whole_scorer, units))
+    np.testing.assert_allclose(whole, shared, atol=1e-5)

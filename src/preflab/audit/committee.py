@@ -22,7 +22,7 @@ from typing import Any
 
 RUNTIME_KEYS = {"precision", "device", "threads"}
 KINDS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optional keys)
-    "seq-rm": ({"model"}, {"output_index", "max_length"} | RUNTIME_KEYS),
+    "seq-rm": ({"model"}, {"output_index", "max_length", "trust_remote_code"} | RUNTIME_KEYS),
     "causal-rm": ({"model"}, {"output_index", "max_length", "head_seed"} | RUNTIME_KEYS),
     "judge": ({"model"}, {"preamble", "max_length", "max_context_tokens"} | RUNTIME_KEYS),
     "embed-rm": ({"model"}, {"head", "max_length"} | RUNTIME_KEYS),

@@ -63,7 +63,8 @@ def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair],
     o = spec.options
     scorer = RewardScorer(o["model"], name=spec.name, output_index=o.get("output_index", 0),
                           max_length=o.get("max_length", 2048), runtime=_runtime(o),
-                          head_seed=o.get("head_seed", 0))
+                          head_seed=o.get("head_seed", 0),
+                          trust_remote_code=o.get("trust_remote_code", False))
     return _pointwise(spec, scorer, pairs, engine)
 
 

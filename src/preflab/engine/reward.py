@@ -24,11 +24,12 @@ from preflab.engine.text import chat_ids, plain_context
 from preflab.engine.units import Unit
 
 
-def _head(model: Any) -> torch.nn.Module:
+def _head(model: Any) -> torch.nn.Module | None:
+    """The scalar head of a standard sequence-classification model, if it has one."""
     for name in ("score", "classifier", "v_head"):
-        if isinstance(getattr(model, name, None), torch.nn.Module):
+        if isinstance(getattr(model, name, None), torch.nn.Linear):
             return getattr(model, name)
-    raise ValueError(f"{type(model).__name__} has no score/classifier head")
+    return None
 
 
 class RewardScorer(PrefixSharing):
@@ -44,7 +45,8 @@ class RewardScorer(PrefixSharing):
 
     def __init__(self, model: str, name: str | None = None, output_index: int = 0,
                  max_length: int = 2048, runtime: Runtime | None = None,
-                 head_seed: int = 0, prefix_sharing: bool = True) -> None:
+                 head_seed: int = 0, prefix_sharing: bool = True,
+                 trust_remote_code: bool = False) -> None:
         from transformers import AutoModelForSequenceClassification
 
         from preflab.models.presets import load_tokenizer, resolve
@@ -52,19 +54,20 @@ class RewardScorer(PrefixSharing):
         self.runtime = runtime or Runtime()
         self.runtime.apply_threads()
         resolved = resolve(model)
-        self.tokenizer = load_tokenizer(model)
+        self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
         torch.manual_seed(head_seed)  # a new head (causal LM folder) is seeded
         extra = {} if _has_head(resolved) else {"num_labels": output_index + 1}
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            resolved, dtype=self.runtime.weight_dtype(), **extra
-        ).to(self.runtime.torch_device()).eval()
+            resolved, dtype=self.runtime.weight_dtype(), trust_remote_code=trust_remote_code,
+            **extra).to(self.runtime.torch_device()).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.encoder = is_encoder(self.model.config)
-        self.prefix_sharing = prefix_sharing and not self.encoder
         self.backbone = self.model.base_model
         self.head = _head(self.model)
+        # Custom reward models (remote code, multi-objective heads) run whole.
+        self.prefix_sharing = prefix_sharing and not self.encoder and self.head is not None
         self.output_index = output_index
         self.max_length = max_length
         self.name = name or f"rm:{model}"
@@ -73,7 +76,7 @@ class RewardScorer(PrefixSharing):
                                        output_index, max_length, self.runtime.precision)
 
     def _ids(self, context: Any, reply: str) -> list[int]:
-        if self.encoder:
+        if self.encoder:  # (context, reply) as a text pair
             enc = self.tokenizer(plain_context(context), reply, truncation="only_first",
                                  max_length=self.max_length)
             return enc["input_ids"]
@@ -96,8 +99,8 @@ class RewardScorer(PrefixSharing):
     def run(self, items: list[Shared]) -> list[np.ndarray]:
         pad = self.tokenizer.pad_token_id
         with self.runtime.autocast():
-            if self.encoder:
-                seqs = [s for i in items for s in i.suffixes]
+            if not self.prefix_sharing:  # whole sequences through the model's own forward
+                seqs = [i.prefix + s for i in items for s in i.suffixes]
                 width = max(len(s) for s in seqs)
                 dev = self.runtime.torch_device()
                 ids = torch.full((len(seqs), width), pad, dtype=torch.long, device=dev)
