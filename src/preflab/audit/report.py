@@ -141,8 +141,9 @@ def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str,
     members_rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{html.escape(str(summary['member_kinds'].get(n, '')))}"
         f"</td><td>{a:.1%}</td><td>{weights.get(n, float('nan')):.3g}</td>"
-        f"<td>{aucs.get(n, float('nan')):.3f}</td></tr>"
+        + (f"<td>{aucs[n]:.3f}</td>" if n in aucs else "") + "</tr>"
         for n, a in summary["member_agreement_with_labels"].items())
+    auc_head = "<th>flip AUC</th>" if aucs else ""
     auc_line = (f"<p>The data carries injected label flips ({summary['n_flipped']} pairs). The "
                 f"committee's P(chosen better) separates them from the rest with ROC-AUC "
                 f"<b>{aucs['committee']:.3f}</b>.</p>" if aucs else "")
@@ -170,7 +171,7 @@ agreement</p>{auc_line}
 <h2>Votes per pair</h2><img src="{figs['votes']}" alt="vote histogram">
 <h2>Bins per subset</h2><img src="{figs['bins']}" alt="bins per subset">
 <h2>Members</h2><table><tr><th>member</th><th>kind</th><th>agrees with labels</th>
-<th>weight in P(chosen better)</th><th>flip AUC</th></tr>{members_rows}</table>
+<th>weight in P(chosen better)</th>{auc_head}</tr>{members_rows}</table>
 <p>The committee's P(chosen better) weighs the members' margins
 (method: {html.escape(str(combined.get('method', '')))}); a member whose margins share
 nothing with the others (at chance, or leaning one way whatever the pair) gets about zero
