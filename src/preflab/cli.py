@@ -88,13 +88,10 @@ def inspect_cmd(
     from preflab.data.inspect import inspect
 
     tok = None if tokenizer in (None, "none") else tokenizer
-    try:
-        report = inspect(data, tokenizer=tok, format=format, on_error=on_error.value,
-                         rejects_path=rejects)
-    except PresetMissing as e:
-        err.print(f"[yellow]warning:[/] {e}; counting words instead of tokens")
-        report = inspect(data, tokenizer=None, format=format, on_error=on_error.value,
-                         rejects_path=rejects)
+    report = inspect(data, tokenizer=tok, format=format, on_error=on_error.value,
+                     rejects_path=rejects, words_if_missing=True)
+    if tok is not None and report["tokenizer"] == "whitespace":
+        err.print(f"[yellow]warning:[/] tokenizer {tok} is not installed; counted words")
     if as_json:
         print(json.dumps(report))
         return

@@ -7,6 +7,7 @@ absolute rewards of both replies.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,14 +96,22 @@ def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -
         "context_truncated": scorer.context_truncated})
 
 
+@functools.lru_cache(maxsize=2)
+def _embed_scorer(model: str, max_length: int, runtime: Runtime) -> Any:
+    """One encoder per (model, settings): several members of a committee share it."""
+    from preflab.engine.embed import EmbedScorer
+
+    return EmbedScorer(model, max_length=max_length, runtime=runtime)
+
+
 def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """L2-normalised embeddings: chosen context, chosen reply, rejected context, rejected reply."""
-    from preflab.engine.embed import EmbedScorer, embed_unit
+    from preflab.engine.embed import embed_unit
     from preflab.engine.text import plain_context
 
     o = spec.options
-    scorer = EmbedScorer(o["model"], max_length=o.get("max_length", 256), runtime=_runtime(o))
+    scorer = _embed_scorer(o["model"], o.get("max_length", 256), _runtime(o))
     units = ([embed_unit(plain_context(as_messages(p.prompt)), keep="end") for p in pairs]
              + [embed_unit(p.chosen) for p in pairs]
              + [embed_unit(plain_context(as_messages(p.rejected_context)), keep="end")

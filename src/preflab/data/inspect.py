@@ -95,9 +95,21 @@ def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
 
 
 def inspect(path: str | Path, tokenizer: str | None = None, format: str = "auto",
-            on_error: str = "skip", rejects_path: str | Path | None = None) -> dict[str, Any]:
-    """Read a preference file and report what is in it (bad records are counted, not fatal)."""
+            on_error: str = "skip", rejects_path: str | Path | None = None,
+            words_if_missing: bool = False) -> dict[str, Any]:
+    """Read a preference file and report what is in it (bad records are counted, not fatal).
+
+    With `words_if_missing`, a tokenizer preset whose package is not installed
+    falls back to counting words (reported as ``"tokenizer": "whitespace"``).
+    """
+    from preflab.models.presets import PresetMissing
+
+    try:
+        name, tokenize = tokenizer_counter(tokenizer)
+    except PresetMissing:
+        if not words_if_missing:
+            raise
+        name, tokenize = tokenizer_counter(None)
     result = read_pairs(path, format=format, on_error=on_error,  # type: ignore[arg-type]
                         rejects_path=rejects_path)
-    name, tokenize = tokenizer_counter(tokenizer)
     return inspect_result(result, tokenize, name)
