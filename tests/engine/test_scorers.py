@@ -69,3 +69,23 @@ def test_whole_sequence_path_matches_prefix_sharing() -> None:
     whole_scorer = RewardScorer("tiny-llama", prefix_sharing=False)
     whole = np.concatenate(engine().run(whole_scorer, units))
     np.testing.assert_allclose(whole, shared, atol=1e-5)
+
+
+def test_loglik_matches_one_sequence_at_a_time() -> None:
+    from preflab.engine.loglik import LoglikScorer
+
+    scorer = LoglikScorer("tiny-llama")
+    units = [reply_unit(c, r) for c in [*CONTEXTS, ()] for r in REPLIES]
+    values = np.stack(engine().run(scorer, units))
+    model = scorer.model
+    for unit, (total, n) in zip(units, values, strict=True):
+        prompt, target = scorer._split(unit)
+        ids = torch.tensor([prompt + target])
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        expected = sum(float(logp[len(prompt) - 1 + i, t]) for i, t in enumerate(target))
+        assert n == len(target) > 0
+        assert abs(total - expected) < 1e-3
+    # With a context, the target is exactly the reply's turn (the prompt is its prefix).
+    prompt, target = scorer._split(units[0])
+    assert prompt + target == chat_ids(scorer.tokenizer, *units[0].payload)

@@ -28,7 +28,12 @@ KINDS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optio
     "embed-rm": ({"model"}, {"head", "max_length"} | RUNTIME_KEYS),
     "crossfit": ({"model"}, {"folds", "seed", "features", "C", "max_length"} | RUNTIME_KEYS),
     "python": (set(), {"function", "entry_point"}),
+    "ifd": ({"model"}, {"max_context_tokens", "max_reply_tokens"} | RUNTIME_KEYS),
 }
+# Every member may set `vote = false`: scored and written to the audit table as a
+# signal for cleaning rules, but not counted in votes or the committee probability.
+COMMON_KEYS = {"vote"}
+VOTES_BY_DEFAULT = {kind: kind != "ifd" for kind in KINDS}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 DEFAULT_BINS = (0.25, 0.75)  # low: 0 < v/M <= 0.25; high: 0.75 <= v/M < 1
 
@@ -42,6 +47,10 @@ class MemberSpec:
     name: str
     kind: str
     options: dict[str, Any]
+
+    @property
+    def votes(self) -> bool:
+        return bool(self.options.get("vote", VOTES_BY_DEFAULT[self.kind]))
 
 
 @dataclass
@@ -105,10 +114,12 @@ def parse_committee(data: dict[str, Any], source: str) -> Committee:
                                  f"{', '.join(KINDS)}")
         required, optional = KINDS[kind]
         options = {k: v for k, v in raw.items() if k not in ("name", "kind")}
-        unknown = set(options) - required - optional
+        unknown = set(options) - required - optional - COMMON_KEYS
         if unknown:
             raise CommitteeError(f"{where}: unknown key(s) {sorted(unknown)} for kind {kind}; "
-                                 f"allowed: {sorted(required | optional)}")
+                                 f"allowed: {sorted(required | optional | COMMON_KEYS)}")
+        if not isinstance(options.get("vote", True), bool):
+            raise CommitteeError(f"{where}: 'vote' must be true or false")
         for key in sorted(required - set(options)):
             raise CommitteeError(f"{where}: missing '{key}'")
         if "model" in options and not _model_exists(str(options["model"])):
@@ -122,6 +133,8 @@ def parse_committee(data: dict[str, Any], source: str) -> Committee:
             if head != "cosine" and not Path(head).exists():
                 raise CommitteeError(f"{where}: head {head!r} is neither 'cosine' nor a file")
         members.append(MemberSpec(name, kind, options))
+    if not any(m.votes for m in members):
+        raise CommitteeError(f"{source}: every member has vote = false; at least one must vote")
     bins = tuple(data.get("bins", DEFAULT_BINS))
     if len(bins) != 2 or not 0 < bins[0] < bins[1] < 1:
         raise CommitteeError(f"{source}: bins must be two thresholds 0 < low < high < 1")

@@ -166,6 +166,29 @@ def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
                         {"folds": o.get("folds", 5), "features": kind})
 
 
+def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    """r(x, y) = -log IFD(x, y) = mean log p(y | x) - mean log p(y): how much the context
+    helps a causal LM predict the reply (Li et al. 2024). A signal for ``ifd-gap``
+    cleaning; by default it does not vote."""
+    from preflab.engine.loglik import LoglikScorer
+
+    o = spec.options
+    scorer = LoglikScorer(o["model"], name=spec.name,
+                          max_context_tokens=o.get("max_context_tokens", 256),
+                          max_reply_tokens=o.get("max_reply_tokens", 256), runtime=_runtime(o))
+    chosen, rejected = _reply_units(pairs)
+    alone = [reply_unit((), p.chosen) for p in pairs] + [reply_unit((), p.rejected)
+                                                          for p in pairs]
+    v = np.stack(engine.run(scorer, chosen + rejected + alone, desc=spec.name)).astype(float)
+    mean_logp = v[:, 0] / np.maximum(v[:, 1], 1)
+    n = len(pairs)
+    r = mean_logp[:2 * n] - mean_logp[2 * n:]
+    r_c, r_r = r[:n], r[n:]
+    margin = r_c - r_r
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"truncated": scorer.truncated})
+
+
 def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
     from preflab.engine.python import PythonScorer, load_callable
 
@@ -180,6 +203,7 @@ SCORERS = {
     "embed-rm": score_embed_rm,
     "crossfit": score_crossfit,
     "python": score_python,
+    "ifd": score_ifd,
 }
 
 

@@ -47,6 +47,9 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
                              "seconds": round(time.perf_counter() - member_started, 2),
                              "computed": engine.last_stats.computed,
                              "cached": engine.last_stats.cached, **s.info}
+    voting = {m.name for m in spec.members if m.votes}
+    signals = [s for s in scores if s.name not in voting]
+    scores = [s for s in scores if s.name in voting]
     names = [s.name for s in scores]
     stack = lambda attr: np.stack([getattr(s, attr) for s in scores], axis=1)  # noqa: E731
     flipped = [p.meta.get("flipped") for p in pairs]
@@ -55,9 +58,14 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
                         stack("margin"), stack("p_chosen"), stack("r_chosen"),
                         stack("r_rejected"), bins=spec.bins, combine=combine,
                         flipped=flipped if has_flips else None, seed=seed)
+    for sig in signals:  # scored for cleaning rules, not counted as votes
+        table[f"margin.{sig.name}"] = sig.margin
+        table[f"r_chosen.{sig.name}"] = sig.r_chosen
+        table[f"r_rejected.{sig.name}"] = sig.r_rejected
     seconds = time.perf_counter() - started
     summary = {"data": str(data), "committee": spec.name, **summarize(table),
                "member_kinds": {m.name: m.kind for m in spec.members},
+               "signals": [s.name for s in signals],
                "committee_probability": combined, "bin_thresholds": list(spec.bins),
                "member_runs": runs, "n_rejected_on_read": len(read.rejects),
                "seconds": round(seconds, 2), "pairs_per_s": round(len(pairs) / seconds, 3)}

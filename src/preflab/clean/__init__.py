@@ -1,0 +1,1 @@
+"""Cleaning: turn an audit into decisions (keep, flip, remove, relabel) and apply them."""

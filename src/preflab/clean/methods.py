@@ -1,0 +1,93 @@
+"""The registry of cleaning methods and their named variants."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pandas as pd
+
+from preflab.clean.baselines import BASELINES
+from preflab.clean.sac import sac
+from preflab.clean.sources import SourceRules
+from preflab.clean.view import AuditView
+
+METHODS: dict[str, Any] = {"sac": sac, **BASELINES}
+
+# Named variants (method, fixed parameters): what `--methods all` runs. `random`
+# removes as many pairs as `sac` acts on (the bench sets its count).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sac": ("sac", {}),
+    "sac-remove": ("sac", {"flip_action": "remove"}),
+    "sac-soft": ("sac", {"soft": True}),
+    "random": ("random", {}),
+    **{f"{m}-{a}": (m, {"action": a})
+       for m in ("vote-all", "vote-maj", "reward-gap", "judge", "confident-learning")
+       for a in ("remove", "flip")},
+    "loss": ("loss", {}),
+    "ifd-gap": ("ifd-gap", {}),
+}
+
+
+def method_params(name: str) -> dict[str, Any]:
+    """The parameters a method accepts and their defaults."""
+    fn = METHODS[name]
+    params = {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[1:]
+              if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if name == "sac":
+        params.update(SourceRules().params())
+    return params
+
+
+def _coerce(value: str, default: Any, key: str) -> Any:
+    if isinstance(default, bool):
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"parameter {key}: expected true or false, got {value!r}")
+    for kind in ((int,) if isinstance(default, int) else
+                 (float,) if isinstance(default, float) else (int, float) if default is None
+                 else ()):
+        try:
+            return kind(value)
+        except ValueError:
+            if default is not None:
+                raise ValueError(f"parameter {key}: expected {kind.__name__}, got {value!r}") \
+                    from None
+    return value
+
+
+def parse_params(name: str, items: list[str]) -> dict[str, Any]:
+    """`key=value` strings into typed parameters of method `name` (unknown keys fail)."""
+    known = method_params(resolve_method(name)[0])
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ValueError(f"parameter {item!r}: write it as key=value")
+        if key not in known:
+            raise ValueError(f"method {name}: unknown parameter {key!r}; it takes "
+                             f"{', '.join(f'{k}={v}' for k, v in known.items())}")
+        params[key] = _coerce(value.strip(), known[key], key)
+    return params
+
+
+def resolve_method(name: str) -> tuple[str, dict[str, Any]]:
+    """A method or variant name -> (method, fixed parameters)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    if name in METHODS:
+        return name, {}
+    raise ValueError(f"unknown cleaning method {name!r}; methods: {', '.join(METHODS)}; "
+                     f"variants: {', '.join(VARIANTS)}")
+
+
+def run_method(view: AuditView, name: str, params: dict[str, Any] | None = None
+               ) -> pd.DataFrame:
+    """Decisions of method or variant `name` with `params` over the audit."""
+    method, fixed = resolve_method(name)
+    table = METHODS[method](view, **{**fixed, **(params or {})})
+    table["method"] = name
+    return table

@@ -1,0 +1,132 @@
+"""Source tagging: a best guess at why a flagged pair is unreliable.
+
+Yeh et al. (2024) re-annotated low-agreement HH pairs and found six sources of
+unreliability (../METHODS.md §2). This module assigns each flagged pair the
+source its audit signals point to, with the signal written out, in this order:
+
+1. ``mis-label``: the committee confidently and (near-)unanimously reverses the
+   label (P(chosen better) <= ``flip_p`` and at most ``flip_agreement`` of the
+   voting members agree with it).
+5. ``both-harmful`` / 6. ``both-bad``: both replies score low on absolute
+   reward (each at or below the ``bad_quantile`` percentile of all replies,
+   averaged over the members that give absolute rewards). Which of the two is a
+   guess from the subset name: a subset about harm (``harm``, ``red-team``) gives
+   ``both-harmful``, any other ``both-bad`` (both incorrect or irrelevant).
+4. ``different-thresholds``: both replies score high (each at or above the
+   ``good_quantile`` percentile): the label rests on where "good enough" lies.
+3. ``different-criteria``: members confidently disagree with each other (one's
+   scaled margin >= ``split_sigma``, another's <= -``split_sigma``): they judge
+   by different criteria (e.g. helpfulness against harmlessness).
+2. ``subjective``: the rest: the committee is unsure without a clearer pattern
+   (high subjectivity or missing context).
+
+A pair is flagged when its agreement is at or below ``flag_agreement`` or the
+committee leans against its label (P < 0.5). Pure functions over the audit view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from preflab.clean.view import AuditView
+
+SOURCES = ("mis-label", "subjective", "different-criteria", "different-thresholds",
+           "both-harmful", "both-bad")
+HARM_WORDS = ("harm", "red-team", "red_team", "redteam", "safety", "toxic")
+
+
+@dataclass(frozen=True)
+class SourceRules:
+    """Thresholds of source tagging (and of SAC, which acts on the tags).
+
+    The defaults and why:
+      flag_agreement 0.5: flagged = the low and no-agreement bins and the lower half
+        of "mixed" (fewer than half agree), plus any pair the committee leans against.
+      flip_p 0.2: a confident reversal: the committee gives the label 1 chance in 5
+        or less. On the demo data at 25% flips, pairs at P <= 0.2 are ~95% truly
+        flipped; at 0.35 precision drops (measure with ``preflab bench noise``).
+      flip_agreement 0.25: near-unanimous: with 4-8 members at most a quarter (one or
+        two) may side with the label.
+      bad_quantile 0.2 / good_quantile 0.6: a reply in the bottom fifth of all replies
+        is bad, one above the 60th percentile is good; both replies of a pair must be.
+      split_sigma 1.0: a member "confidently" prefers one reply when its margin is at
+        least one of its own standard deviations.
+    """
+
+    flag_agreement: float = 0.5
+    flip_p: float = 0.2
+    flip_agreement: float = 0.25
+    bad_quantile: float = 0.2
+    good_quantile: float = 0.6
+    split_sigma: float = 1.0
+
+    def params(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def flagged(view: AuditView, rules: SourceRules) -> np.ndarray:
+    """Pairs with low agreement, or that the committee leans against."""
+    return (view.agreement <= rules.flag_agreement) | (view.p < 0.5)
+
+
+def confident_reversal(view: AuditView, rules: SourceRules) -> np.ndarray:
+    return (view.p <= rules.flip_p) & (view.agreement <= rules.flip_agreement)
+
+
+def _harm_subset(subsets: pd.Series) -> np.ndarray:
+    low = subsets.fillna("").str.lower()
+    return np.array([any(w in s for w in HARM_WORDS) for s in low])
+
+
+def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFrame:
+    """Per pair: ``flagged``, ``source`` (one of :data:`SOURCES`, or "" when not
+    flagged) and ``signal`` (the figures behind the guess)."""
+    rules = rules or SourceRules()
+    n = view.n
+    p, votes = view.p, view.votes
+    m = len(view.members)
+    pc, pr, used = view.reward_percentiles()
+    z = view.scaled_margins()
+    flag = flagged(view, rules)
+    source = np.full(n, "", dtype=object)
+    signal = np.full(n, "", dtype=object)
+    reversal = confident_reversal(view, rules)
+    have_rewards = bool(used)
+    bad = have_rewards & (pc <= rules.bad_quantile) & (pr <= rules.bad_quantile)
+    good = have_rewards & (pc >= rules.good_quantile) & (pr >= rules.good_quantile)
+    split = (z.max(axis=1) >= rules.split_sigma) & (z.min(axis=1) <= -rules.split_sigma)
+    harm = _harm_subset(view.table["subset"])
+    names = view.members
+    for i in np.flatnonzero(flag):
+        head = f"P(chosen)={p[i]:.2f}, {votes[i]}/{m} agree"
+        if reversal[i]:
+            source[i] = "mis-label"
+            signal[i] = f"{head}: confident, near-unanimous reversal"
+        elif bad[i]:
+            source[i] = "both-harmful" if harm[i] else "both-bad"
+            signal[i] = (f"{head}; reward percentiles chosen {pc[i]:.2f}, rejected {pr[i]:.2f}"
+                         f" (both <= {rules.bad_quantile}; {', '.join(used)})"
+                         + ("; harm subset" if harm[i] else ""))
+        elif good[i]:
+            source[i] = "different-thresholds"
+            signal[i] = (f"{head}; reward percentiles chosen {pc[i]:.2f}, rejected {pr[i]:.2f}"
+                         f" (both >= {rules.good_quantile})")
+        elif split[i]:
+            hi, lo = int(np.argmax(z[i])), int(np.argmin(z[i]))
+            source[i] = "different-criteria"
+            signal[i] = (f"{head}; {names[hi]} {z[i, hi]:+.1f} sd against "
+                         f"{names[lo]} {z[i, lo]:+.1f} sd")
+        else:
+            source[i] = "subjective"
+            signal[i] = f"{head}; no clear pattern (member margins within {rules.split_sigma} sd)"
+    return pd.DataFrame({"id": view.table["id"].to_numpy(), "flagged": flag,
+                         "source": source, "signal": signal})
+
+
+def source_counts(tags: pd.DataFrame) -> dict[str, int]:
+    """Flagged pairs per source."""
+    counts = tags.loc[tags["flagged"], "source"].value_counts()
+    return {s: int(counts.get(s, 0)) for s in SOURCES}

@@ -1,0 +1,110 @@
+"""An audit as cleaning rules read it: the table plus what each member is.
+
+Pure data: loading reads ``audit.parquet`` and ``summary.json``; every rule is a
+function of this view and its parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TRAINED_KINDS = ("crossfit",)  # members trained on the audited data (out-of-fold)
+
+
+@dataclass
+class AuditView:
+    """The audit table (one row per pair, in data order) and each member's kind."""
+
+    table: pd.DataFrame
+    kinds: dict[str, str] = field(default_factory=dict)
+    source: str = "(in memory)"
+
+    @classmethod
+    def load(cls, folder: str | Path) -> AuditView:
+        folder = Path(folder)
+        path = folder / "audit.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{folder}: no audit.parquet; run `preflab audit` first")
+        summary = folder / "summary.json"
+        kinds = json.loads(summary.read_text()).get("member_kinds", {}) if summary.exists() else {}
+        return cls(pd.read_parquet(path), kinds, str(folder))
+
+    @property
+    def n(self) -> int:
+        return len(self.table)
+
+    @property
+    def members(self) -> list[str]:
+        """Voting members."""
+        return [c.split(".", 1)[1] for c in self.table.columns if c.startswith("vote.")]
+
+    @property
+    def signals(self) -> list[str]:
+        """Members scored but not voting (e.g. ``ifd``)."""
+        voting = set(self.members)
+        return [c.split(".", 1)[1] for c in self.table.columns
+                if c.startswith("margin.") and c.split(".", 1)[1] not in voting]
+
+    @property
+    def p(self) -> np.ndarray:
+        """The committee's P(chosen better)."""
+        return self.table["p_chosen"].to_numpy(dtype=float)
+
+    @property
+    def agreement(self) -> np.ndarray:
+        return self.table["agreement"].to_numpy(dtype=float)
+
+    @property
+    def votes(self) -> np.ndarray:
+        return self.table["votes"].to_numpy()
+
+    def margin(self, name: str) -> np.ndarray:
+        column = f"margin.{name}"
+        if column not in self.table:
+            raise KeyError(f"{self.source}: the audit has no member or signal {name!r}; it has "
+                           f"{', '.join(self.members + self.signals)}")
+        return self.table[column].to_numpy(dtype=float)
+
+    def scaled_margins(self) -> np.ndarray:
+        """Voting members' margins in units of each member's spread, [pairs, members]."""
+        m = np.stack([self.margin(n) for n in self.members], axis=1)
+        return np.nan_to_num(m / (np.nanstd(m, axis=0) + 1e-12))
+
+    def member_of_kind(self, kinds: tuple[str, ...], what: str, name: str | None = None,
+                       signals: bool = False) -> str:
+        """`name` if given (checked), else the first member whose kind is in `kinds`."""
+        pool = self.members + (self.signals if signals else [])
+        if name is not None:
+            self.margin(name)
+            return name
+        for n in pool:
+            if self.kinds.get(n) in kinds:
+                return n
+        have = ", ".join(f"{n} ({self.kinds.get(n, '?')})" for n in pool)
+        raise ValueError(f"{self.source}: {what} needs a member of kind {' or '.join(kinds)}; "
+                         f"the audit has {have}. Add one to the committee or name one with "
+                         "member=NAME")
+
+    def reward_percentiles(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Each reply's absolute reward as a percentile among all replies, averaged over
+        the voting members that give absolute rewards: (chosen, rejected, members used)."""
+        used, pc, pr = [], [], []
+        for name in self.members:
+            rc = self.table[f"r_chosen.{name}"].to_numpy(dtype=float)
+            rr = self.table[f"r_rejected.{name}"].to_numpy(dtype=float)
+            if np.isnan(rc).all() or np.isnan(rr).all():
+                continue
+            both = np.concatenate([rc, rr])
+            ranks = pd.Series(both).rank(pct=True).to_numpy()
+            pc.append(ranks[:self.n])
+            pr.append(ranks[self.n:])
+            used.append(name)
+        if not used:
+            nan = np.full(self.n, np.nan)
+            return nan, nan.copy(), []
+        return np.nanmean(pc, axis=0), np.nanmean(pr, axis=0), used

@@ -1,0 +1,103 @@
+"""Log-likelihood of a reply under a causal LM, with and without its context.
+
+The value of a (context, reply) unit is [sum log p(reply tokens | context),
+number of reply tokens]. An empty context gives the reply's unconditional
+likelihood; the two together give the instruction-following difficulty
+IFD(x, y) = PPL(y | x) / PPL(y) (Li et al. 2024) used by the ``ifd`` member.
+With context, the reply is the assistant's turn of the chat template; alone, it
+is the reply's plain tokens after the start token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from preflab.engine.models import Runtime, fingerprint, model_fingerprint
+from preflab.engine.text import chat_ids
+from preflab.engine.units import Unit
+
+
+class LoglikScorer:
+    """Scores (context, reply) units: [sum of reply-token log-probs, reply tokens].
+
+    The context keeps its last `max_context_tokens` tokens and the reply its first
+    `max_reply_tokens`; both truncations are counted.
+    """
+
+    def __init__(self, model: str, name: str | None = None, max_context_tokens: int = 256,
+                 max_reply_tokens: int = 256, runtime: Runtime | None = None) -> None:
+        from transformers import AutoModelForCausalLM
+
+        from preflab.models.presets import load_tokenizer, resolve
+
+        self.runtime = runtime or Runtime()
+        self.runtime.apply_threads()
+        resolved = resolve(model)
+        self.tokenizer = load_tokenizer(model)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            resolved, dtype=self.runtime.weight_dtype()).to(self.runtime.torch_device()).eval()
+        self.max_context_tokens = max_context_tokens
+        self.max_reply_tokens = max_reply_tokens
+        self.truncated = 0
+        self.name = name or f"loglik:{model}"
+        self.fingerprint = fingerprint("loglik", model_fingerprint(model, resolved),
+                                       max_context_tokens, max_reply_tokens,
+                                       self.runtime.precision)
+
+    def _split(self, unit: Unit) -> tuple[list[int], list[int]]:
+        """(context ids, reply ids): the templated prompt and the reply's tokens after it."""
+        context, reply = unit.payload
+        start = self.tokenizer.bos_token_id
+        start = self.tokenizer.eos_token_id if start is None else start
+        if not context:  # the reply alone: its plain tokens after a start token
+            ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"]
+            if len(ids) > self.max_reply_tokens:
+                self.truncated += 1
+            return [start], ids[:self.max_reply_tokens]
+        head = chat_ids(self.tokenizer, context, None)
+        full = chat_ids(self.tokenizer, context, reply)
+        n = 0
+        while n < min(len(head), len(full)) and head[n] == full[n]:
+            n += 1
+        n = min(n, len(full) - 1)
+        prompt, target = full[:n], full[n:]
+        if len(prompt) > self.max_context_tokens or len(target) > self.max_reply_tokens:
+            self.truncated += 1
+        keep = prompt[-self.max_context_tokens:] if self.max_context_tokens else []
+        return keep or [start], target[:self.max_reply_tokens]
+
+    def encode(self, units: list[Unit]) -> list[tuple[list[int], list[int]]]:
+        return [self._split(u) for u in units]
+
+    def sort_key(self, item: list[tuple[list[int], list[int]]]) -> tuple[int, ...]:
+        return (max(len(p) + len(t) for p, t in item),)
+
+    def cost(self, items: list[list[tuple[list[int], list[int]]]]) -> tuple[int, int]:
+        lens = [len(p) + len(t) for item in items for p, t in item]
+        return len(lens) * max(lens), sum(lens)
+
+    @torch.inference_mode()
+    def run(self, items: list[list[tuple[list[int], list[int]]]]) -> list[np.ndarray]:
+        seqs = [pt for item in items for pt in item]
+        dev = self.runtime.torch_device()
+        width = max(len(p) + len(t) for p, t in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long, device=dev)
+        mask = torch.zeros_like(ids)
+        for j, (p, t) in enumerate(seqs):
+            ids[j, :len(p) + len(t)] = torch.tensor(p + t)
+            mask[j, :len(p) + len(t)] = 1
+        with self.runtime.autocast():
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            # Only the positions that predict a reply token go through the LM head.
+            rows = torch.tensor([j for j, (p, t) in enumerate(seqs) for _ in t], device=dev)
+            cols = torch.tensor([len(p) - 1 + i for p, t in seqs for i in range(len(t))],
+                                device=dev)
+            targets = ids[rows, cols + 1]
+            logits = self.model.get_output_embeddings()(hidden[rows, cols]).float()
+        token_logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
+        sums = torch.zeros(len(seqs), device=dev).index_add_(0, rows, token_logp)
+        return [np.array([float(sums[j]), len(t)]) for j, (_, t) in enumerate(seqs)]
