@@ -31,13 +31,17 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-# The main job: demo data with 25% injected label flips, audited by the cpu committee.
-# DEMO_N pairs keep it under 10 minutes on 2 cores (the SmolLM2 judge dominates);
-# scores are cached, so a second run takes seconds.
+# The main job: demo data with 25% injected label flips, audited by the cpu committee,
+# cleaned with Source-Aware Cleaning, then the noise benchmark (every cleaning method
+# against the flips). DEMO_N pairs keep it under 10 minutes on 2 cores (the SmolLM2
+# judge dominates); scores are cached, so the benchmark's audit and a second run take
+# seconds.
 demo: $(STAMP)
 	$(BIN)/preflab data demo --out $(DEMO_DIR)/pairs.jsonl --n $(DEMO_N) --flip-rate 0.25 --seed 0
 	$(BIN)/preflab inspect $(DEMO_DIR)/pairs.jsonl
 	$(BIN)/preflab audit $(DEMO_DIR)/pairs.jsonl --committee cpu --out $(DEMO_DIR)/audit
+	$(BIN)/preflab clean $(DEMO_DIR)/pairs.jsonl --audit $(DEMO_DIR)/audit --method sac --out $(DEMO_DIR)/clean
+	$(BIN)/preflab bench noise $(DEMO_DIR)/pairs.jsonl --rate 0.25 --methods all --out $(DEMO_DIR)/noise
 
 # Every offline preset, Gemma-3-270M included (Gemma terms of use), converted once.
 models: $(STAMP)

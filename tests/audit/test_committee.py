@@ -23,6 +23,9 @@ def write(tmp_path, text: str):
      "unknown key(s) ['temperature']"),
     ('name = "x"\n', "at least one [[member]]"),
     ('[[member]\nname = "a"', "not valid TOML"),
+    ('[[member]]\nname = "a"\nkind = "ifd"\nmodel = "minilm-l6"\n', "at least one must vote"),
+    ('[[member]]\nname = "a"\nkind = "seq-rm"\nmodel = "minilm-l6"\nvote = "yes"\n',
+     "'vote' must be true or false"),
 ])
 def test_bad_committee_is_rejected_before_any_model_loads(tmp_path, body: str,
                                                           message: str) -> None:

@@ -42,8 +42,16 @@ def test_tiny_audit_writes_table_summary_report(tmp_path, demo_file) -> None:
     for column in ("id", "subset", "votes", "members", "agreement", "bin", "p_chosen",
                    "spread", "margin.tiny-judge", "vote.tiny-judge"):
         assert column in table
+    # the ifd member is a signal: scored, but no vote and no weight
+    assert "margin.tiny-ifd" in table and "vote.tiny-ifd" not in table
+    assert summary["signals"] == ["tiny-ifd"] and "tiny-ifd" not in summary["members"]
+    # every flagged pair has a best-guess source, every other pair none
+    flagged = (table["agreement"] <= 0.5) | (table["p_chosen"] < 0.5)
+    assert ((table["source"] != "") == flagged).all()
+    assert sum(summary["sources"].values()) == flagged.sum()
     html = (tmp_path / "a" / "report.html").read_text()
     assert "data:image/png;base64," in html and "http" not in html.split("<pre>")[0].lower()
+    assert "Why flagged pairs may be unreliable" in html
 
 
 def test_python_member_and_limit(tmp_path, demo_file) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from preflab.audit.table import audit_table
-from preflab.clean.view import AuditView
+from preflab.audit.view import AuditView
 from preflab.data.pair import PreferencePair
 
 KINDS = {"rm": "seq-rm", "fit": "crossfit", "judge": "judge", "ifd": "ifd"}

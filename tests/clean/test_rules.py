@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from preflab.audit.sources import SourceRules, tag_sources
 from preflab.audit.table import audit_table
+from preflab.audit.view import AuditView
 from preflab.clean.baselines import (
     confident_learning,
     ifd_gap,
@@ -19,8 +21,6 @@ from preflab.clean.baselines import (
 )
 from preflab.clean.methods import parse_params, run_method
 from preflab.clean.sac import sac
-from preflab.clean.sources import SourceRules, tag_sources
-from preflab.clean.view import AuditView
 from tests.clean.helpers import make_pairs, make_view
 
 

@@ -126,6 +126,47 @@ def _examples(table: pd.DataFrame, pairs: dict[str, Any], per_bin: int) -> str:
     return "\n".join(parts)
 
 
+SOURCE_TEXT = {
+    "mis-label": "the committee confidently and (near-)unanimously prefers the rejected reply",
+    "subjective": "the committee is unsure, with no clearer pattern (taste, missing context)",
+    "different-criteria": "members confidently disagree with each other (e.g. helpful vs "
+                          "harmless)",
+    "different-thresholds": "both replies score high: the label rests on what is good enough",
+    "both-harmful": "both replies score low, in a subset about harm",
+    "both-bad": "both replies score low (incorrect or irrelevant)",
+}
+
+
+def _sources(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any],
+             per_source: int = 2) -> str:
+    """Counts of the best-guess sources of flagged pairs, with examples and their signals."""
+    counts = summary.get("sources")
+    if not counts or "source" not in table:
+        return ""
+    flagged = int(sum(counts.values()))
+    rows = "".join(f"<tr><td>{s}</td><td>{html.escape(SOURCE_TEXT[s])}</td><td>{c}</td>"
+                   f"<td>{c / max(flagged, 1):.1%}</td></tr>" for s, c in counts.items())
+    parts = [f"<h2>Why flagged pairs may be unreliable (best guess)</h2><p>{flagged} pairs are "
+             "flagged (agreement at or below half, or the committee leans against the label). "
+             "Each gets the source of unreliability its signals point to, among the six that "
+             "Yeh et al. (2024) found by re-annotating HH. These are guesses from scores, not "
+             "human judgements; `preflab clean --method sac` acts on them (flip mis-labels, "
+             "remove both-bad pairs, keep the rest).</p><table><tr><th>source</th><th>signal"
+             f"</th><th>pairs</th><th>share of flagged</th></tr>{rows}</table>"]
+    for source in counts:
+        sub = table[table["source"] == source]
+        for _, row in sub.head(per_source).iterrows():
+            pair = pairs[row["id"]]
+            last = pair.prompt[-1]["content"] if pair.prompt else ""
+            parts.append(
+                f"<div class='ex'><div class='meta'>{source} · id {row['id']} · "
+                f"{html.escape(str(row['source_signal']))}</div>"
+                f"<div><b>Prompt (last turn):</b> {_cut(last)}</div>"
+                f"<div class='c'><b>Chosen by the label:</b> {_cut(pair.chosen)}</div>"
+                f"<div class='r'><b>Rejected by the label:</b> {_cut(pair.rejected)}</div></div>")
+    return "\n".join(parts)
+
+
 def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any],
                   per_bin: int = 3) -> str:
     """The report as one HTML string."""
@@ -178,6 +219,7 @@ nothing with the others (at chance, or leaning one way whatever the pair) gets a
 weight.</p>
 <h3>How often two members vote the same way</h3><img src="{figs['matrix']}" alt="matrix">
 <h2>Margin distributions</h2><img src="{figs['margins']}" alt="margins">
+{_sources(table, summary, pairs)}
 <h2>Example pairs from each bin</h2>{_examples(table, pairs, per_bin)}
 <h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=1))}</pre>
 </body></html>"""

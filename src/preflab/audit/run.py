@@ -12,8 +12,10 @@ import numpy as np
 from preflab.audit.committee import load_committee
 from preflab.audit.members import score_member
 from preflab.audit.report import render_report
+from preflab.audit.sources import SourceRules, source_counts, tag_sources
 from preflab.audit.stats import summarize
 from preflab.audit.table import audit_table
+from preflab.audit.view import AuditView
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.engine import Engine, EngineOptions
 
@@ -62,9 +64,13 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
         table[f"margin.{sig.name}"] = sig.margin
         table[f"r_chosen.{sig.name}"] = sig.r_chosen
         table[f"r_rejected.{sig.name}"] = sig.r_rejected
+    kinds = {m.name: m.kind for m in spec.members}
+    tags = tag_sources(AuditView(table, kinds, str(out)))
+    table["source"], table["source_signal"] = tags["source"], tags["signal"]
     seconds = time.perf_counter() - started
     summary = {"data": str(data), "committee": spec.name, **summarize(table),
-               "member_kinds": {m.name: m.kind for m in spec.members},
+               "sources": source_counts(tags), "source_rules": SourceRules().params(),
+               "member_kinds": kinds,
                "signals": [s.name for s in signals],
                "committee_probability": combined, "bin_thresholds": list(spec.bins),
                "member_runs": runs, "n_rejected_on_read": len(read.rejects),

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.audit.view import TRAINED_KINDS, AuditView
 from preflab.clean.decisions import act_where, decisions, lowest_fraction
-from preflab.clean.view import TRAINED_KINDS, AuditView
 
 DEFAULT_K = 0.2  # PrefCleanBench sweeps 10-40%; 20% sits in the middle
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from preflab.audit.sources import SourceRules
+from preflab.audit.view import AuditView
 from preflab.clean.baselines import BASELINES
 from preflab.clean.sac import sac
-from preflab.clean.sources import SourceRules
-from preflab.clean.view import AuditView
 
 METHODS: dict[str, Any] = {"sac": sac, **BASELINES}
 

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.audit.view import AuditView
 from preflab.clean.methods import VARIANTS, run_method
 from preflab.clean.metrics import detection_metrics, says_wrong
-from preflab.clean.view import AuditView
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.write import write_pairs

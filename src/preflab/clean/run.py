@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.audit.sources import tag_sources
+from preflab.audit.view import AuditView
 from preflab.clean.apply import apply_decisions, check_aligned
 from preflab.clean.decisions import counts
 from preflab.clean.methods import run_method
 from preflab.clean.metrics import detection_metrics
-from preflab.clean.sources import tag_sources
-from preflab.clean.view import AuditView
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.write import write_pairs

@@ -1,6 +1,6 @@
 """Source-Aware Cleaning (Yeh et al. 2024, reconstructed; see METHODS.md §2).
 
-Act on each flagged pair according to its source (:mod:`preflab.clean.sources`):
+Act on each flagged pair according to its source (:mod:`preflab.audit.sources`):
 
 - ``mis-label`` -> flip (or remove with ``flip_action="remove"``: PrefCleanBench
   found removal more robust when the detector is imprecise; measure both with
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.audit.sources import SourceRules, tag_sources
+from preflab.audit.view import AuditView
 from preflab.clean.decisions import decisions
-from preflab.clean.sources import SourceRules, tag_sources
-from preflab.clean.view import AuditView
 
 BAD_SOURCES = ("both-harmful", "both-bad")
 

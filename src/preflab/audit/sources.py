@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from preflab.clean.view import AuditView
+from preflab.audit.view import AuditView
 
 SOURCES = ("mis-label", "subjective", "different-criteria", "different-thresholds",
            "both-harmful", "both-bad")
