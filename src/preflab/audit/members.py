@@ -17,7 +17,7 @@ from preflab.audit.committee import MemberSpec
 from preflab.data.pair import PreferencePair
 from preflab.engine import Engine
 from preflab.engine.models import Runtime
-from preflab.engine.units import as_messages, reply_unit
+from preflab.engine.units import Unit, as_messages, reply_unit
 
 
 @dataclass
@@ -179,7 +179,10 @@ def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> 
     chosen, rejected = _reply_units(pairs)
     alone = [reply_unit((), p.chosen) for p in pairs] + [reply_unit((), p.rejected)
                                                           for p in pairs]
-    v = np.stack(engine.run(scorer, chosen + rejected + alone, desc=spec.name)).astype(float)
+    # Nothing is shared between units here: one group each, so batches stay small
+    # (all replies alone would otherwise form one group of the empty context).
+    units = [Unit(u.key, u.key, u.payload) for u in chosen + rejected + alone]
+    v = np.stack(engine.run(scorer, units, desc=spec.name)).astype(float)
     mean_logp = v[:, 0] / np.maximum(v[:, 1], 1)
     n = len(pairs)
     r = mean_logp[:2 * n] - mean_logp[2 * n:]

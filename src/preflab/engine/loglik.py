@@ -79,6 +79,10 @@ class LoglikScorer:
         lens = [len(p) + len(t) for item in items for p, t in item]
         return len(lens) * max(lens), sum(lens)
 
+    @staticmethod
+    def _target_logp(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+
     @torch.inference_mode()
     def run(self, items: list[list[tuple[list[int], list[int]]]]) -> list[np.ndarray]:
         seqs = [pt for item in items for pt in item]
@@ -97,7 +101,12 @@ class LoglikScorer:
             cols = torch.tensor([len(p) - 1 + i for p, t in seqs for i in range(len(t))],
                                 device=dev)
             targets = ids[rows, cols + 1]
-            logits = self.model.get_output_embeddings()(hidden[rows, cols]).float()
-        token_logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
+            head = self.model.get_output_embeddings()
+            # In slices of positions: a [positions, vocab] logit matrix for a whole batch
+            # would take gigabytes (SmolLM2's vocabulary is 49k).
+            token_logp = torch.cat([
+                self._target_logp(head(hidden[rows[k:k + 256], cols[k:k + 256]]).float(),
+                                  targets[k:k + 256])
+                for k in range(0, len(rows), 256)])
         sums = torch.zeros(len(seqs), device=dev).index_add_(0, rows, token_logp)
         return [np.array([float(sums[j]), len(t)]) for j, (_, t) in enumerate(seqs)]
