@@ -183,7 +183,7 @@ def clean(
     method: Annotated[str, typer.Option(
         help="sac, or a baseline: random, vote-all, vote-maj, reward-gap, judge, "
              "confident-learning, loss, ifd-gap; or a named variant such as vote-all-flip, "
-             "sac-remove, sac-soft.")] = "sac",
+             "sac-remove, sac-soft, sac-keep.")] = "sac",
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="A method parameter as key=value (repeatable), e.g. "
                               "-p flip_p=0.1 -p action=flip.")] = None,

@@ -48,6 +48,7 @@ def test_each_source_from_its_signal() -> None:
         3: ([-0.1, -0.2, 0.1, -0.1], 5, 5, "helpful"),      # both at the top
         4: ([6, -6, -0.1, -0.1], -0.5, -0.5, "helpful"),     # confident members disagree
         5: ([-0.1, 0.05, -0.05, -0.1], -0.5, -0.5, "helpful"),  # unsure, no pattern
+        6: ([3, -0.1, -0.1, 0.2], -0.5, -0.5, "helpful"),   # split, but sides with the label
     }
     subsets = ["helpful"] * n
     for i, (m, c, r, s) in rows.items():
@@ -57,16 +58,25 @@ def test_each_source_from_its_signal() -> None:
         subsets[i] = s
     tags = tag_sources(view_from(margins, r_c, r_r, subsets))
     expected = ["mis-label", "both-harmful", "both-bad", "different-thresholds",
-                "different-criteria", "subjective"]
-    assert list(tags["source"][:6]) == expected
-    assert not tags["flagged"][6:].any() and (tags["source"][6:] == "").all()
+                "different-criteria", "subjective", "subjective"]
+    assert list(tags["source"][:7]) == expected
+    assert list(tags["against"][:7]) == [True] * 6 + [False]
+    assert not tags["flagged"][7:].any() and (tags["source"][7:] == "").all()
     assert "0/4 agree" in tags["signal"][0] and "harm subset" in tags["signal"][1]
-    decided = sac(view_from(margins, r_c, r_r, subsets))
-    assert list(decided["action"][:6]) == ["flip", "remove", "remove", "keep", "keep", "keep"]
-    assert (decided["action"][6:] == "keep").all()
-    soft = sac(view_from(margins, r_c, r_r, subsets), soft=True, flip_action="remove")
-    assert list(soft["action"][:6]) == ["remove"] * 3 + ["relabel"] * 3
-    assert soft["p_new"][3:6].between(0, 1).all() and soft["p_new"][6:].isna().all()
+    view = view_from(margins, r_c, r_r, subsets)
+    decided = sac(view)  # the default removes the pairs the committee leans against
+    assert list(decided["action"][:7]) == ["flip"] + ["remove"] * 5 + ["keep"]
+    assert (decided["action"][7:] == "keep").all()
+    assert "leans against" in decided["reason"][3] and "leans" not in decided["reason"][1]
+    paper = sac(view, against="keep")  # the paper's rule keeps sources 2-4
+    assert list(paper["action"][:7]) == ["flip", "remove", "remove"] + ["keep"] * 4
+    soft = sac(view, soft=True, flip_action="remove")
+    assert list(soft["action"][:7]) == ["remove"] * 6 + ["relabel"]
+    soft = sac(view, soft=True, flip_action="remove", against="keep")
+    assert list(soft["action"][:7]) == ["remove"] * 3 + ["relabel"] * 4
+    assert soft["p_new"][3:7].between(0, 1).all() and soft["p_new"][7:].isna().all()
+    with pytest.raises(ValueError, match="against must be"):
+        sac(view, against="flip")
 
 
 def test_sac_thresholds_are_parameters() -> None:
@@ -144,8 +154,10 @@ def test_confident_learning_finds_contradicted_labels() -> None:
 
 
 def test_parse_params_types_and_errors() -> None:
-    assert parse_params("sac", ["flip_p=0.1", "soft=true", "flip-action=remove"]) == {
-        "flip_p": 0.1, "soft": True, "flip_action": "remove"}
+    assert parse_params("sac", ["flip_p=0.1", "soft=true", "flip-action=remove",
+                                "against=keep"]) == {
+        "flip_p": 0.1, "soft": True, "flip_action": "remove", "against": "keep"}
+    assert parse_params("sac", ["flip_p=auto"]) == {"flip_p": "auto"}
     assert parse_params("random", ["count=5"]) == {"count": 5}
     assert parse_params("vote-all-flip", []) == {}
     with pytest.raises(ValueError, match="unknown parameter 'k'"):

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from preflab.audit.run import audit
+from preflab.clean.methods import VARIANTS
 from preflab.clean.noise import inject_flips, restore_truth
 from preflab.clean.run import clean
 from preflab.cli import app
@@ -110,7 +111,7 @@ def test_bench_noise_cli_json_and_files(tmp_path) -> None:
         assert by["vote-maj-flip"]["recall"] == by["vote-maj-remove"]["recall"]
         assert by["vote-maj-flip"]["kept_fraction"] == 1.0
     frame = pd.read_csv(tmp_path / "b" / "noise.csv")
-    assert len(frame) == 2 * 16 and (tmp_path / "b" / "noise.png").stat().st_size > 1000
+    assert len(frame) == 2 * len(VARIANTS) and (tmp_path / "b" / "noise.png").stat().st_size > 1000
     injected = json.loads((tmp_path / "b" / "rate-0.3" / "injected.json").read_text())
     assert injected["n_flipped"] == 18 and len(injected["ids"]) == 18
     table = pd.read_parquet(tmp_path / "b" / "rate-0.3" / "audit" / "audit.parquet")

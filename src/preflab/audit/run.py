@@ -65,11 +65,12 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
         table[f"r_chosen.{sig.name}"] = sig.r_chosen
         table[f"r_rejected.{sig.name}"] = sig.r_rejected
     kinds = {m.name: m.kind for m in spec.members}
-    tags = tag_sources(AuditView(table, kinds, str(out)))
+    view = AuditView(table, kinds, str(out))
+    tags = tag_sources(view)
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     seconds = time.perf_counter() - started
     summary = {"data": str(data), "committee": spec.name, **summarize(table),
-               "sources": source_counts(tags), "source_rules": SourceRules().params(),
+               "sources": source_counts(tags), "source_rules": SourceRules().params(view),
                "member_kinds": kinds,
                "signals": [s.name for s in signals],
                "committee_probability": combined, "bin_thresholds": list(spec.bins),

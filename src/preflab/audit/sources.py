@@ -6,7 +6,8 @@ source its audit signals point to, with the signal written out, in this order:
 
 1. ``mis-label``: the committee confidently and (near-)unanimously reverses the
    label (P(chosen better) <= ``flip_p`` and at most ``flip_agreement`` of the
-   voting members agree with it).
+   voting members agree with it). ``flip_p="auto"`` (the default) calibrates the
+   threshold to the committee (see :meth:`SourceRules.flip_threshold`).
 5. ``both-harmful`` / 6. ``both-bad``: both replies score low on absolute
    reward (each at or below the ``bad_quantile`` percentile of all replies,
    averaged over the members that give absolute rewards). Which of the two is a
@@ -21,7 +22,8 @@ source its audit signals point to, with the signal written out, in this order:
    (high subjectivity or missing context).
 
 A pair is flagged when its agreement is at or below ``flag_agreement`` or the
-committee leans against its label (P < 0.5). Pure functions over the audit view.
+committee leans against its label (P < 0.5); the tags say which (``against``).
+Pure functions over the audit view.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from preflab.audit.view import AuditView
 
 SOURCES = ("mis-label", "subjective", "different-criteria", "different-thresholds",
            "both-harmful", "both-bad")
+FLIP_P_FLOOR = 0.2  # "auto" is never stricter than this
 HARM_WORDS = ("harm", "red-team", "red_team", "redteam", "safety", "toxic")
 
 
@@ -45,9 +48,14 @@ class SourceRules:
     The defaults and why:
       flag_agreement 0.5: flagged = the low and no-agreement bins and the lower half
         of "mixed" (fewer than half agree), plus any pair the committee leans against.
-      flip_p 0.2: a confident reversal: the committee gives the label 1 chance in 5
-        or less. On the demo data at 25% flips, pairs at P <= 0.2 are ~95% truly
-        flipped; at 0.35 precision drops (measure with ``preflab bench noise``).
+      flip_p "auto": a confident reversal is one at P <= 0.2 (the committee gives the
+        label 1 chance in 5 or less), or, when the committee is less sure of the
+        labels it agrees with, one as confident as its typical agreement:
+        P <= 1 - mean(P | P >= 0.5), capped at 0.5. A fixed threshold fails on noisy
+        data: members trained on labels with a fraction e flipped cannot be surer
+        than 1 - e out of fold, so at 25% noise P <= 0.2 (with flip_agreement)
+        caught 4 of 125 flips on the demo data; "auto" (0.37 there) caught 36 at
+        90% precision. A number in [0, 0.5] fixes the threshold.
       flip_agreement 0.25: near-unanimous: with 4-8 members at most a quarter (one or
         two) may side with the label.
       bad_quantile 0.2 / good_quantile 0.6: a reply in the bottom fifth of all replies
@@ -57,14 +65,37 @@ class SourceRules:
     """
 
     flag_agreement: float = 0.5
-    flip_p: float = 0.2
+    flip_p: float | str = "auto"
     flip_agreement: float = 0.25
     bad_quantile: float = 0.2
     good_quantile: float = 0.6
     split_sigma: float = 1.0
 
-    def params(self) -> dict[str, float]:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        if isinstance(self.flip_p, str):
+            if self.flip_p != "auto":
+                raise ValueError(f"flip_p must be a number in [0, 0.5] or 'auto', "
+                                 f"got {self.flip_p!r}")
+        elif not 0 <= self.flip_p <= 0.5:
+            raise ValueError(f"flip_p must be in [0, 0.5], got {self.flip_p}")
+        for name in ("flag_agreement", "flip_agreement", "bad_quantile", "good_quantile"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    def flip_threshold(self, view: AuditView) -> float:
+        """The P(chosen) at or below which a reversal is confident."""
+        if self.flip_p != "auto":
+            return float(self.flip_p)
+        p = view.p
+        agree = p[p >= 0.5]
+        return float(min(0.5, max(FLIP_P_FLOOR, 1 - agree.mean()))) if agree.size else 0.5
+
+    def params(self, view: AuditView | None = None) -> dict[str, float | str]:
+        """The rules; with a view, also the flip threshold they resolve to on it."""
+        out: dict[str, float | str] = asdict(self)
+        if view is not None:
+            out["flip_p_used"] = round(self.flip_threshold(view), 4)
+        return out
 
 
 def flagged(view: AuditView, rules: SourceRules) -> np.ndarray:
@@ -73,7 +104,7 @@ def flagged(view: AuditView, rules: SourceRules) -> np.ndarray:
 
 
 def confident_reversal(view: AuditView, rules: SourceRules) -> np.ndarray:
-    return (view.p <= rules.flip_p) & (view.agreement <= rules.flip_agreement)
+    return (view.p <= rules.flip_threshold(view)) & (view.agreement <= rules.flip_agreement)
 
 
 def _harm_subset(subsets: pd.Series) -> np.ndarray:
@@ -82,8 +113,9 @@ def _harm_subset(subsets: pd.Series) -> np.ndarray:
 
 
 def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFrame:
-    """Per pair: ``flagged``, ``source`` (one of :data:`SOURCES`, or "" when not
-    flagged) and ``signal`` (the figures behind the guess)."""
+    """Per pair: ``flagged``, ``against`` (flagged and the committee leans against
+    the label), ``source`` (one of :data:`SOURCES`, or "" when not flagged) and
+    ``signal`` (the figures behind the guess)."""
     rules = rules or SourceRules()
     n = view.n
     p, votes = view.p, view.votes
@@ -94,6 +126,7 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
     source = np.full(n, "", dtype=object)
     signal = np.full(n, "", dtype=object)
     reversal = confident_reversal(view, rules)
+    flip_at = rules.flip_threshold(view)
     have_rewards = bool(used)
     bad = have_rewards & (pc <= rules.bad_quantile) & (pr <= rules.bad_quantile)
     good = have_rewards & (pc >= rules.good_quantile) & (pr >= rules.good_quantile)
@@ -104,7 +137,8 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
         head = f"P(chosen)={p[i]:.2f}, {votes[i]}/{m} agree"
         if reversal[i]:
             source[i] = "mis-label"
-            signal[i] = f"{head}: confident, near-unanimous reversal"
+            signal[i] = (f"{head}: confident, near-unanimous reversal "
+                         f"(P <= {flip_at:.2f})")
         elif bad[i]:
             source[i] = "both-harmful" if harm[i] else "both-bad"
             signal[i] = (f"{head}; reward percentiles chosen {pc[i]:.2f}, rejected {pr[i]:.2f}"
@@ -123,7 +157,7 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
             source[i] = "subjective"
             signal[i] = f"{head}; no clear pattern (member margins within {rules.split_sigma} sd)"
     return pd.DataFrame({"id": view.table["id"].to_numpy(), "flagged": flag,
-                         "source": source, "signal": signal})
+                         "against": flag & (p < 0.5), "source": source, "signal": signal})
 
 
 def source_counts(tags: pd.DataFrame) -> dict[str, int]:

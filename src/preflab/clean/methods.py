@@ -20,6 +20,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sac": ("sac", {}),
     "sac-remove": ("sac", {"flip_action": "remove"}),
     "sac-soft": ("sac", {"soft": True}),
+    "sac-keep": ("sac", {"against": "keep"}),
     "random": ("random", {}),
     **{f"{m}-{a}": (m, {"action": a})
        for m in ("vote-all", "vote-maj", "reward-gap", "judge", "confident-learning")
@@ -46,6 +47,11 @@ def _coerce(value: str, default: Any, key: str) -> Any:
         if value.lower() in ("false", "0", "no"):
             return False
         raise ValueError(f"parameter {key}: expected true or false, got {value!r}")
+    if isinstance(default, str):  # a word, or a number where the word is a mode ("auto")
+        try:
+            return float(value)
+        except ValueError:
+            return value
     for kind in ((int,) if isinstance(default, int) else
                  (float,) if isinstance(default, float) else (int, float) if default is None
                  else ()):

@@ -28,6 +28,8 @@ from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.write import write_pairs
 
+FLIPPING_SAC = ("sac", "sac-soft", "sac-keep")  # SAC variants that flip mis-labels
+
 
 def restore_truth(pairs: Sequence[PreferencePair]) -> tuple[list[PreferencePair], int]:
     """Pairs with every recorded flip turned back (``meta.flipped`` -> false)."""
@@ -147,8 +149,7 @@ def plot_noise(frame: pd.DataFrame, path: Path) -> None:
     for ax, rate in zip(axes[0], rates, strict=True):
         sub = frame[(frame["rate"] == rate) & frame["residual_noise"].notna()]
         for _, row in sub.iterrows():
-            marker = "o" if "flip" in row["method"] or row["method"] in ("sac", "sac-soft") \
-                else "s"
+            marker = "o" if "flip" in row["method"] or row["method"] in FLIPPING_SAC else "s"
             ax.scatter(row["kept_fraction"], row["residual_noise"], marker=marker)
             ax.annotate(row["method"], (row["kept_fraction"], row["residual_noise"]),
                         fontsize=7, xytext=(3, 3), textcoords="offset points")
