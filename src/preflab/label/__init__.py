@@ -1,0 +1,1 @@
+"""AI-feedback labeling (RLAIF): prompts, label tokens, soft labels."""
