@@ -6,7 +6,7 @@ import torch
 
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.forward import last_hidden_states_unshared
-from preflab.engine.judge import JudgeScorer, digit_token_ids, judge_unit, p_first
+from preflab.engine.judge import JudgeScorer, judge_unit, p_first
 from preflab.engine.reward import RewardScorer
 from preflab.engine.text import chat_ids
 from preflab.engine.units import reply_unit
@@ -47,7 +47,7 @@ def test_encoder_reward_model_scores_text_pairs() -> None:
 
 def test_judge_both_orders_and_label_tokens() -> None:
     scorer = JudgeScorer("tiny-llama")
-    assert len(set(digit_token_ids(scorer.tokenizer))) == 2
+    assert len(scorer.label_ids) == 2 and not set(scorer.label_ids[0]) & set(scorer.label_ids[1])
     units = [judge_unit(CONTEXTS[0], REPLIES[0], REPLIES[1]),
              judge_unit(CONTEXTS[0], REPLIES[1], REPLIES[0])]
     logp = np.stack(engine().run(scorer, units))
@@ -56,7 +56,8 @@ def test_judge_both_orders_and_label_tokens() -> None:
     ids = scorer.prompt_ids(*units[0].payload)
     with torch.no_grad():
         logits = scorer.model(input_ids=torch.tensor([ids])).logits[0, -1]
-    expected = torch.log_softmax(logits, -1)[scorer.label_ids].numpy()
+    full = torch.log_softmax(logits, -1)
+    expected = [torch.logsumexp(full[list(v)], 0).item() for v in scorer.label_ids]
     np.testing.assert_allclose(logp[0], expected, atol=1e-5)
     p = p_first(logp)
     assert ((p > 0) & (p < 1)).all()

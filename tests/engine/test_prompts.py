@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from preflab.data.pair import PreferencePair
-from preflab.label.prompts import (
+from preflab.engine.prompts import (
     EXAMPLES_CLOSE,
     Exemplar,
     LabelPrompt,

@@ -1,7 +1,7 @@
 """Labeling prompts: preamble + k-shot exemplars + the sample + the ending.
 
 The layout of Lee et al. (2023) (../METHODS.md §3). Each task (``helpful``,
-``harmless``, ``summary``) is a TOML template in ``label/templates``: the
+``harmless``, ``summary``) is a TOML template in ``engine/templates``: the
 ``base`` and ``detailed`` preambles, the ``sample`` layout, the ``ending``
 ("Preferred Response="), the chain-of-thought ending, and ``invert`` (the
 harmless labeler names the MORE harmful reply, so its answer is turned around).
@@ -36,7 +36,7 @@ def load_template(task: str, override: str | Path | None = None) -> dict[str, An
     """The task's built-in template, with the keys of `override` (a TOML file) on top."""
     if task not in TASKS:
         raise ValueError(f"unknown labeling task {task!r}; tasks: {', '.join(TASKS)}")
-    text = resources.files("preflab.label").joinpath("templates", f"{task}.toml").read_text()
+    text = resources.files("preflab.engine").joinpath("templates", f"{task}.toml").read_text()
     template = tomllib.loads(text)
     if override is not None:
         path = Path(override)
@@ -108,8 +108,10 @@ class LabelPrompt:
         """True when the labeler names the worse reply (harmless: the more harmful)."""
         return bool(self.template["invert"])
 
-    def sample(self, context: Messages, response_1: str, response_2: str) -> str:
-        return self.template["sample"].format(conversation=plain_context(context),
+    def sample(self, context: Messages | str, response_1: str, response_2: str) -> str:
+        """The sample; `context` as messages or already rendered (e.g. truncated)."""
+        conversation = context if isinstance(context, str) else plain_context(context)
+        return self.template["sample"].format(conversation=conversation,
                                               response_1=response_1, response_2=response_2)
 
     @property
@@ -125,7 +127,7 @@ class LabelPrompt:
             parts.append(EXAMPLES_CLOSE)
         return "\n\n".join(parts)
 
-    def user_text(self, context: Messages, response_1: str, response_2: str) -> str:
+    def user_text(self, context: Messages | str, response_1: str, response_2: str) -> str:
         """What the labeler reads: head, then the sample."""
         return f"{self.head}\n\n{self.sample(context, response_1, response_2)}"
 

@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from preflab.label.prompts import LabelPrompt
-from preflab.label.tokens import label_logprobs, label_token_ids, soft_label
+from preflab.engine.label_tokens import label_logprobs, label_token_ids, soft_label
+from preflab.engine.prompts import LabelPrompt
 
 ENDINGS = [LabelPrompt.build(task).ending for task in ("helpful", "harmless", "summary")]
 

@@ -1,1 +1,0 @@
-"""AI-feedback labeling (RLAIF): prompts, label tokens, soft labels."""
