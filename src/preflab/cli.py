@@ -225,6 +225,67 @@ def clean(
     out.print(f"cleaned data: {summary['output']}")
 
 
+@app.command("label")
+@user_errors
+def label_cmd(
+    data: Annotated[str, typer.Argument(help="Preference data to label.")],
+    judge: Annotated[str, typer.Option(help="The labeler: a causal-LM preset, folder or "
+                                            "hub id.")] = "smollm2-135m-instruct",
+    task: Annotated[str, typer.Option(help="helpful, harmless (asks for the MORE harmful "
+                                           "reply; the label is inverted) or summary.")
+                    ] = "helpful",
+    preamble: Annotated[str, typer.Option(help="base or detailed.")] = "base",
+    shots: Annotated[int, typer.Option(help="Exemplars (seeded, drawn from pairs that are "
+                                            "not labelled).")] = 0,
+    template: Annotated[Path | None, typer.Option(
+        help="TOML file overriding template keys (base, detailed, sample, ending, "
+             "cot_ending, invert).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Label a seeded sample of N pairs.")
+                     ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and the exemplars.")] = 0,
+    grid: Annotated[bool, typer.Option(help="Run base/detailed x 0/1/2-shot on the sample "
+                                            "and print the alignment table.")] = False,
+    write_data: Annotated[bool, typer.Option(
+        help="Also write labelled.jsonl with p_chosen = the AI label.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("labels"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary (or grid) as "
+                                                         "JSON on the last line.")] = False,
+) -> None:
+    """Label pairs with an LLM judge (log-prob soft labels, both orders averaged) and
+    measure alignment with the human labels.
+
+    Writes labels.parquet (id, p_ai, each order's P, consistency) and summary.json
+    (alignment, position_consistency, first_position_rate, seconds).
+
+    Example: `preflab label harmless-base-test.jsonl.gz --task harmless --limit 300 --grid`
+    """
+    from preflab.label.run import label as label_fn
+    from preflab.label.run import label_grid
+
+    if grid:
+        frame = label_grid(data, judge, out=out_dir, task=task, limit=limit or 300,
+                           seed=seed, template=template)
+        table = Table("preamble", "shots", "CoT", "alignment", "position consistency",
+                      "first position", title=f"{judge} on {limit or 300} pairs ({task})")
+        for _, r in frame.iterrows():
+            table.add_row(r["preamble"].capitalize(), str(r["shots"]),
+                          "yes" if r["cot"] else "no", f"{r['alignment']:.1%}",
+                          f"{r['position_consistency']:.1%}", f"{r['first_position_rate']:.1%}")
+        out.print(table)
+        if as_json:
+            print(frame.to_json(orient="records"))
+        return
+    summary = label_fn(data, judge, out=out_dir, task=task, preamble=preamble, shots=shots,
+                       limit=limit, seed=seed, template=template, write_data=write_data)
+    out.print(f"{summary['n_pairs']} pairs labelled by {judge} ({task}, {preamble}, "
+              f"{shots}-shot): alignment with the human labels {summary['alignment']:.1%}, "
+              f"position consistency {summary['position_consistency']:.1%}, first position "
+              f"preferred {summary['first_position_rate']:.1%}")
+    out.print(f"labels: {out_dir / 'labels.parquet'}")
+    if as_json:
+        print(json.dumps(summary))
+
+
 @bench_app.command("noise")
 @user_errors
 def bench_noise(

@@ -1,0 +1,1 @@
+"""AI-feedback labeling (RLAIF): label pairs with an LLM judge and measure agreement."""

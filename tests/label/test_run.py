@@ -1,0 +1,107 @@
+"""preflab label end to end with a real (tiny, in-process) judge, and its statistics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from preflab.cli import app
+from preflab.data.demo import demo
+from preflab.data.read import iter_pairs, read_pairs
+from preflab.engine import EngineOptions
+from preflab.label.run import label, label_summary
+
+runner = CliRunner()
+QUIET = EngineOptions(progress=False)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFLAB_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "demo.jsonl"
+    demo(path, n=24, flip_rate=0.0)
+    return path
+
+
+def test_label_writes_both_orders_and_their_average(tmp_path, data) -> None:
+    s = label(data, "tiny-llama", out=tmp_path / "l", engine_options=QUIET)
+    table = pd.read_parquet(tmp_path / "l" / "labels.parquet")
+    pairs = list(iter_pairs(read_pairs(data).pairs))
+    assert list(table["id"]) == [p.id for p in pairs] and s["n_pairs"] == 24
+    np.testing.assert_allclose(table["p_ai"], (table["p_chosen_first"]
+                                               + table["p_chosen_second"]) / 2)
+    assert table["p_ai"].between(0, 1).all()
+    assert s == {**s, **label_summary(table, pairs)}
+    assert s["computed"] == 48 and json.loads((tmp_path / "l" / "summary.json").read_text()) == s
+    again = label(data, "tiny-llama", out=tmp_path / "l2", engine_options=QUIET)
+    assert again["cached"] == 48 and again["alignment"] == s["alignment"]
+
+
+def test_an_inverted_task_turns_the_label_around(tmp_path, data) -> None:
+    """Same prompt text, `invert` on: the labeler's answer now names the worse reply."""
+    flipped = tmp_path / "inv.toml"
+    flipped.write_text("invert = true\n")
+    plain = label(data, "tiny-llama", out=tmp_path / "a", engine_options=QUIET)
+    inv = label(data, "tiny-llama", out=tmp_path / "b", template=flipped,
+                engine_options=QUIET)
+    a = pd.read_parquet(tmp_path / "a" / "labels.parquet")
+    b = pd.read_parquet(tmp_path / "b" / "labels.parquet")
+    np.testing.assert_allclose(b["p_ai"], 1 - a["p_ai"], atol=1e-6)
+    assert inv["invert"] and not plain["invert"]
+
+
+def test_shots_come_from_unlabelled_pairs(tmp_path, data) -> None:
+    with pytest.raises(ValueError, match="needs exemplars that are not labelled"):
+        label(data, "tiny-llama", shots=2, out=tmp_path / "x", engine_options=QUIET)
+    s = label(data, "tiny-llama", shots=2, limit=10, seed=1, out=tmp_path / "k",
+              engine_options=QUIET, write_data=True)
+    ids = set(pd.read_parquet(tmp_path / "k" / "labels.parquet")["id"])
+    assert len(ids) == 10 and len(s["exemplar_ids"]) == 2 and not ids & set(s["exemplar_ids"])
+    labelled = list(iter_pairs(read_pairs(tmp_path / "k" / "labelled.jsonl").pairs))
+    table = pd.read_parquet(tmp_path / "k" / "labels.parquet")
+    assert [p.id for p in labelled] == list(table["id"])
+    np.testing.assert_allclose([p.p_chosen for p in labelled], table["p_ai"], atol=1e-6)
+    assert labelled[0].meta["label"]["shots"] == 2
+
+
+def test_alignment_and_position_figures() -> None:
+    from preflab.data.pair import PreferencePair
+
+    pairs = [PreferencePair(prompt=[{"role": "user", "content": f"q{i}"}], chosen="a",
+                            rejected="b", p_chosen=1.0 if i < 3 else 0.2) for i in range(4)]
+    table = pd.DataFrame({
+        "p_ai": [0.9, 0.5, 0.3, 0.3], "p_chosen_first": [0.9, 0.6, 0.2, 0.4],
+        "p_chosen_second": [0.9, 0.4, 0.4, 0.2],
+        "consistent": [True, False, True, True],
+        "first_preferred": [True, True, False, False],
+        "first_preferred_swapped": [False, True, True, True], "label_mass": [0.5] * 4})
+    s = label_summary(table, pairs)
+    # pair 0 agrees, 1 is a tie, 2 disagrees, 3 agrees (its human label is soft, < 0.5)
+    assert s["alignment"] == 0.5 and s["ties"] == 1
+    assert s["position_consistency"] == 0.75 and s["first_position_rate"] == 5 / 8
+
+
+def test_label_cli_and_grid(tmp_path, data) -> None:
+    result = runner.invoke(app, ["label", str(data), "--judge", "tiny-llama", "--task",
+                                 "harmless", "--out", str(tmp_path / "c"), "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.output.strip().splitlines()[-1])
+    assert s["task"] == "harmless" and s["invert"] and 0 <= s["alignment"] <= 1
+    result = runner.invoke(app, ["label", str(data), "--judge", "tiny-llama", "--grid",
+                                 "--limit", "8", "--out", str(tmp_path / "g"), "--json"])
+    assert result.exit_code == 0, result.output
+    grid = json.loads(result.output.strip().splitlines()[-1])
+    assert [(r["preamble"], r["shots"]) for r in grid] == [
+        (p, k) for p in ("base", "detailed") for k in (0, 1, 2)]
+    assert len(pd.read_csv(tmp_path / "g" / "grid.csv")) == 6
+    bad = runner.invoke(app, ["label", str(data), "--judge", "tiny-llama", "--task", "funny",
+                              "--out", str(tmp_path / "f")])
+    assert bad.exit_code != 0 and "unknown labeling task" in bad.output
