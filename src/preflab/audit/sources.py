@@ -103,10 +103,6 @@ def flagged(view: AuditView, rules: SourceRules) -> np.ndarray:
     return (view.agreement <= rules.flag_agreement) | (view.p < 0.5)
 
 
-def confident_reversal(view: AuditView, rules: SourceRules) -> np.ndarray:
-    return (view.p <= rules.flip_threshold(view)) & (view.agreement <= rules.flip_agreement)
-
-
 def _harm_subset(subsets: pd.Series) -> np.ndarray:
     low = subsets.fillna("").str.lower()
     return np.array([any(w in s for w in HARM_WORDS) for s in low])
@@ -125,8 +121,8 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
     flag = flagged(view, rules)
     source = np.full(n, "", dtype=object)
     signal = np.full(n, "", dtype=object)
-    reversal = confident_reversal(view, rules)
     flip_at = rules.flip_threshold(view)
+    reversal = (p <= flip_at) & (view.agreement <= rules.flip_agreement)
     have_rewards = bool(used)
     bad = have_rewards & (pc <= rules.bad_quantile) & (pr <= rules.bad_quantile)
     good = have_rewards & (pc >= rules.good_quantile) & (pr >= rules.good_quantile)

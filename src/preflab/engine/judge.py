@@ -19,7 +19,7 @@ from preflab.engine.forward import (
     split_shared_prefix,
 )
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
-from preflab.engine.models import Runtime, fingerprint, model_fingerprint
+from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 from preflab.engine.prompts import LabelPrompt, load_template
 from preflab.engine.text import plain_context
 from preflab.engine.units import Messages, Unit, text_hash
@@ -54,18 +54,7 @@ class JudgeScorer(PrefixSharing):
     def __init__(self, model: str, name: str | None = None, preamble: str = BASE_PREAMBLE,
                  max_length: int = 2048, max_context_tokens: int | None = 256,
                  runtime: Runtime | None = None, prompt: LabelPrompt | None = None) -> None:
-        from transformers import AutoModelForCausalLM
-
-        from preflab.models.presets import load_tokenizer, resolve
-
-        self.runtime = runtime or Runtime()
-        self.runtime.apply_threads()
-        resolved = resolve(model)
-        self.tokenizer = load_tokenizer(model)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            resolved, dtype=self.runtime.weight_dtype()).to(self.runtime.torch_device()).eval()
+        self.runtime, resolved, self.tokenizer, self.model = load_scoring_lm(model, runtime)
         self.backbone = self.model.base_model
         self.lm_head = self.model.get_output_embeddings()
         self.prompt = prompt or audit_prompt(preamble)

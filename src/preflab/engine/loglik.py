@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from preflab.engine.models import Runtime, fingerprint, model_fingerprint
+from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 from preflab.engine.text import chat_ids
 from preflab.engine.units import Unit
 
@@ -27,18 +27,7 @@ class LoglikScorer:
 
     def __init__(self, model: str, name: str | None = None, max_context_tokens: int = 256,
                  max_reply_tokens: int = 256, runtime: Runtime | None = None) -> None:
-        from transformers import AutoModelForCausalLM
-
-        from preflab.models.presets import load_tokenizer, resolve
-
-        self.runtime = runtime or Runtime()
-        self.runtime.apply_threads()
-        resolved = resolve(model)
-        self.tokenizer = load_tokenizer(model)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            resolved, dtype=self.runtime.weight_dtype()).to(self.runtime.torch_device()).eval()
+        self.runtime, resolved, self.tokenizer, self.model = load_scoring_lm(model, runtime)
         self.max_context_tokens = max_context_tokens
         self.max_reply_tokens = max_reply_tokens
         self.truncated = 0

@@ -88,3 +88,22 @@ def is_encoder(config: Any) -> bool:
 def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()
                           ).hexdigest()[:16]
+
+
+def load_scoring_lm(model: str, runtime: Runtime | None = None
+                    ) -> tuple[Runtime, str, Any, Any]:
+    """A causal LM ready to score: (runtime with its threads applied, resolved path,
+    tokenizer with a pad token, model in eval mode on the runtime's device)."""
+    from transformers import AutoModelForCausalLM
+
+    from preflab.models.presets import load_tokenizer, resolve
+
+    runtime = runtime or Runtime()
+    runtime.apply_threads()
+    resolved = resolve(model)
+    tokenizer = load_tokenizer(model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm = AutoModelForCausalLM.from_pretrained(
+        resolved, dtype=runtime.weight_dtype()).to(runtime.torch_device()).eval()
+    return runtime, resolved, tokenizer, lm
