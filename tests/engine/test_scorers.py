@@ -90,3 +90,37 @@ def test_loglik_matches_one_sequence_at_a_time() -> None:
     # With a context, the target is exactly the reply's turn (the prompt is its prefix).
     prompt, target = scorer._split(units[0])
     assert prompt + target == chat_ids(scorer.tokenizer, *units[0].payload)
+
+
+def test_judge_prefix_sharing_modes_agree_with_a_plain_forward() -> None:
+    """The head's KV cache (once per run), once per batch and no sharing: same values as
+    each prompt run whole, with exemplars and with a rationale."""
+    from preflab.engine.prompts import Exemplar, LabelPrompt
+
+    shots = (Exemplar(CONTEXTS[1], REPLIES[2], REPLIES[1], 1, id="e1"),
+             Exemplar(CONTEXTS[0], REPLIES[1], REPLIES[0], 2, id="e2"))
+    prompt = LabelPrompt.build("harmless", "detailed", shots)
+    units = [judge_unit(c, a, b, rationale) for c in CONTEXTS
+             for a, b in [(REPLIES[0], REPLIES[3]), (REPLIES[3], REPLIES[0]), (REPLIES[1], "x")]
+             for rationale in (None, "Response 1 is rude.")]
+    out = {}
+    for mode in ("run", "batch", "off"):
+        scorer = JudgeScorer("tiny-llama", prompt=prompt, share_prefix=mode)
+        out[mode] = np.stack(engine().run(scorer, units))
+    items = [scorer.encode([u]) for u in units]
+    assert not any(i.head for i in items)  # "off"
+    run_scorer = JudgeScorer("tiny-llama", prompt=prompt)
+    assert all(run_scorer.encode([u]).head for u in units)
+    assert len(run_scorer.head_ids()) > 100  # preamble and both exemplars
+    with torch.no_grad():
+        naive = []
+        for u in units:
+            ids = scorer.prompt_ids(*u.payload)
+            logits = scorer.model(input_ids=torch.tensor([ids])).logits[0, -1]
+            full = torch.log_softmax(logits, -1)
+            naive.append([torch.logsumexp(full[list(v)], 0).item() for v in scorer.label_ids])
+    for mode, values in out.items():
+        np.testing.assert_allclose(values, naive, atol=1e-5, err_msg=mode)
+    assert len({round(float(v), 5) for v in out["run"][:, 0]}) > 3
+    with pytest.raises(ValueError, match="share_prefix"):
+        JudgeScorer("tiny-llama", share_prefix="always")

@@ -47,6 +47,7 @@ class Shared:
 
     prefix: list[int]
     suffixes: list[list[int]]
+    head: bool = False  # the prefix comes after the scorer's :class:`Head` (left out here)
 
 
 class PrefixSharing:
@@ -106,41 +107,79 @@ def _suffix_chunks(lengths: list[int], max_waste: float, max_tokens: int) -> lis
                         max_tokens=max_tokens, max_rows=4096, max_waste=max_waste)
 
 
+@dataclass
+class Head:
+    """A prefix every prompt of a scorer starts with (a judge's preamble and exemplars),
+    with its KV cache computed once (:func:`head_cache`)."""
+
+    ids: list[int]
+    cache: Any
+
+
+@torch.inference_mode()
+def head_cache(backbone: torch.nn.Module, ids: list[int]) -> Head:
+    """Run `ids` once and keep their KV cache."""
+    device = next(backbone.parameters()).device
+    cache = backbone(input_ids=torch.tensor([ids], device=device), use_cache=True
+                     ).past_key_values
+    return Head(list(ids), cache)
+
+
+def _extend(backbone: torch.nn.Module, cache: Any, common: int, rest: list[list[int]],
+            pad_id: int, device: torch.device) -> tuple[Any, torch.Tensor]:
+    """Run each group's `rest` (left-padded) after `common` cached tokens; the new cache
+    and its attention mask."""
+    rwidth = max(len(r) for r in rest)
+    ids = torch.full((len(rest), rwidth), pad_id, dtype=torch.long, device=device)
+    mask = torch.ones((len(rest), common + rwidth), dtype=torch.long, device=device)
+    mask[:, common:] = 0
+    for g, r in enumerate(rest):
+        if r:
+            ids[g, rwidth - len(r):] = torch.tensor(r, device=device)
+            mask[g, common + rwidth - len(r):] = 1
+    if rwidth == 0:
+        return cache, mask
+    positions = common + (mask[:, common:].cumsum(-1) - 1).clamp(min=0)
+    cache = backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
+                     past_key_values=cache, use_cache=True).past_key_values
+    return cache, mask
+
+
 @torch.inference_mode()
 def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[int],
                        list[list[int]]]], pad_id: int, max_waste: float = 1.1,
-                       max_tokens: int = 8192, min_common: int = 8) -> torch.Tensor:
+                       max_tokens: int = 8192, min_common: int = 8,
+                       head: Head | None = None) -> torch.Tensor:
     """Final hidden state at the last token of every suffix, shape [n_suffixes, hidden].
 
-    The tokens that all prefixes of the batch share (at least `min_common`) run
-    once. The rest of each prefix runs left-padded in one pass that fills the KV
-    cache. Suffixes are then sorted by length and run in chunks (padding within
+    With `head`, every group's prefix comes after the head's tokens, whose cached
+    KV rows are reused (the prefixes given here leave the head out). Otherwise the
+    tokens that all prefixes of the batch share (at least `min_common`) run once.
+    The rest of each prefix runs left-padded in one pass that fills the KV cache.
+    Suffixes are then sorted by length and run in chunks (padding within
     `max_waste`), each against the cache rows of its own prefix.
     """
     device = next(backbone.parameters()).device
     owners = [g for g, (_, suffixes) in enumerate(groups) for _ in suffixes]
     suffixes = [s for _, ss in groups for s in ss]
-    prefix_lens = torch.tensor([len(p) for p, _ in groups], device=device)
+    offset = len(head.ids) if head is not None else 0
+    prefix_lens = torch.tensor([offset + len(p) for p, _ in groups], device=device)
     width = int(prefix_lens.max()) if len(groups) else 0
     cache, mask = None, None
-    common = _batch_common_prefix([p for p, _ in groups])
-    if common >= min_common:
+    common = _batch_common_prefix([p for p, _ in groups]) if head is None else 0
+    if head is not None:
+        cache = _select_rows(head.cache, torch.zeros(len(groups), dtype=torch.long,
+                                                     device=device))
+        cache, mask = _extend(backbone, cache, offset, [list(p) for p, _ in groups], pad_id,
+                              device)
+    elif common >= min_common:
         # Tokens every prefix of the batch starts with (a system prompt, a judge's
         # preamble) run once; their KV rows are copied to every group.
         cache = backbone(input_ids=torch.tensor([groups[0][0][:common]], device=device),
                          use_cache=True).past_key_values
         cache = _select_rows(cache, torch.zeros(len(groups), dtype=torch.long, device=device))
-        rest = [p[common:] for p, _ in groups]
-        rwidth = max(len(r) for r in rest)
-        ids = torch.full((len(groups), rwidth), pad_id, dtype=torch.long, device=device)
-        mask = torch.ones((len(groups), common + rwidth), dtype=torch.long, device=device)
-        mask[:, common:] = 0
-        for g, r in enumerate(rest):
-            ids[g, rwidth - len(r):] = torch.tensor(r, device=device)
-            mask[g, common + rwidth - len(r):] = 1
-        positions = common + (mask[:, common:].cumsum(-1) - 1).clamp(min=0)
-        cache = backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True).past_key_values
+        cache, mask = _extend(backbone, cache, common, [p[common:] for p, _ in groups],
+                              pad_id, device)
     elif width > 0:
         ids = torch.full((len(groups), width), pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(groups), width), dtype=torch.long, device=device)

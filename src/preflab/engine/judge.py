@@ -1,20 +1,26 @@
 """Pairwise LLM judge: P(reply 1 is better) from the log-probs of "1" and "2".
 
-Each unit is one order of one pair: (context, reply A, reply B). Both orders of a
-pair share the templated preamble and conversation, which run once per group
-(prefix sharing); only the last position goes through the LM head.
+Each unit is one order of one pair: (context, reply A, reply B), optionally with a
+rationale. The preamble and exemplars, the same in every prompt, run once per
+scorer and their KV cache is reused for every pair (``share_prefix="run"``); both
+orders of a pair share the conversation, which runs once per pair; only the last
+position goes through the LM head.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from preflab.engine.forward import (
+    Head,
     PrefixSharing,
     Shared,
+    common_prefix_len,
+    head_cache,
     last_hidden_states,
     split_shared_prefix,
 )
@@ -37,10 +43,14 @@ def audit_prompt(preamble: str = BASE_PREAMBLE) -> LabelPrompt:
     return LabelPrompt("helpful", "base", (), template)
 
 
-def judge_unit(context: Messages, a: str, b: str) -> Unit:
-    """One order of a pairwise comparison."""
-    return Unit(key=text_hash("judge", context, a, b), group=text_hash("context", context),
-                payload=(context, a, b))
+def judge_unit(context: Messages, a: str, b: str, rationale: str | None = None) -> Unit:
+    """One order of a pairwise comparison (after a chain-of-thought `rationale`)."""
+    key = text_hash("judge", context, a, b) if rationale is None else \
+        text_hash("judge", context, a, b, rationale)
+    return Unit(key=key, group=text_hash("context", context), payload=(context, a, b, rationale))
+
+
+SHARE_PREFIX = ("run", "batch", "off")
 
 
 class JudgeScorer(PrefixSharing):
@@ -49,18 +59,32 @@ class JudgeScorer(PrefixSharing):
 
     `prompt` is what the judge reads (:class:`~preflab.engine.prompts.LabelPrompt`);
     the default is the audit's (:func:`audit_prompt` with `preamble`).
+    `share_prefix` says how the tokens every prompt starts with are reused: ``run``
+    computes them once per scorer, ``batch`` once per batch, ``off`` never (every
+    pair's prompt runs whole; the two orders of a pair still share theirs). The
+    scores agree up to float rounding, so they share one fingerprint.
     """
 
     def __init__(self, model: str, name: str | None = None, preamble: str = BASE_PREAMBLE,
                  max_length: int = 2048, max_context_tokens: int | None = 256,
-                 runtime: Runtime | None = None, prompt: LabelPrompt | None = None) -> None:
+                 runtime: Runtime | None = None, prompt: LabelPrompt | None = None,
+                 share_prefix: str = "run") -> None:
+        if share_prefix not in SHARE_PREFIX:
+            raise ValueError(f"share_prefix must be one of {SHARE_PREFIX}, got {share_prefix!r}")
+        self.share_prefix = share_prefix
+        self._head_ids: list[int] | None = None
+        self._head: Head | None = None
         self.runtime, resolved, self.tokenizer, self.model = load_scoring_lm(model, runtime)
         self.backbone = self.model.base_model
         self.lm_head = self.model.get_output_embeddings()
         self.prompt = prompt or audit_prompt(preamble)
+        self.max_context_tokens = max_context_tokens
+        # what the judge reads: the exemplars' conversations clipped as the samples' are
+        self.reading = replace(self.prompt, exemplars=tuple(
+            replace(e, context=self._clip(plain_context(e.context))[0])
+            for e in self.prompt.exemplars))
         self.label_ids = label_token_ids(self.tokenizer, self.prompt.ending)
         self.max_length = max_length
-        self.max_context_tokens = max_context_tokens
         self.truncated = 0
         self.context_truncated = 0
         self.name = name or f"judge:{model}"
@@ -70,29 +94,33 @@ class JudgeScorer(PrefixSharing):
         if self.prompt.template != audit_prompt(self.prompt.template["base"]).template \
                 or self.prompt.exemplars or self.prompt.preamble != "base":
             extra.append(text_hash(self.prompt.template, self.prompt.preamble,
-                                   [e.__dict__ for e in self.prompt.exemplars]))
+                                   [e.__dict__ for e in self.reading.exemplars]))
         if any(len(v) > 1 for v in self.label_ids):
             extra.append(self.label_ids)
         self.fingerprint = fingerprint("judge", model_fingerprint(model, resolved),
                                        self.prompt.head, self.prompt.ending, max_length,
                                        max_context_tokens, self.runtime.precision, *extra)
 
-    def conversation(self, context: Messages) -> str:
-        """The conversation as the judge reads it: its last `max_context_tokens` tokens."""
-        text = plain_context(context)
+    def _clip(self, text: str) -> tuple[str, bool]:
+        """The last `max_context_tokens` tokens of `text`, and whether it was clipped."""
         if self.max_context_tokens is None:
-            return text
+            return text, False
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= self.max_context_tokens:
-            return text
-        self.context_truncated += 1
-        return "…" + self.tokenizer.decode(ids[-self.max_context_tokens:])
+            return text, False
+        return "…" + self.tokenizer.decode(ids[-self.max_context_tokens:]), True
+
+    def conversation(self, context: Messages) -> str:
+        """The conversation as the judge reads it: its last `max_context_tokens` tokens."""
+        text, clipped = self._clip(plain_context(context))
+        self.context_truncated += clipped
+        return text
 
     def prompt_ids(self, context: Messages, a: str, b: str,
                    rationale: str | None = None) -> list[int]:
         """The prompt up to the ending, through the chat template when there is one."""
-        body = self.prompt.user_text(self.conversation(context), a, b)
-        answer = self.prompt.answer_prefix(rationale)
+        body = self.reading.user_text(self.conversation(context), a, b)
+        answer = self.reading.answer_prefix(rationale)
         tok = self.tokenizer
         if tok.chat_template:
             text = tok.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
@@ -105,16 +133,46 @@ class JudgeScorer(PrefixSharing):
             ids = ids[-self.max_length:]
         return ids
 
+    def head_ids(self) -> list[int]:
+        """The tokens every prompt starts with: those two unlike prompts share, less one
+        (so a tokenizer that merges across the boundary cannot break the split)."""
+        if self._head_ids is None:
+            a = self.prompt_ids((("user", "Hi."),), "A", "B")
+            b = self.prompt_ids((("user", "What is 2+3?\n"),), "5", "Six")
+            self._head_ids = a[:max(common_prefix_len(a, b) - 1, 0)]
+        return self._head_ids
+
     def encode(self, units: list[Unit]) -> Shared:
         full = [self.prompt_ids(*u.payload) for u in units]
         prefix, suffixes = split_shared_prefix(full)
+        if self.share_prefix == "run":
+            head = self.head_ids()
+            if len(head) >= 8 and len(prefix) > len(head) and prefix[:len(head)] == head:
+                return Shared(prefix[len(head):], suffixes, head=True)
         return Shared(prefix, suffixes)
 
     @torch.inference_mode()
     def run(self, items: list[Shared]) -> list[np.ndarray]:
+        if self._head is None and any(i.head for i in items):
+            with self.runtime.autocast():
+                self._head = head_cache(self.backbone, self.head_ids())
+        min_common = 1 << 30 if self.share_prefix == "off" else 8
+        order, parts = [], []
         with self.runtime.autocast():
-            hidden = last_hidden_states(self.backbone, [(i.prefix, i.suffixes) for i in items],
-                                        self.tokenizer.pad_token_id)
+            for with_head in (True, False):
+                picked = [j for j, i in enumerate(items) if i.head == with_head]
+                if not picked:
+                    continue
+                parts.append(last_hidden_states(
+                    self.backbone, [(items[j].prefix, items[j].suffixes) for j in picked],
+                    self.tokenizer.pad_token_id, min_common=min_common,
+                    head=self._head if with_head else None))
+                order += [(j, k) for j in picked for k in range(len(items[j].suffixes))]
+            hidden = torch.cat(parts)
+            # back to the order of the items and of the units inside them
+            rank = {jk: r for r, jk in enumerate(order)}
+            hidden = hidden[[rank[(j, k)] for j, i in enumerate(items)
+                             for k in range(len(i.suffixes))]]
             logits = self.lm_head(hidden).float()
         logp = torch.log_softmax(logits, dim=-1).cpu().numpy()
         return list(label_logprobs(logp, self.label_ids).astype(np.float32))

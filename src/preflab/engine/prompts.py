@@ -62,9 +62,12 @@ def load_template(task: str, override: str | Path | None = None) -> dict[str, An
 
 @dataclass(frozen=True)
 class Exemplar:
-    """A solved example: the sample and which response (1 or 2) the answer names."""
+    """A solved example: the sample and which response (1 or 2) the answer names.
 
-    context: Messages
+    `context` is the conversation as messages or as text already rendered.
+    """
+
+    context: Messages | str
     response_1: str
     response_2: str
     answer: int

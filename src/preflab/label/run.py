@@ -75,7 +75,9 @@ def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[
     }
 
 
-def _pick(pairs: list[PreferencePair], limit: int | None, seed: int) -> list[PreferencePair]:
+def sample_pairs(pairs: list[PreferencePair], limit: int | None, seed: int = 0
+                 ) -> list[PreferencePair]:
+    """A seeded random sample of `limit` pairs, in their input order (all when None)."""
     if limit is None or limit >= len(pairs):
         return pairs
     rng = np.random.default_rng(seed)
@@ -102,7 +104,7 @@ def label(data: str | Path, judge: str, out: str | Path = "labels", task: str = 
     everything = list(iter_pairs(read.pairs))
     if not everything:
         raise ValueError(f"{data}: no pairs to label")
-    chosen = _pick(everything, limit, seed)
+    chosen = sample_pairs(everything, limit, seed)
     if shots and len(chosen) == len(everything):
         raise ValueError(f"{data}: {shots}-shot labeling needs exemplars that are not "
                          "labelled; label a sample (--limit N) so they come from the rest")
