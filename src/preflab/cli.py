@@ -230,7 +230,9 @@ def clean(
 def label_cmd(
     data: Annotated[str, typer.Argument(help="Preference data to label.")],
     judge: Annotated[str, typer.Option(help="The labeler: a causal-LM preset, folder or "
-                                            "hub id.")] = "smollm2-135m-instruct",
+                                            "hub id, or the URL of an OpenAI-compatible "
+                                            "server (e.g. `preflab serve`).")
+                     ] = "smollm2-135m-instruct",
     task: Annotated[str, typer.Option(help="helpful, harmless (asks for the MORE harmful "
                                            "reply; the label is inverted) or summary.")
                     ] = "helpful",
@@ -242,9 +244,29 @@ def label_cmd(
              "cot_ending, invert).")] = None,
     limit: Annotated[int | None, typer.Option(help="Label a seeded sample of N pairs.")
                      ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the sample and the exemplars.")] = 0,
-    grid: Annotated[bool, typer.Option(help="Run base/detailed x 0/1/2-shot on the sample "
-                                            "and print the alignment table.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, the exemplars and sampled "
+                                           "rationales.")] = 0,
+    cot: Annotated[bool, typer.Option(help="Chain of thought: the judge explains first "
+                                           "(greedy), then is scored.")] = False,
+    sc: Annotated[int, typer.Option(help="Self-consistency: sample K rationales (with "
+                                         "--cot) and average the distributions.")] = 1,
+    cot_tokens: Annotated[int, typer.Option(help="Longest rationale, in tokens.")] = 128,
+    temperature: Annotated[float, typer.Option(help="Temperature of the --sc rationales.")
+                           ] = 1.0,
+    grid: Annotated[bool, typer.Option(help="Run base/detailed x 0/1/2-shot x without/with "
+                                            "CoT on the sample and print the alignment "
+                                            "table (Table 2 of the paper).")] = False,
+    no_cot_grid: Annotated[bool, typer.Option("--no-cot-grid", help="Leave CoT out of "
+                                              "--grid.")] = False,
+    tokenizer: Annotated[str | None, typer.Option(
+        help="HTTP judge: the tokenizer that renders its prompts (default: the served "
+             "model's).")] = None,
+    concurrency: Annotated[int, typer.Option(help="HTTP judge: requests in flight.")] = 4,
+    timeout: Annotated[float, typer.Option(help="HTTP judge: seconds per request.")] = 120.0,
+    retries: Annotated[int, typer.Option(help="HTTP judge: retries of a failed request.")
+                       ] = 3,
+    top_logprobs: Annotated[int, typer.Option(help="HTTP judge: top log-probs asked for "
+                                                   "(the labels must be among them).")] = 20,
     write_data: Annotated[bool, typer.Option(
         help="Also write labelled.jsonl with p_chosen = the AI label.")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("labels"),
@@ -259,31 +281,77 @@ def label_cmd(
 
     Example: `preflab label harmless-base-test.jsonl.gz --task harmless --limit 300 --grid`
     """
+    from preflab.label.run import is_url, label_grid
     from preflab.label.run import label as label_fn
-    from preflab.label.run import label_grid
 
+    http = {"tokenizer": tokenizer, "concurrency": concurrency, "timeout": timeout,
+            "retries": retries, "top_logprobs": top_logprobs} if is_url(judge) else None
+    common = dict(task=task, seed=seed, template=template, cot_tokens=cot_tokens,
+                  temperature=temperature, sc=sc, http=http)
     if grid:
-        frame = label_grid(data, judge, out=out_dir, task=task, limit=limit or 300,
-                           seed=seed, template=template)
-        table = Table("preamble", "shots", "CoT", "alignment", "position consistency",
-                      "first position", title=f"{judge} on {limit or 300} pairs ({task})")
+        frame = label_grid(data, judge, out=out_dir, limit=limit or 300, cot=not no_cot_grid,
+                           **common)
+        table = Table("prompt", "alignment", "position consistency", "first position",
+                      "failed", title=f"{judge} on {limit or 300} pairs ({task})")
         for _, r in frame.iterrows():
-            table.add_row(r["preamble"].capitalize(), str(r["shots"]),
-                          "yes" if r["cot"] else "no", f"{r['alignment']:.1%}",
-                          f"{r['position_consistency']:.1%}", f"{r['first_position_rate']:.1%}")
+            name = f"{r['preamble'].capitalize()}{' + CoT' if r['cot'] else ''} " \
+                   f"{r['shots']}-shot"
+            table.add_row(name, _pct(r["alignment"]), _pct(r["position_consistency"]),
+                          _pct(r["first_position_rate"]), str(r["n_failed"]))
         out.print(table)
         if as_json:
             print(frame.to_json(orient="records"))
         return
-    summary = label_fn(data, judge, out=out_dir, task=task, preamble=preamble, shots=shots,
-                       limit=limit, seed=seed, template=template, write_data=write_data)
-    out.print(f"{summary['n_pairs']} pairs labelled by {judge} ({task}, {preamble}, "
-              f"{shots}-shot): alignment with the human labels {summary['alignment']:.1%}, "
-              f"position consistency {summary['position_consistency']:.1%}, first position "
-              f"preferred {summary['first_position_rate']:.1%}")
+    summary = label_fn(data, judge, out=out_dir, preamble=preamble, shots=shots, limit=limit,
+                       cot=cot, write_data=write_data, **common)
+    out.print(f"{summary['n_labelled']} of {summary['n_pairs']} pairs labelled by {judge} "
+              f"({task}, {preamble}, {shots}-shot{', CoT' if cot else ''}"
+              f"{f', SC {sc}' if sc > 1 else ''}): alignment with the human labels "
+              f"{_pct(summary.get('alignment'))}, position consistency "
+              f"{_pct(summary.get('position_consistency'))}, first position preferred "
+              f"{_pct(summary.get('first_position_rate'))}")
+    if summary["n_failed"]:
+        out.print(f"[yellow]{summary['n_failed']} pairs got no label[/]: "
+                  + "; ".join(f"{n} x {reason}" for reason, n in summary["failures"].items()))
     out.print(f"labels: {out_dir / 'labels.parquet'}")
     if as_json:
         print(json.dumps(summary))
+
+
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[str, typer.Argument(help="A causal-LM preset, folder or hub id.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8000,
+    served_name: Annotated[str | None, typer.Option(
+        help="Model name the API reports (default: MODEL).")] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not log requests.")] = False,
+    max_logprobs: Annotated[int, typer.Option(help="Most top log-probs a request may ask "
+                                                   "for.")] = 20,
+) -> None:
+    """Serve a local model over the OpenAI-compatible API a judge needs (/v1/completions
+    with logprobs, /v1/chat/completions, /v1/models), so a team can share one judge:
+    `preflab label DATA --judge http://HOST:PORT`.
+
+    Prints `serving MODEL at http://HOST:PORT/v1` once it accepts requests.
+    """
+    from preflab.engine.serve import make_server
+
+    server = make_server(model, host, port, served_name=served_name, quiet=quiet,
+                         max_logprobs=max_logprobs)
+    bound_host, bound_port = server.server_address[:2]
+    print(f"serving {served_name or model} at http://{bound_host}:{bound_port}/v1", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.1%}"
 
 
 @bench_app.command("noise")

@@ -76,17 +76,21 @@ def test_alignment_and_position_figures() -> None:
     from preflab.data.pair import PreferencePair
 
     pairs = [PreferencePair(prompt=[{"role": "user", "content": f"q{i}"}], chosen="a",
-                            rejected="b", p_chosen=1.0 if i < 3 else 0.2) for i in range(4)]
+                            rejected="b", p_chosen=1.0 if i < 3 else 0.2) for i in range(5)]
+    nan = float("nan")
     table = pd.DataFrame({
-        "p_ai": [0.9, 0.5, 0.3, 0.3], "p_chosen_first": [0.9, 0.6, 0.2, 0.4],
-        "p_chosen_second": [0.9, 0.4, 0.4, 0.2],
-        "consistent": [True, False, True, True],
-        "first_preferred": [True, True, False, False],
-        "first_preferred_swapped": [False, True, True, True], "label_mass": [0.5] * 4})
+        "p_ai": [0.9, 0.5, 0.3, 0.3, nan], "p_chosen_first": [0.9, 0.6, 0.2, 0.4, nan],
+        "p_chosen_second": [0.9, 0.4, 0.4, 0.2, nan],
+        "consistent": [True, False, True, True, False],
+        "first_preferred": [True, True, False, False, False],
+        "first_preferred_swapped": [False, True, True, True, False],
+        "label_mass": [0.5] * 4 + [nan], "failure": [None] * 4 + ["timed out"]})
     s = label_summary(table, pairs)
-    # pair 0 agrees, 1 is a tie, 2 disagrees, 3 agrees (its human label is soft, < 0.5)
+    # pair 0 agrees, 1 is a tie, 2 disagrees, 3 agrees (its human label is soft, < 0.5);
+    # pair 4 has no label: counted apart, in no figure
     assert s["alignment"] == 0.5 and s["ties"] == 1
     assert s["position_consistency"] == 0.75 and s["first_position_rate"] == 5 / 8
+    assert s["n_labelled"] == 4 and s["n_failed"] == 1 and s["failures"] == {"timed out": 1}
 
 
 def test_label_cli_and_grid(tmp_path, data) -> None:
@@ -96,12 +100,37 @@ def test_label_cli_and_grid(tmp_path, data) -> None:
     s = json.loads(result.output.strip().splitlines()[-1])
     assert s["task"] == "harmless" and s["invert"] and 0 <= s["alignment"] <= 1
     result = runner.invoke(app, ["label", str(data), "--judge", "tiny-llama", "--grid",
-                                 "--limit", "8", "--out", str(tmp_path / "g"), "--json"])
+                                 "--limit", "4", "--cot-tokens", "3", "--out",
+                                 str(tmp_path / "g"), "--json"])
     assert result.exit_code == 0, result.output
     grid = json.loads(result.output.strip().splitlines()[-1])
-    assert [(r["preamble"], r["shots"]) for r in grid] == [
-        (p, k) for p in ("base", "detailed") for k in (0, 1, 2)]
-    assert len(pd.read_csv(tmp_path / "g" / "grid.csv")) == 6
+    assert [(r["preamble"], r["cot"], r["shots"]) for r in grid] == [
+        (p, c, k) for p in ("base", "detailed") for c in (False, True) for k in (0, 1, 2)]
+    assert len(pd.read_csv(tmp_path / "g" / "grid.csv")) == 12
+    assert "+ CoT" in result.output
     bad = runner.invoke(app, ["label", str(data), "--judge", "tiny-llama", "--task", "funny",
                               "--out", str(tmp_path / "f")])
     assert bad.exit_code != 0 and "unknown labeling task" in bad.output
+
+
+def test_chain_of_thought_and_self_consistency(tmp_path, data) -> None:
+    """Rationales are generated, kept, cached and seeded; SC averages k distributions."""
+    kw = dict(limit=6, cot=True, cot_tokens=5, engine_options=QUIET)
+    s = label(data, "tiny-llama", out=tmp_path / "cot", **kw)
+    t = pd.read_parquet(tmp_path / "cot" / "labels.parquet")
+    assert s["cot"] and s["generated_tokens"] > 0 and s["n_labelled"] == 6
+    assert all(len(r) == 1 and r[0] for r in t["rationales_first"])
+    again = label(data, "tiny-llama", out=tmp_path / "cot2", **kw)
+    assert again["generated_tokens"] == 0 and again["computed"] == 0  # all cached
+    sc = label(data, "tiny-llama", out=tmp_path / "sc", sc=3, **kw)
+    t3 = pd.read_parquet(tmp_path / "sc" / "labels.parquet")
+    assert sc["sc"] == 3 and sc["temperature"] == 1.0
+    assert all(len(r) == 3 and len(set(r)) > 1 for r in t3["rationales_first"])
+    label(data, "tiny-llama", out=tmp_path / "sc2", sc=3, seed=0,
+          engine_options=EngineOptions(cache_path=":memory:", progress=False),
+          **{k: v for k, v in kw.items() if k != "engine_options"})
+    t3b = pd.read_parquet(tmp_path / "sc2" / "labels.parquet")  # recomputed: same seeds
+    assert [list(r) for r in t3b["rationales_first"]] == [list(r) for r in t3["rationales_first"]]
+    np.testing.assert_allclose(t3b["p_ai"], t3["p_ai"], atol=1e-6)
+    with pytest.raises(ValueError, match="needs --cot"):
+        label(data, "tiny-llama", out=tmp_path / "x", sc=2, engine_options=QUIET)

@@ -2,7 +2,8 @@
 
 A SQLite file in WAL mode: every finished batch is committed, so an interrupted
 run resumes where it stopped, and adding a committee member computes only that
-member. Values are float32 vectors (a scalar is a vector of one).
+member. Values are float32 vectors (a scalar is a vector of one); generated texts
+(a judge's rationales) live in a table of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,22 @@ class ScoreCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS scores (fp TEXT NOT NULL, key TEXT NOT NULL,"
                          " value BLOB NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE IF NOT EXISTS texts (fp TEXT NOT NULL, key TEXT NOT NULL,"
+                         " value TEXT NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
+        self._db.commit()
+
+    def get_texts(self, fp: str, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(
+                f"SELECT key, value FROM texts WHERE fp = ? AND key IN ({marks})", [fp, *chunk]))
+        return found
+
+    def put_texts(self, fp: str, items: Iterable[tuple[str, str]]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO texts (fp, key, value) VALUES (?, ?, ?)",
+                             [(fp, key, text) for key, text in items])
         self._db.commit()
 
     def get_many(self, fp: str, keys: Sequence[str]) -> dict[str, np.ndarray]:

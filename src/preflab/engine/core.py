@@ -145,11 +145,18 @@ class Engine:
                                    f"{len(batch_units)} units")
             pairs = [(u.key, np.asarray(v, dtype=np.float32).reshape(-1))
                      for u, v in zip(batch_units, result, strict=True)]
-            self.cache.put_many(scorer.fingerprint, pairs)
+            # a value that is not finite is a failed judgement: returned, never cached,
+            # so the next run asks again
+            self.cache.put_many(scorer.fingerprint,
+                                [(k, v) for k, v in pairs if np.isfinite(v).all()])
             values.update(pairs)
             stats.computed += len(pairs)
             stats.batches += 1
             progress.advance(task, len(pairs))
+
+    def progress(self) -> Progress:
+        """A progress display in the engine's style (off when `options.progress` is)."""
+        return self._progress()
 
     def _progress(self) -> Progress:
         return Progress(

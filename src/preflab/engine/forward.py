@@ -90,7 +90,7 @@ def _batch_common_prefix(prefixes: Sequence[Sequence[int]]) -> int:
     return n
 
 
-def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
+def select_rows(cache: Any, rows: torch.Tensor) -> Any:
     """A new cache holding the given batch rows (the original stays intact)."""
     picked = copy.copy(cache)
     picked.layers = [copy.copy(layer) for layer in cache.layers]
@@ -125,10 +125,12 @@ def head_cache(backbone: torch.nn.Module, ids: list[int]) -> Head:
     return Head(list(ids), cache)
 
 
-def _extend(backbone: torch.nn.Module, cache: Any, common: int, rest: list[list[int]],
-            pad_id: int, device: torch.device) -> tuple[Any, torch.Tensor]:
-    """Run each group's `rest` (left-padded) after `common` cached tokens; the new cache
-    and its attention mask."""
+def extend_prefix(backbone: torch.nn.Module, cache: Any, common: int, rest: list[list[int]],
+            pad_id: int, device: torch.device, want_last: bool = False
+            ) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+    """Run each group's `rest` (left-padded) after `common` cached tokens (none when
+    `cache` is None): the new cache, its attention mask and, with `want_last`, the
+    hidden state at each row's last token."""
     rwidth = max(len(r) for r in rest)
     ids = torch.full((len(rest), rwidth), pad_id, dtype=torch.long, device=device)
     mask = torch.ones((len(rest), common + rwidth), dtype=torch.long, device=device)
@@ -138,11 +140,12 @@ def _extend(backbone: torch.nn.Module, cache: Any, common: int, rest: list[list[
             ids[g, rwidth - len(r):] = torch.tensor(r, device=device)
             mask[g, common + rwidth - len(r):] = 1
     if rwidth == 0:
-        return cache, mask
+        return cache, mask, None
     positions = common + (mask[:, common:].cumsum(-1) - 1).clamp(min=0)
-    cache = backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
-                     past_key_values=cache, use_cache=True).past_key_values
-    return cache, mask
+    result = backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
+                      past_key_values=cache, use_cache=True)
+    last = result.last_hidden_state[:, -1] if want_last else None
+    return result.past_key_values, mask, last
 
 
 @torch.inference_mode()
@@ -168,18 +171,18 @@ def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[in
     cache, mask = None, None
     common = _batch_common_prefix([p for p, _ in groups]) if head is None else 0
     if head is not None:
-        cache = _select_rows(head.cache, torch.zeros(len(groups), dtype=torch.long,
+        cache = select_rows(head.cache, torch.zeros(len(groups), dtype=torch.long,
                                                      device=device))
-        cache, mask = _extend(backbone, cache, offset, [list(p) for p, _ in groups], pad_id,
-                              device)
+        cache, mask, _ = extend_prefix(backbone, cache, offset, [list(p) for p, _ in groups],
+                                 pad_id, device)
     elif common >= min_common:
         # Tokens every prefix of the batch starts with (a system prompt, a judge's
         # preamble) run once; their KV rows are copied to every group.
         cache = backbone(input_ids=torch.tensor([groups[0][0][:common]], device=device),
                          use_cache=True).past_key_values
-        cache = _select_rows(cache, torch.zeros(len(groups), dtype=torch.long, device=device))
-        cache, mask = _extend(backbone, cache, common, [p[common:] for p, _ in groups],
-                              pad_id, device)
+        cache = select_rows(cache, torch.zeros(len(groups), dtype=torch.long, device=device))
+        cache, mask, _ = extend_prefix(backbone, cache, common, [p[common:] for p, _ in groups],
+                                 pad_id, device)
     elif width > 0:
         ids = torch.full((len(groups), width), pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(groups), width), dtype=torch.long, device=device)
@@ -201,7 +204,7 @@ def last_hidden_states(backbone: torch.nn.Module, groups: Sequence[tuple[list[in
         rmask = (torch.arange(rwidth, device=device)[None, :] < lens[:, None]).long()
         positions = prefix_lens[rows][:, None] + torch.arange(rwidth, device=device)[None, :]
         if cache is not None:
-            chunk_cache = _select_rows(cache, rows)
+            chunk_cache = select_rows(cache, rows)
             full_mask = torch.cat([mask[rows], rmask], dim=1)
         else:
             chunk_cache, full_mask = None, rmask

@@ -9,6 +9,7 @@ position goes through the LM head.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from preflab.engine.forward import (
     last_hidden_states,
     split_shared_prefix,
 )
+from preflab.engine.generate import Sampling, decode
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
 from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 from preflab.engine.prompts import LabelPrompt, load_template
@@ -53,7 +55,93 @@ def judge_unit(context: Messages, a: str, b: str, rationale: str | None = None) 
 SHARE_PREFIX = ("run", "batch", "off")
 
 
-class JudgeScorer(PrefixSharing):
+class JudgeReader:
+    """What a judge reads, as text or token ids: the prompt (preamble, exemplars, the
+    sample with its conversation clipped to the last `max_context_tokens` tokens),
+    through the tokenizer's chat template when it has one, up to the ending (or, for
+    chain of thought, up to the rationale). Shared by the local and HTTP judges.
+
+    Without a tokenizer (an HTTP judge whose tokenizer cannot be loaded) the prompt is
+    plain text and nothing is clipped.
+    """
+
+    def __init__(self, tokenizer: Any | None, prompt: LabelPrompt, max_length: int = 2048,
+                 max_context_tokens: int | None = 256) -> None:
+        self.tokenizer = tokenizer
+        self.prompt = prompt
+        self.max_length = max_length
+        self.max_context_tokens = max_context_tokens
+        self.truncated = 0
+        self.context_truncated = 0
+        self.prompt_tokens = 0  # tokens of the prompts judged or explained (not cached)
+        self.generated_tokens = 0  # tokens of rationales
+        self._head_ids: list[int] | None = None
+        # the exemplars' conversations clipped as the samples' are
+        self.reading = replace(prompt, exemplars=tuple(
+            replace(e, context=self._clip(e.context if isinstance(e.context, str)
+                                          else plain_context(e.context))[0])
+            for e in prompt.exemplars))
+
+    def _clip(self, text: str) -> tuple[str, bool]:
+        """The last `max_context_tokens` tokens of `text`, and whether it was clipped."""
+        if self.max_context_tokens is None or self.tokenizer is None:
+            return text, False
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_context_tokens:
+            return text, False
+        return "…" + self.tokenizer.decode(ids[-self.max_context_tokens:]), True
+
+    def conversation(self, context: Messages) -> str:
+        """The conversation as the judge reads it: its last `max_context_tokens` tokens."""
+        text, clipped = self._clip(plain_context(context))
+        self.context_truncated += clipped
+        return text
+
+    def prompt_text(self, context: Messages, a: str, b: str, rationale: str | None = None,
+                    cot: bool = False) -> str:
+        """The prompt as text: up to the ending (after `rationale` when given), or with
+        `cot` up to the chain-of-thought ending, where the rationale starts."""
+        body = self.reading.user_text(self.conversation(context), a, b)
+        answer = self.reading.cot_ending if cot else self.reading.answer_prefix(rationale)
+        tok = self.tokenizer
+        if tok is not None and tok.chat_template:
+            return tok.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
+                                           add_generation_prompt=True) + answer
+        return body + "\n\n" + answer
+
+    def prompt_ids(self, context: Messages, a: str, b: str, rationale: str | None = None,
+                   cot: bool = False) -> list[int]:
+        """:meth:`prompt_text` as token ids; a prompt over `max_length` keeps its end."""
+        tok = self.tokenizer
+        if tok is None:
+            raise ValueError("this judge has no tokenizer; use prompt_text")
+        text = self.prompt_text(context, a, b, rationale, cot)
+        ids = tok(text, add_special_tokens=not tok.chat_template)["input_ids"]
+        if len(ids) > self.max_length:  # keep the preamble's end and the replies
+            self.truncated += 1
+            ids = ids[-self.max_length:]
+        return ids
+
+    def head_ids(self) -> list[int]:
+        """The tokens every prompt starts with: those two unlike prompts share, less one
+        (so a tokenizer that merges across the boundary cannot break the split)."""
+        if self._head_ids is None:
+            a = self.prompt_ids((("user", "Hi."),), "A", "B")
+            b = self.prompt_ids((("user", "What is 2+3?\n"),), "5", "Six")
+            self._head_ids = a[:max(common_prefix_len(a, b) - 1, 0)]
+        return self._head_ids
+
+    def prompt_fingerprint(self) -> list[Any]:
+        """What of the prompt a fingerprint needs beyond its head and ending. The audit's
+        prompt adds nothing, so its cached scores stay valid."""
+        p = self.prompt
+        if p.template != audit_prompt(p.template["base"]).template or p.exemplars \
+                or p.preamble != "base":
+            return [text_hash(p.template, p.preamble, [e.__dict__ for e in self.reading.exemplars])]
+        return []
+
+
+class JudgeScorer(JudgeReader, PrefixSharing):
     """Scores (context, A, B) units: the value is [log P(label 1), log P(label 2)], each
     label's probability totalled over its spellings (:mod:`preflab.engine.label_tokens`).
 
@@ -72,78 +160,60 @@ class JudgeScorer(PrefixSharing):
         if share_prefix not in SHARE_PREFIX:
             raise ValueError(f"share_prefix must be one of {SHARE_PREFIX}, got {share_prefix!r}")
         self.share_prefix = share_prefix
-        self._head_ids: list[int] | None = None
         self._head: Head | None = None
-        self.runtime, resolved, self.tokenizer, self.model = load_scoring_lm(model, runtime)
+        self.runtime, resolved, tokenizer, self.model = load_scoring_lm(model, runtime)
+        super().__init__(tokenizer, prompt or audit_prompt(preamble), max_length,
+                         max_context_tokens)
         self.backbone = self.model.base_model
         self.lm_head = self.model.get_output_embeddings()
-        self.prompt = prompt or audit_prompt(preamble)
-        self.max_context_tokens = max_context_tokens
-        # what the judge reads: the exemplars' conversations clipped as the samples' are
-        self.reading = replace(self.prompt, exemplars=tuple(
-            replace(e, context=self._clip(plain_context(e.context))[0])
-            for e in self.prompt.exemplars))
         self.label_ids = label_token_ids(self.tokenizer, self.prompt.ending)
-        self.max_length = max_length
-        self.truncated = 0
-        self.context_truncated = 0
         self.name = name or f"judge:{model}"
-        # The audit's prompt with one token per label keeps the fingerprint it always had
-        # (cached scores stay valid); anything else adds what differs.
-        extra: list[Any] = []
-        if self.prompt.template != audit_prompt(self.prompt.template["base"]).template \
-                or self.prompt.exemplars or self.prompt.preamble != "base":
-            extra.append(text_hash(self.prompt.template, self.prompt.preamble,
-                                   [e.__dict__ for e in self.reading.exemplars]))
+        extra = self.prompt_fingerprint()
         if any(len(v) > 1 for v in self.label_ids):
             extra.append(self.label_ids)
         self.fingerprint = fingerprint("judge", model_fingerprint(model, resolved),
                                        self.prompt.head, self.prompt.ending, max_length,
                                        max_context_tokens, self.runtime.precision, *extra)
 
-    def _clip(self, text: str) -> tuple[str, bool]:
-        """The last `max_context_tokens` tokens of `text`, and whether it was clipped."""
-        if self.max_context_tokens is None:
-            return text, False
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= self.max_context_tokens:
-            return text, False
-        return "…" + self.tokenizer.decode(ids[-self.max_context_tokens:]), True
+    def head(self) -> Head:
+        """The KV cache of :meth:`head_ids`, computed on first use."""
+        if self._head is None:
+            with self.runtime.autocast():
+                self._head = head_cache(self.backbone, self.head_ids())
+        return self._head
 
-    def conversation(self, context: Messages) -> str:
-        """The conversation as the judge reads it: its last `max_context_tokens` tokens."""
-        text, clipped = self._clip(plain_context(context))
-        self.context_truncated += clipped
-        return text
-
-    def prompt_ids(self, context: Messages, a: str, b: str,
-                   rationale: str | None = None) -> list[int]:
-        """The prompt up to the ending, through the chat template when there is one."""
-        body = self.reading.user_text(self.conversation(context), a, b)
-        answer = self.reading.answer_prefix(rationale)
-        tok = self.tokenizer
-        if tok.chat_template:
-            text = tok.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
-                                           add_generation_prompt=True) + answer
-            ids = tok(text, add_special_tokens=False)["input_ids"]
-        else:
-            ids = tok(body + "\n\n" + answer)["input_ids"]
-        if len(ids) > self.max_length:  # keep the preamble's end and the replies
-            self.truncated += 1
-            ids = ids[-self.max_length:]
+    def stop_ids(self) -> set[int]:
+        """Tokens that end a rationale: the end of sequence and the end of a chat turn."""
+        tok, ids = self.tokenizer, set()
+        eos = self.model.generation_config.eos_token_id
+        ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tok.eos_token_id is not None:
+            ids.add(tok.eos_token_id)
+        for name in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>"):
+            i = tok.convert_tokens_to_ids(name)
+            if isinstance(i, int) and i != tok.unk_token_id:
+                ids.add(i)
         return ids
 
-    def head_ids(self) -> list[int]:
-        """The tokens every prompt starts with: those two unlike prompts share, less one
-        (so a tokenizer that merges across the boundary cannot break the split)."""
-        if self._head_ids is None:
-            a = self.prompt_ids((("user", "Hi."),), "A", "B")
-            b = self.prompt_ids((("user", "What is 2+3?\n"),), "5", "Six")
-            self._head_ids = a[:max(common_prefix_len(a, b) - 1, 0)]
-        return self._head_ids
+    def generate(self, prompts: Sequence[tuple[Messages, str, str]], seeds: Sequence[int],
+                 sampling: Sampling) -> list[str]:
+        """A rationale for each (context, A, B), read after the chain-of-thought ending;
+        one batch (the caller chunks). Row `i` samples with `seeds[i]`."""
+        full = [self.prompt_ids(*p, cot=True) for p in prompts]
+        head = self.head_ids() if self.share_prefix == "run" else []
+        use_head = len(head) >= 8 and all(len(f) > len(head) and f[:len(head)] == head
+                                          for f in full)
+        with self.runtime.autocast():
+            new = decode(self.model, self.head() if use_head else None,
+                         [f[len(head):] if use_head else f for f in full], seeds, sampling,
+                         self.stop_ids(), self.tokenizer.pad_token_id)
+        self.prompt_tokens += sum(len(f) for f in full)
+        self.generated_tokens += sum(len(t) for t in new)
+        return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in new]
 
     def encode(self, units: list[Unit]) -> Shared:
         full = [self.prompt_ids(*u.payload) for u in units]
+        self.prompt_tokens += sum(len(f) for f in full)
         prefix, suffixes = split_shared_prefix(full)
         if self.share_prefix == "run":
             head = self.head_ids()
@@ -153,9 +223,7 @@ class JudgeScorer(PrefixSharing):
 
     @torch.inference_mode()
     def run(self, items: list[Shared]) -> list[np.ndarray]:
-        if self._head is None and any(i.head for i in items):
-            with self.runtime.autocast():
-                self._head = head_cache(self.backbone, self.head_ids())
+        head = self.head() if any(i.head for i in items) else None
         min_common = 1 << 30 if self.share_prefix == "off" else 8
         order, parts = [], []
         with self.runtime.autocast():
@@ -166,7 +234,7 @@ class JudgeScorer(PrefixSharing):
                 parts.append(last_hidden_states(
                     self.backbone, [(items[j].prefix, items[j].suffixes) for j in picked],
                     self.tokenizer.pad_token_id, min_common=min_common,
-                    head=self._head if with_head else None))
+                    head=head if with_head else None))
                 order += [(j, k) for j in picked for k in range(len(items[j].suffixes))]
             hidden = torch.cat(parts)
             # back to the order of the items and of the units inside them

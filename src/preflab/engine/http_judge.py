@@ -1,0 +1,248 @@
+"""A pairwise judge behind any OpenAI-compatible server (vLLM, TGI, `preflab serve`...).
+
+Scoring asks ``/v1/completions`` for one token with the top log-probs and totals,
+per label, the probability of the tokens that read as it ("1", " 1"...). Rationales
+come from the same endpoint. The prompt is rendered exactly as the local judge
+renders it (:class:`~preflab.engine.judge.JudgeReader`) and sent as token ids when
+the tokenizer is at hand, else as plain text.
+
+Requests run `concurrency` at a time, each with a `timeout`; a connection error, a
+timeout, a 429 or a 5xx is retried `retries` times with exponential backoff. A
+judgement that still fails, or a reply that cannot be read, becomes a NaN value with
+its reason in :attr:`HttpJudgeScorer.failures` — never a label (NaN values are not
+cached, so the next run asks again).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import requests
+
+from preflab.engine.generate import Sampling
+from preflab.engine.judge import JudgeReader
+from preflab.engine.models import fingerprint
+from preflab.engine.prompts import LabelPrompt
+from preflab.engine.units import Messages, Unit
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class JudgeError(RuntimeError):
+    """A judgement that could not be had; the message is the recorded reason."""
+
+
+def api_base(url: str) -> str:
+    """The API root of a server URL: ``http://host:8000`` -> ``http://host:8000/v1``."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    base = url.rstrip("/")
+    return base if base.endswith("/v1") else base + "/v1"
+
+
+class HttpClient:
+    """POSTs with a timeout, retries with exponential backoff and jitter."""
+
+    def __init__(self, base: str, timeout: float = 120.0, retries: int = 3,
+                 backoff: float = 0.5, api_key: str | None = None) -> None:
+        self.base = base
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.session = requests.Session()
+
+    def get(self, path: str) -> Any:
+        try:
+            r = self.session.get(self.base + path, timeout=self.timeout, headers=self.headers)
+            r.raise_for_status()
+            return r.json()
+        except (requests.RequestException, ValueError) as e:
+            raise JudgeError(f"GET {self.base + path}: {e}") from None
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 4))
+            try:
+                r = self.session.post(self.base + path, json=body, timeout=self.timeout,
+                                      headers=self.headers)
+            except requests.Timeout:
+                last = f"timed out after {self.timeout:g} s"
+                continue
+            except requests.ConnectionError as e:
+                last = f"connection failed: {e}"
+                continue
+            if r.status_code in RETRY_STATUS:
+                last = f"HTTP {r.status_code}: {r.text[:200]}"
+                continue
+            if r.status_code != 200:
+                raise JudgeError(f"HTTP {r.status_code}: {r.text[:200]}")
+            try:
+                out = r.json()
+            except ValueError:
+                raise JudgeError(f"the reply is not JSON: {r.text[:100]!r}") from None
+            if not isinstance(out, dict):
+                raise JudgeError("the reply is not a JSON object")
+            return out
+        raise JudgeError(f"{last} ({self.retries + 1} tries)")
+
+
+def read_label_logprobs(top: Any, labels: Sequence[str] = ("1", "2")) -> np.ndarray:
+    """[log P(label) for each label, labels missing from the top log-probs] from one
+    position's ``{token: logprob}``: each label's total over the tokens that read as it.
+    A label outside the top-k gets the lowest log-prob shown (an upper bound); with
+    none of the labels shown there is no judgement."""
+    if not isinstance(top, dict) or not top:
+        raise JudgeError("the reply has no top log-probs")
+    try:
+        items = [(str(k), float(v)) for k, v in top.items()]
+    except (TypeError, ValueError):
+        raise JudgeError("the top log-probs are not numbers") from None
+    out, missing = [], 0
+    for label in labels:
+        found = [v for k, v in items if k.strip() == label]
+        if found:
+            out.append(float(np.logaddexp.reduce(found)))
+        else:
+            out.append(min(v for _, v in items))
+            missing += 1
+    if missing == len(labels):
+        raise JudgeError(f"none of the labels {list(labels)} is among the top "
+                         f"{len(items)} log-probs")
+    return np.array([*out, missing], dtype=np.float64)
+
+
+class HttpJudgeScorer(JudgeReader):
+    """Scores (context, A, B[, rationale]) units through an OpenAI-compatible server.
+
+    The value is [log P(1), log P(2), labels outside the top-k] (NaN when the judgement
+    failed). `model` defaults to the server's first; `tokenizer` (a preset, folder or
+    hub id; default: the model's name) renders the prompt as the local judge does.
+    """
+
+    def __init__(self, url: str, prompt: LabelPrompt, model: str | None = None,
+                 tokenizer: str | Any | None = None, max_length: int = 2048,
+                 max_context_tokens: int | None = 256, concurrency: int = 4,
+                 timeout: float = 120.0, retries: int = 3, backoff: float = 0.5,
+                 top_logprobs: int = 20, batch: int = 8, api_key: str | None = None,
+                 name: str | None = None) -> None:
+        if concurrency < 1 or batch < 1:
+            raise ValueError("concurrency and batch must be at least 1")
+        self.client = HttpClient(api_base(url), timeout, retries, backoff, api_key)
+        if model is None:
+            listed = self.client.get("/models")
+            try:
+                model = str(listed["data"][0]["id"])
+            except (KeyError, IndexError, TypeError):
+                raise ValueError(f"{url}: /v1/models lists no model; pass model=") from None
+        self.model_name = model
+        tok = tokenizer if tokenizer is None or not isinstance(tokenizer, str) else None
+        if tokenizer is None or isinstance(tokenizer, str):
+            tok = self._load_tokenizer(tokenizer or model)
+        super().__init__(tok, prompt, max_length, max_context_tokens)
+        self.concurrency = concurrency
+        self.batch = batch
+        self.top_logprobs = top_logprobs
+        self.failures: dict[str, str] = {}
+        self.name = name or f"label:{model}@{urlparse(url).netloc}"
+        self.fingerprint = fingerprint("http-judge", model, prompt.head, prompt.ending,
+                                       max_length, max_context_tokens, top_logprobs,
+                                       self.tokenizer is not None, *self.prompt_fingerprint())
+
+    @staticmethod
+    def _load_tokenizer(name: str) -> Any | None:
+        from preflab.models.presets import load_tokenizer
+
+        try:
+            return load_tokenizer(name)
+        except Exception:  # a remote model whose tokenizer is not here: plain text
+            return None
+
+    def _prompt(self, context: Messages, a: str, b: str, rationale: str | None = None,
+                cot: bool = False) -> list[int] | str:
+        if self.tokenizer is None:
+            return self.prompt_text(context, a, b, rationale, cot)
+        return self.prompt_ids(context, a, b, rationale, cot)
+
+    # Engine protocol: one item per unit, no prefix sharing (the server batches).
+    def encode(self, units: list[Unit]) -> list[tuple[str, list[int] | str]]:
+        items = [(u.key, self._prompt(*u.payload)) for u in units]
+        self.prompt_tokens += sum(len(p) for _, p in items if isinstance(p, list))
+        return items
+
+    def sort_key(self, item: list[tuple[str, Any]]) -> tuple[int, ...]:
+        return (max(len(p) for _, p in item),)
+
+    def cost(self, items: list[list[tuple[str, Any]]]) -> tuple[int, int]:
+        n = sum(len(i) for i in items)
+        return n, n
+
+    def _score(self, chunk: list[tuple[str, Any]]) -> list[np.ndarray]:
+        body = {"model": self.model_name, "prompt": [p for _, p in chunk], "max_tokens": 1,
+                "temperature": 0, "logprobs": self.top_logprobs}
+        try:
+            reply = self.client.post("/completions", body)
+            choices = sorted(reply.get("choices") or [], key=lambda c: c.get("index", 0))
+            if len(choices) != len(chunk):
+                raise JudgeError(f"{len(choices)} choices for {len(chunk)} prompts")
+        except JudgeError as e:
+            for key, _ in chunk:
+                self.failures[key] = str(e)
+            return [np.full(3, np.nan) for _ in chunk]
+        out = []
+        for (key, _), choice in zip(chunk, choices, strict=True):
+            try:
+                tops = ((choice.get("logprobs") or {}).get("top_logprobs")) or []
+                if not tops:
+                    raise JudgeError("the reply has no top log-probs")
+                out.append(read_label_logprobs(tops[0]))
+            except (JudgeError, AttributeError) as e:
+                self.failures[key] = str(e) if isinstance(e, JudgeError) else \
+                    "the reply's log-probs cannot be read"
+                out.append(np.full(3, np.nan))
+        return out
+
+    def run(self, items: list[list[tuple[str, Any]]]) -> list[np.ndarray]:
+        flat = [x for item in items for x in item]
+        chunks = [flat[i:i + self.batch] for i in range(0, len(flat), self.batch)]
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            results = list(pool.map(self._score, chunks))
+        return [v for r in results for v in r]
+
+    def generate(self, prompts: Sequence[tuple[Messages, str, str]], seeds: Sequence[int],
+                 sampling: Sampling) -> list[str | None]:
+        """A rationale per (context, A, B); None where the server failed (reason in
+        :attr:`failures`, under the unit's key)."""
+        from preflab.engine.judge import judge_unit
+
+        def one(j: int) -> str | None:
+            context, a, b = prompts[j]
+            body = {"model": self.model_name, "prompt": self._prompt(context, a, b, cot=True),
+                    "max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature,
+                    "top_p": sampling.top_p, "seed": int(seeds[j])}
+            try:
+                reply = self.client.post("/completions", body)
+                text = reply["choices"][0]["text"]
+                if not isinstance(text, str):
+                    raise JudgeError("the reply's text is not a string")
+                usage = reply.get("usage") or {}
+                self.generated_tokens += int(usage.get("completion_tokens") or 0)
+                return text.strip()
+            except (JudgeError, KeyError, IndexError, TypeError) as e:
+                reason = str(e) if isinstance(e, JudgeError) else "the reply has no text"
+                self.failures[judge_unit(context, a, b).key] = reason
+                return None
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(one, range(len(prompts))))
