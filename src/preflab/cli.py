@@ -251,6 +251,9 @@ def label_cmd(
     sc: Annotated[int, typer.Option(help="Self-consistency: sample K rationales (with "
                                          "--cot) and average the distributions.")] = 1,
     cot_tokens: Annotated[int, typer.Option(help="Longest rationale, in tokens.")] = 128,
+    direct: Annotated[bool, typer.Option(help="Rate each reply 1-10 on its own (expected "
+                                              "score on [-1, 1]) instead of comparing.")
+                      ] = False,
     temperature: Annotated[float, typer.Option(help="Temperature of the --sc rationales.")
                            ] = 1.0,
     grid: Annotated[bool, typer.Option(help="Run base/detailed x 0/1/2-shot x without/with "
@@ -303,7 +306,7 @@ def label_cmd(
             print(frame.to_json(orient="records"))
         return
     summary = label_fn(data, judge, out=out_dir, preamble=preamble, shots=shots, limit=limit,
-                       cot=cot, write_data=write_data, **common)
+                       cot=cot, write_data=write_data, direct=direct, **common)
     out.print(f"{summary['n_labelled']} of {summary['n_pairs']} pairs labelled by {judge} "
               f"({task}, {preamble}, {shots}-shot{', CoT' if cot else ''}"
               f"{f', SC {sc}' if sc > 1 else ''}): alignment with the human labels "

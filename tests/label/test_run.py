@@ -134,3 +134,15 @@ def test_chain_of_thought_and_self_consistency(tmp_path, data) -> None:
     np.testing.assert_allclose(t3b["p_ai"], t3["p_ai"], atol=1e-6)
     with pytest.raises(ValueError, match="needs --cot"):
         label(data, "tiny-llama", out=tmp_path / "x", sc=2, engine_options=QUIET)
+
+
+def test_direct_scoring_labels_pairs(tmp_path, data) -> None:
+    s = label(data, "tiny-llama", out=tmp_path / "d", direct=True, limit=6,
+              engine_options=QUIET)
+    t = pd.read_parquet(tmp_path / "d" / "labels.parquet")
+    assert s["direct"] and s["n_labelled"] == 6 and s["position_consistency"] is None
+    assert t["score_chosen"].between(-1, 1).all() and t["score_rejected"].between(-1, 1).all()
+    np.testing.assert_allclose(t["p_ai"], (2 + t["score_chosen"] - t["score_rejected"]) / 4)
+    with pytest.raises(ValueError, match="direct scoring"):
+        label(data, "tiny-llama", out=tmp_path / "x", direct=True, cot=True,
+              engine_options=QUIET)

@@ -26,7 +26,8 @@ from preflab.engine.units import Messages, as_messages
 
 TASKS = ("helpful", "harmless", "summary")
 PREAMBLES = ("base", "detailed")
-KEYS = {"invert", "base", "detailed", "sample", "ending", "cot_ending"}
+KEYS = {"invert", "base", "detailed", "sample", "ending", "cot_ending", "direct",
+        "direct_sample", "direct_ending"}
 PLACEHOLDERS = ("{conversation}", "{response_1}", "{response_2}")
 EXAMPLE_OPEN = ">>>>>>>> Example >>>>>>>>"
 EXAMPLES_CLOSE = ">>>>>>>> Follow the instructions and the example(s) above >>>>>>>>"

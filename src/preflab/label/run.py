@@ -131,6 +131,25 @@ def label_table(pairs: Sequence[PreferencePair], scorer: JudgeScorer, engine: En
     return table
 
 
+def direct_table(pairs: Sequence[PreferencePair], scorer: Any, engine: Engine
+                 ) -> pd.DataFrame:
+    """Direct scoring: each reply rated 1-10 on its own (``score_chosen``,
+    ``score_rejected`` on [-1, 1]); ``p_ai`` = (2 + score_chosen - score_rejected) / 4,
+    so a higher-rated chosen reply gives p_ai > 0.5. No order, so no position figures."""
+    from preflab.engine.direct import direct_unit, expected_score, rescale
+
+    units = [direct_unit(as_messages(p.prompt), p.chosen) for p in pairs] + \
+        [direct_unit(as_messages(p.rejected_context), p.rejected) for p in pairs]
+    values = np.stack(engine.run(scorer, units, desc=scorer.name)).astype(float)
+    score = rescale(expected_score(values))
+    n = len(pairs)
+    return pd.DataFrame({"id": [p.id for p in pairs], "p_ai": (2 + score[:n] - score[n:]) / 4,
+                         "score_chosen": score[:n], "score_rejected": score[n:],
+                         "label_mass": 0.5 * (np.exp(values[:n]).sum(1)
+                                              + np.exp(values[n:]).sum(1)),
+                         "failure": [None] * n})
+
+
 def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
     """Alignment with the human labels and the position figures over the pairs that got
     a label; the others are counted by reason (pure)."""
@@ -142,6 +161,9 @@ def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[
     if not ok.any():
         return out
     t = table[ok]
+    if "first_preferred" not in t:  # direct scoring: no orders
+        t = t.assign(consistent=np.nan, first_preferred=np.nan, first_preferred_swapped=np.nan,
+                     p_chosen_first=t["p_ai"])
     human_chosen = np.array([p.p_chosen >= 0.5 for p, good in zip(pairs, ok, strict=True)
                              if good])
     p = t["p_ai"].to_numpy()
@@ -155,11 +177,16 @@ def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[
             np.where(human_chosen, t["p_chosen_first"] > 0.5,
                      t["p_chosen_first"] < 0.5).mean()), 4),
         "ties": int(ties.sum()),
-        "position_consistency": round(float(t["consistent"].mean()), 4),
-        "first_position_rate": round(float(first.mean()), 4),
+        "position_consistency": _round(t["consistent"].mean()),
+        "first_position_rate": _round(np.mean(first)),
         "label_token_mass": round(float(t["label_mass"].mean()), 4),
         "mean_p_ai": round(float(p.mean()), 4),
     }
+
+
+def _round(x: Any) -> float | None:
+    x = float(x)
+    return None if x != x else round(x, 4)
 
 
 def sample_pairs(pairs: list[PreferencePair], limit: int | None, seed: int = 0
@@ -200,7 +227,7 @@ def label(data: str | Path, judge: str, out: str | Path = "labels", task: str = 
           max_context_tokens: int | None = 256, max_length: int = 2048,
           write_data: bool = False, engine_options: EngineOptions | None = None,
           runtime: Runtime | None = None, scorer: Any | None = None,
-          http: dict[str, Any] | None = None) -> dict[str, Any]:
+          http: dict[str, Any] | None = None, direct: bool = False) -> dict[str, Any]:
     """Label the pairs of `data` with `judge` (a model or an OpenAI-compatible URL);
     writes labels.parquet and summary.json.
 
@@ -209,7 +236,8 @@ def label(data: str | Path, judge: str, out: str | Path = "labels", task: str = 
     is labelled, and `shots` > 0 is refused (an exemplar would be labelled by its own
     answer). With `cot`, the judge first writes a rationale (up to `cot_tokens`
     tokens, greedy); with `sc` > 1 it samples `sc` rationales at `temperature` and the
-    distributions are averaged. A pair the judge failed on has no label and says why
+    distributions are averaged. With `direct`, each reply is rated 1-10 on its own
+    (:func:`direct_table`) instead of compared. A pair the judge failed on has no label and says why
     (``failure``). With `write_data`, ``labelled.jsonl`` holds the labelled pairs with
     ``p_chosen`` = the AI label (for soft-label reward models and DPO).
     """
@@ -218,6 +246,8 @@ def label(data: str | Path, judge: str, out: str | Path = "labels", task: str = 
         raise ValueError(f"--sc must be at least 1, got {sc}")
     if sc > 1 and not cot:
         raise ValueError("self-consistency (--sc K) samples rationales: it needs --cot")
+    if direct and (cot or shots or is_url(judge)):
+        raise ValueError("direct scoring takes no --cot, no --shots and a local judge")
     read = read_pairs(data)
     everything = list(iter_pairs(read.pairs))
     if not everything:
@@ -230,21 +260,31 @@ def label(data: str | Path, judge: str, out: str | Path = "labels", task: str = 
     exemplars = exemplars_from_pairs(everything, shots, seed=seed,
                                      exclude={p.id for p in chosen}, invert=prompt.invert)
     prompt = replace(prompt, exemplars=tuple(exemplars))
-    if scorer is None:
+    if scorer is None and direct:
+        from preflab.engine.direct import DirectScorer
+
+        scorer = DirectScorer(judge, task, template, max_length, max_context_tokens, runtime)
+    elif scorer is None:
         scorer = make_judge(judge, prompt, max_length, max_context_tokens, runtime,
                             **(http or {}))
     elif scorer.prompt != prompt:
         raise ValueError("the scorer given reads another prompt than the one asked for")
     engine = Engine(engine_options)
     sampling = Sampling(max_new_tokens=cot_tokens, temperature=0.0 if sc == 1 else temperature)
-    table = label_table(chosen, scorer, engine, cot=cot, sc=sc, sampling=sampling, seed=seed)
-    summary = {"data": str(data), "judge": judge, **prompt.describe(), "cot": cot, "sc": sc,
+    if direct:
+        table = direct_table(chosen, scorer, engine)
+    else:
+        table = label_table(chosen, scorer, engine, cot=cot, sc=sc, sampling=sampling,
+                            seed=seed)
+    summary = {"data": str(data), "judge": judge, **prompt.describe(), "direct": direct,
+               "cot": cot, "sc": sc,
                **({"cot_tokens": cot_tokens, "temperature": sampling.temperature} if cot else {}),
                "seed": seed, **label_summary(table, chosen),
                "computed": engine.last_stats.computed, "cached": engine.last_stats.cached,
-               "prompt_tokens": scorer.prompt_tokens,
+               "prompt_tokens": getattr(scorer, "prompt_tokens", None),
                "generated_tokens": getattr(scorer, "generated_tokens", 0),
-               "truncated": scorer.truncated, "context_truncated": scorer.context_truncated,
+               "truncated": scorer.truncated,
+               "context_truncated": getattr(scorer, "context_truncated", None),
                "seconds": round(time.perf_counter() - started, 2)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
