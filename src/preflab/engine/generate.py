@@ -34,6 +34,20 @@ class Sampling:
                              f"{self.temperature} and {self.top_p}")
 
 
+def stop_token_ids(tokenizer: Any, model: torch.nn.Module) -> set[int]:
+    """Tokens that end a generation: the end of sequence and the end of a chat turn."""
+    ids: set[int] = set()
+    eos = model.generation_config.eos_token_id
+    ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    for name in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>"):
+        i = tokenizer.convert_tokens_to_ids(name)
+        if isinstance(i, int) and i != tokenizer.unk_token_id:
+            ids.add(i)
+    return ids
+
+
 def _pick(logits: torch.Tensor, sampling: Sampling, generators: Sequence[torch.Generator]
           ) -> torch.Tensor:
     if sampling.temperature == 0:

@@ -25,7 +25,7 @@ from preflab.engine.forward import (
     last_hidden_states,
     split_shared_prefix,
 )
-from preflab.engine.generate import Sampling, decode
+from preflab.engine.generate import Sampling, decode, stop_token_ids
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
 from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 from preflab.engine.prompts import LabelPrompt, load_template
@@ -183,17 +183,7 @@ class JudgeScorer(JudgeReader, PrefixSharing):
         return self._head
 
     def stop_ids(self) -> set[int]:
-        """Tokens that end a rationale: the end of sequence and the end of a chat turn."""
-        tok, ids = self.tokenizer, set()
-        eos = self.model.generation_config.eos_token_id
-        ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if tok.eos_token_id is not None:
-            ids.add(tok.eos_token_id)
-        for name in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>"):
-            i = tok.convert_tokens_to_ids(name)
-            if isinstance(i, int) and i != tok.unk_token_id:
-                ids.add(i)
-        return ids
+        return stop_token_ids(self.tokenizer, self.model)
 
     def generate(self, prompts: Sequence[tuple[Messages, str, str]], seeds: Sequence[int],
                  sampling: Sampling) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from preflab.engine.generate import Sampling, decode
+from preflab.engine.generate import Sampling, decode, stop_token_ids
 from preflab.engine.models import Runtime, load_scoring_lm
 
 MAX_LOGPROBS = 20
@@ -81,12 +81,7 @@ class JudgeModel:
         return out
 
     def _stop_ids(self) -> set[int]:
-        tok, ids = self.tokenizer, set()
-        eos = self.model.generation_config.eos_token_id
-        ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if tok.eos_token_id is not None:
-            ids.add(tok.eos_token_id)
-        return ids
+        return stop_token_ids(self.tokenizer, self.model)
 
     def _top(self, logp: torch.Tensor, k: int) -> dict[str, float]:
         """The `k` likeliest tokens as text -> log-prob (spellings that decode alike are
