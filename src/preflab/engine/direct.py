@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from preflab.engine.forward import PrefixSharing, Shared, last_hidden_states
+from preflab.engine.judge import clip_text
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
 from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 from preflab.engine.prompts import load_template
@@ -59,6 +60,8 @@ class DirectScorer(PrefixSharing):
         else:
             self.ten = None  # "1" then "0": read P("0" | "1") from a second suffix
             self.zero_ids = label_token_ids(tok, self.ending + "1", ("0",))
+        # the "1" that the second suffix appends, as the tokenizer writes it after the ending
+        self.one_id = tok(self.ending + "1", add_special_tokens=False)["input_ids"][-1]
         self.name = name or f"direct:{model}"
         self.fingerprint = fingerprint("direct", model_fingerprint(model, resolved),
                                        self.template["direct"], self.template["direct_sample"],
@@ -66,12 +69,8 @@ class DirectScorer(PrefixSharing):
                                        self.runtime.precision)
 
     def prompt_ids(self, context: Messages, reply: str) -> list[int]:
-        text = plain_context(context)
         tok = self.tokenizer
-        if self.max_context_tokens is not None:
-            ids = tok(text, add_special_tokens=False)["input_ids"]
-            if len(ids) > self.max_context_tokens:
-                text = "…" + tok.decode(ids[-self.max_context_tokens:])
+        text, _ = clip_text(tok, plain_context(context), self.max_context_tokens)
         body = self.template["direct"] + "\n\n" + self.template["direct_sample"].format(
             conversation=text, response=reply)
         if tok.chat_template:
@@ -91,8 +90,7 @@ class DirectScorer(PrefixSharing):
         if len(units) != 1:
             raise ValueError("direct units are scored one per group")
         ids = self.prompt_ids(*units[0].payload)
-        one = self.tokenizer(self.ending + "1", add_special_tokens=False)["input_ids"][-1]
-        suffixes = [ids[-1:]] + ([] if self.ten is not None else [[ids[-1], one]])
+        suffixes = [ids[-1:]] + ([] if self.ten is not None else [[ids[-1], self.one_id]])
         return Shared(ids[:-1], suffixes)
 
     @torch.inference_mode()

@@ -147,9 +147,8 @@ class HttpJudgeScorer(JudgeReader):
             except (KeyError, IndexError, TypeError):
                 raise ValueError(f"{url}: /v1/models lists no model; pass model=") from None
         self.model_name = model
-        tok = tokenizer if tokenizer is None or not isinstance(tokenizer, str) else None
-        if tokenizer is None or isinstance(tokenizer, str):
-            tok = self._load_tokenizer(tokenizer or model)
+        tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, str) \
+            else self._load_tokenizer(tokenizer or model)
         super().__init__(tok, prompt, max_length, max_context_tokens)
         self.concurrency = concurrency
         self.batch = batch

@@ -55,6 +55,17 @@ def judge_unit(context: Messages, a: str, b: str, rationale: str | None = None) 
 SHARE_PREFIX = ("run", "batch", "off")
 
 
+def clip_text(tokenizer: Any | None, text: str, max_tokens: int | None) -> tuple[str, bool]:
+    """The last `max_tokens` tokens of `text` (marked with "…"), and whether it was
+    clipped; unclipped without a tokenizer or a limit."""
+    if max_tokens is None or tokenizer is None:
+        return text, False
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text, False
+    return "…" + tokenizer.decode(ids[-max_tokens:]), True
+
+
 class JudgeReader:
     """What a judge reads, as text or token ids: the prompt (preamble, exemplars, the
     sample with its conversation clipped to the last `max_context_tokens` tokens),
@@ -83,13 +94,7 @@ class JudgeReader:
             for e in prompt.exemplars))
 
     def _clip(self, text: str) -> tuple[str, bool]:
-        """The last `max_context_tokens` tokens of `text`, and whether it was clipped."""
-        if self.max_context_tokens is None or self.tokenizer is None:
-            return text, False
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= self.max_context_tokens:
-            return text, False
-        return "…" + self.tokenizer.decode(ids[-self.max_context_tokens:]), True
+        return clip_text(self.tokenizer, text, self.max_context_tokens)
 
     def conversation(self, context: Messages) -> str:
         """The conversation as the judge reads it: its last `max_context_tokens` tokens."""
