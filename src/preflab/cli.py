@@ -321,6 +321,199 @@ def label_cmd(
         print(json.dumps(summary))
 
 
+# Reward-model settings shared by train-rm and eval-rm --split-halves. None = the value
+# of --config FILE, else RewardConfig's default.
+RmLabels = Annotated[str | None, typer.Option(
+    "--labels", help="hard (Bradley-Terry on chosen > rejected), soft (cross-entropy "
+                     "against p_chosen, e.g. AI labels) or auto (soft if any p_chosen < 1).")]
+RmMaxLength = Annotated[int | None, typer.Option(
+    "--max-length", help="Tokens per (context, reply); contexts lose their oldest tokens "
+                         "first, a reply that does not fit is refused. [default: 512]")]
+RmMargin = Annotated[float | None, typer.Option(
+    "--margin", help="Bradley-Terry margin m: -log sigmoid(r_c - r_r - m) (per pair: "
+                     "meta.margin).")]
+RmSubsetWeight = Annotated[list[str] | None, typer.Option(
+    "--subset-weight", help="SUBSET=W: loss weight of a subset, e.g. harmless-base=0.5 for "
+                            "L = L_help + 0.5 L_harm (repeatable).")]
+RmEpochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 2]")]
+RmLr = Annotated[float | None, typer.Option(
+    "--lr", help="Learning rate. [default: 5e-5 encoders, 1e-5 decoders, 2e-4 LoRA]")]
+RmBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs per step. "
+                                                                  "[default: 8]")]
+RmLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (merged "
+                                                                   "into the saved model) "
+                                                                   "or full fine-tuning.")]
+RmLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
+RmTrainLayers = Annotated[int | None, typer.Option(
+    "--train-layers", help="Train only the top N transformer layers and the head.")]
+RmPad = Annotated[str | None, typer.Option(
+    "--pad-token", help="Pad token for a tokenizer that has none ('eos' or a token).")]
+RmSeed = Annotated[int | None, typer.Option("--seed", help="Seed (head, order, split).")]
+RmConfig = Annotated[Path | None, typer.Option(
+    "--config", help="TOML/JSON file of settings (a model's preflab-train.json works); "
+                     "options given here override it.")]
+RmThreads = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
+RmDevice = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
+
+
+def _rm_config(config_file: Path | None, subset_weight: list[str] | None = None,
+               **given: Any) -> Any:
+    """A RewardConfig from a file (if any) with the options the user gave on top."""
+    from preflab.train.reward_model import RewardConfig
+
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if subset_weight:
+        weights = {}
+        for item in subset_weight:
+            name, _, value = item.partition("=")
+            try:
+                weights[name] = float(value)
+            except ValueError:
+                raise ValueError(f"--subset-weight {item!r}: expected SUBSET=NUMBER") from None
+        overrides["subset_weights"] = weights
+    if config_file is not None:
+        return RewardConfig.from_file(config_file, **overrides)
+    return RewardConfig(**overrides)
+
+
+@app.command("train-rm")
+@user_errors
+def train_rm_cmd(
+    data: Annotated[str, typer.Argument(help="Preference pairs to train on.")],
+    base: Annotated[str | None, typer.Option(
+        help="Base model: a causal LM (reward at the last token) or an encoder; preset, "
+             "folder or hub id. [default: minilm-l6]")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")
+                       ] = Path("reward-model"),
+    config_file: RmConfig = None,
+    labels: RmLabels = None,
+    max_length: RmMaxLength = None,
+    margin: RmMargin = None,
+    subset_weight: RmSubsetWeight = None,
+    epochs: RmEpochs = None,
+    lr: RmLr = None,
+    batch_size: RmBatch = None,
+    lora: RmLora = None,
+    lora_r: RmLoraR = None,
+    train_layers: RmTrainLayers = None,
+    pad_token: RmPad = None,
+    pmp: Annotated[str | None, typer.Option(
+        help="Preference-model pretraining: train on this comparison set first, then "
+             "fine-tune on DATA.")] = None,
+    pmp_epochs: Annotated[float | None, typer.Option(help="Epochs of --pmp. [default: 1]")
+                          ] = None,
+    seed: RmSeed = None,
+    device: RmDevice = None,
+    threads: RmThreads = None,
+    resume: Annotated[bool, typer.Option(help="Resume an interrupted run from its last "
+                                              "checkpoint in OUT.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")
+                       ] = False,
+) -> None:
+    """Train a scalar reward model (Bradley-Terry, soft labels, weights, PMP); the output
+    folder loads with `AutoModelForSequenceClassification`.
+
+    Example: `preflab train-rm train.jsonl --base minilm-l6 --out rm`
+    """
+    from preflab.train.reward_model import train_rm
+
+    config = _rm_config(config_file, subset_weight, base=base, labels=labels,
+                        max_length=max_length, margin=margin, epochs=epochs,
+                        learning_rate=lr, batch_size=batch_size, lora=lora, lora_r=lora_r,
+                        train_layers=train_layers, pad_token=pad_token, pmp=pmp,
+                        pmp_epochs=pmp_epochs, seed=seed, device=device, threads=threads)
+    summary = train_rm(data, out_dir, config, resume=resume)
+    last = summary["stages"][-1]
+    out.print(f"reward model: {out_dir} ({config.base}, {last['labels']} labels, "
+              f"{last['n_pairs']} pairs, {last['steps']} steps, final train loss "
+              f"{last['train_loss']}, {last['seconds']:.0f} s)")
+    if as_json:
+        print(json.dumps(summary, default=str))
+
+
+@app.command("eval-rm")
+@user_errors
+def eval_rm_cmd(
+    model: Annotated[str, typer.Argument(help="Reward model folder or hub id (with "
+                                              "--split-halves: the base to train).")],
+    data: Annotated[str, typer.Argument(help="Pairs to evaluate on (with --split-halves: "
+                                             "all the pairs, split by the command).")],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Write summary.json, scores.parquet and report.html here.")] = None,
+    bins: Annotated[int, typer.Option(help="Calibration bins.")] = 10,
+    split_halves: Annotated[bool, typer.Option(
+        "--split-halves", help="Train two models on disjoint halves of DATA and compare "
+                               "them on held-out pairs (agreement, rank correlation, "
+                               "divergence).")] = False,
+    test_fraction: Annotated[float, typer.Option(
+        help="--split-halves: share of DATA held out for the comparison.")] = 0.2,
+    config_file: RmConfig = None,
+    labels: RmLabels = None,
+    max_length: RmMaxLength = None,
+    epochs: RmEpochs = None,
+    lr: RmLr = None,
+    batch_size: RmBatch = None,
+    lora: RmLora = None,
+    train_layers: RmTrainLayers = None,
+    pad_token: RmPad = None,
+    seed: RmSeed = None,
+    device: RmDevice = None,
+    threads: RmThreads = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")
+                       ] = False,
+) -> None:
+    """Evaluate a reward model: pairwise accuracy (overall and per subset), calibration
+    (ECE, reliability diagram), score distributions; or the split-halves study.
+
+    Example: `preflab eval-rm rm test.jsonl --out rm-eval`
+    """
+    from preflab.eval.reward_model import eval_rm
+    from preflab.eval.reward_model import split_halves as split_halves_fn
+
+    if split_halves:
+        config = _rm_config(config_file, base=model, labels=labels, max_length=max_length,
+                            epochs=epochs, learning_rate=lr, batch_size=batch_size, lora=lora,
+                            train_layers=train_layers, pad_token=pad_token, seed=seed,
+                            device=device, threads=threads)
+        summary = split_halves_fn(data, out_dir or Path("split-halves"), config,
+                                  test_fraction=test_fraction, seed=config.seed, bins=bins)
+        out.print(f"{summary['n_held_out']} held-out pairs: PM A accuracy "
+                  f"{_pct(summary['pm_a']['accuracy'])} (ECE {summary['pm_a']['ece']:.3f}), "
+                  f"PM B {_pct(summary['pm_b']['accuracy'])} (ECE "
+                  f"{summary['pm_b']['ece']:.3f}); they agree on "
+                  f"{_pct(summary['agreement'])}, Spearman {summary['spearman_margin']:.3f}, "
+                  f"JS divergence {summary['js_divergence']:.4f}")
+    else:
+        summary = eval_rm(model, data, out=out_dir, max_length=max_length, bins=bins,
+                          device=device or "auto", threads=threads)
+        per = ", ".join(f"{k} {_pct(v['accuracy'])}" for k, v in summary["per_subset"].items())
+        out.print(f"{model} on {summary['n_pairs']} pairs: accuracy "
+                  f"{_pct(summary['accuracy'])}, ECE {summary['ece']:.3f}, log loss "
+                  f"{summary['log_loss']:.3f}" + (f" ({per})" if per else ""))
+    if out_dir is not None:
+        out.print(f"report: {out_dir / 'report.html'}")
+    if as_json:
+        print(json.dumps(summary, default=str))
+
+
+@app.command()
+@user_errors
+def split(
+    data: Annotated[str, typer.Argument(help="Preference pairs to split.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl and "
+                                                        "test.jsonl.")] = Path("split"),
+    test_fraction: Annotated[float, typer.Option(help="Share of pairs held out.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+) -> None:
+    """Split pairs into a seeded random train and test part.
+
+    Example: `preflab split harmless-base-test.jsonl.gz --test-fraction 0.5 --out hh-split`
+    """
+    from preflab.data.split import split as split_fn
+
+    out.print(json.dumps(split_fn(data, out_dir, test_fraction=test_fraction, seed=seed)))
+
+
 @app.command()
 @user_errors
 def serve(

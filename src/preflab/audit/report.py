@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from typing import Any
 
@@ -13,6 +11,7 @@ import pandas as pd
 
 from preflab.audit.stats import member_names
 from preflab.audit.table import BIN_NAMES
+from preflab.figures import png as _png
 
 BIN_TEXT = {
     "none": "no member agrees with the human label",
@@ -23,15 +22,6 @@ BIN_TEXT = {
 }
 BIN_COLORS = {"none": "#b2182b", "low": "#ef8a62", "mixed": "#bababa", "high": "#67a9cf",
               "unanimous": "#2166ac"}
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:

@@ -70,13 +70,15 @@ def cpu_has_bf16() -> bool:
 
 
 def model_fingerprint(name_or_path: str, resolved: str) -> str:
-    """Identity of a model's weights: config and weight-file sizes for local folders."""
+    """Identity of a model's weights: for local folders, the config and each weight
+    file's size and modification time (a model retrained in place is a new model)."""
     parts: list[Any] = [name_or_path]
     path = Path(resolved)
     if path.is_dir():
         config = path / "config.json"
         parts.append(config.read_text() if config.exists() else "")
-        parts.append(sorted((f.name, f.stat().st_size) for f in path.iterdir()
+        parts.append(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                            for f in path.iterdir()
                             if f.suffix in (".safetensors", ".bin", ".npz")))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 

@@ -3,11 +3,14 @@
 Decoder reward models (Llama-, Gemma-, Qwen-style; ``causal-rm`` and most
 ``seq-rm`` members) share the prompt: the chat-templated context runs once per
 group and its KV cache serves every reply. Encoder reward models (DeBERTa-style)
-take (context, reply) as a text pair.
+take (context, reply) as a text pair. Training (:mod:`preflab.train.reward_model`)
+builds its inputs with the same :func:`reward_input`, so a trained model scores here
+exactly as it was trained.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,47 @@ from preflab.engine.forward import (
 )
 from preflab.engine.models import Runtime, fingerprint, is_encoder, model_fingerprint
 from preflab.engine.text import chat_ids, plain_context
-from preflab.engine.units import Unit
+from preflab.engine.units import Messages, Unit
+
+
+@dataclass(frozen=True)
+class RewardInput:
+    """Token ids of one (context, reply) and what truncation cut from them."""
+
+    ids: list[int]
+    context_cut: int  # context tokens removed (from the start: the latest turns stay)
+    reply_cut: int  # reply tokens removed: the reply no longer fits `max_length`
+
+
+def reward_input(tokenizer: Any, encoder: bool, context: Messages, reply: str,
+                 max_length: int) -> RewardInput:
+    """The ids a reward model reads for `reply` after `context`, at most `max_length`.
+
+    Decoders read the chat-templated conversation and score its last token;
+    truncation keeps the last `max_length` tokens. Encoders read the pair
+    [CLS] context [SEP] reply [SEP] (token types left at 0); the context loses its
+    oldest tokens first. Either way the reply is cut only when it alone is too long.
+    """
+    if encoder:
+        enc = tokenizer(plain_context(context), reply, verbose=False)
+        ids, seq = enc["input_ids"], enc.sequence_ids()
+        n_ctx, n_rep = seq.count(0), seq.count(1)
+        budget = max_length - (len(ids) - n_ctx - n_rep)  # room left by the special tokens
+        reply_cut = max(0, n_rep - budget)
+        context_cut = min(n_ctx, max(0, n_ctx + n_rep - budget))
+        ctx_pos = [i for i, s in enumerate(seq) if s == 0][:context_cut]
+        rep_pos = [i for i, s in enumerate(seq) if s == 1][n_rep - reply_cut:]
+        drop = set(ctx_pos) | set(rep_pos)
+        return RewardInput([t for i, t in enumerate(ids) if i not in drop], context_cut,
+                           reply_cut)
+    ids = chat_ids(tokenizer, context, reply)
+    cut = max(0, len(ids) - max_length)
+    if not cut:
+        return RewardInput(ids, 0, 0)
+    head = chat_ids(tokenizer, context, None)
+    n_context = next((i for i, (a, b) in enumerate(zip(head, ids, strict=False)) if a != b),
+                     min(len(head), len(ids)))
+    return RewardInput(ids[cut:], min(cut, n_context), max(0, cut - n_context))
 
 
 def _head(model: Any) -> torch.nn.Module | None:
@@ -72,19 +115,13 @@ class RewardScorer(PrefixSharing):
         self.max_length = max_length
         self.name = name or f"rm:{model}"
         self.truncated = 0
-        self.fingerprint = fingerprint("reward", model_fingerprint(model, resolved), head_seed,
+        self.fingerprint = fingerprint("reward-v2", model_fingerprint(model, resolved), head_seed,
                                        output_index, max_length, self.runtime.precision)
 
     def _ids(self, context: Any, reply: str) -> list[int]:
-        if self.encoder:  # (context, reply) as a text pair
-            enc = self.tokenizer(plain_context(context), reply, truncation="only_first",
-                                 max_length=self.max_length)
-            return enc["input_ids"]
-        ids = chat_ids(self.tokenizer, context, reply)
-        if len(ids) > self.max_length:
-            self.truncated += 1
-            ids = ids[-self.max_length:]
-        return ids
+        x = reward_input(self.tokenizer, self.encoder, context, reply, self.max_length)
+        self.truncated += bool(x.context_cut or x.reply_cut)
+        return x.ids
 
     def encode(self, units: list[Unit]) -> Shared:
         context = units[0].payload[0]

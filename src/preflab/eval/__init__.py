@@ -1,0 +1,1 @@
+"""Evaluation: reward-model accuracy, calibration and robustness."""

@@ -1,0 +1,1 @@
+"""Training recipes: reward models (and, later, aligned policies)."""

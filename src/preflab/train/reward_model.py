@@ -1,0 +1,290 @@
+"""Recipe: train a scalar reward model on preference pairs.
+
+setup -> (optional preference-model pretraining on a second comparison set) ->
+fine-tune -> save a standard ``AutoModelForSequenceClassification`` folder.
+
+The base is a causal LM (reward read at the last token, as in Anthropic's PMs) or
+an encoder (reward from the [CLS] head), fully fine-tuned, partly frozen
+(`train_layers`) or with LoRA adapters merged at the end. The loop is the
+transformers ``Trainer`` (checkpoints, resume, progress, seeding); only the loss is
+ours, since TRL's ``RewardTrainer`` has neither soft labels nor per-pair weights.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from preflab.data.pair import PreferencePair
+from preflab.engine.models import Runtime, is_encoder
+from preflab.train.losses import reward_loss
+from preflab.train.rm_data import PairCollator, RewardExample, build_examples
+
+CHECKPOINTS = "checkpoints"
+SUMMARY = "preflab-train.json"
+
+
+@dataclass
+class RewardConfig:
+    """Everything that defines a reward-model run (a TOML or JSON file of these keys
+    reproduces it: ``preflab train-rm --config FILE``)."""
+
+    base: str = "minilm-l6"
+    labels: str = "auto"  # auto | hard | soft
+    max_length: int = 512
+    margin: float = 0.0  # Bradley-Terry margin (per pair: meta.margin)
+    weight_key: str = "weight"  # per-pair loss weight read from meta
+    subset_weights: dict[str, float] = field(default_factory=dict)  # e.g. lambda for harmless
+    epochs: float = 2.0
+    learning_rate: float | None = None  # None: 5e-5 encoders, 1e-5 decoders, 2e-4 LoRA
+    batch_size: int = 8  # pairs per step
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    train_layers: int | None = None  # train only the top N layers and the head
+    pad_token: str | None = None  # needed when the tokenizer has none ("eos" or a token)
+    pmp: str | None = None  # preference-model pretraining data, trained on first
+    pmp_epochs: float = 1.0
+    seed: int = 0
+    save_steps: int = 50
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision on a GPU)
+    threads: int | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RewardConfig:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
+        data = data.get("config", data)  # a preflab-train.json holds its config
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown reward-model settings {sorted(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**{**data, **overrides})
+
+    def lr(self, encoder: bool) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-4 if self.lora else 5e-5 if encoder else 1e-5
+
+
+def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
+    """(model with a one-output head, tokenizer with a pad token, is_encoder)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from preflab.models.presets import load_tokenizer, resolve
+
+    tokenizer = load_tokenizer(config.base)
+    if config.pad_token is not None:
+        pad = tokenizer.eos_token if config.pad_token == "eos" else config.pad_token
+        if pad is None or pad not in tokenizer.get_vocab():
+            raise ValueError(f"--pad-token {config.pad_token!r} is not a token of "
+                             f"{config.base}'s vocabulary")
+        tokenizer.pad_token = pad
+    if tokenizer.pad_token is None:
+        raise ValueError(
+            f"{config.base}: the tokenizer has no pad token, so batches cannot be padded and "
+            "a sequence-classification model cannot find each sequence's last token. Pass "
+            f"--pad-token TOKEN (e.g. --pad-token eos for {tokenizer.eos_token!r}).")
+    path = resolve(config.base)
+    base_config = AutoConfig.from_pretrained(path)
+    labels = getattr(base_config, "num_labels", 1)
+    archs = base_config.architectures or []
+    if any("SequenceClassification" in a for a in archs) and labels != 1:
+        raise ValueError(f"{config.base} has a {labels}-output classification head; a reward "
+                         "model needs one output")
+    torch.manual_seed(config.seed)  # the new head is seeded
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1,
+                                                               dtype=torch.float32)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, is_encoder(model.config)
+
+
+def _layers(model: Any) -> torch.nn.ModuleList:
+    backbone = model.base_model
+    for path in ("layers", "encoder.layer", "h", "transformer.h"):
+        obj = backbone
+        for name in path.split("."):
+            obj = getattr(obj, name, None)
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise ValueError(f"cannot find the transformer layers of {type(model).__name__} to "
+                     "freeze; leave --train-layers unset")
+
+
+def _head_names(model: Any) -> list[str]:
+    return [n for n in ("score", "classifier", "pooler") if getattr(model, n, None) is not None
+            or getattr(model.base_model, n, None) is not None]
+
+
+def prepare_trainable(model: Any, config: RewardConfig) -> Any:
+    """Apply LoRA or layer freezing; returns the model to train."""
+    if config.lora and config.train_layers is not None:
+        raise ValueError("choose --lora or --train-layers, not both")
+    if config.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r,
+                          lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          modules_to_save=_head_names(model))
+        return get_peft_model(model, lora)
+    if config.train_layers is not None:
+        layers = _layers(model)
+        if not 0 <= config.train_layers <= len(layers):
+            raise ValueError(f"--train-layers must be in [0, {len(layers)}], got "
+                             f"{config.train_layers}")
+        keep = {id(p) for layer in layers[len(layers) - config.train_layers:]
+                for p in layer.parameters()}
+        heads = [getattr(model, n, None) or getattr(model.base_model, n)
+                 for n in _head_names(model)]
+        keep |= {id(p) for h in heads for p in h.parameters()}
+        norm = getattr(model.base_model, "norm", None)  # final norm of decoders
+        if norm is not None and config.train_layers > 0:
+            keep |= {id(p) for p in norm.parameters()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in keep)
+    return model
+
+
+def check_last_tokens(examples: list[RewardExample], pad_id: int, encoder: bool,
+                      source: str) -> None:
+    """A decoder reads its reward at the last token that is not padding: a sequence that
+    ends with the pad token would be read elsewhere by every standard loader."""
+    if encoder:
+        return
+    bad = [e.id for e in examples if pad_id in (e.chosen_ids[-1], e.rejected_ids[-1])]
+    if bad:
+        raise ValueError(f"{source}: {len(bad)} sequences end with the pad token (first: pair "
+                         f"{bad[0]}); AutoModelForSequenceClassification would read their "
+                         "reward one token early. Choose another --pad-token.")
+
+
+def _trainer_class() -> type:
+    from transformers import Trainer
+
+    class PairwiseRewardTrainer(Trainer):
+        """Trainer whose batches are B chosen rows then B rejected rows."""
+
+        soft = False
+
+        def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
+                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            p, w, m = inputs.pop("p_chosen"), inputs.pop("weight"), inputs.pop("margin")
+            r = model(**inputs).logits[:, 0].float()
+            r_c, r_r = r[:len(p)], r[len(p):]
+            loss = reward_loss(r_c, r_r, p if self.soft else None, w, m)
+            return (loss, {"r_chosen": r_c, "r_rejected": r_r}) if return_outputs else loss
+
+    return PairwiseRewardTrainer
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
+                epochs: float, source: str, resume: bool = True,
+                callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """One training run from `config.base` into `out` (a model folder); `callbacks` are
+    ``transformers.TrainerCallback`` objects."""
+    from transformers import TrainingArguments
+
+    runtime = Runtime(device=config.device, threads=config.threads)
+    runtime.apply_threads()
+    model, tokenizer, encoder = load_base(config)
+    examples, report = build_examples(
+        pairs, tokenizer, encoder, config.max_length, labels=config.labels,  # type: ignore[arg-type]
+        source=source, subset_weights=config.subset_weights, weight_key=config.weight_key,
+        margin=config.margin)
+    check_last_tokens(examples, tokenizer.pad_token_id, encoder, source)
+    if report.labels == "soft" and config.margin:
+        raise ValueError("--margin applies to hard labels only")
+    model = prepare_trainable(model, config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    gpu = runtime.torch_device().type == "cuda"
+    args = TrainingArguments(
+        output_dir=str(out / CHECKPOINTS), num_train_epochs=epochs,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr(encoder),
+        warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
+        lr_scheduler_type="linear", logging_steps=5, save_strategy="steps",
+        save_steps=config.save_steps, save_total_limit=1, seed=config.seed,
+        data_seed=config.seed, report_to="none", remove_unused_columns=False,
+        label_names=[], use_cpu=not gpu, bf16=gpu and config.precision == "bf16",
+        fp16=gpu and config.precision == "fp16", dataloader_num_workers=0,
+        disable_tqdm=False)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=examples,
+                               data_collator=PairCollator(tokenizer.pad_token_id),
+                               callbacks=callbacks)
+    trainer.soft = report.labels == "soft"
+    checkpoint = _last_checkpoint(out / CHECKPOINTS) if resume else None
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
+    model = trainer.model
+    if config.lora:
+        model = model.merge_and_unload()
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # the run finished: not needed
+    return {
+        "data": source, "n_pairs": report.n_pairs, "labels": report.labels,
+        "epochs": epochs, "steps": result.global_step, "train_loss": round(result.training_loss, 4),
+        "trainable_parameters": trainable, "seconds": round(seconds, 1),
+        "resumed_from": checkpoint, "tokens": asdict(report),
+        "loss_curve": [{"step": h["step"], "loss": h["loss"]}
+                       for h in trainer.state.log_history if "loss" in h],
+    }
+
+
+def train_rm(data: str | Path, out: str | Path, config: RewardConfig | None = None,
+             resume: bool = True, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train a reward model on the pairs in `data`; the model lands in `out`.
+
+    With ``config.pmp`` the model first trains ``config.pmp_epochs`` on that second
+    comparison set (preference-model pretraining, saved in ``out/pmp``), then
+    fine-tunes on `data`. An interrupted run resumes from its last checkpoint.
+    Writes ``preflab-train.json`` (config, tokenization report, loss curve).
+    """
+    from preflab.data.read import iter_pairs, load_pairs
+
+    config = config or RewardConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = list(iter_pairs(load_pairs(data)))
+    stages = []
+    if config.pmp:
+        pmp_pairs = list(iter_pairs(load_pairs(config.pmp)))
+        pmp_config = replace(config, pmp=None, labels="auto")
+        stages.append({"stage": "pmp", **train_stage(pmp_pairs, out / "pmp", pmp_config,
+                                                     config.pmp_epochs, config.pmp, resume,
+                                                     callbacks)})
+    tune = replace(config, base=str(out / "pmp")) if config.pmp else config
+    stages.append({"stage": "fine-tune", **train_stage(pairs, out, tune, config.epochs,
+                                                       str(data), resume, callbacks)})
+    return write_train_summary(out, str(data), config, stages)
+
+
+def write_train_summary(out: Path, data: str, config: RewardConfig,
+                        stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """``preflab-train.json`` beside the model: its config (which reproduces the run)
+    and what each training stage did."""
+    summary = {"model": str(out), "data": data, "config": asdict(config), "stages": stages}
+    (out / SUMMARY).write_text(json.dumps(summary, indent=1, default=str))
+    return summary
+

@@ -1,0 +1,37 @@
+import math
+
+import torch
+
+from preflab.train.losses import bradley_terry_loss, reward_loss, soft_label_loss
+
+
+def test_soft_label_loss_is_the_rlaif_cross_entropy():
+    r1, r2, p = torch.tensor([1.3, -0.2]), torch.tensor([0.1, 0.9]), torch.tensor([0.7, 0.2])
+    log_softmax = torch.log_softmax(torch.stack([r1, r2], dim=1), dim=1)
+    expected = -(p * log_softmax[:, 0] + (1 - p) * log_softmax[:, 1])
+    assert torch.allclose(soft_label_loss(r1, r2, p), expected, atol=1e-6)
+
+
+def test_hard_soft_label_equals_bradley_terry():
+    r1, r2 = torch.tensor([0.5, -2.0, 3.0]), torch.tensor([0.0, 1.0, 3.5])
+    assert torch.allclose(soft_label_loss(r1, r2, torch.ones(3)), bradley_terry_loss(r1, r2))
+    assert math.isclose(bradley_terry_loss(torch.tensor(0.0), torch.tensor(0.0)).item(),
+                        math.log(2), rel_tol=1e-6)
+
+
+def test_soft_label_loss_is_smallest_where_sigmoid_of_margin_is_p():
+    d = torch.linspace(-4, 4, 801)
+    loss = soft_label_loss(d, torch.zeros_like(d), torch.full_like(d, 0.8))
+    best = d[loss.argmin()].item()
+    assert abs(best - math.log(0.8 / 0.2)) < 0.02
+
+
+def test_margin_and_weights():
+    r1, r2 = torch.tensor([1.0, 1.0]), torch.tensor([0.0, 0.0])
+    assert torch.allclose(bradley_terry_loss(r1, r2, margin=1.0), torch.full((2,), math.log(2)))
+    w = torch.tensor([0.0, 2.0])
+    assert math.isclose(reward_loss(r1, r2, weight=w).item(),
+                        bradley_terry_loss(r1, r2)[1].item(), rel_tol=1e-6)
+    # soft labels use p_chosen; Bradley-Terry ignores nothing else
+    assert reward_loss(r1, r2, p_chosen=torch.tensor([0.5, 0.5])).item() > \
+        reward_loss(r1, r2).item()
