@@ -337,7 +337,7 @@ RmSubsetWeight = Annotated[list[str] | None, typer.Option(
                             "L = L_help + 0.5 L_harm (repeatable).")]
 RmEpochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 2]")]
 RmLr = Annotated[float | None, typer.Option(
-    "--lr", help="Learning rate. [default: 5e-5 encoders, 1e-5 decoders, 2e-4 LoRA]")]
+    "--lr", help="Learning rate. [default: 1e-4 encoders, 1e-5 decoders, 2e-4 LoRA]")]
 RmBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs per step. "
                                                                   "[default: 8]")]
 RmLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (merged "
@@ -427,6 +427,11 @@ def train_rm_cmd(
     out.print(f"reward model: {out_dir} ({config.base}, {last['labels']} labels, "
               f"{last['n_pairs']} pairs, {last['steps']} steps, final train loss "
               f"{last['train_loss']}, {last['seconds']:.0f} s)")
+    tokens = last["tokens"]
+    if tokens["reply_truncated"] or tokens["context_truncated"]:
+        out.print(f"[yellow]truncated to --max-length {config.max_length}[/]: "
+                  f"{tokens['context_truncated']} contexts lost their oldest tokens, "
+                  f"{tokens['reply_truncated']} replies were cut")
     if as_json:
         print(json.dumps(summary, default=str))
 

@@ -5,11 +5,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner
 
 from preflab.cli import app
 from preflab.data.read import iter_pairs, load_pairs
 from preflab.data.write import write_pairs
+from preflab.engine.text import plain_context
+from preflab.engine.units import as_messages
 from tests.train.helpers import short_pairs
 
 runner = CliRunner()
@@ -53,6 +57,13 @@ def test_train_then_eval_writes_summary_scores_and_report(tmp_path):
     assert "Reliability diagram" in html and "data:image/png;base64," in html
     saved = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert saved["accuracy"] == summary["accuracy"]
+    # the standard cross-encoder call (a text pair) gives the same reward
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm").eval()
+    tok = AutoTokenizer.from_pretrained(tmp_path / "rm")
+    enc = tok(plain_context(as_messages(pairs[0].prompt)), pairs[0].chosen, return_tensors="pt")
+    with torch.no_grad():
+        r = model(**enc).logits[0, 0].item()
+    assert abs(r - scores["r_chosen"].iloc[0]) < 1e-4
 
 
 def test_split_halves_report(tmp_path):

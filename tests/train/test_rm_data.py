@@ -4,9 +4,10 @@ import pytest
 
 from preflab.data.pair import PreferencePair
 from preflab.engine.reward import reward_input
+from preflab.engine.text import plain_context
 from preflab.errors import PairError
 from preflab.models.presets import load_tokenizer
-from preflab.train.rm_data import PairCollator, build_examples
+from preflab.train.rm_data import PairCollator, RewardExample, build_examples
 from tests.train.helpers import short_pairs
 
 
@@ -32,6 +33,16 @@ def test_encoder_input_keeps_the_latest_context(minilm_tok):
     assert tokens == ["[CLS]", "six", "seven", "eight", "nine", "ten", "[SEP]", "the", "reply",
                       "[SEP]"]  # the oldest context went first
     assert short.context_cut == len(full.ids) - 10
+
+
+def test_segment_ids_match_the_tokenizers_text_pair(minilm_tok):
+    context = (("user", "is it going to rain"),)
+    x = reward_input(minilm_tok, True, context, "bring an umbrella", 64)
+    enc = minilm_tok(plain_context(context), "bring an umbrella")
+    assert x.ids == enc["input_ids"]
+    batch = PairCollator(minilm_tok.pad_token_id, minilm_tok.sep_token_id)(
+        [RewardExample("x", x.ids, [*x.ids[:-2], minilm_tok.sep_token_id], 1.0, 1.0, 0.0, None)])
+    assert batch["token_type_ids"][0].tolist() == enc["token_type_ids"]
 
 
 def test_decoder_input_keeps_the_end_and_reports_a_cut_reply(smol_tok):
@@ -91,12 +102,18 @@ def test_soft_label_outside_unit_interval_is_refused():
                        p_chosen=1.2)
 
 
-def test_truncation_that_cuts_a_reply_or_merges_the_pair_is_refused(minilm_tok, smol_tok):
+def test_long_replies_are_counted_and_a_pair_truncation_merges_is_refused(minilm_tok,
+                                                                          smol_tok):
     pair = short_pairs(1)[0]
     long = replace(pair, chosen=" ".join(["word"] * 200))
-    with pytest.raises(PairError, match=r"data.jsonl, pair 1: field 'chosen'.*too long for "
-                                        r"--max-length 64"):
-        build_examples([long], minilm_tok, True, 64, source="data.jsonl")
+    examples, report = build_examples([long], minilm_tok, True, 64, source="data.jsonl")
+    assert report.reply_truncated == 1 and len(examples[0].chosen_ids) == 64
+    # two replies that differ only after the cut read the same tokens: refused
+    twins = replace(pair, chosen=" ".join(["word"] * 200) + " yes",
+                    rejected=" ".join(["word"] * 200) + " no")
+    with pytest.raises(PairError, match=r"data.jsonl, pair 1: field 'rejected'.*same 64 "
+                                        r"tokens"):
+        build_examples([twins], minilm_tok, True, 64, source="data.jsonl")
     # a decoder keeping its last 3 tokens reads only the end of the template
     same_end = replace(pair, chosen="yes indeed", rejected="no indeed")
     with pytest.raises(PairError):

@@ -36,6 +36,21 @@ class RewardInput:
     reply_cut: int  # reply tokens removed: the reply no longer fits `max_length`
 
 
+def type_separator(tokenizer: Any, model_config: Any) -> int | None:
+    """The [SEP] id when an encoder reads (context, reply) with segment ids, else None."""
+    if ("token_type_ids" in getattr(tokenizer, "model_input_names", ())
+            and getattr(model_config, "type_vocab_size", 0) > 1):
+        return tokenizer.sep_token_id
+    return None
+
+
+def token_types(ids: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """Segment ids of padded [CLS] context [SEP] reply [SEP] rows: 1 after the first
+    [SEP], as a tokenizer's text-pair encoding gives (padding is masked anyway)."""
+    is_sep = (ids == sep_id).long()
+    return ((torch.cumsum(is_sep, dim=1) - is_sep) > 0).long()
+
+
 def reward_input(tokenizer: Any, encoder: bool, context: Messages, reply: str,
                  max_length: int) -> RewardInput:
     """The ids a reward model reads for `reply` after `context`, at most `max_length`.
@@ -107,6 +122,7 @@ class RewardScorer(PrefixSharing):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.encoder = is_encoder(self.model.config)
+        self.sep_id = type_separator(self.tokenizer, self.model.config) if self.encoder else None
         self.backbone = self.model.base_model
         self.head = _head(self.model)
         # Custom reward models (remote code, multi-objective heads) run whole.
@@ -115,7 +131,7 @@ class RewardScorer(PrefixSharing):
         self.max_length = max_length
         self.name = name or f"rm:{model}"
         self.truncated = 0
-        self.fingerprint = fingerprint("reward-v2", model_fingerprint(model, resolved), head_seed,
+        self.fingerprint = fingerprint("reward-v3", model_fingerprint(model, resolved), head_seed,
                                        output_index, max_length, self.runtime.precision)
 
     def _ids(self, context: Any, reply: str) -> list[int]:
@@ -145,7 +161,9 @@ class RewardScorer(PrefixSharing):
                 for j, s in enumerate(seqs):
                     ids[j, :len(s)] = torch.tensor(s)
                     mask[j, :len(s)] = 1
-                scores = self.model(input_ids=ids, attention_mask=mask).logits
+                extra = {} if self.sep_id is None else {
+                    "token_type_ids": token_types(ids, self.sep_id)}
+                scores = self.model(input_ids=ids, attention_mask=mask, **extra).logits
             else:
                 hidden = last_hidden_states(self.backbone, [(i.prefix, i.suffixes)
                                                             for i in items], pad)

@@ -8,6 +8,7 @@ would; the metrics are the pure functions of :mod:`preflab.eval.metrics`.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,12 +36,23 @@ def trained_max_length(model: str | Path) -> int:
     return DEFAULT_MAX_LENGTH
 
 
+def check_model(model: str | Path) -> None:
+    """A reward model must be a preset, an existing folder or a hub id (org/name)."""
+    from preflab.models.presets import PRESETS
+
+    name = str(model)
+    if name in PRESETS or Path(name).exists() or re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        return
+    raise FileNotFoundError(f"reward model {name}: no such folder (nor a preset or a hub id)")
+
+
 def score_pairs(model: str | Path, pairs: list[PreferencePair], max_length: int | None = None,
                 engine_options: EngineOptions | None = None, device: str = "auto",
                 threads: int | None = None) -> pd.DataFrame:
     """Per pair: id, subset, human label, r_chosen, r_rejected, margin."""
     from preflab.audit.members import score_reward_model
 
+    check_model(model)
     max_length = max_length or trained_max_length(model)
     spec = MemberSpec(name=f"rm:{Path(str(model)).name}", kind="seq-rm",
                       options={"model": str(model), "max_length": max_length,

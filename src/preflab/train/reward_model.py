@@ -13,6 +13,7 @@ ours, since TRL's ``RewardTrainer`` has neither soft labels nor per-pair weights
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 import tomllib
@@ -24,9 +25,11 @@ import torch
 
 from preflab.data.pair import PreferencePair
 from preflab.engine.models import Runtime, is_encoder
+from preflab.engine.reward import type_separator
 from preflab.train.losses import reward_loss
 from preflab.train.rm_data import PairCollator, RewardExample, build_examples
 
+log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 SUMMARY = "preflab-train.json"
 
@@ -43,7 +46,7 @@ class RewardConfig:
     weight_key: str = "weight"  # per-pair loss weight read from meta
     subset_weights: dict[str, float] = field(default_factory=dict)  # e.g. lambda for harmless
     epochs: float = 2.0
-    learning_rate: float | None = None  # None: 5e-5 encoders, 1e-5 decoders, 2e-4 LoRA
+    learning_rate: float | None = None  # None: 1e-4 encoders, 1e-5 decoders, 2e-4 LoRA
     batch_size: int = 8  # pairs per step
     grad_accum: int = 1
     warmup_ratio: float = 0.1
@@ -77,7 +80,7 @@ class RewardConfig:
     def lr(self, encoder: bool) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return 2e-4 if self.lora else 5e-5 if encoder else 1e-5
+        return 2e-4 if self.lora else 1e-4 if encoder else 1e-5
 
 
 def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
@@ -187,6 +190,16 @@ def _trainer_class() -> type:
             loss = reward_loss(r_c, r_r, p if self.soft else None, w, m)
             return (loss, {"r_chosen": r_c, "r_rejected": r_r}) if return_outputs else loss
 
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            """Batches of pairs of similar length (less padding), shuffled by the seeded
+            global generator, which checkpoints save and resume restores."""
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            data = train_dataset if train_dataset is not None else self.train_dataset
+            size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return LengthGroupedSampler(size, lengths=[
+                max(len(e.chosen_ids), len(e.rejected_ids)) for e in data])
+
     return PairwiseRewardTrainer
 
 
@@ -211,8 +224,13 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
         source=source, subset_weights=config.subset_weights, weight_key=config.weight_key,
         margin=config.margin)
     check_last_tokens(examples, tokenizer.pad_token_id, encoder, source)
+    if report.reply_truncated:
+        log.warning("%s: %d replies are longer than --max-length %d on their own; the "
+                    "model reads only part of them", source, report.reply_truncated,
+                    config.max_length)
     if report.labels == "soft" and config.margin:
         raise ValueError("--margin applies to hard labels only")
+    sep_id = type_separator(tokenizer, model.config) if encoder else None
     model = prepare_trainable(model, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     gpu = runtime.torch_device().type == "cuda"
@@ -228,7 +246,7 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
         fp16=gpu and config.precision == "fp16", dataloader_num_workers=0,
         disable_tqdm=False)
     trainer = _trainer_class()(model=model, args=args, train_dataset=examples,
-                               data_collator=PairCollator(tokenizer.pad_token_id),
+                               data_collator=PairCollator(tokenizer.pad_token_id, sep_id),
                                callbacks=callbacks)
     trainer.soft = report.labels == "soft"
     checkpoint = _last_checkpoint(out / CHECKPOINTS) if resume else None

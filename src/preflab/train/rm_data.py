@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 
 from preflab.data.pair import PreferencePair
-from preflab.engine.reward import reward_input
+from preflab.engine.reward import reward_input, token_types
 from preflab.engine.units import as_messages
 from preflab.errors import PairError
 
@@ -41,6 +41,7 @@ class BuildReport:
     n_pairs: int = 0
     labels: str = "hard"
     context_truncated: int = 0  # replies whose context lost its oldest tokens
+    reply_truncated: int = 0  # replies longer than max_length on their own, cut
     max_tokens: int = 0
     mean_tokens: float = 0.0
     subsets: dict[str, int] = field(default_factory=dict)
@@ -71,8 +72,7 @@ def build_examples(pairs: list[PreferencePair], tokenizer: Any, encoder: bool,
             (default 1 and `margin`).
 
     Raises:
-        PairError: a reply that does not fit `max_length` (truncation would cut it),
-            chosen and rejected that become identical after truncation, a weight or
+        PairError: chosen and rejected that become identical after truncation, a weight or
             margin that is not a finite number, soft labels that are all hard, or
             hard labels on pairs that carry soft ones.
     """
@@ -96,12 +96,7 @@ def build_examples(pairs: list[PreferencePair], tokenizer: Any, encoder: bool,
         for name, context, reply in (("chosen", pair.prompt, pair.chosen),
                                      ("rejected", pair.rejected_context, pair.rejected)):
             x = reward_input(tokenizer, encoder, as_messages(context), reply, max_length)
-            if x.reply_cut:
-                raise PairError(source, i + 1, name,
-                                f"the reply is {x.reply_cut} tokens too long for "
-                                f"--max-length {max_length}: truncation would cut the reply "
-                                f"itself (pair id {pair.id}); raise --max-length or drop the "
-                                "pair", unit="pair")
+            report.reply_truncated += bool(x.reply_cut)
             report.context_truncated += bool(x.context_cut)
             sides[name] = x.ids
             lengths.append(len(x.ids))
@@ -147,10 +142,12 @@ def _check_label_column(pairs: list[PreferencePair], labels: Labels, source: str
 
 
 class PairCollator:
-    """Pads a batch of examples into one tensor: B chosen rows, then B rejected rows."""
+    """Pads a batch of examples into one tensor: B chosen rows, then B rejected rows
+    (with segment ids when `sep_id` is given, as the scorer adds them)."""
 
-    def __init__(self, pad_id: int) -> None:
+    def __init__(self, pad_id: int, sep_id: int | None = None) -> None:
         self.pad_id = pad_id
+        self.sep_id = sep_id
 
     def __call__(self, batch: list[RewardExample]) -> dict[str, torch.Tensor]:
         seqs = [e.chosen_ids for e in batch] + [e.rejected_ids for e in batch]
@@ -160,8 +157,9 @@ class PairCollator:
         for j, s in enumerate(seqs):
             ids[j, :len(s)] = torch.tensor(s)
             mask[j, :len(s)] = 1
+        extra = {} if self.sep_id is None else {"token_type_ids": token_types(ids, self.sep_id)}
         return {
-            "input_ids": ids, "attention_mask": mask,
+            "input_ids": ids, "attention_mask": mask, **extra,
             "p_chosen": torch.tensor([e.p_chosen for e in batch], dtype=torch.float32),
             "weight": torch.tensor([e.weight for e in batch], dtype=torch.float32),
             "margin": torch.tensor([e.margin for e in batch], dtype=torch.float32),
