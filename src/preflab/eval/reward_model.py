@@ -111,7 +111,7 @@ def eval_rm(model: str | Path, data: str | Path, out: str | Path | None = None,
     summary = {"model": str(model), "data": str(data),
                "max_length": max_length or trained_max_length(model),
                **summarize_scores(table, bins),
-               "truncated_replies": int(table["truncated"].iloc[0]) if len(table) else 0,
+               "truncated_inputs": int(table["truncated"].iloc[0]) if len(table) else 0,
                "seconds": round(time.perf_counter() - started, 1)}
     if out is not None:
         write_eval(Path(out), summary, table)
