@@ -62,7 +62,7 @@ def score_pairs(model: str | Path, pairs: list[PreferencePair], max_length: int 
         "id": [p.id for p in pairs], "subset": [p.subset for p in pairs],
         "p_chosen_label": [p.p_chosen for p in pairs],
         "r_chosen": scores.r_chosen, "r_rejected": scores.r_rejected,
-        "margin": scores.margin, "truncated": scores.info.get("truncated", 0),
+        "margin": scores.margin,
     })
 
 
@@ -111,7 +111,6 @@ def eval_rm(model: str | Path, data: str | Path, out: str | Path | None = None,
     summary = {"model": str(model), "data": str(data),
                "max_length": max_length or trained_max_length(model),
                **summarize_scores(table, bins),
-               "truncated_inputs": int(table["truncated"].iloc[0]) if len(table) else 0,
                "seconds": round(time.perf_counter() - started, 1)}
     if out is not None:
         write_eval(Path(out), summary, table)
