@@ -99,6 +99,11 @@ def test_lora_merges_into_a_plain_model_and_pmp_runs_first(data, tmp_path):
     weights = load_file(tmp_path / "rm" / "model.safetensors")
     assert not any("lora" in k for k in weights)  # merged: loads without peft
     assert (tmp_path / "rm" / "pmp" / "model.safetensors").exists()
+    # a rerun (e.g. after an interrupted fine-tune) keeps the finished PMP stage
+    pmp_weights = (tmp_path / "rm" / "pmp" / "model.safetensors").stat().st_mtime_ns
+    again = train_rm(data, tmp_path / "rm", config)
+    assert again["stages"][0] == summary["stages"][0]
+    assert (tmp_path / "rm" / "pmp" / "model.safetensors").stat().st_mtime_ns == pmp_weights
 
 
 def test_train_layers_freezes_the_rest(data, tmp_path):

@@ -107,9 +107,10 @@ def eval_rm(model: str | Path, data: str | Path, out: str | Path | None = None,
 
     started = time.perf_counter()
     pairs = list(iter_pairs(load_pairs(data)))
+    check_model(model)
+    max_length = max_length or trained_max_length(model)
     table = score_pairs(model, pairs, max_length, engine_options, device, threads)
-    summary = {"model": str(model), "data": str(data),
-               "max_length": max_length or trained_max_length(model),
+    summary = {"model": str(model), "data": str(data), "max_length": max_length,
                **summarize_scores(table, bins),
                "seconds": round(time.perf_counter() - started, 1)}
     if out is not None:

@@ -127,9 +127,14 @@ def _layers(model: Any) -> torch.nn.ModuleList:
                      "freeze; leave --train-layers unset")
 
 
-def _head_names(model: Any) -> list[str]:
-    return [n for n in ("score", "classifier", "pooler") if getattr(model, n, None) is not None
-            or getattr(model.base_model, n, None) is not None]
+def _heads(model: Any) -> dict[str, torch.nn.Module]:
+    """The scalar head (and an encoder's pooler) by name: trained even when frozen."""
+    found = {}
+    for name in ("score", "classifier", "pooler"):
+        module = getattr(model, name, None) or getattr(model.base_model, name, None)
+        if module is not None:
+            found[name] = module
+    return found
 
 
 def prepare_trainable(model: Any, config: RewardConfig) -> Any:
@@ -141,7 +146,7 @@ def prepare_trainable(model: Any, config: RewardConfig) -> Any:
 
         lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r,
                           lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          modules_to_save=_head_names(model))
+                          modules_to_save=list(_heads(model)))
         return get_peft_model(model, lora)
     if config.train_layers is not None:
         layers = _layers(model)
@@ -150,9 +155,7 @@ def prepare_trainable(model: Any, config: RewardConfig) -> Any:
                              f"{config.train_layers}")
         keep = {id(p) for layer in layers[len(layers) - config.train_layers:]
                 for p in layer.parameters()}
-        heads = [getattr(model, n, None) or getattr(model.base_model, n)
-                 for n in _head_names(model)]
-        keep |= {id(p) for h in heads for p in h.parameters()}
+        keep |= {id(p) for h in _heads(model).values() for p in h.parameters()}
         norm = getattr(model.base_model, "norm", None)  # final norm of decoders
         if norm is not None and config.train_layers > 0:
             keep |= {id(p) for p in norm.parameters()}
@@ -286,12 +289,16 @@ def train_rm(data: str | Path, out: str | Path, config: RewardConfig | None = No
     out.mkdir(parents=True, exist_ok=True)
     pairs = list(iter_pairs(load_pairs(data)))
     stages = []
-    if config.pmp:
-        pmp_pairs = list(iter_pairs(load_pairs(config.pmp)))
+    done = out / "pmp" / SUMMARY
+    if config.pmp and resume and done.exists():  # an interrupted fine-tune keeps its PMP
+        stages.append(json.loads(done.read_text())["stages"][0])
+    elif config.pmp:
         pmp_config = replace(config, pmp=None, labels="auto")
-        stages.append({"stage": "pmp", **train_stage(pmp_pairs, out / "pmp", pmp_config,
-                                                     config.pmp_epochs, config.pmp, resume,
-                                                     callbacks)})
+        stage = {"stage": "pmp", **train_stage(list(iter_pairs(load_pairs(config.pmp))),
+                                               out / "pmp", pmp_config, config.pmp_epochs,
+                                               config.pmp, resume, callbacks)}
+        write_train_summary(out / "pmp", config.pmp, pmp_config, [stage])
+        stages.append(stage)
     tune = replace(config, base=str(out / "pmp")) if config.pmp else config
     stages.append({"stage": "fine-tune", **train_stage(pairs, out, tune, config.epochs,
                                                        str(data), resume, callbacks)})
