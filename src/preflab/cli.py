@@ -685,6 +685,9 @@ def data_demo(
     out.print(json.dumps(report))
 
 
+import preflab.cli_policy  # noqa: E402, F401  (registers sft, dpo, ...)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="preflab")
 

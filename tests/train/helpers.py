@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from transformers import TrainerCallback
+
 from preflab.data.demo import build_demo_pairs
 from preflab.data.pair import PreferencePair
 
@@ -16,3 +18,14 @@ def short_pairs(n: int, seed: int = 0, p_chosen: float = 1.0) -> list[Preference
              and len(p.prompt[-1]["content"]) < 200][:n]
     assert len(pairs) == n
     return [replace(p, p_chosen=p_chosen) for p in pairs] if p_chosen != 1.0 else pairs
+
+
+class StopAt(TrainerCallback):
+    """Interrupts training (as Ctrl-C would) at the end of a given step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt

@@ -1,8 +1,9 @@
 import math
 
+import pytest
 import torch
 
-from preflab.train.losses import bradley_terry_loss, reward_loss, soft_label_loss
+from preflab.train.losses import bradley_terry_loss, dpo_loss, reward_loss, soft_label_loss
 
 
 def test_soft_label_loss_is_the_rlaif_cross_entropy():
@@ -35,3 +36,31 @@ def test_margin_and_weights():
     # soft labels use p_chosen; Bradley-Terry ignores nothing else
     assert reward_loss(r1, r2, p_chosen=torch.tensor([0.5, 0.5])).item() > \
         reward_loss(r1, r2).item()
+
+
+def test_dpo_losses_at_zero_and_their_relations():
+    d = torch.linspace(-3, 3, 13)
+    zero = torch.zeros_like(d)
+    sig = dpo_loss(d, zero, "sigmoid", beta=0.5)
+    assert torch.allclose(dpo_loss(zero, zero, "sigmoid", 0.5), torch.full_like(d, math.log(2)))
+    # eps = 0: conservative and robust DPO are plain DPO
+    assert torch.allclose(dpo_loss(d, zero, "cdpo", 0.5, eps=0.0), sig)
+    assert torch.allclose(dpo_loss(d, zero, "robust", 0.5, eps=0.0), sig)
+    # cDPO is soft DPO with target 1 - eps
+    eps = 0.2
+    assert torch.allclose(dpo_loss(d, zero, "cdpo", 0.5, eps=eps),
+                          dpo_loss(d, zero, "soft", 0.5, p_chosen=torch.full_like(d, 1 - eps)))
+    # robust DPO is unbiased: its expectation over label flips at rate eps is the clean loss
+    robust = dpo_loss(d, zero, "robust", 0.5, eps=eps)
+    flipped = dpo_loss(-d, zero, "robust", 0.5, eps=eps)
+    assert torch.allclose((1 - eps) * robust + eps * flipped, sig, atol=1e-6)
+    # IPO: zero loss where the per-token log-ratio gap is 1 / (2 beta)
+    n = torch.full_like(d, 4.0)
+    assert dpo_loss(torch.tensor([4.0]), torch.tensor([0.0]), "ipo", 0.5,
+                    n_chosen=n[:1], n_rejected=n[:1]).item() == pytest.approx(0.0)
+    # soft DPO at p = 0.5 is minimal (zero gradient) at d = 0
+    x = torch.zeros(1, requires_grad=True)
+    dpo_loss(x, torch.zeros(1), "soft", 0.5, p_chosen=torch.tensor([0.5])).sum().backward()
+    assert x.grad.abs().item() < 1e-7
+    with pytest.raises(ValueError, match="eps"):
+        dpo_loss(d, zero, "robust", 0.5, eps=0.5)

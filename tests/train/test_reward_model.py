@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from scipy.special import expit
-from transformers import AutoModelForSequenceClassification, TrainerCallback
+from transformers import AutoModelForSequenceClassification
 
 from preflab.data.write import write_pairs
 from preflab.eval.reward_model import score_pairs
 from preflab.models.presets import resolve
 from preflab.train.reward_model import RewardConfig, train_rm
-from tests.train.helpers import short_pairs
+from tests.train.helpers import StopAt, short_pairs
 
 FAST = dict(max_length=256, batch_size=8, threads=1, save_steps=1000)
 
@@ -62,15 +62,6 @@ def test_soft_labels_are_matched_not_sharpened(tmp_path):
     assert summary["stages"][0]["labels"] == "soft"
     p = expit(score_pairs(tmp_path / "rm", pairs, threads=1)["margin"].to_numpy())
     assert abs(np.median(p) - 0.75) < 0.08  # Bradley-Terry would push these towards 1
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path):

@@ -1,0 +1,153 @@
+"""Direct preference optimisation and its noise-robust and soft-label variants.
+
+The recipe: tokenize pairs with the prompt shared (:mod:`preflab.train.policy_data`),
+compute the reference log-probs once and cache them on disk, then train with a
+transformers Trainer whose loss runs each pair's prompt once for both replies
+(:func:`preflab.train.logps.reply_logps`) and applies a loss of
+:func:`preflab.train.losses.dpo_loss`. ``soft`` uses each pair's ``p_chosen`` as
+its target, which none of TRL's losses does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from preflab.engine.models import fingerprint, model_fingerprint
+from preflab.train.logps import collate_policy, reference_logps, reply_logps
+from preflab.train.losses import DPO_LOSSES, dpo_loss
+from preflab.train.policy import (
+    PolicyConfig,
+    examples_tokens,
+    fit_max_length,
+    load_policy,
+    policy_trainer_class,
+    run_trainer,
+    training_args,
+    write_summary,
+)
+from preflab.train.policy_data import PolicyExample, build_policy_examples
+
+log = logging.getLogger(__name__)
+
+
+def ref_cache_path(reference: str, examples: list[PolicyExample]) -> Path:
+    """Where the reference log-probs of these token ids under this model are kept."""
+    from preflab.models.presets import cache_dir, resolve
+
+    ids = [(e.prefix, e.chosen_ids, e.rejected_ids, e.chosen_n, e.rejected_n)
+           for e in examples]
+    key = fingerprint("dpo-ref-v1", model_fingerprint(reference, resolve(reference)), ids)
+    return cache_dir() / "ref-logps" / f"{key}.json"
+
+
+def attach_reference(examples: list[PolicyExample], reference: str, config: PolicyConfig,
+                     model: Any = None, pad_id: int = 0) -> dict[str, Any]:
+    """Fill ``ref_chosen`` / ``ref_rejected`` from the disk cache, or compute them
+    (with `model` when given, the policy before training) and cache them."""
+    path = ref_cache_path(reference, examples)
+    cached = path.exists()
+    if cached:
+        values = json.loads(path.read_text())
+    else:
+        own = model is None
+        if own:
+            model, tok = load_policy(reference, config, trainable=False)
+            pad_id = tok.pad_token_id
+        values = reference_logps(model, examples, pad_id, batch_size=config.batch_size,
+                                 share_prefix=config.share_prefix)
+        if own:
+            del model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(values))
+        tmp.replace(path)
+    for e, (c, r) in zip(examples, values, strict=True):
+        e.ref_chosen, e.ref_rejected = c, r
+    return {"reference": reference, "cache": str(path), "from_cache": cached}
+
+
+def dpo_trainer_class() -> type:
+    base = policy_trainer_class()
+
+    class DPOTrainer(base):  # type: ignore[misc, valid-type]
+        """Trainer whose loss is one of the DPO family over shared-prefix log-probs."""
+
+        config: PolicyConfig
+
+        def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
+                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            c = self.config
+            ref, p = inputs.pop("ref_logps"), inputs.pop("p_chosen")
+            share = c.share_prefix and not c.gradient_checkpointing
+            sums, n = reply_logps(model, inputs, share)
+            ratio = sums - ref
+            rc, rr = ratio[0::2], ratio[1::2]
+            per = dpo_loss(rc, rr, c.loss, c.beta, c.eps, p.float(), n[0::2], n[1::2])
+            loss = per.mean()
+            with torch.no_grad():
+                self.record(**{"rewards/chosen": (c.beta * rc).mean(),
+                               "rewards/rejected": (c.beta * rr).mean(),
+                               "rewards/accuracy": (rc > rr).float().mean(),
+                               "rewards/margin": (c.beta * (rc - rr)).mean(),
+                               "logps/chosen": sums[0::2].mean(),
+                               "logps/rejected": sums[1::2].mean()})
+            return (loss, {"logratio_chosen": rc}) if return_outputs else loss
+
+    return DPOTrainer
+
+
+def make_dpo_trainer(pairs: list[Any], out: Path, config: PolicyConfig, source: str,
+                     callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(trainer, tokenizer, tokenization report, reference info), reference attached."""
+    if config.loss not in DPO_LOSSES:
+        raise ValueError(f"unknown --loss {config.loss!r}; choose from {', '.join(DPO_LOSSES)}")
+    if config.loss == "soft" and all(p.p_chosen == 1.0 for p in pairs):
+        raise ValueError(f"{source}: --loss soft needs soft labels (p_chosen), but every pair "
+                         "has p_chosen = 1; use --loss sigmoid, or label the pairs first "
+                         "(preflab label --write-data, or an audit)")
+    if config.loss != "soft" and any(p.p_chosen != 1.0 for p in pairs):
+        n = sum(p.p_chosen != 1.0 for p in pairs)
+        raise ValueError(f"{source}: {n} pairs carry soft labels (p_chosen != 1) that "
+                         f"--loss {config.loss} would ignore; use --loss soft")
+    model, tokenizer = load_policy(config.policy, config)
+    max_length = fit_max_length(model, config.max_length)
+    examples, report = build_policy_examples(pairs, tokenizer, max_length, source)
+    if report.reply_truncated:
+        log.warning("%s: %d replies do not fit --max-length %d and are cut at the end",
+                    source, report.reply_truncated, config.max_length)
+    reference = config.reference or config.policy
+    ref_info = attach_reference(examples, reference, config,
+                                None if config.reference else model, tokenizer.pad_token_id)
+    trainer = dpo_trainer_class()(
+        model=model, args=training_args(out, config, "dpo"), train_dataset=examples,
+        data_collator=lambda b: collate_policy(b, tokenizer.pad_token_id),
+        callbacks=callbacks)
+    trainer.config, trainer.order = config, config.order
+    return trainer, tokenizer, report, ref_info
+
+
+def train_dpo(data: str | Path, out: str | Path, config: PolicyConfig | None = None,
+              resume: bool = True, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """DPO (or a variant, ``config.loss``) of ``config.policy`` on the pairs in `data`;
+    the aligned model lands in `out` with ``preflab-train.json``."""
+    from preflab.data.read import iter_pairs, load_pairs
+
+    config = config or PolicyConfig()
+    if config.gradient_checkpointing and config.share_prefix:
+        log.warning("gradient checkpointing runs without a KV cache: prefix sharing is off")
+        config = replace(config, share_prefix=False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = list(iter_pairs(load_pairs(data)))
+    trainer, tokenizer, report, ref_info = make_dpo_trainer(pairs, out, config, str(data),
+                                                            callbacks)
+    result = run_trainer(trainer, out, tokenizer, config, resume)
+    tokens = examples_tokens(trainer.train_dataset) * config.epochs
+    return write_summary(out, str(data), config, "dpo", report, result, reference=ref_info,
+                         tokens_per_s=round(tokens / max(result["seconds"], 1e-9), 1))

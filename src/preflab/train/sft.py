@@ -1,0 +1,64 @@
+"""Supervised fine-tuning on the chosen replies: the initial policy and DPO's reference.
+
+Loss: the mean negative log-likelihood of the reply tokens (the chat template's
+end-of-turn tokens included); prompt tokens are context only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from preflab.train.logps import collate_policy, reply_logps
+from preflab.train.policy import (
+    PolicyConfig,
+    examples_tokens,
+    fit_max_length,
+    load_policy,
+    policy_trainer_class,
+    run_trainer,
+    training_args,
+    write_summary,
+)
+from preflab.train.policy_data import build_policy_examples
+
+
+def sft_trainer_class() -> type:
+    base = policy_trainer_class()
+
+    class SFTTrainer(base):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
+                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            inputs.pop("p_chosen")
+            sums, n = reply_logps(model, inputs)
+            loss = -sums.sum() / n.sum()
+            return (loss, {}) if return_outputs else loss
+
+    return SFTTrainer
+
+
+def train_sft(data: str | Path, out: str | Path, config: PolicyConfig | None = None,
+              resume: bool = True, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Fine-tune ``config.policy`` on the chosen reply of every pair in `data` (a pair
+    file, or prompt/chosen data of any format the readers take)."""
+    from preflab.data.read import iter_pairs, load_pairs
+
+    config = config or PolicyConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = list(iter_pairs(load_pairs(data)))
+    model, tokenizer = load_policy(config.policy, config)
+    max_length = fit_max_length(model, config.max_length)
+    examples, report = build_policy_examples(pairs, tokenizer, max_length, str(data),
+                                             with_rejected=False)
+    trainer = sft_trainer_class()(
+        model=model, args=training_args(out, config, "sft"), train_dataset=examples,
+        data_collator=lambda b: collate_policy(b, tokenizer.pad_token_id, rejected=False),
+        callbacks=callbacks)
+    trainer.order = config.order
+    result = run_trainer(trainer, out, tokenizer, config, resume)
+    tokens = examples_tokens(examples, rejected=False) * config.epochs
+    return write_summary(out, str(data), config, "sft", report, result,
+                         tokens_per_s=round(tokens / max(result["seconds"], 1e-9), 1))

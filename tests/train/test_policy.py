@@ -1,0 +1,102 @@
+"""SFT and DPO: real training runs of tiny in-process models on real (short) demo pairs."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from preflab.data.write import write_pairs
+from preflab.models.presets import load_causal_lm
+from preflab.train.dpo import train_dpo
+from preflab.train.logps import collate_policy, reply_logps
+from preflab.train.policy import PolicyConfig, load_policy
+from preflab.train.policy_data import build_policy_examples
+from preflab.train.sft import train_sft
+from tests.train.helpers import StopAt, short_pairs
+
+FAST = dict(policy="tiny-llama", max_length=256, batch_size=8, threads=1, save_steps=1000)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("policy") / "pairs.jsonl"
+    write_pairs(short_pairs(16), path)
+    return path
+
+
+def logps(model_path, pairs) -> torch.Tensor:
+    """(chosen, rejected) reply log-probs of each pair under a saved model, rows interleaved."""
+    model, tok = load_policy(str(model_path), PolicyConfig(), trainable=False)
+    examples, _ = build_policy_examples(pairs, tok, 256)
+    with torch.no_grad():
+        return reply_logps(model.eval(), collate_policy(examples, tok.pad_token_id))[0]
+
+
+def test_sft_raises_the_likelihood_of_the_chosen_replies(data, tmp_path):
+    summary = train_sft(data, tmp_path / "sft", PolicyConfig(epochs=4, learning_rate=3e-3,
+                                                             **FAST))
+    assert summary["steps"] == 8 and summary["tokens"]["n_pairs"] == 16
+    pairs = short_pairs(16)
+    before, after = logps("tiny-llama", pairs), logps(tmp_path / "sft", pairs)
+    assert after[0::2].mean() > before[0::2].mean() + 1.0  # chosen replies: more likely
+    assert load_causal_lm(tmp_path / "sft") is not None  # a standard folder
+
+
+@pytest.mark.parametrize("loss", ["sigmoid", "ipo", "robust"])
+def test_dpo_separates_chosen_from_rejected(data, tmp_path, loss):
+    config = PolicyConfig(loss=loss, epochs=6, learning_rate=2e-3, lora=True, beta=0.5,
+                          eps=0.1, **FAST)
+    summary = train_dpo(data, tmp_path / "dpo", config)
+    assert summary["steps"] == 12
+    margins = [h["rewards/margin"] for h in summary["log"]]
+    assert margins[0] == pytest.approx(0, abs=1e-6)  # LoRA starts as the reference
+    assert margins[-1] > 0.3
+    pairs = short_pairs(16)
+    before, after = logps("tiny-llama", pairs), logps(tmp_path / "dpo", pairs)
+    gain = (after - before)[0::2] - (after - before)[1::2]
+    assert (gain > 0).float().mean() > 0.9
+    weights = load_file(tmp_path / "dpo" / "model.safetensors")
+    assert not any("lora" in k for k in weights)  # merged: loads without peft
+
+
+def test_reference_log_probs_are_cached_on_disk(data, tmp_path):
+    config = PolicyConfig(epochs=1, **FAST)
+    first = train_dpo(data, tmp_path / "a", config)
+    second = train_dpo(data, tmp_path / "b", config)
+    assert not first["reference"]["from_cache"] or Path(first["reference"]["cache"]).exists()
+    assert second["reference"]["from_cache"]
+    assert second["reference"]["cache"] == first["reference"]["cache"]
+
+
+def test_soft_dpo_follows_each_pairs_target(tmp_path):
+    # the same pairs, labelled 0.5: soft DPO has nothing to learn, sigmoid DPO would
+    pairs = [replace(p, p_chosen=0.5) for p in short_pairs(16)]
+    write_pairs(pairs, tmp_path / "soft.jsonl")
+    config = PolicyConfig(loss="soft", epochs=4, learning_rate=2e-3, lora=True, beta=0.5,
+                          **FAST)
+    summary = train_dpo(tmp_path / "soft.jsonl", tmp_path / "dpo", config)
+    assert abs(summary["log"][-1]["rewards/margin"]) < 0.05
+    with pytest.raises(ValueError, match="--loss soft"):
+        train_dpo(tmp_path / "soft.jsonl", tmp_path / "x", replace(config, loss="sigmoid"))
+
+
+def test_soft_loss_refuses_hard_labels(data, tmp_path):
+    with pytest.raises(ValueError, match="soft labels"):
+        train_dpo(data, tmp_path / "x", PolicyConfig(loss="soft", **FAST))
+    with pytest.raises(ValueError, match="unknown --loss"):
+        train_dpo(data, tmp_path / "x", PolicyConfig(loss="kto", **FAST))
+
+
+def test_interrupted_dpo_resumes_to_the_same_weights(data, tmp_path):
+    config = PolicyConfig(epochs=2, learning_rate=1e-3, lora=True,
+                          **{**FAST, "save_steps": 2})
+    train_dpo(data, tmp_path / "straight", config)
+    with pytest.raises(KeyboardInterrupt):
+        train_dpo(data, tmp_path / "resumed", config, callbacks=[StopAt(3)])
+    summary = train_dpo(data, tmp_path / "resumed", config)
+    assert summary["resumed_from"].endswith("checkpoint-2")
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
