@@ -137,3 +137,174 @@ def dpo(
     if "rewards/accuracy" in last:
         out.print(f"last step: reward accuracy {last['rewards/accuracy']:.2f}, margin "
                   f"{last['rewards/margin']:.3f}")
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{name} {text!r}: expected comma-separated numbers") from None
+
+
+PPrompts = Annotated[str, typer.Argument(help="Prompts: a pair file (its prompts) or JSON "
+                                              "lines / Parquet with a 'prompt' field.")]
+PLimit = Annotated[int | None, typer.Option("--limit", help="Use the first N prompts.")]
+PMaxNew = Annotated[int, typer.Option("--max-new-tokens", help="Reply length limit.")]
+PThreads = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
+
+
+@app.command("bon")
+@user_errors
+def bon(
+    prompts: PPrompts,
+    policy: Annotated[str, typer.Option(help="Policy to sample from.")] = "smollm2-135m-instruct",
+    reward: Annotated[str, typer.Option(help="Reward model (e.g. a `preflab train-rm` "
+                                             "folder).")] = "",
+    n: Annotated[int, typer.Option("--n", help="Samples per prompt.")] = 16,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 1.0,
+    max_new_tokens: PMaxNew = 128,
+    limit: PLimit = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("bon"),
+    seed: Annotated[int, typer.Option(help="Seed of every sample.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Replies sampled at once.")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: PThreads = None,
+) -> None:
+    """Best-of-N rejection sampling: sample N replies per prompt, keep the one the reward
+    model scores best; writes selected.jsonl (an SFT set; worst reply as rejected).
+
+    Example: `preflab bon prompts.jsonl --policy sft --reward rm --n 16 --out bon`
+    """
+    from preflab.train.best_of_n import best_of_n
+
+    if not reward:
+        raise ValueError("--reward is required (a reward model)")
+    s = best_of_n(prompts, policy, reward, out_dir, n=n, temperature=temperature, top_p=top_p,
+                  max_new_tokens=max_new_tokens, limit=limit, seed=seed,
+                  batch_size=batch_size, device=device, threads=threads)
+    ks = ", ".join(f"{k.replace('best_of_', 'best-of-')} {v:.4f}" for k, v in s.items()
+                   if k.startswith("best_of_"))
+    out.print(f"{s['n_prompts']} prompts, mean reward: {ks}; {s['selected']} selected "
+              f"-> {out_dir / 'selected.jsonl'} ({s['seconds']:.0f} s)")
+
+
+@app.command("rl")
+@user_errors
+def rl_cmd(
+    prompts: PPrompts,
+    policy: Annotated[str, typer.Option(help="Starting (SFT) policy; also the KL reference."
+                                        )] = "smollm2-135m-instruct",
+    reward: Annotated[str, typer.Option(help="Reward model, or the judge with --direct.")
+                      ] = "",
+    direct: Annotated[bool, typer.Option(help="Direct RLAIF: the judge's 1-10 rating, "
+                                              "rescaled to [-1, 1], is the reward.")] = False,
+    task: Annotated[str, typer.Option(help="The direct judge's task.")] = "helpful",
+    beta: Annotated[float, typer.Option(help="KL weight: reward (1-beta) r - beta KL.")
+                    ] = 0.05,
+    steps: Annotated[int, typer.Option(help="Policy-gradient steps.")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Prompts per step.")] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="LoRA learning rate.")] = 1e-4,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    max_new_tokens: PMaxNew = 48,
+    limit: PLimit = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("rl"),
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: PThreads = None,
+    resume: PResume = True,
+) -> None:
+    """RL from a reward model (A2C-style REINFORCE with a learned value baseline, KL to
+    the starting policy), or direct RLAIF with --direct.
+
+    Example: `preflab rl prompts.jsonl --policy sft --reward rm --steps 30 --out rl`
+    """
+    from preflab.train.rl import RLConfig, rl
+
+    config = RLConfig(policy=policy, reward=reward, direct=direct, task=task, beta=beta,
+                      steps=steps, batch_size=batch_size, learning_rate=lr,
+                      temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                      device=device, threads=threads)
+    s = rl(prompts, out_dir, config, limit=limit, resume=resume)
+    out.print(f"rl: {out_dir} ({s['steps']} steps): mean reward {s['reward_first5']:.4f} "
+              f"(first 5 steps) -> {s['reward_last5']:.4f} (last 5), KL {s['kl_last5']:.3f} "
+              f"(max {s['kl_max']:.3f}), {s['seconds']:.0f} s; curve in rl_log.jsonl")
+
+
+@app.command("winrate")
+@user_errors
+def winrate_cmd(
+    a: Annotated[str, typer.Argument(help="Policy A: a model, or a generations .jsonl "
+                                          "(prompt_id or prompt, reply).")],
+    b: Annotated[str, typer.Argument(help="Policy B, the same way.")],
+    prompts: Annotated[str, typer.Option(help="Prompts (a pair file or a prompt file).")],
+    judge: Annotated[str, typer.Option(help="Judge: a causal LM or an OpenAI-compatible URL."
+                                       )] = "smollm2-135m-instruct",
+    task: Annotated[str, typer.Option(help="helpful, harmless or summary.")] = "helpful",
+    preamble: Annotated[str, typer.Option(help="base or detailed.")] = "detailed",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    max_new_tokens: PMaxNew = 128,
+    limit: PLimit = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("winrate"),
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: PThreads = None,
+    as_json: PJson = False,
+) -> None:
+    """Win rate of A against B, judged in both orders (disagreeing orders are ties), with
+    a bootstrap 95% interval and AlpacaEval's length-controlled win rate.
+
+    Example: `preflab winrate dpo sft --prompts test.jsonl --judge smollm2-135m-instruct`
+    """
+    from preflab.eval.winrate import winrate
+
+    s = winrate(a, b, prompts, judge, out_dir, task=task, preamble=preamble, limit=limit,
+                temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                device=device, threads=threads)
+    out.print(f"A = {a} vs B = {b} on {s['n']} prompts: {s['wins']} wins, {s['ties']} ties, "
+              f"{s['losses']} losses; win rate {s['win_rate']:.3f} (95% CI "
+              f"{s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}), length-controlled "
+              f"{s['lc_win_rate']:.3f}")
+    if as_json:
+        print(json.dumps(s))
+
+
+@app.command("eval-policy")
+@user_errors
+def eval_policy_cmd(
+    model: Annotated[str, typer.Argument(help="Policy to evaluate.")],
+    prompts: Annotated[str | None, typer.Option(help="Prompts to generate for.")] = None,
+    reward: Annotated[str | None, typer.Option(help="Reward model scoring the replies.")
+                      ] = None,
+    temperatures: Annotated[str, typer.Option(help="Comma-separated sampling temperatures."
+                                              )] = "0.7,1.0",
+    heldout: Annotated[str | None, typer.Option(
+        help="Pairs whose chosen replies give the perplexity.")] = None,
+    max_new_tokens: PMaxNew = 128,
+    limit: PLimit = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")
+                       ] = Path("eval-policy"),
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: PThreads = None,
+    as_json: PJson = False,
+) -> None:
+    """Mean reward-model score of a policy's replies at several temperatures, and
+    perplexity on held-out chosen replies.
+
+    Example: `preflab eval-policy dpo --prompts test.jsonl --reward rm --heldout test.jsonl`
+    """
+    from preflab.eval.policy import eval_policy
+
+    if reward is not None and prompts is None:
+        raise ValueError("--reward scores generations: give --prompts too")
+    s = eval_policy(model, prompts or "", reward, out_dir, _floats(temperatures, "--temperatures"),
+                    heldout, limit, max_new_tokens, seed, device=device, threads=threads)
+    for t, r in s.get("reward", {}).items():
+        out.print(f"T={t}: mean reward {r['mean']:.4f} (95% CI {r['ci95'][0]:.4f}-"
+                  f"{r['ci95'][1]:.4f}) over {s['n_prompts']} prompts")
+    if "perplexity" in s:
+        out.print(f"perplexity on held-out chosen replies: {s['perplexity']:.3f} "
+                  f"({s['tokens']} tokens)")
+    if as_json:
+        print(json.dumps(s))

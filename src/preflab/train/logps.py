@@ -64,10 +64,12 @@ def _token_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Ten
     return torch.cat(out) if out else hidden.new_zeros(0)
 
 
-def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool = True,
+                per_token: bool = False) -> tuple[torch.Tensor, ...]:
     """(summed log-prob of each row's reply tokens, reply token counts), one per
-    continuation row (chosen, rejected, chosen, ...)."""
+    continuation row (chosen, rejected, chosen, ...). With `per_token` also the
+    log-prob of every reply token (flat, rows in order) and the final hidden state at
+    each prefix's last token (shared path only)."""
     body, head = backbone_and_head(model)
     pids, pmask = batch["prefix_ids"], batch["prefix_mask"]
     cids, cmask, lmask = batch["cont_ids"], batch["cont_mask"], batch["loss_mask"]
@@ -108,6 +110,8 @@ def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool =
     logp = _token_logps(head, pred[sel], cids[sel])
     row = torch.arange(rows, device=cids.device)[:, None].expand_as(lmask)[sel]
     sums = torch.zeros(rows, dtype=logp.dtype, device=logp.device).index_add(0, row, logp)
+    if per_token:
+        return sums, lmask.sum(1), logp, pred[:, 0] if share_prefix else None
     return sums, lmask.sum(1)
 
 

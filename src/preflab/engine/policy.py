@@ -1,0 +1,83 @@
+"""Sampling replies from a policy: batched, every sample seeded on its own.
+
+Sample j of prompt p draws from a generator seeded by (seed, p, j), so a reply does
+not depend on batch size or on which other prompts are generated. Prompts go
+through the chat template (or HH-style text) and keep their last
+`max_prompt_tokens` tokens.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from preflab.engine.generate import Sampling, decode, stop_token_ids
+from preflab.engine.models import Runtime
+from preflab.engine.text import chat_ids
+from preflab.engine.units import Messages
+
+
+def sample_seed(seed: int, key: str, j: int) -> int:
+    return zlib.crc32(f"{seed}:{key}:{j}".encode())
+
+
+class Policy:
+    """A causal LM to sample replies from (preset, folder or hub id)."""
+
+    def __init__(self, model: str | Any, runtime: Runtime | None = None,
+                 max_prompt_tokens: int = 1024, tokenizer: Any = None) -> None:
+        from preflab.models.presets import load_causal_lm, load_tokenizer
+
+        self.runtime = runtime or Runtime()
+        self.runtime.apply_threads()
+        if isinstance(model, str):
+            self.name = model
+            self.tokenizer = load_tokenizer(model)
+            self.model = load_causal_lm(model, dtype=self.runtime.weight_dtype()).to(
+                self.runtime.torch_device()).eval()
+        else:  # an in-memory model (e.g. during RL)
+            self.name, self.model, self.tokenizer = "<model>", model, tokenizer
+        self.pad_id = (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+                       else self.tokenizer.eos_token_id)
+        self.stop_ids = stop_token_ids(self.tokenizer, self.model)
+        self.max_prompt_tokens = max_prompt_tokens
+
+    def prompt_ids(self, context: Messages) -> list[int]:
+        return chat_ids(self.tokenizer, context, None)[-self.max_prompt_tokens:]
+
+    def generate_ids(self, contexts: Sequence[Messages], keys: Sequence[str], n: int,
+                     sampling: Sampling, seed: int = 0, batch_size: int = 8,
+                     progress: bool = True, return_logprobs: bool = False) -> list[list[Any]]:
+        """Per prompt, `n` lists of new token ids (with per-token log-prob rows when
+        `return_logprobs`; the stop token is then kept)."""
+        from tqdm.auto import tqdm
+
+        ids = [self.prompt_ids(c) for c in contexts]
+        rows = sorted(((i, j) for i in range(len(ids)) for j in range(n)),
+                      key=lambda r: len(ids[r[0]]))
+        out: list[list[Any]] = [[None] * n for _ in ids]
+        with tqdm(total=len(rows), desc=f"sampling {self.name}", disable=not progress) as bar:
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start:start + batch_size]
+                result = decode(self.model, None, [ids[i] for i, _ in chunk],
+                                [sample_seed(seed, keys[i], j) for i, j in chunk], sampling,
+                                self.stop_ids, self.pad_id, return_logprobs=return_logprobs)
+                if return_logprobs:
+                    result = list(zip(*result, strict=True))
+                for (i, j), r in zip(chunk, result, strict=True):
+                    out[i][j] = r
+                bar.update(len(chunk))
+        return out
+
+    def generate(self, contexts: Sequence[Messages], keys: Sequence[str], n: int = 1,
+                 sampling: Sampling | None = None, seed: int = 0, batch_size: int = 8,
+                 progress: bool = True) -> list[list[str]]:
+        """Per prompt, `n` sampled replies as text."""
+        sampling = sampling or Sampling(max_new_tokens=128, temperature=1.0)
+        with torch.inference_mode():
+            ids = self.generate_ids(contexts, keys, n, sampling, seed, batch_size, progress)
+        return [[self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in per]
+                for per in ids]

@@ -1,0 +1,97 @@
+"""Evaluate a policy: mean reward-model score of its generations at several sampling
+temperatures, and perplexity on held-out chosen replies."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from preflab.data.prompts import load_prompts
+from preflab.engine.generate import Sampling
+from preflab.engine.models import Runtime
+from preflab.engine.policy import Policy
+from preflab.eval.reward_scores import RewardFunction
+
+
+def mean_with_ci(x: np.ndarray) -> dict[str, float]:
+    """Mean and its normal 95% interval."""
+    half = 1.96 * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return {"mean": round(float(x.mean()), 4), "ci95": [round(float(x.mean()) - half, 4),
+                                                        round(float(x.mean()) + half, 4)]}
+
+
+@torch.no_grad()
+def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
+               batch_size: int = 8) -> dict[str, float]:
+    """exp(mean negative log-likelihood per token) of the chosen replies of `pairs`."""
+    from preflab.train.logps import collate_policy, reply_logps
+    from preflab.train.policy import fit_max_length
+    from preflab.train.policy_data import build_policy_examples
+
+    examples, report = build_policy_examples(list(pairs), policy.tokenizer,
+                                             fit_max_length(policy.model, max_length),
+                                             with_rejected=False)
+    total, tokens = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        batch = collate_policy(examples[start:start + batch_size], policy.pad_id,
+                               rejected=False)
+        device = next(policy.model.parameters()).device
+        sums, n = reply_logps(policy.model, {k: v.to(device) for k, v in batch.items()})
+        total += float(sums.sum())
+        tokens += int(n.sum())
+    return {"perplexity": round(math.exp(-total / tokens), 4), "tokens": tokens,
+            "replies": len(examples), "reply_truncated": report.reply_truncated}
+
+
+def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
+                out: str | Path = "eval-policy", temperatures: Sequence[float] = (0.7, 1.0),
+                heldout: str | Path | None = None, limit: int | None = None,
+                max_new_tokens: int = 128, seed: int = 0, batch_size: int = 8,
+                device: str = "auto", threads: int | None = None) -> dict[str, Any]:
+    """Reward scores of `model`'s replies to `prompts` at each temperature (with a
+    reward model) and perplexity on the chosen replies of `heldout` pairs."""
+    if reward is None and heldout is None:
+        raise ValueError("nothing to evaluate: give --reward, --heldout or both")
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runtime = Runtime(device=device, threads=threads)
+    policy = Policy(model, runtime)
+    summary: dict[str, Any] = {"model": model, "seed": seed}
+    generations: dict[float, list[str]] = {}
+    items = []
+    if reward is not None:
+        items = load_prompts(prompts, limit)
+        for t in temperatures:
+            generations[t] = [r[0] for r in policy.generate(
+                [p.messages for p in items], [p.id for p in items], 1,
+                Sampling(max_new_tokens, t), seed, batch_size)]
+    if heldout is not None:
+        from preflab.data.read import iter_pairs, load_pairs
+
+        summary["heldout"] = str(heldout)
+        summary.update(perplexity(policy, list(iter_pairs(load_pairs(heldout))),
+                                  batch_size=batch_size))
+    del policy
+    if reward is not None:
+        score = RewardFunction(reward, device=device, threads=threads)
+        summary.update({"prompts": str(prompts), "n_prompts": len(items), "reward_model": reward,
+                        "max_new_tokens": max_new_tokens, "reward": {}})
+        with open(out / "generations.jsonl", "w", encoding="utf-8") as f:
+            for t, replies in generations.items():
+                r = score([p.messages for p in items], replies, desc=f"reward T={t}")
+                summary["reward"][str(t)] = {**mean_with_ci(r), "mean_words": round(float(
+                    np.mean([len(x.split()) for x in replies])), 1)}
+                for p, x, v in zip(items, replies, r, strict=True):
+                    f.write(json.dumps({"prompt_id": p.id, "temperature": t, "reply": x,
+                                        "reward": float(v)}, ensure_ascii=False) + "\n")
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,64 @@
+"""Reward-model scores of (context, reply) items through the scoring engine (batched,
+prefix-shared, cached): what best-of-N, RL and policy evaluation read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from preflab.engine import Engine
+from preflab.engine.core import EngineOptions
+from preflab.engine.models import Runtime
+from preflab.engine.units import Messages, reply_unit
+
+
+class RewardFunction:
+    """r(context, reply) from a sequence-classification reward model (a preset, a
+    `preflab train-rm` folder or a hub id)."""
+
+    def __init__(self, model: str | Path, max_length: int | None = None,
+                 engine_options: EngineOptions | None = None, device: str = "auto",
+                 threads: int | None = None, progress: bool = True) -> None:
+        from preflab.engine.reward import RewardScorer
+        from preflab.eval.reward_model import check_model, trained_max_length
+
+        check_model(model)
+        self.name = str(model)
+        self.scorer = RewardScorer(str(model), name=f"rm:{Path(str(model)).name}",
+                                   max_length=max_length or trained_max_length(model),
+                                   runtime=Runtime(device=device, threads=threads))
+        self.engine = Engine(engine_options or EngineOptions(progress=progress))
+
+    def __call__(self, contexts: Sequence[Messages], replies: Sequence[str],
+                 desc: str | None = None) -> np.ndarray:
+        units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+        if not units:
+            return np.zeros(0)
+        values = self.engine.run(self.scorer, units, desc=desc or self.scorer.name)
+        return np.array([v[0] for v in values], dtype=np.float64)
+
+
+class DirectJudgeReward:
+    """Direct RLAIF: a judge rates each reply 1-10; the reward is sum_i i P(i) rescaled
+    to [-1, 1] (Lee et al. 2023)."""
+
+    def __init__(self, judge: str, task: str = "helpful",
+                 engine_options: EngineOptions | None = None, device: str = "auto",
+                 threads: int | None = None, progress: bool = True) -> None:
+        from preflab.engine.direct import DirectScorer
+
+        self.name = f"direct:{judge}"
+        self.scorer = DirectScorer(judge, task, runtime=Runtime(device=device, threads=threads))
+        self.engine = Engine(engine_options or EngineOptions(progress=progress))
+
+    def __call__(self, contexts: Sequence[Messages], replies: Sequence[str],
+                 desc: str | None = None) -> np.ndarray:
+        from preflab.engine.direct import direct_unit, expected_score, rescale
+
+        units = [direct_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+        if not units:
+            return np.zeros(0)
+        values = self.engine.run(self.scorer, units, desc=desc or self.name)
+        return rescale(expected_score(np.stack(values)))

@@ -1,0 +1,173 @@
+"""Win rate of policy A against policy B, judged in both orders.
+
+For each prompt the judge compares A's and B's replies twice, A first and B first.
+A pair of orders that agree is a win or a loss; orders that disagree are a tie
+(position bias, not a preference). Win rate = (wins + ties / 2) / n with a
+bootstrap 95% interval over prompts. The length-controlled win rate follows
+AlpacaEval: a logistic GLM of the judge's preference on tanh(length difference /
+its std) and an intercept, reported with the length term set to zero.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from preflab.data.prompts import Prompt, load_prompts
+from preflab.engine import Engine
+from preflab.engine.generate import Sampling
+from preflab.engine.judge import judge_unit, p_first
+from preflab.engine.models import Runtime
+from preflab.engine.prompts import LabelPrompt
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
+
+
+def length_controlled(p_a: np.ndarray, len_a: np.ndarray, len_b: np.ndarray) -> float:
+    """AlpacaEval's length-controlled win rate: fit logit P(A) = theta + phi *
+    tanh(d / std(d)), d = len_a - len_b, to the soft preferences; return sigmoid(theta)."""
+    from scipy.optimize import minimize
+
+    d = (len_a - len_b).astype(np.float64)
+    scale = d.std() or 1.0
+    x = np.tanh(d / scale)
+    p = np.clip(p_a.astype(np.float64), 1e-6, 1 - 1e-6)
+
+    def nll(w: np.ndarray) -> float:
+        z = w[0] + w[1] * x
+        return float(np.sum(np.logaddexp(0, -z) * p + np.logaddexp(0, z) * (1 - p))
+                     + 1e-3 * np.sum(w ** 2))
+
+    theta = minimize(nll, np.zeros(2), method="L-BFGS-B").x[0]
+    return _sigmoid(theta)
+
+
+def winrate_stats(p_a_first: np.ndarray, p_a_second: np.ndarray, len_a: np.ndarray,
+                  len_b: np.ndarray, seed: int = 0, n_boot: int = 2000) -> dict[str, Any]:
+    """Wins/ties/losses, win rate with a bootstrap 95% interval and the
+    length-controlled win rate, from P(A better) with A shown first and second."""
+    win_1, win_2 = p_a_first > 0.5, p_a_second > 0.5
+    wins = int(np.sum(win_1 & win_2))
+    losses = int(np.sum(~win_1 & ~win_2))
+    ties = len(win_1) - wins - losses
+    score = (win_1 & win_2) * 1.0 + (win_1 != win_2) * 0.5
+    rng = np.random.default_rng(seed)
+    boot = score[rng.integers(0, len(score), (n_boot, len(score)))].mean(1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    p_a = (p_a_first + p_a_second) / 2
+    return {"n": len(score), "wins": wins, "ties": ties, "losses": losses,
+            "win_rate": round(float(score.mean()), 4),
+            "ci95": [round(float(lo), 4), round(float(hi), 4)],
+            "lc_win_rate": round(length_controlled(p_a, len_a, len_b), 4),
+            "mean_p_a": round(float(p_a.mean()), 4),
+            "order_agreement": round(float(np.mean(win_1 == win_2)), 4),
+            "mean_len_a": round(float(np.mean(len_a)), 1),
+            "mean_len_b": round(float(np.mean(len_b)), 1)}
+
+
+def read_generations(path: str | Path) -> dict[str, str]:
+    """prompt id -> reply from a generations file (``prompt_id`` or ``prompt``, ``reply``)."""
+    from preflab.data.prompts import prompt_of
+
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if "reply" not in row or not isinstance(row["reply"], str):
+                raise ValueError(f"{path}, line {i}: field 'reply' must be a string")
+            key = row.get("prompt_id") or prompt_of(
+                row["prompt"] if isinstance(row["prompt"], list)
+                else [{"role": "user", "content": row["prompt"]}]).id
+            out[key] = row["reply"]
+    return out
+
+
+def policy_replies(policy: str, prompts: Sequence[Prompt], sampling: Sampling, seed: int,
+                   out_file: Path, runtime: Runtime, batch_size: int = 8) -> list[str]:
+    """Replies of `policy` (a model, generated here, or a generations .jsonl file),
+    saved to `out_file`."""
+    if policy.endswith(".jsonl") and Path(policy).is_file():
+        given = read_generations(policy)
+        missing = [p.id for p in prompts if p.id not in given]
+        if missing:
+            raise ValueError(f"{policy}: no reply for {len(missing)} of the prompts "
+                             f"(first prompt id {missing[0]})")
+        replies = [given[p.id] for p in prompts]
+    else:
+        from preflab.engine.policy import Policy
+
+        gen = Policy(policy, runtime)
+        replies = [r[0] for r in gen.generate([p.messages for p in prompts],
+                                              [p.id for p in prompts], 1, sampling, seed,
+                                              batch_size)]
+    with open(out_file, "w", encoding="utf-8") as f:
+        for p, r in zip(prompts, replies, strict=True):
+            f.write(json.dumps({"prompt_id": p.id, "prompt": [
+                {"role": a, "content": c} for a, c in p.messages], "reply": r},
+                ensure_ascii=False) + "\n")
+    return replies
+
+
+def winrate(a: str, b: str, prompts: str | Path, judge: str, out: str | Path = "winrate",
+            task: str = "helpful", preamble: str = "detailed", limit: int | None = None,
+            temperature: float = 0.7, max_new_tokens: int = 128, seed: int = 0,
+            device: str = "auto", threads: int | None = None,
+            max_context_tokens: int | None = 256) -> dict[str, Any]:
+    """Win rate of `a` against `b` (models or generations files) on `prompts`, judged
+    by `judge` (a local model or an OpenAI-compatible URL) in both orders."""
+    from preflab.label.run import make_judge
+
+    started = time.perf_counter()
+    items = load_prompts(prompts, limit)
+    if not items:
+        raise ValueError(f"{prompts}: no prompts")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runtime = Runtime(device=device, threads=threads)
+    sampling = Sampling(max_new_tokens, temperature)
+    reply_a = policy_replies(a, items, sampling, seed, out / "generations_a.jsonl", runtime)
+    reply_b = policy_replies(b, items, sampling, seed, out / "generations_b.jsonl", runtime)
+    label_prompt = LabelPrompt.build(task, preamble)
+    scorer = make_judge(judge, label_prompt, max_context_tokens=max_context_tokens,
+                        runtime=runtime if not judge.startswith("http") else None)
+    units = [judge_unit(p.messages, x, y) for p, x, y in zip(items, reply_a, reply_b,
+                                                              strict=True)]
+    units += [judge_unit(p.messages, y, x) for p, x, y in zip(items, reply_a, reply_b,
+                                                               strict=True)]
+    values = Engine().run(scorer, units, desc=f"judging with {judge}")
+    failed = [i for i, v in enumerate(values) if not np.all(np.isfinite(v[:2]))]
+    if failed:
+        raise RuntimeError(f"the judge failed on {len(failed)} comparisons; see its log")
+    p1 = p_first(np.stack([v[:2] for v in values]))
+    if label_prompt.invert:  # the judge names the worse reply
+        p1 = 1.0 - p1
+    n = len(items)
+    p_a_first, p_a_second = p1[:n], 1.0 - p1[n:]
+    tok = getattr(scorer, "tokenizer", None)
+
+    def length(text: str) -> int:
+        return len(tok(text)["input_ids"]) if tok is not None else len(text.split())
+
+    len_a = np.array([length(r) for r in reply_a])
+    len_b = np.array([length(r) for r in reply_b])
+    stats = winrate_stats(p_a_first, p_a_second, len_a, len_b, seed)
+    summary = {"a": a, "b": b, "prompts": str(prompts), "judge": judge, "task": task,
+               "preamble": preamble, "temperature": temperature,
+               "max_new_tokens": max_new_tokens, "seed": seed, **stats,
+               "seconds": round(time.perf_counter() - started, 1)}
+    import pandas as pd
+
+    pd.DataFrame({"prompt_id": [p.id for p in items], "reply_a": reply_a, "reply_b": reply_b,
+                  "p_a_first": p_a_first, "p_a_second": p_a_second}).to_parquet(
+        out / "judgements.parquet", index=False)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,44 @@
+import json
+import math
+
+import pytest
+import torch
+
+from preflab.data.write import write_pairs
+from preflab.engine.policy import Policy
+from preflab.eval.policy import eval_policy, perplexity
+from preflab.train.policy_data import build_policy_examples
+from tests.train.helpers import short_pairs
+
+
+def test_perplexity_is_the_reply_token_loss_of_a_plain_forward():
+    pairs = short_pairs(5)
+    policy = Policy("tiny-llama")
+    got = perplexity(policy, pairs, batch_size=2)
+    examples, _ = build_policy_examples(pairs, policy.tokenizer, 512, with_rejected=False)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for e in examples:
+            ids = torch.tensor([e.prefix + e.chosen_ids])
+            labels = ids.clone()
+            labels[0, :len(e.prefix) + len(e.chosen_ids) - e.chosen_n] = -100
+            loss = policy.model(input_ids=ids, labels=labels).loss
+            total += float(loss) * e.chosen_n
+            n += e.chosen_n
+    assert got["tokens"] == n
+    assert math.isclose(got["perplexity"], math.exp(total / n), rel_tol=1e-3)
+
+
+def test_eval_policy_scores_each_temperature(tmp_path):
+    write_pairs(short_pairs(4), tmp_path / "pairs.jsonl")
+    s = eval_policy("tiny-llama", tmp_path / "pairs.jsonl", "tiny-bert", tmp_path / "e",
+                    temperatures=(0.7, 1.0), heldout=tmp_path / "pairs.jsonl",
+                    max_new_tokens=8, threads=1)
+    assert set(s["reward"]) == {"0.7", "1.0"} and s["n_prompts"] == 4
+    rows = [json.loads(x) for x in (tmp_path / "e" / "generations.jsonl").open()]
+    by_t = {t: [r for r in rows if r["temperature"] == t] for t in (0.7, 1.0)}
+    assert all(len(v) == 4 for v in by_t.values())
+    for t, v in by_t.items():
+        assert s["reward"][str(t)]["mean"] == pytest.approx(
+            sum(r["reward"] for r in v) / 4, abs=1e-4)
+    assert s["perplexity"] > 1
