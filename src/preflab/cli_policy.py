@@ -308,3 +308,55 @@ def eval_policy_cmd(
                   f"({s['tokens']} tokens)")
     if as_json:
         print(json.dumps(s))
+
+
+experiment_app = typer.Typer(help="End-to-end experiments, one command each.",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("clean-vs-original")
+@user_errors
+def clean_vs_original_cmd(
+    data: Annotated[str, typer.Argument(help="Preference pairs.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a rerun resumes).")
+                       ] = Path("clean-vs-original"),
+    committee: Annotated[str, typer.Option(help="Audit committee: preset or TOML.")] = "cpu",
+    method: Annotated[str, typer.Option(help="Cleaning method.")] = "sac",
+    policy: Annotated[str, typer.Option(help="Policy both DPO runs start from.")
+                      ] = "smollm2-135m-instruct",
+    loss: Annotated[str, typer.Option(help="DPO loss.")] = "sigmoid",
+    beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
+    epochs: Annotated[float, typer.Option(help="DPO epochs.")] = 1.0,
+    lr: Annotated[float | None, typer.Option("--lr", help="DPO learning rate.")] = None,
+    lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA or full fine-tuning.")
+                    ] = True,
+    max_length: Annotated[int, typer.Option(help="DPO max tokens per prompt+reply.")] = 1024,
+    judge: Annotated[str, typer.Option(help="Win-rate judge: a model or a URL.")
+                     ] = "smollm2-135m-instruct",
+    task: Annotated[str, typer.Option(help="The judge's task.")] = "harmless",
+    reward: Annotated[str | None, typer.Option(help="Reward model for mean reward scores.")
+                      ] = None,
+    eval_fraction: Annotated[float, typer.Option(help="Pairs held out for evaluation.")
+                             ] = 0.2,
+    train_limit: Annotated[int | None, typer.Option(help="Train on a seeded sample of N.")
+                           ] = None,
+    eval_limit: Annotated[int | None, typer.Option(help="Evaluation prompts.")] = 100,
+    max_new_tokens: PMaxNew = 96,
+    seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
+) -> None:
+    """Split, audit, clean, DPO on the original and on the cleaned data (same seed and
+    settings), then win rate and reward score of one against the other.
+
+    Example: `preflab experiment clean-vs-original hh.jsonl.gz --reward rm --out cvo`
+    """
+    from preflab.experiment.clean_vs_original import clean_vs_original
+    from preflab.train.policy import PolicyConfig
+
+    dpo_config = PolicyConfig(policy=policy, loss=loss, beta=beta, epochs=epochs,
+                              learning_rate=lr, lora=lora, max_length=max_length, seed=seed)
+    s = clean_vs_original(data, out_dir, committee, method, dpo_config, judge, task, reward,
+                          eval_fraction, train_limit, eval_limit, max_new_tokens, seed=seed)
+    out.print((out_dir / "report.md").read_text())
+    if s["seconds"]:
+        out.print(f"{s['seconds']:.0f} s")

@@ -1,1 +1,1 @@
-"""Training recipes: reward models (and, later, aligned policies)."""
+"""Training recipes: reward models, SFT, DPO and its variants, best-of-N and RL."""
