@@ -1,13 +1,16 @@
 """DPO training throughput: `preflab dpo` against TRL's DPOTrainer configured to match.
 
 Same model, pairs, token ids, batch size, learning rate and schedule, precision
-(fp32), LoRA configuration (r, alpha, every linear layer, no dropout), no gradient
-checkpointing, data in file order, and the reference log-probs precomputed by both
-(TRL: ``precompute_ref_log_probs=True``). TRL gets our token ids through its
-``_prepare_dataset`` (so both read exactly the same tokens and nothing is truncated);
-tokenization and model loading are outside the timed part; reference precomputation
-and training are inside it. Tokens/s counts prompt+chosen and prompt+rejected of
-every pair, the same count for both.
+(fp32 for both: TRL's configs default to bf16 mixed precision, which on a CPU
+without bf16 instructions runs many times slower), LoRA configuration (r, alpha,
+every linear layer, no dropout, same seed, wrapped before the timer on both
+sides), no gradient checkpointing, data in file order, and the reference
+log-probs precomputed by both (TRL: ``precompute_ref_log_probs=True``). TRL gets
+our token ids through its ``_prepare_dataset``, so both read exactly the same
+tokens (contexts longer than --max-length lose their oldest tokens first, for
+both). Tokenization, model loading and one warm-up forward/backward are outside
+the timed part; reference precomputation and training are inside it. Tokens/s
+counts prompt+chosen and prompt+rejected of every pair, the same count for both.
 
 Per model: tokens/s of both, speedup, the loss of the first step of each and the
 largest per-step loss difference. Last line: JSON with ``preflab_tokens_per_s``,
@@ -43,10 +46,17 @@ def losses(history: list[dict[str, Any]]) -> list[float]:
     return [float(h["loss"]) for h in history if "loss" in h]
 
 
+def warm_up(model: Any, tokenizer: Any) -> None:
+    """One small forward and backward before the timer (allocator, kernels)."""
+    ids = torch.tensor([tokenizer("warm up " * 16)["input_ids"]])
+    model(input_ids=ids.to(next(model.parameters()).device)).logits.sum().backward()
+    model.zero_grad(set_to_none=True)
+
+
 def run_preflab(config: PolicyConfig, examples: list[Any], pad_id: int, out: Path
                 ) -> tuple[float, list[float]]:
-    model, _ = load_policy(config.policy, config)
-    torch.manual_seed(config.seed)
+    model, tokenizer = load_policy(config.policy, config)
+    warm_up(model, tokenizer)
     started = time.perf_counter()
     for e, (c, r) in zip(examples, reference_logps(model, examples, pad_id, config.batch_size,
                                                    config.share_prefix), strict=True):
@@ -83,9 +93,14 @@ def run_trl(config: PolicyConfig, examples: list[Any], tokenizer: Any, out: Path
                                      else self.train_dataset)
 
     model = load_causal_lm(config.policy, dtype=torch.float32)
-    peft = (LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r,
-                       lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                       target_modules="all-linear") if config.lora else None)
+    if config.lora:  # wrapped before the timer, as preflab's load_policy does
+        from peft import get_peft_model
+
+        torch.manual_seed(config.seed)
+        model = get_peft_model(model, LoraConfig(
+            task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
+            lora_dropout=0.0, target_modules="all-linear"))
+    warm_up(model, tokenizer)
     args = DPOConfig(
         output_dir=str(out), num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size, learning_rate=config.lr("dpo"),
@@ -93,10 +108,11 @@ def run_trl(config: PolicyConfig, examples: list[Any], tokenizer: Any, out: Path
         save_strategy="no", seed=config.seed, data_seed=config.seed, report_to="none",
         use_cpu=not torch.cuda.is_available(), beta=config.beta, loss_type=["sigmoid"],
         max_length=None, precompute_ref_log_probs=True, gradient_checkpointing=False,
-        disable_dropout=True, dataloader_num_workers=0, disable_tqdm=False)
+        disable_dropout=True, dataloader_num_workers=0, disable_tqdm=False,
+        bf16=False, fp16=False)  # TRL defaults to bf16; both run fp32 here
     started = time.perf_counter()
     trainer = SameInputDPOTrainer(model=model, args=args, train_dataset=data,
-                                  processing_class=tokenizer, peft_config=peft)
+                                  processing_class=tokenizer)
     trainer.train()
     seconds = time.perf_counter() - started
     return seconds, losses(trainer.state.log_history)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from preflab.data.demo import demo
 from preflab.experiment.clean_vs_original import clean_vs_original
 from preflab.train.policy import PolicyConfig
@@ -32,3 +34,8 @@ def test_clean_vs_original_runs_every_stage_and_resumes(tmp_path):
     assert again["stage_seconds"] == {}
     assert again["models"] == s["models"]
     assert json.loads((tmp_path / "x" / "summary.json").read_text())["models"] == s["models"]
+    with pytest.raises(ValueError, match=r"other settings.*method"):
+        clean_vs_original(tmp_path / "pairs.jsonl", tmp_path / "x", committee="tiny",
+                          method="vote-all", dpo=dpo, judge="tiny-llama", task="helpful",
+                          reward="tiny-bert", eval_fraction=0.2, eval_limit=6,
+                          max_new_tokens=8)

@@ -205,7 +205,6 @@ def rl_cmd(
     steps: Annotated[int, typer.Option(help="Policy-gradient steps.")] = 30,
     batch_size: Annotated[int, typer.Option(help="Prompts per step.")] = 8,
     lr: Annotated[float, typer.Option("--lr", help="LoRA learning rate.")] = 1e-4,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     max_new_tokens: PMaxNew = 48,
     limit: PLimit = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("rl"),
@@ -223,7 +222,7 @@ def rl_cmd(
 
     config = RLConfig(policy=policy, reward=reward, direct=direct, task=task, beta=beta,
                       steps=steps, batch_size=batch_size, learning_rate=lr,
-                      temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                      max_new_tokens=max_new_tokens, seed=seed,
                       device=device, threads=threads)
     s = rl(prompts, out_dir, config, limit=limit, resume=resume)
     out.print(f"rl: {out_dir} ({s['steps']} steps): mean reward {s['reward_first5']:.4f} "

@@ -18,6 +18,11 @@ def test_orders_that_disagree_are_ties():
     assert s["order_agreement"] == 0.75
 
 
+def test_a_judgement_of_exactly_one_half_is_no_win():
+    s = winrate_stats(np.array([0.5, 0.5]), np.array([0.5, 0.9]), np.ones(2), np.ones(2))
+    assert (s["wins"], s["ties"], s["losses"]) == (0, 2, 0) and s["win_rate"] == 0.5
+
+
 def test_length_control_removes_a_pure_length_preference():
     rng = np.random.default_rng(0)
     d = rng.normal(0, 50, 400)

@@ -1,5 +1,6 @@
 """SFT and DPO: real training runs of tiny in-process models on real (short) demo pairs."""
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,11 +64,20 @@ def test_dpo_separates_chosen_from_rejected(data, tmp_path, loss):
 
 def test_reference_log_probs_are_cached_on_disk(data, tmp_path):
     config = PolicyConfig(epochs=1, **FAST)
-    first = train_dpo(data, tmp_path / "a", config)
-    second = train_dpo(data, tmp_path / "b", config)
-    assert not first["reference"]["from_cache"] or Path(first["reference"]["cache"]).exists()
+    cache = Path(train_dpo(data, tmp_path / "a", config)["reference"]["cache"])
+    cache.unlink()  # other tests may have filled it: start from a miss
+    first = train_dpo(data, tmp_path / "b", config)
+    assert not first["reference"]["from_cache"] and cache.exists()
+    second = train_dpo(data, tmp_path / "c", config)
     assert second["reference"]["from_cache"]
-    assert second["reference"]["cache"] == first["reference"]["cache"]
+    assert second["reference"]["cache"] == str(cache)
+    # the cached values are what the reference gives
+    values = json.loads(cache.read_text())
+    model, tok = load_policy("tiny-llama", PolicyConfig(), trainable=False)
+    examples, _ = build_policy_examples(short_pairs(16), tok, 256)
+    with torch.no_grad():
+        sums = reply_logps(model.eval(), collate_policy(examples, tok.pad_token_id))[0]
+    assert torch.allclose(torch.tensor(values).flatten(), sums, atol=1e-4)
 
 
 def test_soft_dpo_follows_each_pairs_target(tmp_path):
@@ -80,6 +90,21 @@ def test_soft_dpo_follows_each_pairs_target(tmp_path):
     assert abs(summary["log"][-1]["rewards/margin"]) < 0.05
     with pytest.raises(ValueError, match="--loss soft"):
         train_dpo(tmp_path / "soft.jsonl", tmp_path / "x", replace(config, loss="sigmoid"))
+
+
+def test_contexts_without_a_common_start_are_refused():
+    from preflab.data.pair import PreferencePair
+    from preflab.errors import PairError
+    from preflab.models.presets import load_tokenizer
+
+    tok = load_tokenizer("tiny-gpt2")
+    tok.chat_template = None  # plain HH-style text without a BOS token
+    pair = PreferencePair(prompt=[{"role": "user", "content": "Hi"}], chosen="Hello",
+                          rejected="Go", rejected_prompt=[{"role": "system", "content": "X"},
+                                                          {"role": "user", "content": "Yo"}])
+    with pytest.raises(PairError, match="share no first token") as e:
+        build_policy_examples([pair], tok, 128, source="f.jsonl")
+    assert e.value.line == 1 and e.value.field == "rejected_prompt"
 
 
 def test_soft_loss_refuses_hard_labels(data, tmp_path):

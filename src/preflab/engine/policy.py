@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from preflab.engine.forward import Head, head_cache
 from preflab.engine.generate import Sampling, decode, stop_token_ids
 from preflab.engine.models import Runtime
 from preflab.engine.text import chat_ids
@@ -44,9 +45,16 @@ class Policy:
                        else self.tokenizer.eos_token_id)
         self.stop_ids = stop_token_ids(self.tokenizer, self.model)
         self.max_prompt_tokens = max_prompt_tokens
+        self.prompts_truncated: set[Messages] = set()  # prompts that lost their oldest tokens
 
     def prompt_ids(self, context: Messages) -> list[int]:
-        return chat_ids(self.tokenizer, context, None)[-self.max_prompt_tokens:]
+        """The templated prompt; a longer one keeps its last `max_prompt_tokens` tokens
+        (counted in ``prompts_truncated``)."""
+        ids = chat_ids(self.tokenizer, context, None)
+        if len(ids) > self.max_prompt_tokens:
+            self.prompts_truncated.add(context)
+            return ids[-self.max_prompt_tokens:]
+        return ids
 
     def generate_ids(self, contexts: Sequence[Messages], keys: Sequence[str], n: int,
                      sampling: Sampling, seed: int = 0, batch_size: int = 8,
@@ -56,19 +64,32 @@ class Policy:
         from tqdm.auto import tqdm
 
         ids = [self.prompt_ids(c) for c in contexts]
-        rows = sorted(((i, j) for i in range(len(ids)) for j in range(n)),
-                      key=lambda r: len(ids[r[0]]))
         out: list[list[Any]] = [[None] * n for _ in ids]
-        with tqdm(total=len(rows), desc=f"sampling {self.name}", disable=not progress) as bar:
+
+        def run(head: Head | None, rests: list[list[int]], chunk: list[tuple[int, int]]) -> None:
+            result = decode(self.model, head, rests,
+                            [sample_seed(seed, keys[i], j) for i, j in chunk], sampling,
+                            self.stop_ids, self.pad_id, return_logprobs=return_logprobs)
+            if return_logprobs:
+                result = list(zip(*result, strict=True))
+            for (i, j), r in zip(chunk, result, strict=True):
+                out[i][j] = r
+
+        with tqdm(total=len(ids) * n, desc=f"sampling {self.name}",
+                  disable=not progress) as bar:
+            if n > 1:  # the samples of one prompt share its KV cache, computed once
+                for i, prompt in enumerate(ids):
+                    head = head_cache(self.model.base_model, prompt[:-1]) if len(prompt) > 1 \
+                        else None
+                    for start in range(0, n, batch_size):
+                        chunk = [(i, j) for j in range(start, min(n, start + batch_size))]
+                        run(head, [prompt[-1:] if head else prompt] * len(chunk), chunk)
+                        bar.update(len(chunk))
+                return out
+            rows = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             for start in range(0, len(rows), batch_size):
-                chunk = rows[start:start + batch_size]
-                result = decode(self.model, None, [ids[i] for i, _ in chunk],
-                                [sample_seed(seed, keys[i], j) for i, j in chunk], sampling,
-                                self.stop_ids, self.pad_id, return_logprobs=return_logprobs)
-                if return_logprobs:
-                    result = list(zip(*result, strict=True))
-                for (i, j), r in zip(chunk, result, strict=True):
-                    out[i][j] = r
+                chunk = [(i, 0) for i in rows[start:start + batch_size]]
+                run(None, [ids[i] for i, _ in chunk], chunk)
                 bar.update(len(chunk))
         return out
 

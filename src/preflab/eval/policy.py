@@ -29,7 +29,7 @@ def mean_with_ci(x: np.ndarray) -> dict[str, float]:
 
 @torch.no_grad()
 def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
-               batch_size: int = 8) -> dict[str, float]:
+               batch_size: int = 8, source: str = "<pairs>") -> dict[str, float]:
     """exp(mean negative log-likelihood per token) of the chosen replies of `pairs`."""
     from preflab.train.logps import collate_policy, reply_logps
     from preflab.train.policy import fit_max_length
@@ -37,7 +37,7 @@ def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
 
     examples, report = build_policy_examples(list(pairs), policy.tokenizer,
                                              fit_max_length(policy.model, max_length),
-                                             with_rejected=False)
+                                             source=source, with_rejected=False)
     total, tokens = 0.0, 0
     for start in range(0, len(examples), batch_size):
         batch = collate_policy(examples[start:start + batch_size], policy.pad_id,
@@ -47,7 +47,8 @@ def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
         total += float(sums.sum())
         tokens += int(n.sum())
     return {"perplexity": round(math.exp(-total / tokens), 4), "tokens": tokens,
-            "replies": len(examples), "reply_truncated": report.reply_truncated}
+            "replies": len(examples), "context_truncated": report.context_truncated,
+            "reply_truncated": report.reply_truncated}
 
 
 def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
@@ -73,12 +74,13 @@ def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
             generations[t] = [r[0] for r in policy.generate(
                 [p.messages for p in items], [p.id for p in items], 1,
                 Sampling(max_new_tokens, t), seed, batch_size)]
+    summary["prompts_truncated"] = len(policy.prompts_truncated)
     if heldout is not None:
         from preflab.data.read import iter_pairs, load_pairs
 
         summary["heldout"] = str(heldout)
         summary.update(perplexity(policy, list(iter_pairs(load_pairs(heldout))),
-                                  batch_size=batch_size))
+                                  batch_size=batch_size, source=str(heldout)))
     del policy
     if reward is not None:
         score = RewardFunction(reward, device=device, threads=threads)

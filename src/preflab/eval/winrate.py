@@ -11,6 +11,7 @@ its std) and an intercept, reported with the length term set to zero.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from preflab.engine.generate import Sampling
 from preflab.engine.judge import judge_unit, p_first
 from preflab.engine.models import Runtime
 from preflab.engine.prompts import LabelPrompt
+
+log = logging.getLogger(__name__)
 
 
 def _sigmoid(x: float) -> float:
@@ -54,10 +57,11 @@ def winrate_stats(p_a_first: np.ndarray, p_a_second: np.ndarray, len_a: np.ndarr
     """Wins/ties/losses, win rate with a bootstrap 95% interval and the
     length-controlled win rate, from P(A better) with A shown first and second."""
     win_1, win_2 = p_a_first > 0.5, p_a_second > 0.5
+    lose_1, lose_2 = p_a_first < 0.5, p_a_second < 0.5  # exactly 0.5: neither
     wins = int(np.sum(win_1 & win_2))
-    losses = int(np.sum(~win_1 & ~win_2))
+    losses = int(np.sum(lose_1 & lose_2))
     ties = len(win_1) - wins - losses
-    score = (win_1 & win_2) * 1.0 + (win_1 != win_2) * 0.5
+    score = np.where(win_1 & win_2, 1.0, np.where(lose_1 & lose_2, 0.0, 0.5))
     rng = np.random.default_rng(seed)
     boot = score[rng.integers(0, len(score), (n_boot, len(score)))].mean(1)
     lo, hi = np.quantile(boot, [0.025, 0.975])
@@ -67,7 +71,7 @@ def winrate_stats(p_a_first: np.ndarray, p_a_second: np.ndarray, len_a: np.ndarr
             "ci95": [round(float(lo), 4), round(float(hi), 4)],
             "lc_win_rate": round(length_controlled(p_a, len_a, len_b), 4),
             "mean_p_a": round(float(p_a.mean()), 4),
-            "order_agreement": round(float(np.mean(win_1 == win_2)), 4),
+            "order_agreement": round(float(np.mean((win_1 & win_2) | (lose_1 & lose_2))), 4),
             "mean_len_a": round(float(np.mean(len_a)), 1),
             "mean_len_b": round(float(np.mean(len_b)), 1)}
 
@@ -81,12 +85,19 @@ def read_generations(path: str | Path) -> dict[str, str]:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {i}: not JSON ({e.msg})") from None
             if "reply" not in row or not isinstance(row["reply"], str):
                 raise ValueError(f"{path}, line {i}: field 'reply' must be a string")
+            if "prompt_id" not in row and "prompt" not in row:
+                raise ValueError(f"{path}, line {i}: needs field 'prompt_id' or 'prompt'")
             key = row.get("prompt_id") or prompt_of(
                 row["prompt"] if isinstance(row["prompt"], list)
                 else [{"role": "user", "content": row["prompt"]}]).id
+            if key in out:
+                raise ValueError(f"{path}, line {i}: a second reply for prompt {key}")
             out[key] = row["reply"]
     return out
 
@@ -109,6 +120,9 @@ def policy_replies(policy: str, prompts: Sequence[Prompt], sampling: Sampling, s
         replies = [r[0] for r in gen.generate([p.messages for p in prompts],
                                               [p.id for p in prompts], 1, sampling, seed,
                                               batch_size)]
+        if gen.prompts_truncated:
+            log.warning("%s: %d prompts longer than %d tokens kept their last tokens",
+                        policy, len(gen.prompts_truncated), gen.max_prompt_tokens)
     with open(out_file, "w", encoding="utf-8") as f:
         for p, r in zip(prompts, replies, strict=True):
             f.write(json.dumps({"prompt_id": p.id, "prompt": [

@@ -36,6 +36,20 @@ def _stage(path: Path, name: str, fn: Any, timings: dict[str, float]) -> dict[st
     return result
 
 
+def check_settings(path: Path, settings: dict[str, Any]) -> None:
+    """A rerun resumes only the same experiment: its stages' outputs are reused."""
+    settings = json.loads(json.dumps(settings))
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in set(before) | set(settings)
+                         if before.get(k) != settings.get(k))
+        if changed:
+            raise ValueError(f"{path.parent} holds an experiment with other settings "
+                             f"({', '.join(changed)}); use another --out, or delete it")
+    else:
+        path.write_text(json.dumps(settings, indent=1))
+
+
 def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
                       committee: str = "cpu", method: str = "sac",
                       dpo: PolicyConfig | None = None, judge: str = "smollm2-135m-instruct",
@@ -58,6 +72,12 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dpo = dpo or PolicyConfig(lora=True, seed=seed)
+    settings = {"data": str(data), "committee": committee, "method": method,
+                "dpo": asdict(replace(dpo, seed=seed)), "judge": judge, "task": task,
+                "reward": reward, "eval_fraction": eval_fraction, "train_limit": train_limit,
+                "eval_limit": eval_limit, "max_new_tokens": max_new_tokens,
+                "temperature": temperature, "seed": seed}
+    check_settings(out / "settings.json", settings)
     timings: dict[str, float] = {}
     split_dir = out / "split"
     if not (split_dir / "eval.jsonl").exists():

@@ -50,6 +50,7 @@ def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n:
     sampling = Sampling(max_new_tokens, temperature, top_p)
     replies = gen.generate([p.messages for p in items], [p.id for p in items], n, sampling,
                            seed, batch_size)
+    prompts_truncated = len(gen.prompts_truncated)
     del gen
     score = RewardFunction(reward, device=device, threads=threads)
     flat = score([p.messages for p in items for _ in range(n)],
@@ -78,6 +79,7 @@ def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n:
     summary = {"prompts": str(prompts), "n_prompts": len(items), "policy": policy,
                "reward_model": reward, "n": n, "temperature": temperature, "top_p": top_p,
                "max_new_tokens": max_new_tokens, "seed": seed,
+               "prompts_truncated": prompts_truncated,  # kept their last 1024 tokens
                **best_of_n_table(rewards),
                "selected": len(selected),
                # prompts whose non-empty replies are all the same (or none is non-empty)

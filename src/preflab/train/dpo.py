@@ -26,6 +26,7 @@ from preflab.train.policy import (
     examples_tokens,
     fit_max_length,
     load_policy,
+    mixed_precision,
     policy_trainer_class,
     run_trainer,
     training_args,
@@ -36,21 +37,34 @@ from preflab.train.policy_data import PolicyExample, build_policy_examples
 log = logging.getLogger(__name__)
 
 
-def ref_cache_path(reference: str, examples: list[PolicyExample]) -> Path:
-    """Where the reference log-probs of these token ids under this model are kept."""
+def ref_cache_path(reference: str, examples: list[PolicyExample],
+                   precision: str = "fp32") -> Path:
+    """Where the reference log-probs of these token ids under this model (at this
+    precision) are kept."""
     from preflab.models.presets import cache_dir, resolve
 
     ids = [(e.prefix, e.chosen_ids, e.rejected_ids, e.chosen_n, e.rejected_n)
            for e in examples]
-    key = fingerprint("dpo-ref-v1", model_fingerprint(reference, resolve(reference)), ids)
+    key = fingerprint("dpo-ref-v1", model_fingerprint(reference, resolve(reference)), ids,
+                      precision)
     return cache_dir() / "ref-logps" / f"{key}.json"
+
+
+def check_same_vocabulary(reference_tokenizer: Any, policy: str) -> None:
+    """The reference reads the policy's token ids: their vocabularies must agree."""
+    from preflab.models.presets import load_tokenizer
+
+    if reference_tokenizer.get_vocab() != load_tokenizer(policy).get_vocab():
+        raise ValueError(f"the reference model's tokenizer differs from the policy's "
+                         f"({policy}); DPO needs both to read the same token ids")
 
 
 def attach_reference(examples: list[PolicyExample], reference: str, config: PolicyConfig,
                      model: Any = None, pad_id: int = 0) -> dict[str, Any]:
     """Fill ``ref_chosen`` / ``ref_rejected`` from the disk cache, or compute them
     (with `model` when given, the policy before training) and cache them."""
-    path = ref_cache_path(reference, examples)
+    dtype = mixed_precision(config)
+    path = ref_cache_path(reference, examples, str(dtype or "fp32"))
     cached = path.exists()
     if cached:
         values = json.loads(path.read_text())
@@ -59,8 +73,10 @@ def attach_reference(examples: list[PolicyExample], reference: str, config: Poli
         if own:
             model, tok = load_policy(reference, config, trainable=False)
             pad_id = tok.pad_token_id
+        if own:
+            check_same_vocabulary(tok, config.policy)
         values = reference_logps(model, examples, pad_id, batch_size=config.batch_size,
-                                 share_prefix=config.share_prefix)
+                                 share_prefix=config.share_prefix, autocast=dtype)
         if own:
             del model
         path.parent.mkdir(parents=True, exist_ok=True)

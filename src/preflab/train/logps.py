@@ -22,6 +22,11 @@ from preflab.train.policy_data import PolicyExample
 def backbone_and_head(model: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(transformer body, LM head) of a causal LM, through a peft wrapper if any."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = inner.config.get_text_config()
+    for name in ("final_logit_softcapping", "logit_scale", "logits_scaling"):
+        if getattr(config, name, None) not in (None, 1, 1.0):
+            raise ValueError(f"{config.model_type}: its logits are transformed after the LM "
+                             f"head ({name}), which reply log-probs here do not apply")
     return inner.base_model, inner.get_output_embeddings()
 
 
@@ -81,6 +86,9 @@ def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool =
         out = body(input_ids=pids, attention_mask=pmask, position_ids=positions,
                    use_cache=True)
         cache = out.past_key_values
+        if cache is None or cache.get_seq_length() == 0:
+            raise RuntimeError("the model returned no KV cache (gradient checkpointing?); "
+                               "call with share_prefix=False")
         if k > 1:
             cache.batch_repeat_interleave(k)
         last = out.last_hidden_state[:, -1].repeat_interleave(k, 0)
@@ -118,8 +126,12 @@ def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool =
 @torch.no_grad()
 def reference_logps(model: Any, examples: list[PolicyExample], pad_id: int,
                     batch_size: int = 8, share_prefix: bool = True,
-                    progress: bool = True) -> list[tuple[float, float]]:
-    """(chosen, rejected) reply log-probs of every example under `model` (no grad)."""
+                    progress: bool = True, autocast: torch.dtype | None = None
+                    ) -> list[tuple[float, float]]:
+    """(chosen, rejected) reply log-probs of every example under `model` (no grad;
+    under `autocast` to that dtype when training runs in mixed precision)."""
+    import contextlib
+
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
@@ -132,7 +144,9 @@ def reference_logps(model: Any, examples: list[PolicyExample], pad_id: int,
         idx = order[start:start + batch_size]
         batch = collate_policy([examples[i] for i in idx], pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        sums, _ = reply_logps(model, batch, share_prefix)
+        with (torch.autocast(device.type, dtype=autocast) if autocast is not None
+              else contextlib.nullcontext()):
+            sums, _ = reply_logps(model, batch, share_prefix)
         pairs = sums.view(-1, 2).tolist()
         for i, (c, r) in zip(idx, pairs, strict=True):
             out[i] = (c, r)

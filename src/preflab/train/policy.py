@@ -98,6 +98,13 @@ def load_policy(name: str, config: PolicyConfig, trainable: bool = True) -> tupl
     return model, tokenizer
 
 
+def mixed_precision(config: PolicyConfig) -> torch.dtype | None:
+    """The autocast dtype training runs under (bf16 / fp16 on a GPU), else None."""
+    if Runtime(device=config.device).torch_device().type != "cuda":
+        return None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+
+
 def fit_max_length(model: Any, max_length: int) -> int:
     """`max_length` capped at the positions the model has (absolute position
     embeddings fail past them)."""
@@ -176,6 +183,7 @@ def run_trainer(trainer: Any, out: Path, tokenizer: Any, config: PolicyConfig,
     """Train (resuming from the last checkpoint), save a standard model folder (LoRA
     merged), and return what happened."""
     checkpoint = last_checkpoint(out) if resume else None
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
@@ -190,8 +198,7 @@ def run_trainer(trainer: Any, out: Path, tokenizer: Any, config: PolicyConfig,
     history = [h for h in trainer.state.log_history if "loss" in h]
     return {"steps": result.global_step, "train_loss": round(result.training_loss, 6),
             "seconds": round(seconds, 1), "resumed_from": checkpoint,
-            "trainable_parameters": sum(p.numel() for p in trainer.model.parameters()
-                                        if p.requires_grad),
+            "trainable_parameters": trainable,
             "log": history}
 
 

@@ -105,9 +105,11 @@ def build_policy_examples(pairs: list[PreferencePair], tokenizer: Any, max_lengt
             if not reply:
                 raise PairError(*where, name, "the reply has no tokens after the prompt",
                                 unit="pair")
-        shared = common_prefix_len(c_prompt, r_prompt)
-        # Leave at least one prompt token in the prefix (it predicts the first reply token).
-        shared = max(1, min(shared, len(c_prompt), len(r_prompt)))
+        shared = min(common_prefix_len(c_prompt, r_prompt), len(c_prompt), len(r_prompt))
+        if shared == 0:  # the prefix's last token predicts each reply's first one
+            raise PairError(*where, "rejected_prompt", "the chosen and rejected contexts "
+                            "share no first token; give them a common start (e.g. a "
+                            "tokenizer that adds a BOS token)", unit="pair")
         longest = max(len(c_prompt) + len(c_reply), len(r_prompt) + len(r_reply))
         over = max(0, longest - max_length)
         cut_context = min(over, shared - 1)  # the oldest shared tokens go first
@@ -115,6 +117,10 @@ def build_policy_examples(pairs: list[PreferencePair], tokenizer: Any, max_lengt
             report.context_truncated += 1
         room = max_length - (shared - cut_context)
 
+        if max(len(c_prompt), len(r_prompt)) - shared >= room:
+            raise PairError(*where, "rejected_prompt", "the chosen and rejected contexts "
+                            f"differ in more than --max-length {max_length} tokens",
+                            unit="pair")
         chosen_ids, chosen_n = _side(c_prompt[shared:], c_reply, room, report)
         rejected_ids, rejected_n = (_side(r_prompt[shared:], r_reply, room, report)
                                     if with_rejected else ([], 0))

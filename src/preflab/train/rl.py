@@ -48,7 +48,6 @@ class RLConfig:
     batch_size: int = 8  # prompts (one reply each) per step
     max_new_tokens: int = 48
     max_prompt_tokens: int = 256
-    temperature: float = 1.0
     learning_rate: float = 1e-4
     value_learning_rate: float = 1e-3
     lora_r: int = 16
@@ -96,7 +95,8 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
     # sampling reads the transformer under the peft wrapper (its LoRA layers active)
     sampler = Policy(model.get_base_model(), max_prompt_tokens=config.max_prompt_tokens,
                      tokenizer=tokenizer)
-    sampling = Sampling(config.max_new_tokens, config.temperature)
+    # on-policy: sampled at T = 1, the distribution whose log-probs and KL are used
+    sampling = Sampling(config.max_new_tokens, 1.0)
     rng = random.Random(config.seed)
     order: list[int] = []
     log: list[dict[str, Any]] = []
@@ -162,7 +162,8 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
             torch.save({"model": {k: v for k, v in model.state_dict().items() if "lora" in k},
                         "value": value.state_dict(), "opt": opt.state_dict(),
                         "vopt": vopt.state_dict(), "rng": rng.getstate(), "order": order,
-                        "log": log, "step": step}, ckpt)
+                        "log": log, "step": step}, ckpt.with_suffix(".tmp"))
+            ckpt.with_suffix(".tmp").replace(ckpt)  # an interrupted save keeps the last one
         if on_step is not None:
             on_step(entry)
     bar.close()

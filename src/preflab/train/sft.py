@@ -32,7 +32,8 @@ def sft_trainer_class() -> type:
         def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
                          return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
             inputs.pop("p_chosen")
-            sums, n = reply_logps(model, inputs)
+            # gradient checkpointing runs without a KV cache: no prefix sharing then
+            sums, n = reply_logps(model, inputs, not self.args.gradient_checkpointing)
             loss = -sums.sum() / n.sum()
             return (loss, {}) if return_outputs else loss
 
