@@ -321,6 +321,14 @@ def label_cmd(
         print(json.dumps(summary))
 
 
+def print_truncation(tokens: dict[str, Any], max_length: int) -> None:
+    """What fitting sequences into --max-length did, when it did anything."""
+    if tokens["reply_truncated"] or tokens["context_truncated"]:
+        out.print(f"[yellow]truncated to --max-length {max_length}[/]: "
+                  f"{tokens['context_truncated']} contexts lost their oldest tokens, "
+                  f"{tokens['reply_truncated']} replies were cut")
+
+
 # Reward-model settings shared by train-rm and eval-rm --split-halves. None = the value
 # of --config FILE, else RewardConfig's default.
 RmLabels = Annotated[str | None, typer.Option(
@@ -427,11 +435,7 @@ def train_rm_cmd(
     out.print(f"reward model: {out_dir} ({config.base}, {last['labels']} labels, "
               f"{last['n_pairs']} pairs, {last['steps']} steps, final train loss "
               f"{last['train_loss']}, {last['seconds']:.0f} s)")
-    tokens = last["tokens"]
-    if tokens["reply_truncated"] or tokens["context_truncated"]:
-        out.print(f"[yellow]truncated to --max-length {config.max_length}[/]: "
-                  f"{tokens['context_truncated']} contexts lost their oldest tokens, "
-                  f"{tokens['reply_truncated']} replies were cut")
+    print_truncation(last["tokens"], config.max_length)
     if as_json:
         print(json.dumps(summary, default=str))
 

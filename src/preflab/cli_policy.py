@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from preflab.cli import app, out, user_errors
+from preflab.cli import app, out, print_truncation, user_errors
 
 PConfig = Annotated[Path | None, typer.Option(
     "--config", help="TOML/JSON file of settings (a model's preflab-train.json works); "
@@ -55,10 +55,7 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
               f"{tokens['n_pairs']} pairs, {summary['steps']} steps, final train loss "
               f"{summary['train_loss']}, {summary['seconds']:.0f} s, "
               f"{summary['tokens_per_s']:.0f} tokens/s)")
-    if tokens["context_truncated"] or tokens["reply_truncated"]:
-        out.print(f"[yellow]truncated to --max-length {summary['config']['max_length']}[/]: "
-                  f"{tokens['context_truncated']} contexts lost their oldest tokens, "
-                  f"{tokens['reply_truncated']} replies were cut")
+    print_truncation(tokens, summary["config"]["max_length"])
     if as_json:
         print(json.dumps(summary, default=str))
 
@@ -331,6 +328,8 @@ def clean_vs_original_cmd(
     lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA or full fine-tuning.")
                     ] = True,
     max_length: Annotated[int, typer.Option(help="DPO max tokens per prompt+reply.")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="DPO pairs per micro-batch.")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="DPO gradient accumulation steps.")] = 1,
     judge: Annotated[str, typer.Option(help="Win-rate judge: a model or a URL.")
                      ] = "smollm2-135m-instruct",
     task: Annotated[str, typer.Option(help="The judge's task.")] = "harmless",
@@ -353,7 +352,8 @@ def clean_vs_original_cmd(
     from preflab.train.policy import PolicyConfig
 
     dpo_config = PolicyConfig(policy=policy, loss=loss, beta=beta, epochs=epochs,
-                              learning_rate=lr, lora=lora, max_length=max_length, seed=seed)
+                              learning_rate=lr, lora=lora, max_length=max_length,
+                              batch_size=batch_size, grad_accum=grad_accum, seed=seed)
     s = clean_vs_original(data, out_dir, committee, method, dpo_config, judge, task, reward,
                           eval_fraction, train_limit, eval_limit, max_new_tokens, seed=seed)
     out.print((out_dir / "report.md").read_text())

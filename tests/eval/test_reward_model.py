@@ -96,4 +96,4 @@ def test_bad_settings_fail_with_one_clear_line(tmp_path):
     config = Path(tmp_path / "c.toml")
     config.write_text('base = "tiny-bert"\nlearning_rat = 0.1\n')
     result = runner.invoke(app, ["train-rm", str(data), "--config", str(config)])
-    assert result.exit_code == 2 and "unknown reward-model settings" in result.output
+    assert result.exit_code == 2 and "unknown settings" in result.output

@@ -61,7 +61,8 @@ def _prompt_rows(path: Path) -> list[dict[str, Any]] | None:
 
 
 def load_prompts(path: str | Path, limit: int | None = None) -> list[Prompt]:
-    """Prompts of `path` in file order (duplicates kept once); `limit` keeps the first."""
+    """Prompts of `path` in file order (duplicates kept once); `limit` keeps the first.
+    A file without any is an error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -92,6 +93,8 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[Prompt]:
             p = prompt_of(messages, meta)
             prompts.setdefault(p.id, p)
     out = list(prompts.values())
+    if not out:
+        raise ValueError(f"{path}: no prompts")
     return out[:limit] if limit is not None else out
 
 

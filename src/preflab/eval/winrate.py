@@ -142,8 +142,6 @@ def winrate(a: str, b: str, prompts: str | Path, judge: str, out: str | Path = "
 
     started = time.perf_counter()
     items = load_prompts(prompts, limit)
-    if not items:
-        raise ValueError(f"{prompts}: no prompts")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(device=device, threads=threads)

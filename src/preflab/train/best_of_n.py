@@ -41,8 +41,6 @@ def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n:
         raise ValueError(f"--n must be at least 2, got {n}")
     started = time.perf_counter()
     items = load_prompts(prompts, limit)
-    if not items:
-        raise ValueError(f"{prompts}: no prompts")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(device=device, threads=threads)

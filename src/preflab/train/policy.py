@@ -7,14 +7,14 @@ import json
 import logging
 import shutil
 import time
-import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from preflab.engine.models import Runtime
+from preflab.train.config import config_from_file
 from preflab.train.policy_data import PolicyExample
 
 CHECKPOINTS = "checkpoints"
@@ -54,13 +54,7 @@ class PolicyConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> PolicyConfig:
-        text = Path(path).read_text(encoding="utf-8")
-        data = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
-        data = data.get("config", data)
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        return cls(**{**data, **overrides})
+        return config_from_file(cls, path, **overrides)
 
     def lr(self, stage: str) -> float:
         """Default learning rates: SFT 2e-5 (LoRA 2e-4), DPO 5e-6 (LoRA 5e-5)."""

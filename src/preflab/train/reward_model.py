@@ -16,8 +16,7 @@ import json
 import logging
 import shutil
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from preflab.data.pair import PreferencePair
 from preflab.engine.models import Runtime, is_encoder
 from preflab.engine.reward import type_separator
+from preflab.train.config import config_from_file
 from preflab.train.losses import reward_loss
 from preflab.train.rm_data import PairCollator, RewardExample, build_examples
 
@@ -67,15 +67,7 @@ class RewardConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> RewardConfig:
-        text = Path(path).read_text(encoding="utf-8")
-        data = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
-        data = data.get("config", data)  # a preflab-train.json holds its config
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown reward-model settings {sorted(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
-        return cls(**{**data, **overrides})
+        return config_from_file(cls, path, **overrides)
 
     def lr(self, encoder: bool) -> float:
         if self.learning_rate is not None:

@@ -153,7 +153,7 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
         step += 1
         entry = {"step": step, "reward": round(float(r.mean()), 5),
                  "kl": round(float(kl.mean()), 5), "return": round(float(ret.mean()), 5),
-                 "value_loss": round(float(value_loss), 5),
+                 "value_loss": round(float(value_loss.detach()), 5),
                  "reply_tokens": round(float(n.float().mean()), 1)}
         log.append(entry)
         bar.update(1)
