@@ -39,10 +39,10 @@ def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
                                              fit_max_length(policy.model, max_length),
                                              source=source, with_rejected=False)
     total, tokens = 0.0, 0
+    device = next(policy.model.parameters()).device
     for start in range(0, len(examples), batch_size):
         batch = collate_policy(examples[start:start + batch_size], policy.pad_id,
                                rejected=False)
-        device = next(policy.model.parameters()).device
         sums, n = reply_logps(policy.model, {k: v.to(device) for k, v in batch.items()})
         total += float(sums.sum())
         tokens += int(n.sum())

@@ -69,16 +69,12 @@ def attach_reference(examples: list[PolicyExample], reference: str, config: Poli
     if cached:
         values = json.loads(path.read_text())
     else:
-        own = model is None
-        if own:
+        if model is None:  # a separate reference model, loaded for this pass only
             model, tok = load_policy(reference, config, trainable=False)
-            pad_id = tok.pad_token_id
-        if own:
             check_same_vocabulary(tok, config.policy)
+            pad_id = tok.pad_token_id
         values = reference_logps(model, examples, pad_id, batch_size=config.batch_size,
                                  share_prefix=config.share_prefix, autocast=dtype)
-        if own:
-            del model
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(values))
