@@ -689,7 +689,8 @@ def data_demo(
     out.print(json.dumps(report))
 
 
-import preflab.cli_policy  # noqa: E402, F401  (registers sft, dpo, ...)
+import preflab.cli_policy  # noqa: E402  (registers sft, dpo, ...)
+import preflab.cli_rahf  # noqa: E402, F401  (registers rahf, hir, steer, probe)
 
 
 def main() -> None:  # pragma: no cover - console entry point

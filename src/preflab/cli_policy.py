@@ -69,6 +69,8 @@ def sft(
         help="Causal LM to fine-tune: preset, folder or hub id. "
              "[default: smollm2-135m-instruct]")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("sft"),
+    side: Annotated[str, typer.Option(help="Train on the chosen replies, or on the rejected "
+                                           "ones (RAHF's dispreferred model).")] = "chosen",
     config_file: PConfig = None, max_length: PMaxLength = None, epochs: PEpochs = None,
     lr: PLr = None, batch_size: PBatch = None, grad_accum: PAccum = None,
     lora: PLora = None, lora_r: PLoraR = None, gradient_checkpointing: PGc = None,
@@ -86,7 +88,7 @@ def sft(
                             lora=lora, lora_r=lora_r,
                             gradient_checkpointing=gradient_checkpointing, seed=seed,
                             device=device, precision=precision)
-    _report(train_sft(data, out_dir, config, resume=resume), as_json)
+    _report(train_sft(data, out_dir, config, resume=resume, side=side), as_json)
 
 
 @app.command("dpo")
@@ -280,6 +282,12 @@ def eval_policy_cmd(
     limit: PLimit = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")
                        ] = Path("eval-policy"),
+    instruction: Annotated[str | None, typer.Option(
+        help="good, bad or a text written before each prompt's last user turn (HIR).")
+                           ] = None,
+    steer: Annotated[Path | None, typer.Option(help="A steering vector file to apply.")
+                     ] = None,
+    coeff: Annotated[float, typer.Option(help="The steering vector's coefficient.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: PThreads = None,
@@ -295,7 +303,8 @@ def eval_policy_cmd(
     if reward is not None and prompts is None:
         raise ValueError("--reward scores generations: give --prompts too")
     s = eval_policy(model, prompts or "", reward, out_dir, _floats(temperatures, "--temperatures"),
-                    heldout, limit, max_new_tokens, seed, device=device, threads=threads)
+                    heldout, limit, max_new_tokens, seed, device=device, threads=threads,
+                    instruction=instruction, steer=steer, coeff=coeff)
     for t, r in s.get("reward", {}).items():
         out.print(f"T={t}: mean reward {r['mean']:.4f} (95% CI {r['ci95'][0]:.4f}-"
                   f"{r['ci95'][1]:.4f}) over {s['n_prompts']} prompts")

@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 
+from preflab.data.instructions import instruct, instruction_text
 from preflab.engine.forward import Head, head_cache
 from preflab.engine.generate import Sampling, decode, stop_token_ids
 from preflab.engine.models import Runtime
+from preflab.engine.steering import SteeringVector, steered
 from preflab.engine.text import chat_ids
 from preflab.engine.units import Messages
 
@@ -26,10 +28,13 @@ def sample_seed(seed: int, key: str, j: int) -> int:
 
 
 class Policy:
-    """A causal LM to sample replies from (preset, folder or hub id)."""
+    """A causal LM to sample replies from (preset, folder or hub id), optionally with
+    an instruction before each prompt's last user turn (HIR) or a steering vector."""
 
     def __init__(self, model: str | Any, runtime: Runtime | None = None,
-                 max_prompt_tokens: int = 1024, tokenizer: Any = None) -> None:
+                 max_prompt_tokens: int = 1024, tokenizer: Any = None,
+                 instruction: str | None = None, steering: SteeringVector | None = None,
+                 coeff: float = 1.0) -> None:
         from preflab.models.presets import load_causal_lm, load_tokenizer
 
         self.runtime = runtime or Runtime()
@@ -46,10 +51,15 @@ class Policy:
         self.stop_ids = stop_token_ids(self.tokenizer, self.model)
         self.max_prompt_tokens = max_prompt_tokens
         self.prompts_truncated: set[Messages] = set()  # prompts that lost their oldest tokens
+        # written before each prompt's last user turn (``good``/``bad`` or a text)
+        self.instruction = instruction_text(instruction) if instruction else None
+        self.steering, self.coeff = steering, coeff  # added to hidden states while sampling
 
     def prompt_ids(self, context: Messages) -> list[int]:
         """The templated prompt; a longer one keeps its last `max_prompt_tokens` tokens
         (counted in ``prompts_truncated``)."""
+        if self.instruction:
+            context = instruct(context, self.instruction)
         ids = chat_ids(self.tokenizer, context, None)
         if len(ids) > self.max_prompt_tokens:
             self.prompts_truncated.add(context)
@@ -98,7 +108,7 @@ class Policy:
                  progress: bool = True) -> list[list[str]]:
         """Per prompt, `n` sampled replies as text."""
         sampling = sampling or Sampling(max_new_tokens=128, temperature=1.0)
-        with torch.inference_mode():
+        with torch.inference_mode(), steered(self.model, self.steering, self.coeff):
             ids = self.generate_ids(contexts, keys, n, sampling, seed, batch_size, progress)
         return [[self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in per]
                 for per in ids]

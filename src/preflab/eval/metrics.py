@@ -89,3 +89,28 @@ def agreement(margin_a: np.ndarray, margin_b: np.ndarray) -> dict[str, float]:
             "spearman_margin": round(float(spearmanr(a, b).statistic), 4),
             "js_divergence": round(float(bernoulli_js(pa, pb).mean()), 5),
             "kl_divergence_ab": round(float(bernoulli_kl(pa, pb).mean()), 5)}
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 (threshold 0.5), AUC-ROC and cross-entropy of
+    probabilities `p` of the positive class against 0/1 labels `y`."""
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+    from sklearn.metrics import log_loss as _log_loss
+
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=np.float64)
+    if len(y) != len(p) or len(set(y.tolist())) != 2:
+        raise ValueError("need labels of both classes and one probability per label")
+    pred = (p > 0.5).astype(int)
+    return {"accuracy": float(accuracy_score(y, pred)),
+            "precision": float(precision_score(y, pred, zero_division=0)),
+            "recall": float(recall_score(y, pred, zero_division=0)),
+            "f1": float(f1_score(y, pred, zero_division=0)),
+            "auc": float(roc_auc_score(y, p)),
+            "cross_entropy": float(_log_loss(y, np.clip(p, 1e-12, 1 - 1e-12), labels=[0, 1]))}

@@ -17,6 +17,7 @@ from preflab.data.prompts import load_prompts
 from preflab.engine.generate import Sampling
 from preflab.engine.models import Runtime
 from preflab.engine.policy import Policy
+from preflab.engine.steering import SteeringVector
 from preflab.eval.reward_scores import RewardFunction
 
 
@@ -30,11 +31,16 @@ def mean_with_ci(x: np.ndarray) -> dict[str, float]:
 @torch.no_grad()
 def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
                batch_size: int = 8, source: str = "<pairs>") -> dict[str, float]:
-    """exp(mean negative log-likelihood per token) of the chosen replies of `pairs`."""
+    """exp(mean negative log-likelihood per token) of the chosen replies of `pairs`, under
+    the policy's instruction and steering vector when it has them."""
+    from preflab.data.instructions import instructed_pair
+    from preflab.engine.steering import steered
     from preflab.train.logps import collate_policy, reply_logps
     from preflab.train.policy import fit_max_length
     from preflab.train.policy_data import build_policy_examples
 
+    if policy.instruction:
+        pairs = [instructed_pair(p, policy.instruction) for p in pairs]
     examples, report = build_policy_examples(list(pairs), policy.tokenizer,
                                              fit_max_length(policy.model, max_length),
                                              source=source, with_rejected=False)
@@ -43,7 +49,8 @@ def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
     for start in range(0, len(examples), batch_size):
         batch = collate_policy(examples[start:start + batch_size], policy.pad_id,
                                rejected=False)
-        sums, n = reply_logps(policy.model, {k: v.to(device) for k, v in batch.items()})
+        with steered(policy.model, policy.steering, policy.coeff):
+            sums, n = reply_logps(policy.model, {k: v.to(device) for k, v in batch.items()})
         total += float(sums.sum())
         tokens += int(n.sum())
     return {"perplexity": round(math.exp(-total / tokens), 4), "tokens": tokens,
@@ -55,17 +62,24 @@ def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
                 out: str | Path = "eval-policy", temperatures: Sequence[float] = (0.7, 1.0),
                 heldout: str | Path | None = None, limit: int | None = None,
                 max_new_tokens: int = 128, seed: int = 0, batch_size: int = 8,
-                device: str = "auto", threads: int | None = None) -> dict[str, Any]:
+                device: str = "auto", threads: int | None = None,
+                instruction: str | None = None, steer: str | Path | None = None,
+                coeff: float = 1.0) -> dict[str, Any]:
     """Reward scores of `model`'s replies to `prompts` at each temperature (with a
-    reward model) and perplexity on the chosen replies of `heldout` pairs."""
+    reward model) and perplexity on the chosen replies of `heldout` pairs; with an
+    `instruction` before every prompt's last user turn (HIR) or a steering vector
+    file `steer` applied with `coeff`."""
     if reward is None and heldout is None:
         raise ValueError("nothing to evaluate: give --reward, --heldout or both")
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(device=device, threads=threads)
-    policy = Policy(model, runtime)
-    summary: dict[str, Any] = {"model": model, "seed": seed}
+    policy = Policy(model, runtime, instruction=instruction,
+                    steering=SteeringVector.load(steer) if steer else None, coeff=coeff)
+    summary: dict[str, Any] = {"model": model, "seed": seed, "instruction": instruction,
+                               "steer": str(steer) if steer else None,
+                               "coeff": coeff if steer else None}
     generations: dict[float, list[str]] = {}
     items = []
     if reward is not None:
@@ -91,9 +105,13 @@ def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
                 r = score([p.messages for p in items], replies, desc=f"reward T={t}")
                 summary["reward"][str(t)] = {**mean_with_ci(r), "mean_words": round(float(
                     np.mean([len(x.split()) for x in replies])), 1)}
-                for p, x, v in zip(items, replies, r, strict=True):
-                    f.write(json.dumps({"prompt_id": p.id, "temperature": t, "reply": x,
-                                        "reward": float(v)}, ensure_ascii=False) + "\n")
+                rows = [{"prompt_id": p.id, "temperature": t, "reply": x, "reward": float(v)}
+                        for p, x, v in zip(items, replies, r, strict=True)]
+                f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+                # one file per temperature: `preflab winrate` reads it as a policy
+                (out / f"generations_t{t}.jsonl").write_text("".join(
+                    json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
+                    encoding="utf-8")
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -123,12 +123,18 @@ def policy_replies(policy: str, prompts: Sequence[Prompt], sampling: Sampling, s
         if gen.prompts_truncated:
             log.warning("%s: %d prompts longer than %d tokens kept their last tokens",
                         policy, len(gen.prompts_truncated), gen.max_prompt_tokens)
-    with open(out_file, "w", encoding="utf-8") as f:
+    write_generations(prompts, replies, out_file)
+    return replies
+
+
+def write_generations(prompts: Sequence[Prompt], replies: Sequence[str], path: str | Path
+                      ) -> None:
+    """A generations file (prompt_id, prompt, reply), as :func:`read_generations` reads."""
+    with open(path, "w", encoding="utf-8") as f:
         for p, r in zip(prompts, replies, strict=True):
             f.write(json.dumps({"prompt_id": p.id, "prompt": [
                 {"role": a, "content": c} for a, c in p.messages], "reply": r},
                 ensure_ascii=False) + "\n")
-    return replies
 
 
 def winrate(a: str, b: str, prompts: str | Path, judge: str, out: str | Path = "winrate",

@@ -23,31 +23,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from preflab.experiment.stages import check_settings, prepare_split, run_stage
 from preflab.train.policy import SUMMARY, PolicyConfig
-
-
-def _stage(path: Path, name: str, fn: Any, timings: dict[str, float]) -> dict[str, Any]:
-    """Run `fn` unless `path` (its summary) exists; returns the summary."""
-    if path.exists():
-        return json.loads(path.read_text())
-    started = time.perf_counter()
-    result = fn()
-    timings[name] = round(time.perf_counter() - started, 1)
-    return result
-
-
-def check_settings(path: Path, settings: dict[str, Any]) -> None:
-    """A rerun resumes only the same experiment: its stages' outputs are reused."""
-    settings = json.loads(json.dumps(settings))
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in set(before) | set(settings)
-                         if before.get(k) != settings.get(k))
-        if changed:
-            raise ValueError(f"{path.parent} holds an experiment with other settings "
-                             f"({', '.join(changed)}); use another --out, or delete it")
-    else:
-        path.write_text(json.dumps(settings, indent=1))
 
 
 def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
@@ -60,12 +37,8 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
     """Run the experiment; returns (and writes) the summary with its table."""
     from preflab.audit.run import audit
     from preflab.clean.run import clean
-    from preflab.data.read import iter_pairs, load_pairs
-    from preflab.data.split import split_pairs
-    from preflab.data.write import write_pairs
     from preflab.eval.policy import eval_policy
     from preflab.eval.winrate import winrate
-    from preflab.label.run import sample_pairs
     from preflab.train.dpo import train_dpo
 
     started = time.perf_counter()
@@ -79,27 +52,21 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
                 "temperature": temperature, "seed": seed}
     check_settings(out / "settings.json", settings)
     timings: dict[str, float] = {}
-    split_dir = out / "split"
-    if not (split_dir / "eval.jsonl").exists():
-        train, test = split_pairs(list(iter_pairs(load_pairs(data))), eval_fraction, seed)
-        train = sample_pairs(train, train_limit, seed) if train_limit else train
-        split_dir.mkdir(exist_ok=True)
-        write_pairs(train, split_dir / "train.jsonl")
-        write_pairs(test, split_dir / "eval.jsonl")
-    train_file, eval_file = split_dir / "train.jsonl", split_dir / "eval.jsonl"
-    audited = _stage(out / "audit" / "summary.json", "audit",
+    train_file, eval_file = prepare_split(data, out / "split", eval_fraction, train_limit,
+                                          seed)
+    audited = run_stage(out / "audit" / "summary.json", "audit",
                      lambda: audit(train_file, committee, out / "audit", seed=seed), timings)
-    cleaned = _stage(out / "clean" / "summary.json", "clean",
+    cleaned = run_stage(out / "clean" / "summary.json", "clean",
                      lambda: clean(train_file, out / "audit", method, out=out / "clean"),
                      timings)
     models = {"original": train_file, "cleaned": Path(cleaned["output"])}
     trained = {}
     for name, path in models.items():
         folder = out / f"dpo-{name}"
-        trained[name] = _stage(folder / SUMMARY, f"dpo-{name}",
+        trained[name] = run_stage(folder / SUMMARY, f"dpo-{name}",
                                lambda p=path, f=folder: train_dpo(p, f, replace(dpo, seed=seed)),
                                timings)
-    wr = _stage(out / "winrate" / "summary.json", "winrate",
+    wr = run_stage(out / "winrate" / "summary.json", "winrate",
                 lambda: winrate(str(out / "dpo-cleaned"), str(out / "dpo-original"), eval_file,
                                 judge, out / "winrate", task=task, limit=eval_limit,
                                 temperature=temperature, max_new_tokens=max_new_tokens,
@@ -107,7 +74,7 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
     scores = {}
     if reward:
         for name in models:
-            scores[name] = _stage(
+            scores[name] = run_stage(
                 out / f"eval-{name}" / "summary.json", f"eval-{name}",
                 lambda n=name: eval_policy(str(out / f"dpo-{n}"), eval_file, reward,
                                            out / f"eval-{n}", temperatures=(temperature,),

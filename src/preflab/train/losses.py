@@ -77,3 +77,48 @@ def dpo_loss(logratio_chosen: torch.Tensor, logratio_rejected: torch.Tensor, los
             raise ValueError("soft DPO needs p_chosen")
         return -(p_chosen * F.logsigmoid(beta * d) + (1 - p_chosen) * F.logsigmoid(-beta * d))
     raise ValueError(f"unknown DPO loss {loss!r}; choose from {', '.join(DPO_LOSSES)}")
+
+
+def scit_loss(good_sums: torch.Tensor, good_n: torch.Tensor, bad_sums: torch.Tensor,
+              bad_n: torch.Tensor, eps: float = 0.2, weight: float = 1.0
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """RAHF's SCIT loss over [B, 2] reply log-prob sums and token counts, column 0 the
+    chosen reply and column 1 the rejected one, under the good and the bad instruction.
+
+    Cross-entropy of the matched pairs (chosen | good, rejected | bad), per token, plus
+    `weight` times a two-way softmax over p = exp(-mean token CE) under the two
+    instructions, the chosen reply labelled "good" and the rejected one "bad", with
+    label smoothing `eps` (0.2 in the public code). `weight=0` is plain instruction
+    relabelling (HIR without its contrastive term).
+    """
+    if not 0 <= eps < 1:
+        raise ValueError(f"eps must be in [0, 1), got {eps}")
+    ce = -(good_sums[:, 0].sum() + bad_sums[:, 1].sum()) / (good_n[:, 0].sum()
+                                                           + bad_n[:, 1].sum()).clamp(min=1)
+    mean_good = good_sums / good_n.clamp(min=1)  # log p per token
+    mean_bad = bad_sums / bad_n.clamp(min=1)
+    logits = torch.cat([torch.stack([mean_good[:, 0], mean_bad[:, 0]], -1),
+                        torch.stack([mean_good[:, 1], mean_bad[:, 1]], -1)])
+    target = torch.cat([torch.zeros(len(good_sums)), torch.ones(len(good_sums))]).long().to(
+        logits.device)
+    contrast = F.cross_entropy(logits, target, label_smoothing=eps)
+    right = (logits.argmax(-1) == target).float().mean()
+    return ce + weight * contrast, {"ce": ce.detach(), "contrast": contrast.detach(),
+                                    "instruction_accuracy": right}
+
+
+def representation_loss(hidden: list[torch.Tensor], base: list[torch.Tensor],
+                        good: list[torch.Tensor], bad: list[torch.Tensor], alpha: float
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """RAHF step 2 over per-layer [tokens, H] hidden states: the mean L2 distance between
+    the trained model's states and base + alpha * (good - bad), averaged over layers.
+    Stats: the mean norm of the target shift, and the distance as a share of it (1 at
+    the start, when the adapters are zero)."""
+    dist, shift = [], []
+    for h, b, g, n in zip(hidden, base, good, bad, strict=True):
+        v = alpha * (g - n)
+        dist.append((h - (b + v)).norm(dim=-1).mean())
+        shift.append(v.norm(dim=-1).mean())
+    loss = torch.stack(dist).mean()
+    target = torch.stack(shift).mean()
+    return loss, {"target_shift": target, "distance_ratio": loss.detach() / target.clamp(min=1e-12)}

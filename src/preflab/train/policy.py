@@ -43,6 +43,7 @@ class PolicyConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_targets: list[str] | None = None  # None: every linear layer of the blocks
+    lora_layers: list[int] | None = None  # 0-based blocks with adapters; None: all
     share_prefix: bool = True  # run each pair's prompt once (DPO)
     gradient_checkpointing: bool = False
     order: str = "length"  # length: batches of similar length, shuffled | sequential
@@ -75,13 +76,7 @@ def load_policy(name: str, config: PolicyConfig, trainable: bool = True) -> tupl
     device = Runtime(device=config.device).torch_device()
     model.to(device)
     if trainable and config.lora:
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r,
-                          lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                          target_modules=config.lora_targets or "all-linear")
-        torch.manual_seed(config.seed)  # the adapters' initialisation
-        model = get_peft_model(model, lora)
+        model = add_lora(model, config)
     for module in model.modules():  # as TRL: dropout would make the log-ratios noisy
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
@@ -90,6 +85,18 @@ def load_policy(name: str, config: PolicyConfig, trainable: bool = True) -> tupl
         if config.lora:
             model.enable_input_require_grads()
     return model, tokenizer
+
+
+def add_lora(model: Any, config: PolicyConfig) -> Any:
+    """`model` wrapped with seeded LoRA adapters (peft) as `config` sets them."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r,
+                      lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                      target_modules=config.lora_targets or "all-linear",
+                      layers_to_transform=config.lora_layers)
+    torch.manual_seed(config.seed)  # the adapters' initialisation
+    return get_peft_model(model, lora)
 
 
 def mixed_precision(config: PolicyConfig) -> torch.dtype | None:

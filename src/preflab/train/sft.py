@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from preflab.data.pair import PreferencePair
 from preflab.train.logps import collate_policy, reply_logps
 from preflab.train.policy import (
     PolicyConfig,
@@ -40,19 +41,30 @@ def sft_trainer_class() -> type:
     return SFTTrainer
 
 
-def train_sft(data: str | Path, out: str | Path, config: PolicyConfig | None = None,
-              resume: bool = True, callbacks: list[Any] | None = None) -> dict[str, Any]:
+def train_sft(data: str | Path | list[PreferencePair], out: str | Path,
+              config: PolicyConfig | None = None, resume: bool = True,
+              callbacks: list[Any] | None = None, side: str = "chosen",
+              source: str | None = None) -> dict[str, Any]:
     """Fine-tune ``config.policy`` on the chosen reply of every pair in `data` (a pair
-    file, or prompt/chosen data of any format the readers take)."""
+    file, prompt/chosen data of any format the readers take, or pairs in memory);
+    ``side="rejected"`` trains on the rejected replies instead (RAHF's dispreferred
+    model)."""
     from preflab.data.read import iter_pairs, load_pairs
 
+    if side not in ("chosen", "rejected"):
+        raise ValueError(f"side must be 'chosen' or 'rejected', got {side!r}")
     config = config or PolicyConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pairs = list(iter_pairs(load_pairs(data)))
+    if isinstance(data, list):
+        pairs, source = data, source or "<pairs>"
+    else:
+        pairs, source = list(iter_pairs(load_pairs(data))), source or str(data)
+    if side == "rejected":
+        pairs = [p.swapped() for p in pairs]
     model, tokenizer = load_policy(config.policy, config)
     max_length = fit_max_length(model, config.max_length)
-    examples, report = build_policy_examples(pairs, tokenizer, max_length, str(data),
+    examples, report = build_policy_examples(pairs, tokenizer, max_length, source,
                                              with_rejected=False)
     trainer = sft_trainer_class()(
         model=model, args=training_args(out, config, "sft"), train_dataset=examples,
@@ -61,5 +73,5 @@ def train_sft(data: str | Path, out: str | Path, config: PolicyConfig | None = N
     trainer.order = config.order
     result = run_trainer(trainer, out, tokenizer, config, resume)
     tokens = examples_tokens(examples, rejected=False) * config.epochs
-    return write_summary(out, str(data), config, "sft", report, result,
+    return write_summary(out, source, config, "sft", report, result, side=side,
                          tokens_per_s=round(tokens / max(result["seconds"], 1e-9), 1))

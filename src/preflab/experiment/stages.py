@@ -1,0 +1,50 @@
+"""What the experiments share: resumable stages, a settings check, the data split."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+
+def run_stage(path: Path, name: str, fn: Any, timings: dict[str, float]) -> dict[str, Any]:
+    """Run `fn` unless `path` (its summary) exists; returns the summary."""
+    if path.exists():
+        return json.loads(path.read_text())
+    started = time.perf_counter()
+    result = fn()
+    timings[name] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def check_settings(path: Path, settings: dict[str, Any]) -> None:
+    """A rerun resumes only the same experiment: its stages' outputs are reused."""
+    settings = json.loads(json.dumps(settings))
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in set(before) | set(settings)
+                         if before.get(k) != settings.get(k))
+        if changed:
+            raise ValueError(f"{path.parent} holds an experiment with other settings "
+                             f"({', '.join(changed)}); use another --out, or delete it")
+    else:
+        path.write_text(json.dumps(settings, indent=1))
+
+
+def prepare_split(data: str | Path, folder: Path, eval_fraction: float,
+                  train_limit: int | None, seed: int) -> tuple[Path, Path]:
+    """Seeded train / eval split of `data` into `folder` (kept on a rerun); the train
+    part optionally a seeded sample of `train_limit` pairs."""
+    from preflab.data.read import iter_pairs, load_pairs
+    from preflab.data.split import split_pairs
+    from preflab.data.write import write_pairs
+    from preflab.label.run import sample_pairs
+
+    if not (folder / "eval.jsonl").exists():
+        train, test = split_pairs(list(iter_pairs(load_pairs(data))), eval_fraction, seed)
+        train = sample_pairs(train, train_limit, seed) if train_limit else train
+        folder.mkdir(parents=True, exist_ok=True)
+        write_pairs(train, folder / "train.jsonl")
+        write_pairs(test, folder / "eval.jsonl")
+    return folder / "train.jsonl", folder / "eval.jsonl"

@@ -1,0 +1,236 @@
+"""RAHF (Liu et al. 2023): align a model by moving its hidden states toward the
+preferred behaviour instead of optimising a reward.
+
+Step 1 makes a preference-aware model: ``scit`` (one model, contrastive instruction
+tuning, :mod:`preflab.train.scit`) or ``dual`` (a preferred model SFT'd on chosen
+replies and a dispreferred one on rejected replies). Step 2 reads, over the reply
+tokens of each pair's chosen reply, the difference v_l between the good and the bad
+side's hidden states at the target layers (SCIT: the same model after the good vs
+the bad instruction; Dual: the preferred vs the dispreferred model on the plain
+input) and trains LoRA on the base so its states on the plain input match
+h_base,l + alpha * v_l (L2). Every state is computed on the fly; the base's with the
+adapters switched off.
+
+Defaults are the public code's (Llama-2-7B): alpha 5, LoRA r 8 / alpha 16 on q_proj
+and v_proj, lr 3e-4 (SCIT) / 9e-6 (Dual), target layers 10-18 (SCIT) or 10-20
+(Dual) of 32 scaled to the model's depth (:func:`preflab.engine.hidden.rahf_layers`).
+Adapters go on the blocks up to the deepest target layer, as in the public code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from preflab.engine.hidden import check_layers, collate_rows, decoder_layers, rahf_layers
+from preflab.engine.hidden import reply_hidden as _reply_hidden
+from preflab.errors import PairError
+from preflab.train.config import config_from_file
+from preflab.train.losses import representation_loss
+from preflab.train.policy import (
+    SUMMARY,
+    PolicyConfig,
+    add_lora,
+    fit_max_length,
+    load_policy,
+    policy_trainer_class,
+    run_trainer,
+    training_args,
+    write_summary,
+)
+from preflab.train.policy_data import PolicyExample, build_policy_examples
+
+VARIANTS = ("scit", "dual")
+
+
+@dataclass
+class RAHFConfig:
+    """Everything that defines a RAHF run (``--config FILE`` reproduces it)."""
+
+    variant: str = "scit"
+    base: str = "smollm2-135m-instruct"
+    layers: list[int] | None = None  # None: the paper's, scaled to the model's depth
+    alpha: float = 5.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    learning_rate: float | None = None  # step 2; None: 3e-4 (SCIT) / 9e-6 (Dual)
+    epochs: float = 1.0
+    step1_learning_rate: float | None = None  # None: the SFT default with LoRA, 2e-4
+    step1_epochs: float = 1.0
+    scit_eps: float = 0.2
+    scit_model: str | None = None  # an existing step-1 model: skips that training
+    good_model: str | None = None
+    bad_model: str | None = None
+    max_length: int = 512
+    batch_size: int = 4
+    grad_accum: int = 1
+    seed: int = 0
+    save_steps: int = 50
+    device: str = "auto"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RAHFConfig:
+        return config_from_file(cls, path, **overrides)
+
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 3e-4 if self.variant == "scit" else 9e-6
+
+    def _common(self) -> dict[str, Any]:
+        return {"policy": self.base, "max_length": self.max_length,
+                "batch_size": self.batch_size, "grad_accum": self.grad_accum,
+                "seed": self.seed, "save_steps": self.save_steps, "device": self.device,
+                "precision": self.precision}
+
+    def step1(self) -> PolicyConfig:
+        """Settings of step 1 (SCIT or the two SFTs): LoRA on every linear layer."""
+        return PolicyConfig(lora=True, learning_rate=self.step1_learning_rate,
+                            epochs=self.step1_epochs, **self._common())
+
+    def step2(self, layers: list[int]) -> PolicyConfig:
+        return PolicyConfig(lora=True, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
+                            lora_targets=list(self.lora_targets),
+                            lora_layers=list(range(max(layers))), learning_rate=self.lr(),
+                            epochs=self.epochs, **self._common())
+
+
+@dataclass
+class RepresentationExample:
+    """A chosen reply on the plain input and, for SCIT, after each instruction."""
+
+    plain: PolicyExample
+    good: PolicyExample | None = None
+    bad: PolicyExample | None = None
+
+    @property
+    def tokens(self) -> int:
+        parts = [e for e in (self.plain, self.good, self.bad) if e is not None]
+        return sum(len(e.prefix) + len(e.chosen_ids) for e in parts)
+
+
+def representation_examples(pairs: list[Any], tokenizer: Any, max_length: int, source: str,
+                            instructed: bool) -> tuple[list[RepresentationExample], Any]:
+    from preflab.data.instructions import BAD, GOOD, instructed_pair
+
+    plain, report = build_policy_examples(pairs, tokenizer, max_length, source,
+                                          with_rejected=False)
+    if not instructed:
+        return [RepresentationExample(e) for e in plain], report
+    good, _ = build_policy_examples([instructed_pair(p, GOOD) for p in pairs], tokenizer,
+                                    max_length, source, with_rejected=False)
+    bad, _ = build_policy_examples([instructed_pair(p, BAD) for p in pairs], tokenizer,
+                                   max_length, source, with_rejected=False)
+    for i, (p, g, b) in enumerate(zip(plain, good, bad, strict=True)):
+        if not p.chosen_n == g.chosen_n == b.chosen_n:  # the replies' states are aligned
+            raise PairError(source, i + 1, "chosen", "the reply is cut differently with "
+                            "and without the instructions; raise --max-length", unit="pair")
+    return [RepresentationExample(*t) for t in zip(plain, good, bad, strict=True)], report
+
+
+def collate_representation(batch: list[RepresentationExample], pad_id: int
+                           ) -> dict[str, Any]:
+    out = {"plain": collate_rows([e.plain for e in batch], pad_id)}
+    if batch[0].good is not None:
+        out["good"] = collate_rows([e.good for e in batch], pad_id)  # type: ignore[misc]
+        out["bad"] = collate_rows([e.bad for e in batch], pad_id)  # type: ignore[misc]
+    return out
+
+
+def representation_trainer_class() -> type:
+    base = policy_trainer_class()
+
+    class RepresentationTrainer(base):  # type: ignore[misc, valid-type]
+        layers: tuple[int, ...] = ()
+        alpha = 5.0
+        frozen: tuple[Any, ...] = ()  # SCIT: (model,); Dual: (preferred, dispreferred)
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any],
+                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            plain = inputs["plain"]
+            with torch.no_grad():
+                with model.disable_adapter():
+                    base_h = _reply_hidden(model, plain, self.layers)
+                if len(self.frozen) == 1:
+                    good = _reply_hidden(self.frozen[0], inputs["good"], self.layers)
+                    bad = _reply_hidden(self.frozen[0], inputs["bad"], self.layers)
+                else:
+                    good = _reply_hidden(self.frozen[0], plain, self.layers)
+                    bad = _reply_hidden(self.frozen[1], plain, self.layers)
+            hidden = _reply_hidden(model, plain, self.layers)
+            loss, stats = representation_loss(hidden, base_h, good, bad, self.alpha)
+            self.record(**{k: float(v) for k, v in stats.items()})
+            return (loss, {}) if return_outputs else loss
+
+    return RepresentationTrainer
+
+
+def _step1(folder: Path, fn: Any) -> str:
+    """Train a step-1 model into `folder` unless it is already there."""
+    if not (folder / SUMMARY).exists():
+        fn()
+    return str(folder)
+
+
+def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = None,
+               resume: bool = True, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Both steps of RAHF on the pairs of `data`; the aligned model is saved in `out`
+    (step-1 models in ``out/step1-*`` unless given). A rerun reuses finished step-1
+    models and resumes step 2 from its last checkpoint."""
+    from preflab.data.read import iter_pairs, load_pairs
+    from preflab.train.dpo import check_same_vocabulary
+    from preflab.train.scit import train_scit
+    from preflab.train.sft import train_sft
+
+    config = config or RAHFConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = list(iter_pairs(load_pairs(data)))
+    s1 = config.step1()
+    if config.variant == "scit":
+        frozen_names = [config.scit_model or _step1(
+            out / "step1-scit", lambda: train_scit(data, out / "step1-scit", s1,
+                                                   eps=config.scit_eps))]
+    else:
+        frozen_names = [
+            config.good_model or _step1(out / "step1-good", lambda: train_sft(
+                pairs, out / "step1-good", s1, source=str(data))),
+            config.bad_model or _step1(out / "step1-bad", lambda: train_sft(
+                pairs, out / "step1-bad", s1, side="rejected", source=str(data)))]
+
+    probe = PolicyConfig(**{**asdict(PolicyConfig()), **config._common()})
+    model, tokenizer = load_policy(config.base, probe, trainable=False)
+    layers = check_layers(model, config.layers or rahf_layers(len(decoder_layers(model)),
+                                                              config.variant))
+    s2 = config.step2(layers)
+    model = add_lora(model, s2)
+    frozen = []
+    for name in frozen_names:
+        check_same_vocabulary(tokenizer, name)
+        m, _ = load_policy(name, probe, trainable=False)
+        frozen.append(m.eval().requires_grad_(False))
+    examples, report = representation_examples(
+        pairs, tokenizer, fit_max_length(model, config.max_length), str(data),
+        instructed=config.variant == "scit")
+    trainer = representation_trainer_class()(
+        model=model, args=training_args(out, s2, "rahf"), train_dataset=examples,
+        data_collator=lambda b: collate_representation(b, tokenizer.pad_token_id),
+        callbacks=callbacks)
+    trainer.order, trainer.layers, trainer.alpha, trainer.frozen = (
+        s2.order, tuple(layers), config.alpha, tuple(frozen))
+    result = run_trainer(trainer, out, tokenizer, s2, resume)
+    tokens = sum(e.tokens for e in examples) * s2.epochs
+    summary = write_summary(out, str(data), s2, "rahf", report, result,
+                            rahf={**asdict(config), "layers": layers},
+                            step1_models=frozen_names,
+                            tokens_per_s=round(tokens / max(result["seconds"], 1e-9), 1))
+    return summary
