@@ -56,7 +56,9 @@ def test_demo_and_models_list(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("command", [["inspect"], ["convert"], ["models", "prepare"],
-                                     ["data", "demo"], ["audit"]])
+                                     ["data", "demo"], ["audit"], ["rahf"], ["hir"],
+                                     ["steer", "extract"], ["steer", "generate"], ["probe"],
+                                     ["experiment", "rahf"]])
 def test_every_command_has_an_example(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Example" in result.stdout
@@ -67,3 +69,52 @@ def test_audit_bad_committee_is_one_clear_line(tmp_path) -> None:
     committee.write_text('[[member]]\nname = "a"\nkind = "oracle"\nmodel = "minilm-l6"\n')
     result = run("audit", "x.jsonl", "--committee", committee, "--out", tmp_path / "o")
     assert result.exit_code == 2 and "unknown kind 'oracle'" in result.stderr
+
+
+def test_steer_extract_generate_and_evaluate(tmp_path) -> None:
+    from preflab.data.write import write_pairs
+    from tests.train.helpers import short_pairs
+
+    write_pairs(short_pairs(8), tmp_path / "p.jsonl")
+    vec = tmp_path / "v.safetensors"
+    result = run("steer", "extract", tmp_path / "p.jsonl", "--model", "tiny-llama",
+                 "--out", vec, "--stimulus", "reply")
+    assert result.exit_code == 0, result.output
+    assert "from 8 pairs" in result.stdout and vec.is_file()
+    result = run("steer", "generate", tmp_path / "p.jsonl", "--model", "tiny-llama",
+                 "--vector", vec, "--coeff", "3", "--max-new-tokens", "6", "--limit", "3",
+                 "--out", tmp_path / "g.jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all({"prompt_id", "prompt", "reply"} <= set(r) for r in rows)
+    result = run("eval-policy", "tiny-llama", "--heldout", tmp_path / "p.jsonl", "--steer",
+                 vec, "--coeff", "3", "--out", tmp_path / "e", "--json")
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout.strip().splitlines()[-1])
+    assert s["steer"] == str(vec) and s["coeff"] == 3.0 and s["perplexity"] > 1
+    missing = run("steer", "generate", tmp_path / "p.jsonl", "--model", "tiny-llama",
+                  "--vector", tmp_path / "nope.safetensors")
+    assert missing.exit_code == 2 and "no such steering vector file" in missing.stderr
+
+
+def test_rahf_hir_and_probe_commands(tmp_path) -> None:
+    from preflab.data.write import write_pairs
+    from tests.train.helpers import short_pairs
+
+    write_pairs(short_pairs(8), tmp_path / "p.jsonl")
+    write_pairs(short_pairs(6, seed=1), tmp_path / "q.jsonl")
+    result = run("rahf", tmp_path / "p.jsonl", "--variant", "dual", "--base", "tiny-llama",
+                 "--layers", "1,2", "--max-length", "256", "--out", tmp_path / "r", "--json")
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout.strip().splitlines()[-1])
+    assert s["rahf"]["layers"] == [1, 2] and s["config"]["lora_layers"] == [0, 1]
+    assert (tmp_path / "r" / "step1-bad" / "preflab-train.json").is_file()
+    bad = run("rahf", tmp_path / "p.jsonl", "--variant", "triple", "--base", "tiny-llama")
+    assert bad.exit_code == 2 and "variant must be one of" in bad.stderr
+    result = run("hir", tmp_path / "p.jsonl", "--base", "tiny-llama", "--max-length", "256",
+                 "--out", tmp_path / "h")
+    assert result.exit_code == 0, result.output
+    result = run("probe", tmp_path / "p.jsonl", tmp_path / "q.jsonl", "--model", "tiny-llama",
+                 "--out", tmp_path / "pr")
+    assert result.exit_code == 0, result.output
+    assert "6 held-out pairs: accuracy" in result.stdout

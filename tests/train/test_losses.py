@@ -64,3 +64,38 @@ def test_dpo_losses_at_zero_and_their_relations():
     assert x.grad.abs().item() < 1e-7
     with pytest.raises(ValueError, match="eps"):
         dpo_loss(d, zero, "robust", 0.5, eps=0.5)
+
+
+def test_scit_loss_by_hand():
+    from preflab.train.losses import scit_loss
+
+    good_sums = torch.tensor([[-4.0, -9.0]])  # chosen, rejected under the good instruction
+    bad_sums = torch.tensor([[-8.0, -3.0]])
+    n = torch.tensor([[2.0, 3.0]])
+    loss, stats = scit_loss(good_sums, n, bad_sums, n, eps=0.2, weight=1.0)
+    ce = (4.0 + 3.0) / (2 + 3)
+    # chosen: logits (mean log p) good -2, bad -4 -> label good; rejected: -3, -1 -> bad
+    def smoothed(right, wrong):
+        lp = torch.log_softmax(torch.tensor([right, wrong]), 0)
+        return -(0.9 * lp[0] + 0.1 * lp[1])
+    contrast = (smoothed(-2.0, -4.0) + smoothed(-1.0, -3.0)) / 2
+    assert float(loss) == pytest.approx(ce + float(contrast), rel=1e-5)
+    assert float(stats["instruction_accuracy"]) == 1.0
+    plain, _ = scit_loss(good_sums, n, bad_sums, n, weight=0.0)
+    assert float(plain) == pytest.approx(ce)
+    with pytest.raises(ValueError, match="eps"):
+        scit_loss(good_sums, n, bad_sums, n, eps=1.0)
+
+
+def test_representation_loss_is_zero_at_the_target_and_one_shift_at_the_base():
+    from preflab.train.losses import representation_loss
+
+    g = [torch.randn(5, 4)]
+    b = [torch.randn(5, 4)]
+    base = [torch.randn(5, 4)]
+    target = [base[0] + 3.0 * (g[0] - b[0])]
+    loss, stats = representation_loss(target, base, g, b, alpha=3.0)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    loss, stats = representation_loss(base, base, g, b, alpha=3.0)
+    assert float(stats["distance_ratio"]) == pytest.approx(1.0)
+    assert float(loss) == pytest.approx(float((3.0 * (g[0] - b[0])).norm(dim=-1).mean()))

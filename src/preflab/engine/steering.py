@@ -53,14 +53,16 @@ class SteeringVector:
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such steering vector file")
         try:
             with safe_open(str(path), framework="numpy") as f:
                 info = json.loads((f.metadata() or {}).get("preflab", "null"))
                 layers = {int(k.split(".", 1)[1]): f.get_tensor(k)
                           for k in f.keys()}  # noqa: SIM118 (not iterable)
-        except (OSError, ValueError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, SafetensorError) as e:
             raise ValueError(f"{path}: not a steering vector file ({e})") from None
         if not isinstance(info, dict) or not layers:
             raise ValueError(f"{path}: not a steering vector file written by preflab "
