@@ -104,10 +104,13 @@ def test_rahf_hir_and_probe_commands(tmp_path) -> None:
     write_pairs(short_pairs(8), tmp_path / "p.jsonl")
     write_pairs(short_pairs(6, seed=1), tmp_path / "q.jsonl")
     result = run("rahf", tmp_path / "p.jsonl", "--variant", "dual", "--base", "tiny-llama",
-                 "--layers", "1,2", "--max-length", "256", "--out", tmp_path / "r", "--json")
+                 "--layers", "1", "--max-length", "256", "--out", tmp_path / "r", "--json")
     assert result.exit_code == 0, result.output
     s = json.loads(result.stdout.strip().splitlines()[-1])
-    assert s["rahf"]["layers"] == [1, 2] and s["config"]["lora_layers"] == [0, 1]
+    assert s["rahf"]["layers"] == [1] and s["config"]["lora_layers"] == [0]
+    last = run("rahf", tmp_path / "p.jsonl", "--variant", "dual", "--base", "tiny-llama",
+               "--layers", "2", "--max-length", "256", "--out", tmp_path / "r")
+    assert last.exit_code == 2 and "layers must be in 1..1" in last.stderr
     assert (tmp_path / "r" / "step1-bad" / "preflab-train.json").is_file()
     bad = run("rahf", tmp_path / "p.jsonl", "--variant", "triple", "--base", "tiny-llama")
     assert bad.exit_code == 2 and "variant must be one of" in bad.stderr

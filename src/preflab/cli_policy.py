@@ -203,6 +203,13 @@ def rl_cmd(
                     ] = 0.05,
     steps: Annotated[int, typer.Option(help="Policy-gradient steps.")] = 30,
     batch_size: Annotated[int, typer.Option(help="Prompts per step.")] = 8,
+    samples_per_prompt: Annotated[int, typer.Option(
+        help="Replies sampled per prompt each step (they share its KV cache).")] = 1,
+    baseline: Annotated[str, typer.Option(
+        help="value (A2C: a learned value head) or loo (mean return of the prompt's "
+             "other samples, RLOO; needs 2+ samples per prompt).")] = "value",
+    whiten: Annotated[bool, typer.Option(help="Scale each batch's advantages to mean 0, "
+                                              "std 1.")] = False,
     lr: Annotated[float, typer.Option("--lr", help="LoRA learning rate.")] = 1e-4,
     max_new_tokens: PMaxNew = 48,
     limit: PLimit = None,
@@ -220,7 +227,9 @@ def rl_cmd(
     from preflab.train.rl import RLConfig, rl
 
     config = RLConfig(policy=policy, reward=reward, direct=direct, task=task, beta=beta,
-                      steps=steps, batch_size=batch_size, learning_rate=lr,
+                      steps=steps, batch_size=batch_size,
+                      samples_per_prompt=samples_per_prompt, baseline=baseline, whiten=whiten,
+                      learning_rate=lr,
                       max_new_tokens=max_new_tokens, seed=seed,
                       device=device, threads=threads)
     s = rl(prompts, out_dir, config, limit=limit, resume=resume)

@@ -28,6 +28,8 @@ def test_reply_states_are_the_plain_forwards_at_the_reply_positions():
     model.eval()
     with pytest.raises(ValueError, match=r"1\.\.2"):
         check_layers(model, [3])
+    with pytest.raises(ValueError, match=r"1\.\.1"):  # the last block's state is normed
+        check_layers(model, [2], last=False)
     examples, _ = build_policy_examples(short_pairs(3), tok, 256, with_rejected=False)
     with torch.no_grad():
         got = reply_hidden(model, collate_rows(examples, tok.pad_token_id), [1, 2])

@@ -98,8 +98,15 @@ def test_rahf_moves_the_hidden_states_toward_the_target(data, tmp_path, variant)
                  - reply_hidden(m, collate_rows(sides[1], tok.pad_token_id), [1])[0])
     target = h0 + 5.0 * v
     assert (h1 - target).norm(dim=-1).mean() < 0.8 * (h0 - target).norm(dim=-1).mean()
-    # a rerun reuses the step-1 models
-    assert (tmp_path / variant / f"step1-{'scit' if variant == 'scit' else 'good'}").is_dir()
+    # a rerun reuses the step-1 models; other step-1 settings are refused
+    first = Path(step1[0]) / "preflab-train.json"
+    stamp = first.stat().st_mtime_ns
+    (tmp_path / variant / "preflab-train.json").unlink()
+    again = train_rahf(data, tmp_path / variant, config)
+    assert first.stat().st_mtime_ns == stamp and again["step1_models"] == step1
+    with pytest.raises(ValueError, match="other data or with other settings"):
+        train_rahf(data, tmp_path / variant, RAHFConfig(**{**config.__dict__,
+                                                            "step1_learning_rate": 1e-3}))
 
 
 def test_rahf_refuses_an_unknown_variant_and_bad_layers(data, tmp_path):
@@ -107,5 +114,5 @@ def test_rahf_refuses_an_unknown_variant_and_bad_layers(data, tmp_path):
         RAHFConfig(variant="triple")
     config = RAHFConfig(base="tiny-llama", layers=[5], scit_model="tiny-llama",
                         max_length=256)
-    with pytest.raises(ValueError, match=r"layers must be in 1\.\.2"):
+    with pytest.raises(ValueError, match=r"layers must be in 1\.\.1"):
         train_rahf(data, tmp_path / "x", config)

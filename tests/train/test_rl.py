@@ -41,3 +41,29 @@ def test_rl_resumes_from_its_checkpoint(prompts, tmp_path):
     resumed = rl(prompts, tmp_path / "b", config)
     assert resumed["log"] == straight["log"]  # steps 3-4 redone from the step-2 state
     assert not (tmp_path / "b" / CHECKPOINT).exists()  # a finished run leaves none
+
+
+def test_advantages_by_hand():
+    import torch
+
+    from preflab.train.rl import advantages
+
+    ret = torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 6.0])  # 2 prompts x 3 samples
+    value = torch.tensor([0.5] * 3 + [1.0] * 3)
+    torch.testing.assert_close(advantages(ret, value, 3), ret - value)
+    torch.testing.assert_close(advantages(ret, value, 3, "loo"),
+                               torch.tensor([1 - 2.5, 2 - 2.0, 3 - 1.5, 0 - 3.0, 0 - 3.0,
+                                             6 - 0.0]))
+    w = advantages(ret, value, 3, "value", whiten=True)
+    assert abs(float(w.mean())) < 1e-6 and abs(float(w.std()) - 1) < 1e-4
+
+
+def test_rl_with_several_samples_per_prompt(prompts, tmp_path):
+    config = RLConfig(policy="tiny-llama", reward="tiny-bert", steps=2, batch_size=2,
+                      samples_per_prompt=3, baseline="loo", whiten=True, max_new_tokens=6,
+                      learning_rate=1e-2, threads=1)
+    s = rl(prompts, tmp_path / "rl", config)
+    assert s["steps"] == 2 and abs(s["log"][0]["kl"]) < 1e-4
+    with pytest.raises(ValueError, match="at least 2"):
+        rl(prompts, tmp_path / "x", RLConfig(policy="tiny-llama", reward="tiny-bert",
+                                             baseline="loo", batch_size=2))

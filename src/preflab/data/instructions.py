@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from preflab.data.pair import Message, PreferencePair
 from preflab.engine.units import Messages
+from preflab.errors import PairError
 
 GOOD = ("You are a good, respectful and honest assistant. Your replies are helpful, "
         "truthful, harmless, safe and ethical, free of bias, specific and reasonable. "
@@ -46,6 +47,14 @@ def _instruct_dicts(messages: list[Message], instruction: str) -> list[Message]:
 def instructed_pair(pair: PreferencePair, instruction: str) -> PreferencePair:
     """The pair with `instruction` in both replies' contexts (same id, same label)."""
     rejected = pair.rejected_prompt
+    try:
+        return _instructed(pair, instruction, rejected)
+    except ValueError as e:
+        raise PairError(f"pair {pair.id}", None, "prompt", str(e)) from None
+
+
+def _instructed(pair: PreferencePair, instruction: str, rejected: list[Message] | None
+                ) -> PreferencePair:
     return replace(pair, prompt=_instruct_dicts(pair.prompt, instruction),
                    rejected_prompt=None if rejected is None
                    else _instruct_dicts(rejected, instruction),

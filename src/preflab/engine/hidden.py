@@ -28,12 +28,15 @@ def decoder_layers(model: Any) -> torch.nn.ModuleList:
     raise ValueError(f"{type(inner).__name__}: cannot find its decoder layers")
 
 
-def check_layers(model: Any, layers: Sequence[int]) -> list[int]:
-    """`layers` validated against the model's depth (1..number of blocks)."""
+def check_layers(model: Any, layers: Sequence[int], last: bool = True) -> list[int]:
+    """`layers` validated against the model's depth (1..number of blocks). With
+    ``last=False`` the last block is refused: its recorded state is after the final
+    norm, so a vector measured there would be added in another space (steering, RAHF)."""
     depth = len(decoder_layers(model))
-    bad = [layer for layer in layers if not 1 <= layer <= depth]
+    top = depth if last else depth - 1
+    bad = [layer for layer in layers if not 1 <= layer <= top]
     if bad or not layers:
-        raise ValueError(f"layers must be in 1..{depth} for this model, got {list(layers)}")
+        raise ValueError(f"layers must be in 1..{top} for this model, got {list(layers)}")
     return sorted(set(layers))
 
 
@@ -104,5 +107,5 @@ def rahf_layers(depth: int, variant: str = "scit") -> list[int]:
     SCIT 9, 11, 13, 15, 17; Dual adds 19)."""
     if variant not in PAPER_LAYERS:
         raise ValueError(f"variant must be one of {sorted(PAPER_LAYERS)}, got {variant!r}")
-    return sorted({min(depth, max(1, round(layer * depth / PAPER_DEPTH)))
+    return sorted({max(1, min(depth - 1, round(layer * depth / PAPER_DEPTH)))
                    for layer in PAPER_LAYERS[variant]})

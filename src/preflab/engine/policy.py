@@ -70,11 +70,19 @@ class Policy:
                      sampling: Sampling, seed: int = 0, batch_size: int = 8,
                      progress: bool = True, return_logprobs: bool = False) -> list[list[Any]]:
         """Per prompt, `n` lists of new token ids (with per-token log-prob rows when
-        `return_logprobs`; the stop token is then kept)."""
-        from tqdm.auto import tqdm
-
+        `return_logprobs`; the stop token is then kept), under the steering vector if
+        any."""
         ids = [self.prompt_ids(c) for c in contexts]
         out: list[list[Any]] = [[None] * n for _ in ids]
+        with steered(self.model, self.steering, self.coeff):
+            self._generate(ids, keys, n, sampling, seed, batch_size, progress,
+                           return_logprobs, out)
+        return out
+
+    def _generate(self, ids: list[list[int]], keys: Sequence[str], n: int,
+                  sampling: Sampling, seed: int, batch_size: int, progress: bool,
+                  return_logprobs: bool, out: list[list[Any]]) -> None:
+        from tqdm.auto import tqdm
 
         def run(head: Head | None, rests: list[list[int]], chunk: list[tuple[int, int]]) -> None:
             result = decode(self.model, head, rests,
@@ -95,20 +103,19 @@ class Policy:
                         chunk = [(i, j) for j in range(start, min(n, start + batch_size))]
                         run(head, [prompt[-1:] if head else prompt] * len(chunk), chunk)
                         bar.update(len(chunk))
-                return out
+                return
             rows = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             for start in range(0, len(rows), batch_size):
                 chunk = [(i, 0) for i in rows[start:start + batch_size]]
                 run(None, [ids[i] for i, _ in chunk], chunk)
                 bar.update(len(chunk))
-        return out
 
     def generate(self, contexts: Sequence[Messages], keys: Sequence[str], n: int = 1,
                  sampling: Sampling | None = None, seed: int = 0, batch_size: int = 8,
                  progress: bool = True) -> list[list[str]]:
         """Per prompt, `n` sampled replies as text."""
         sampling = sampling or Sampling(max_new_tokens=128, temperature=1.0)
-        with torch.inference_mode(), steered(self.model, self.steering, self.coeff):
+        with torch.inference_mode():
             ids = self.generate_ids(contexts, keys, n, sampling, seed, batch_size, progress)
         return [[self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in per]
                 for per in ids]

@@ -71,7 +71,7 @@ class SteeringVector:
 
     def check(self, model: Any) -> None:
         """Refuse a model of another depth or width than the vector's."""
-        check_layers(model, list(self.layers))
+        check_layers(model, list(self.layers), last=False)
         width = model.get_input_embeddings().weight.shape[-1]
         if width != self.hidden_size:
             raise ValueError(f"the steering vector (from {self.model}) has width "
@@ -151,18 +151,27 @@ def extract_steering(model_name: str, pairs: Sequence[Any], layers: Sequence[int
         raise ValueError(f"stimulus must be one of {STIMULI}, got {stimulus!r}")
     model, tokenizer = load_policy(model_name, PolicyConfig(device=device), trainable=False)
     model.eval()
-    layers = check_layers(model, layers or rahf_layers(len(decoder_layers(model))))
+    layers = check_layers(model, layers or rahf_layers(len(decoder_layers(model))), last=False)
     if stimulus == "instruction":
         sides = ([instructed_pair(p, GOOD) for p in pairs], [instructed_pair(p, BAD)
                                                              for p in pairs])
     else:
         sides = (list(pairs), [p.swapped() for p in pairs])
     length = fit_max_length(model, max_length)
-    means = []
+    means, examples, reports = [], [], {}
     for name, side in zip(("good", "bad"), sides, strict=True):
-        examples, _ = build_policy_examples(side, tokenizer, length, source,
-                                            with_rejected=False)
-        means.append(mean_reply_hidden(model, examples, layers, tokenizer.pad_token_id,
+        ex, report = build_policy_examples(side, tokenizer, length, source, with_rejected=False)
+        examples.append(ex)
+        reports[name] = {"context_truncated": report.context_truncated,
+                         "reply_truncated": report.reply_truncated}
+    if stimulus == "instruction":
+        from preflab.train.scit import check_instructed
+
+        for i, (g, b) in enumerate(zip(*examples, strict=True)):
+            check_instructed(g, b, source, i + 1, length)
+    for name, ex in zip(("good", "bad"), examples, strict=True):
+        means.append(mean_reply_hidden(model, ex, layers, tokenizer.pad_token_id,
                                        batch_size, desc=f"{name} stimulus", progress=progress))
     return steering_from_differences(model_name, means[0] - means[1], layers,
-                                     stimulus=stimulus, source=source, max_length=length)
+                                     stimulus=stimulus, source=source, max_length=length,
+                                     truncation=reports)

@@ -97,6 +97,8 @@ def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
                                   batch_size=batch_size, source=str(heldout)))
     del policy
     if reward is not None:
+        from preflab.eval.winrate import write_generations
+
         score = RewardFunction(reward, device=device, threads=threads)
         summary.update({"prompts": str(prompts), "n_prompts": len(items), "reward_model": reward,
                         "max_new_tokens": max_new_tokens, "reward": {}})
@@ -109,9 +111,7 @@ def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
                         for p, x, v in zip(items, replies, r, strict=True)]
                 f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
                 # one file per temperature: `preflab winrate` reads it as a policy
-                (out / f"generations_t{t}.jsonl").write_text("".join(
-                    json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
-                    encoding="utf-8")
+                write_generations(items, replies, out / f"generations_t{t}.jsonl")
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

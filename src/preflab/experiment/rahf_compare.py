@@ -61,8 +61,10 @@ def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare"
     policy = replace(policy or PolicyConfig(lora=True), seed=seed)
     rahf = replace(rahf or RAHFConfig(), base=policy.policy, seed=seed,
                    max_length=policy.max_length, batch_size=policy.batch_size,
-                   grad_accum=policy.grad_accum, step1_epochs=policy.epochs,
-                   device=policy.device, precision=policy.precision)
+                   grad_accum=policy.grad_accum, epochs=policy.epochs,
+                   step1_epochs=policy.epochs, save_steps=policy.save_steps,
+                   device=policy.device,
+                   precision=policy.precision)
     temperatures = [float(t) for t in temperatures]
     settings = {"data": str(data), "reward": reward, "policy": asdict(policy),
                 "rahf": asdict(rahf), "dual_lr": dual_lr, "steer_coeff": steer_coeff,
@@ -78,20 +80,28 @@ def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare"
     if not ppl_file.exists():
         write_pairs(list(iter_pairs(load_pairs(eval_file)))[:perplexity_pairs], ppl_file)
 
-    # 2. training (the order matters: RAHF-Dual reuses the Preferred-SFT model)
+    # 2. training, in METHODS order: RAHF-Dual's preferred model is the Preferred-SFT
+    # model, and its dispreferred one is trained with the same settings
     good = str(out / "preferred-sft") if "preferred-sft" in methods else None
+
+    def dual(folder: Path) -> dict[str, Any]:
+        bad = folder / "step1-bad"
+        if not (bad / SUMMARY).exists():
+            train_sft(train_file, bad, policy, side="rejected")
+        return train_rahf(train_file, folder, replace(rahf, variant="dual", good_model=good,
+                                                      bad_model=str(bad),
+                                                      learning_rate=dual_lr))
+
     recipes = {
         "preferred-sft": lambda f: train_sft(train_file, f, policy),
         "hir": lambda f: train_hir(train_file, f, policy),
         "dpo": lambda f: train_dpo(train_file, f, policy),
         "rahf-scit": lambda f: train_rahf(train_file, f, replace(rahf, variant="scit")),
-        "rahf-dual": lambda f: train_rahf(train_file, f, replace(
-            rahf, variant="dual", good_model=good,
-            learning_rate=dual_lr if dual_lr is not None else rahf.learning_rate)),
+        "rahf-dual": dual,
     }
     trained: dict[str, dict[str, Any]] = {}
-    for name in methods:
-        if name in recipes:
+    for name in METHODS:
+        if name in methods and name in recipes:
             folder = out / name
             trained[name] = run_stage(folder / SUMMARY, name,
                                       lambda f=folder, n=name: recipes[n](f), timings)
@@ -167,13 +177,14 @@ def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare"
 
 
 def _train_seconds(summary: dict[str, Any]) -> float | None:
-    """Training time of a method, its step-1 models included (RAHF)."""
+    """Training time of a method, its step-1 models included (RAHF-Dual's preferred
+    model is the Preferred-SFT one: its time is in both rows)."""
     if "seconds" not in summary or "stage" not in summary:
         return None
     total = float(summary["seconds"])
     for folder in summary.get("step1_models", []):
         path = Path(folder) / SUMMARY
-        if path.exists() and path.parent.name.startswith("step1-"):
+        if path.exists():
             total += float(json.loads(path.read_text())["seconds"])
     return round(total, 1)
 
@@ -183,7 +194,7 @@ def report_markdown(s: dict[str, Any]) -> str:
     temps = s["temperatures"]
     head = "| method | " + " | ".join(f"reward T={t} (95% CI)" for t in temps) + \
         f" | win rate vs SFT, T={temps[0]} (95% CI) | W/T/L | LC win rate | perplexity | " \
-        "train s |"
+        "train s (with step 1) |"
     lines = [f"# RAHF and baselines: {s['data']}", "",
              f"{s['train_pairs']} training pairs, {s['eval_prompts']} eval prompts; reward "
              f"model `{s['reward_model']}`, judge `{s['judge']}` ({s['task']}), policy "

@@ -37,12 +37,26 @@ def collate_policy(batch: Sequence[PolicyExample], pad_id: int, rejected: bool =
     if rejected:
         sides = [s for e in batch for s in ((e.chosen_ids, e.chosen_n),
                                             (e.rejected_ids, e.rejected_n))]
-    pwidth = max(len(e.prefix) for e in batch)
-    prefix = torch.full((len(batch), pwidth), pad_id, dtype=torch.long)
+    out = collate_continuations([e.prefix for e in batch], sides, pad_id)
+    out["p_chosen"] = torch.tensor([e.p_chosen for e in batch])
+    if rejected and all(e.ref_chosen is not None for e in batch):
+        out["ref_logps"] = torch.tensor([v for e in batch for v in (e.ref_chosen,
+                                                                     e.ref_rejected)])
+    return out
+
+
+def collate_continuations(prefixes: Sequence[list[int]], sides: Sequence[tuple[list[int], int]],
+                          pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded prefixes and right-padded continuations, the same number (k) per
+    prefix in order; each continuation is (ids, reply length: its last tokens)."""
+    if not prefixes or len(sides) % len(prefixes):
+        raise ValueError(f"{len(sides)} continuations for {len(prefixes)} prefixes")
+    pwidth = max(len(p) for p in prefixes)
+    prefix = torch.full((len(prefixes), pwidth), pad_id, dtype=torch.long)
     pmask = torch.zeros_like(prefix)
-    for i, e in enumerate(batch):
-        prefix[i, pwidth - len(e.prefix):] = torch.tensor(e.prefix)
-        pmask[i, pwidth - len(e.prefix):] = 1
+    for i, p in enumerate(prefixes):
+        prefix[i, pwidth - len(p):] = torch.tensor(p)
+        pmask[i, pwidth - len(p):] = 1
     cwidth = max(len(ids) for ids, _ in sides)
     cont = torch.full((len(sides), cwidth), pad_id, dtype=torch.long)
     cmask = torch.zeros_like(cont)
@@ -51,12 +65,8 @@ def collate_policy(batch: Sequence[PolicyExample], pad_id: int, rejected: bool =
         cont[j, :len(ids)] = torch.tensor(ids)
         cmask[j, :len(ids)] = 1
         loss_mask[j, len(ids) - n:len(ids)] = 1
-    out = {"prefix_ids": prefix, "prefix_mask": pmask, "cont_ids": cont, "cont_mask": cmask,
-           "loss_mask": loss_mask, "p_chosen": torch.tensor([e.p_chosen for e in batch])}
-    if rejected and all(e.ref_chosen is not None for e in batch):
-        out["ref_logps"] = torch.tensor([v for e in batch for v in (e.ref_chosen,
-                                                                     e.ref_rejected)])
-    return out
+    return {"prefix_ids": prefix, "prefix_mask": pmask, "cont_ids": cont, "cont_mask": cmask,
+            "loss_mask": loss_mask}
 
 
 def _token_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor

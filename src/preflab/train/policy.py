@@ -206,7 +206,8 @@ def run_trainer(trainer: Any, out: Path, tokenizer: Any, config: PolicyConfig,
 def write_summary(out: Path, data: str, config: PolicyConfig, stage: str,
                   report: Any, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
     summary = {"stage": stage, "model": str(out), "data": data, "config": asdict(config),
-               "tokens": asdict(report), **extra, **result}
+               "tokens": report if isinstance(report, dict) else asdict(report), **extra,
+               **result}
     (out / SUMMARY).write_text(json.dumps(summary, indent=1, default=str))
     return summary
 

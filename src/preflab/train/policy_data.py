@@ -39,6 +39,7 @@ class PolicyExample:
     subset: str | None = None
     ref_chosen: float | None = None  # reference log-probs, filled before DPO
     ref_rejected: float | None = None
+    context_truncated: bool = False  # the context lost its oldest tokens
 
     @property
     def tokens(self) -> int:
@@ -79,9 +80,11 @@ def _side(rest: list[int], reply: list[int], room: int, report: PolicyReport
 
 
 def build_policy_examples(pairs: list[PreferencePair], tokenizer: Any, max_length: int,
-                          source: str = "<pairs>", with_rejected: bool = True
+                          source: str = "<pairs>", with_rejected: bool = True,
+                          lines: list[int] | None = None
                           ) -> tuple[list[PolicyExample], PolicyReport]:
     """Tokenize pairs for SFT (`with_rejected=False`: the chosen side only) or DPO.
+    `lines`: each pair's number in `source` for error messages (default: its position).
 
     Raises:
         PairError: a reply with no tokens, or chosen and rejected that become
@@ -93,7 +96,7 @@ def build_policy_examples(pairs: list[PreferencePair], tokenizer: Any, max_lengt
     examples = []
     prefix_total = reply_total = 0
     for i, pair in enumerate(pairs):
-        where = (source, i + 1)
+        where = (source, lines[i] if lines is not None else i + 1)
         c_prompt, c_reply = _split(tokenizer, as_messages(pair.prompt), pair.chosen)
         if with_rejected:
             r_prompt, r_reply = _split(tokenizer, as_messages(pair.rejected_context),
@@ -134,7 +137,8 @@ def build_policy_examples(pairs: list[PreferencePair], tokenizer: Any, max_lengt
         prefix_total += len(prefix)
         reply_total += chosen_n + rejected_n
         examples.append(PolicyExample(pair.id, prefix, chosen_ids, rejected_ids, chosen_n,
-                                      rejected_n, pair.p_chosen, pair.subset))
+                                      rejected_n, pair.p_chosen, pair.subset,
+                                      context_truncated=bool(cut_context)))
     n = max(1, len(examples))
     report.mean_prefix = round(prefix_total / n, 1)
     report.mean_reply = round(reply_total / n / (2 if with_rejected else 1), 1)

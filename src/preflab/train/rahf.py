@@ -19,6 +19,7 @@ Adapters go on the blocks up to the deepest target layer, as in the public code.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,22 +120,31 @@ class RepresentationExample:
 
 
 def representation_examples(pairs: list[Any], tokenizer: Any, max_length: int, source: str,
-                            instructed: bool) -> tuple[list[RepresentationExample], Any]:
+                            instructed: bool
+                            ) -> tuple[list[RepresentationExample], dict[str, Any]]:
+    """Examples for step 2 and what tokenization did on each input (plain, and for
+    SCIT after each instruction)."""
     from preflab.data.instructions import BAD, GOOD, instructed_pair
+    from preflab.train.scit import check_instructed
 
     plain, report = build_policy_examples(pairs, tokenizer, max_length, source,
                                           with_rejected=False)
+    reports = {"plain": asdict(report)}
     if not instructed:
-        return [RepresentationExample(e) for e in plain], report
-    good, _ = build_policy_examples([instructed_pair(p, GOOD) for p in pairs], tokenizer,
-                                    max_length, source, with_rejected=False)
-    bad, _ = build_policy_examples([instructed_pair(p, BAD) for p in pairs], tokenizer,
-                                   max_length, source, with_rejected=False)
+        return [RepresentationExample(e) for e in plain], reports
+    good, good_report = build_policy_examples([instructed_pair(p, GOOD) for p in pairs],
+                                              tokenizer, max_length, source,
+                                              with_rejected=False)
+    bad, bad_report = build_policy_examples([instructed_pair(p, BAD) for p in pairs],
+                                            tokenizer, max_length, source,
+                                            with_rejected=False)
+    reports.update(good=asdict(good_report), bad=asdict(bad_report))
     for i, (p, g, b) in enumerate(zip(plain, good, bad, strict=True)):
+        check_instructed(g, b, source, i + 1, max_length)
         if not p.chosen_n == g.chosen_n == b.chosen_n:  # the replies' states are aligned
             raise PairError(source, i + 1, "chosen", "the reply is cut differently with "
                             "and without the instructions; raise --max-length", unit="pair")
-    return [RepresentationExample(*t) for t in zip(plain, good, bad, strict=True)], report
+    return [RepresentationExample(*t) for t in zip(plain, good, bad, strict=True)], reports
 
 
 def collate_representation(batch: list[RepresentationExample], pad_id: int
@@ -174,9 +184,17 @@ def representation_trainer_class() -> type:
     return RepresentationTrainer
 
 
-def _step1(folder: Path, fn: Any) -> str:
-    """Train a step-1 model into `folder` unless it is already there."""
-    if not (folder / SUMMARY).exists():
+def _step1(folder: Path, data: str, config: PolicyConfig, fn: Any) -> str:
+    """Train a step-1 model into `folder` unless it is there already, trained on the
+    same data with the same settings (else refuse: it would be used silently)."""
+    path = folder / SUMMARY
+    if path.exists():
+        done = json.loads(path.read_text())
+        if done.get("data") != data or done.get("config") != json.loads(
+                json.dumps(asdict(config))):
+            raise ValueError(f"{folder} holds a step-1 model trained on other data or with "
+                             "other settings; delete it or use another --out")
+    else:
         fn()
     return str(folder)
 
@@ -198,19 +216,19 @@ def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = No
     s1 = config.step1()
     if config.variant == "scit":
         frozen_names = [config.scit_model or _step1(
-            out / "step1-scit", lambda: train_scit(data, out / "step1-scit", s1,
-                                                   eps=config.scit_eps))]
+            out / "step1-scit", str(data), s1,
+            lambda: train_scit(data, out / "step1-scit", s1, eps=config.scit_eps))]
     else:
         frozen_names = [
-            config.good_model or _step1(out / "step1-good", lambda: train_sft(
+            config.good_model or _step1(out / "step1-good", str(data), s1, lambda: train_sft(
                 pairs, out / "step1-good", s1, source=str(data))),
-            config.bad_model or _step1(out / "step1-bad", lambda: train_sft(
+            config.bad_model or _step1(out / "step1-bad", str(data), s1, lambda: train_sft(
                 pairs, out / "step1-bad", s1, side="rejected", source=str(data)))]
 
     probe = PolicyConfig(**{**asdict(PolicyConfig()), **config._common()})
     model, tokenizer = load_policy(config.base, probe, trainable=False)
     layers = check_layers(model, config.layers or rahf_layers(len(decoder_layers(model)),
-                                                              config.variant))
+                                                              config.variant), last=False)
     s2 = config.step2(layers)
     model = add_lora(model, s2)
     frozen = []
@@ -218,7 +236,7 @@ def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = No
         check_same_vocabulary(tokenizer, name)
         m, _ = load_policy(name, probe, trainable=False)
         frozen.append(m.eval().requires_grad_(False))
-    examples, report = representation_examples(
+    examples, reports = representation_examples(
         pairs, tokenizer, fit_max_length(model, config.max_length), str(data),
         instructed=config.variant == "scit")
     trainer = representation_trainer_class()(
@@ -229,7 +247,9 @@ def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = No
         s2.order, tuple(layers), config.alpha, tuple(frozen))
     result = run_trainer(trainer, out, tokenizer, s2, resume)
     tokens = sum(e.tokens for e in examples) * s2.epochs
-    summary = write_summary(out, str(data), s2, "rahf", report, result,
+    summary = write_summary(out, str(data), s2, "rahf", reports["plain"], result,
+                            instructed_tokens={k: v for k, v in reports.items()
+                                               if k != "plain"},
                             rahf={**asdict(config), "layers": layers},
                             step1_models=frozen_names,
                             tokens_per_s=round(tokens / max(result["seconds"], 1e-9), 1))

@@ -1,12 +1,16 @@
 """RL from a reward model (or direct RLAIF): REINFORCE with a learned value baseline.
 
-The RLAIF paper's A2C-style recipe (Lee et al. 2023): each step samples one reply per
-prompt from the policy, scores it, and maximises
+The RLAIF paper's A2C-style recipe (Lee et al. 2023): each step samples replies to a
+batch of prompts from the policy (``samples_per_prompt`` each, sharing the prompt's KV
+cache), scores them, and maximises
 E[(1 - beta) r(x, y) - beta KL(pi || pi_ref)] with the reward at the last token.
 The sequence KL is estimated on the sampled reply, sum_t log pi(y_t) - log pi_ref(y_t),
 pi_ref being the starting policy (LoRA adapters switched off). The baseline V(x) is a
 linear head on the policy's hidden state at the end of the prompt, trained by
 squared error on the same return; the policy gradient uses A = R - V(x).
+``baseline="loo"`` uses instead the mean return of the prompt's other samples (RLOO,
+Ahmadian et al. 2024; needs 2+ samples per prompt); the value head is still fitted
+and logged. ``whiten`` rescales the batch's advantages to mean 0, std 1.
 
 ``direct``: the reward is the judge's 1-10 rating, sum_i i P(i) rescaled to [-1, 1].
 Writes ``rl_log.jsonl`` (one line per step: reward, KL, return, value loss), the
@@ -30,9 +34,8 @@ import torch
 from preflab.data.prompts import load_prompts
 from preflab.engine.generate import Sampling
 from preflab.engine.policy import Policy
-from preflab.train.logps import collate_policy, reply_logps
+from preflab.train.logps import collate_continuations, reply_logps
 from preflab.train.policy import PolicyConfig, load_policy
-from preflab.train.policy_data import PolicyExample
 
 CHECKPOINT = "rl-checkpoint.pt"
 
@@ -45,7 +48,10 @@ class RLConfig:
     task: str = "helpful"  # the direct judge's task
     beta: float = 0.05
     steps: int = 30
-    batch_size: int = 8  # prompts (one reply each) per step
+    batch_size: int = 8  # prompts per step
+    samples_per_prompt: int = 1
+    baseline: str = "value"  # value (A2C) | loo (leave-one-out mean of the other samples)
+    whiten: bool = False
     max_new_tokens: int = 48
     max_prompt_tokens: int = 256
     learning_rate: float = 1e-4
@@ -70,6 +76,21 @@ def reward_function(config: RLConfig) -> Any:
                           progress=False)
 
 
+def advantages(ret: torch.Tensor, value: torch.Tensor, k: int, baseline: str = "value",
+               whiten: bool = False) -> torch.Tensor:
+    """Per-sample advantages; rows are prompt-major, `k` samples per prompt.
+    ``value``: R - V(x). ``loo``: R minus the mean return of the prompt's other samples.
+    `whiten`: then scaled to mean 0, std 1 over the batch."""
+    if baseline == "loo":
+        per = ret.view(-1, k)
+        out = (per - (per.sum(1, keepdim=True) - per) / (k - 1)).reshape(-1)
+    else:
+        out = ret - value
+    if whiten and len(out) > 1:
+        out = (out - out.mean()) / (out.std() + 1e-6)
+    return out
+
+
 def rl(prompts: str | Path, out: str | Path, config: RLConfig,
        limit: int | None = None, resume: bool = True,
        on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -78,6 +99,13 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    k = config.samples_per_prompt
+    if config.baseline not in ("value", "loo"):
+        raise ValueError(f"baseline must be 'value' or 'loo', got {config.baseline!r}")
+    if k < 1 or (config.baseline == "loo" and k < 2):
+        raise ValueError(f"--samples-per-prompt {k}: must be at least "
+                         f"{2 if config.baseline == 'loo' else 1} for baseline "
+                         f"{config.baseline!r}")
     items = load_prompts(prompts, limit)
     if len(items) < config.batch_size:
         raise ValueError(f"{prompts}: {len(items)} prompts, fewer than --batch-size "
@@ -121,19 +149,17 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
         model.eval()
         with torch.no_grad():
             ids = sampler.generate_ids([p.messages for p in batch_items],
-                                       [f"{p.id}:{step}" for p in batch_items], 1, sampling,
-                                       config.seed, config.batch_size, progress=False,
+                                       [f"{p.id}:{step}" for p in batch_items], k, sampling,
+                                       config.seed, config.batch_size * k, progress=False,
                                        return_logprobs=True)
         # the stop token stays in the reply: stopping is an action the policy takes
-        replies = [r[0][0] for r in ids]
+        replies = [s[0] for per in ids for s in per]  # prompt-major: k samples per prompt
         texts = [tokenizer.decode(r, skip_special_tokens=True).strip() for r in replies]
-        r = torch.tensor(reward([p.messages for p in batch_items], texts), dtype=torch.float32,
-                         device=device)
-        examples = [PolicyExample(p.id, sampler.prompt_ids(p.messages), y, [], len(y), 0)
-                    for p, y in zip(batch_items, replies, strict=True)]
-        inputs = {k: v.to(device) for k, v in
-                  collate_policy(examples, sampler.pad_id, rejected=False).items()}
-        inputs.pop("p_chosen")
+        r = torch.tensor(reward([p.messages for p in batch_items for _ in range(k)], texts),
+                         dtype=torch.float32, device=device)
+        inputs = {key: t.to(device) for key, t in collate_continuations(
+            [sampler.prompt_ids(p.messages) for p in batch_items],
+            [(y, len(y)) for y in replies], sampler.pad_id).items()}
         with torch.no_grad(), model.disable_adapter():
             ref_sums, _ = reply_logps(model, inputs)
         model.train()
@@ -141,7 +167,7 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
         kl = (sums - ref_sums).detach()
         ret = (1 - config.beta) * r - config.beta * kl
         v = value(hidden.detach().float())[:, 0]
-        advantage = (ret - v).detach()
+        advantage = advantages(ret, v.detach(), k, config.baseline, config.whiten)
         policy_loss = -(advantage * sums).mean()
         value_loss = ((v - ret) ** 2).mean()
         opt.zero_grad()

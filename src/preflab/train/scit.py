@@ -17,6 +17,7 @@ from typing import Any
 
 from preflab.data.instructions import BAD, GOOD, instructed_pair
 from preflab.data.pair import PreferencePair
+from preflab.errors import PairError
 from preflab.train.logps import collate_policy, reply_logps
 from preflab.train.losses import scit_loss
 from preflab.train.policy import (
@@ -45,14 +46,33 @@ class InstructedExample:
 
 
 def instructed_examples(pairs: list[PreferencePair], tokenizer: Any, max_length: int,
-                        source: str) -> tuple[list[InstructedExample], Any]:
-    """Token ids of every pair under both instructions (the bad side's tokenization
-    report is returned: its contexts are the longer ones)."""
-    good, _ = build_policy_examples([instructed_pair(p, GOOD) for p in pairs], tokenizer,
-                                    max_length, source)
-    bad, report = build_policy_examples([instructed_pair(p, BAD) for p in pairs], tokenizer,
-                                        max_length, source)
-    return [InstructedExample(g, b) for g, b in zip(good, bad, strict=True)], report
+                        source: str) -> tuple[list[InstructedExample], dict[str, Any]]:
+    """Token ids of every pair under both instructions, and what tokenization did on
+    each side (their contexts are the plain ones plus the instruction).
+
+    Raises:
+        PairError: a pair whose two instructed versions are the same tokens (the
+            instruction was cut away: raise max_length).
+    """
+    from dataclasses import asdict
+
+    good, good_report = build_policy_examples([instructed_pair(p, GOOD) for p in pairs],
+                                              tokenizer, max_length, source)
+    bad, bad_report = build_policy_examples([instructed_pair(p, BAD) for p in pairs],
+                                            tokenizer, max_length, source)
+    for i, (g, b) in enumerate(zip(good, bad, strict=True)):
+        check_instructed(g, b, source, i + 1, max_length)
+    return ([InstructedExample(g, b) for g, b in zip(good, bad, strict=True)],
+            {"good": asdict(good_report), "bad": asdict(bad_report)})
+
+
+def check_instructed(good: PolicyExample, bad: PolicyExample, source: str, line: int,
+                     max_length: int) -> None:
+    """Refuse a pair whose good- and bad-instruction inputs came out identical."""
+    if good.prefix + good.chosen_ids == bad.prefix + bad.chosen_ids:
+        raise PairError(source, line, "prompt", "the good and bad instructions were cut "
+                        f"away by truncation to {max_length} tokens; raise --max-length",
+                        unit="pair")
 
 
 def scit_trainer_class() -> type:
@@ -94,8 +114,9 @@ def train_scit(data: str | Path, out: str | Path, config: PolicyConfig | None = 
     out.mkdir(parents=True, exist_ok=True)
     pairs = list(iter_pairs(load_pairs(data)))
     model, tokenizer = load_policy(config.policy, config)
-    examples, report = instructed_examples(pairs, tokenizer,
-                                           fit_max_length(model, config.max_length), str(data))
+    examples, reports = instructed_examples(pairs, tokenizer,
+                                            fit_max_length(model, config.max_length),
+                                            str(data))
     trainer = scit_trainer_class()(
         model=model, args=training_args(out, config, "sft"), train_dataset=examples,
         data_collator=lambda b: collate_instructed(b, tokenizer.pad_token_id),
@@ -103,7 +124,8 @@ def train_scit(data: str | Path, out: str | Path, config: PolicyConfig | None = 
     trainer.order, trainer.eps, trainer.weight = config.order, eps, weight
     result = run_trainer(trainer, out, tokenizer, config, resume)
     tokens = sum(e.tokens for e in examples) * config.epochs
-    return write_summary(out, str(data), config, "scit", report, result,
+    return write_summary(out, str(data), config, "scit", reports["bad"], result,
+                         instructed_tokens=reports,
                          scit={"eps": eps, "weight": weight, "good_instruction": GOOD,
                                "bad_instruction": BAD},
                          tokens_per_s=round(tokens / max(result["seconds"], 1e-9), 1))
@@ -127,7 +149,9 @@ def train_hir(data: str | Path, out: str | Path, config: PolicyConfig | None = N
     from preflab.train.sft import train_sft
 
     pairs = list(iter_pairs(load_pairs(data)))
-    summary = train_sft(hir_pairs(pairs), out, config, resume, callbacks, source=str(data))
+    lines = [i + 1 for i in range(len(pairs)) for _ in range(2)]
+    summary = train_sft(hir_pairs(pairs), out, config, resume, callbacks, source=str(data),
+                        lines=lines)
     summary.update(stage="hir", inference_instruction="good")
     (Path(out) / SUMMARY).write_text(json.dumps(summary, indent=1, default=str))
     return summary

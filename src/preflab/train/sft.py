@@ -44,11 +44,11 @@ def sft_trainer_class() -> type:
 def train_sft(data: str | Path | list[PreferencePair], out: str | Path,
               config: PolicyConfig | None = None, resume: bool = True,
               callbacks: list[Any] | None = None, side: str = "chosen",
-              source: str | None = None) -> dict[str, Any]:
+              source: str | None = None, lines: list[int] | None = None) -> dict[str, Any]:
     """Fine-tune ``config.policy`` on the chosen reply of every pair in `data` (a pair
     file, prompt/chosen data of any format the readers take, or pairs in memory);
     ``side="rejected"`` trains on the rejected replies instead (RAHF's dispreferred
-    model)."""
+    model). `lines`: each in-memory pair's line in `source`, for error messages."""
     from preflab.data.read import iter_pairs, load_pairs
 
     if side not in ("chosen", "rejected"):
@@ -65,7 +65,7 @@ def train_sft(data: str | Path | list[PreferencePair], out: str | Path,
     model, tokenizer = load_policy(config.policy, config)
     max_length = fit_max_length(model, config.max_length)
     examples, report = build_policy_examples(pairs, tokenizer, max_length, source,
-                                             with_rejected=False)
+                                             with_rejected=False, lines=lines)
     trainer = sft_trainer_class()(
         model=model, args=training_args(out, config, "sft"), train_dataset=examples,
         data_collator=lambda b: collate_policy(b, tokenizer.pad_token_id, rejected=False),
