@@ -297,6 +297,10 @@ def eval_policy_cmd(
     steer: Annotated[Path | None, typer.Option(help="A steering vector file to apply.")
                      ] = None,
     coeff: Annotated[float, typer.Option(help="The steering vector's coefficient.")] = 1.0,
+    against: Annotated[Path | None, typer.Option(
+        help="Another eval-policy folder (same prompts, seed and temperatures): also "
+             "report the paired difference of mean reward with a bootstrap interval.")
+                       ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: PThreads = None,
@@ -320,6 +324,16 @@ def eval_policy_cmd(
     if "perplexity" in s:
         out.print(f"perplexity on held-out chosen replies: {s['perplexity']:.3f} "
                   f"({s['tokens']} tokens)")
+    if against is not None:
+        from preflab.eval.policy import compare_evals
+
+        s["against"] = {"folder": str(against), **compare_evals(out_dir, against, seed)}
+        (out_dir / "summary.json").write_text(json.dumps(s, indent=1))
+        for t, d in s["against"].items():
+            if t != "folder":
+                out.print(f"T={t}: minus {against}: {d['mean_diff']:+.4f} (paired 95% CI "
+                          f"{d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, {d['n']} prompts, "
+                          f"higher on {d['a_higher']:.0%})")
     if as_json:
         print(json.dumps(s))
 

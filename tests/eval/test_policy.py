@@ -42,3 +42,23 @@ def test_eval_policy_scores_each_temperature(tmp_path):
         assert s["reward"][str(t)]["mean"] == pytest.approx(
             sum(r["reward"] for r in v) / 4, abs=1e-4)
     assert s["perplexity"] > 1
+
+
+def test_paired_difference_by_hand_and_cli_against(tmp_path):
+    from preflab.eval.policy import compare_evals, paired_difference
+
+    d = paired_difference({"a": 1.0, "b": 0.0, "c": 2.0}, {"a": 0.5, "b": 0.5, "c": 0.5,
+                                                             "z": 9.0})
+    assert d["n"] == 3 and d["mean_diff"] == pytest.approx((0.5 - 0.5 + 1.5) / 3, abs=1e-4)
+    assert d["ci95"][0] <= d["mean_diff"] <= d["ci95"][1] and d["a_higher"] == pytest.approx(
+        2 / 3, abs=1e-4)
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_difference({"a": 1.0}, {"a": 0.0, "b": 1.0})
+    write_pairs(short_pairs(4), tmp_path / "pairs.jsonl")
+    for name in ("x", "y"):
+        eval_policy("tiny-llama", tmp_path / "pairs.jsonl", "tiny-bert", tmp_path / name,
+                    temperatures=(0.7,), max_new_tokens=6, threads=1)
+    same = compare_evals(tmp_path / "x", tmp_path / "y")  # same model, seeds, prompts
+    assert same["0.7"]["mean_diff"] == 0 and same["0.7"]["n"] == 4
+    with pytest.raises(ValueError, match=r"no generations\.jsonl"):
+        compare_evals(tmp_path / "x", tmp_path)

@@ -115,3 +115,44 @@ def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def read_rewards(folder: str | Path) -> dict[float, dict[str, float]]:
+    """temperature -> prompt id -> reward, from an `eval_policy` folder."""
+    path = Path(folder) / "generations.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{folder}: no generations.jsonl (run `preflab eval-policy` with "
+                         "--reward into it)")
+    out: dict[float, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            row = json.loads(line)
+            if not {"prompt_id", "temperature", "reward"} <= set(row):
+                raise ValueError(f"{path}, line {i}: needs prompt_id, temperature, reward")
+            out.setdefault(float(row["temperature"]), {})[row["prompt_id"]] = row["reward"]
+    return out
+
+
+def paired_difference(a: dict[str, float], b: dict[str, float], seed: int = 0,
+                      n_boot: int = 2000) -> dict[str, Any]:
+    """Mean reward of A minus B over the prompts both answered (same prompts, and with
+    `eval_policy`'s per-sample seeds), with a paired bootstrap 95% interval."""
+    keys = sorted(set(a) & set(b))
+    if len(keys) < 2:
+        raise ValueError(f"{len(keys)} prompts in common: need at least 2 to compare")
+    d = np.array([a[k] - b[k] for k in keys])
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+    return {"n": len(d), "mean_diff": round(float(d.mean()), 4),
+            "ci95": [round(float(np.percentile(boot, 2.5)), 4),
+                     round(float(np.percentile(boot, 97.5)), 4)],
+            "a_higher": round(float(np.mean(d > 0)), 4)}
+
+
+def compare_evals(a: str | Path, b: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Per temperature, :func:`paired_difference` of two `eval_policy` folders."""
+    ra, rb = read_rewards(a), read_rewards(b)
+    common = sorted(set(ra) & set(rb))
+    if not common:
+        raise ValueError(f"{a} and {b} share no sampling temperature")
+    return {str(t): paired_difference(ra[t], rb[t], seed) for t in common}

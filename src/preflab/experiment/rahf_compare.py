@@ -43,7 +43,7 @@ def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare"
     from preflab.data.read import iter_pairs, load_pairs
     from preflab.data.write import write_pairs
     from preflab.engine.steering import extract_steering
-    from preflab.eval.policy import eval_policy
+    from preflab.eval.policy import compare_evals, eval_policy
     from preflab.eval.probe import probe
     from preflab.eval.winrate import winrate
     from preflab.train.dpo import train_dpo
@@ -160,6 +160,9 @@ def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare"
         if w is not None:
             row.update({k: w[k] for k in ("wins", "ties", "losses", "win_rate", "ci95",
                                           "lc_win_rate")})
+            # same prompts and per-sample seeds as SFT: the paired difference is tighter
+            row["reward_minus_sft"] = compare_evals(out / f"eval-{name}", out / "eval-sft",
+                                                    seed)
         rows.append(row)
     summary = {"data": str(data), "train_pairs": sum(1 for _ in iter_pairs(load_pairs(
         train_file))), "eval_prompts": evals["sft"]["n_prompts"], "reward_model": reward,
@@ -192,22 +195,26 @@ def _train_seconds(summary: dict[str, Any]) -> float | None:
 def report_markdown(s: dict[str, Any]) -> str:
     """The comparison as Markdown."""
     temps = s["temperatures"]
-    head = "| method | " + " | ".join(f"reward T={t} (95% CI)" for t in temps) + \
+    head = "| method | " + " | ".join(f"reward T={t} (95% CI)" for t in temps) + " | " + \
+        " | ".join(f"minus SFT, T={t} (paired CI)" for t in temps) + \
         f" | win rate vs SFT, T={temps[0]} (95% CI) | W/T/L | LC win rate | perplexity | " \
         "train s (with step 1) |"
     lines = [f"# RAHF and baselines: {s['data']}", "",
              f"{s['train_pairs']} training pairs, {s['eval_prompts']} eval prompts; reward "
              f"model `{s['reward_model']}`, judge `{s['judge']}` ({s['task']}), policy "
              f"`{s['policy']['policy']}`.", "", head,
-             "|" + "---|" * (len(temps) + 6)]
+             "|" + "---|" * (2 * len(temps) + 6)]
     for r in s["rows"]:
         cells = [f"{r[f'reward_t{t}']:.3f} ({r[f'reward_t{t}_ci95'][0]:.2f}, "
                  f"{r[f'reward_t{t}_ci95'][1]:.2f})" for t in temps]
         if "win_rate" in r:
+            d = r["reward_minus_sft"]
+            cells += [f"{d[str(t)]['mean_diff']:+.3f} ({d[str(t)]['ci95'][0]:+.2f}, "
+                      f"{d[str(t)]['ci95'][1]:+.2f})" for t in temps]
             cells += [f"{r['win_rate']:.3f} ({r['ci95'][0]:.2f}, {r['ci95'][1]:.2f})",
                       f"{r['wins']}/{r['ties']}/{r['losses']}", f"{r['lc_win_rate']:.3f}"]
         else:
-            cells += ["(reference)", "-", "-"]
+            cells += ["-"] * len(temps) + ["(reference)", "-", "-"]
         cells += [f"{r['perplexity']:.2f}", str(r["train_seconds"] or "-")]
         lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
     p = s["probe"]
