@@ -49,3 +49,5 @@ def test_rahf_compare_runs_every_method_and_resumes(tmp_path):
     assert report.startswith("# RAHF and baselines") and "| rahf-scit |" in report
     again = rahf_compare(tmp_path / "pairs.jsonl", "tiny-bert", tmp_path / "x", **kwargs)
     assert again["stage_seconds"] == {} and again["rows"] == s["rows"]
+    assert again["all_stage_seconds"] == s["all_stage_seconds"] == s["stage_seconds"]
+    assert "Stage times over all runs" in (tmp_path / "x" / "report.md").read_text()

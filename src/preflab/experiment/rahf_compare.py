@@ -24,7 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from preflab.experiment.stages import check_settings, prepare_split, run_stage
+from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
 from preflab.train.policy import SUMMARY, PolicyConfig
 from preflab.train.rahf import RAHFConfig
 
@@ -173,7 +173,9 @@ def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare"
                   "train_pairs": probed["pairs"]["train"]["pairs"],
                   "heldout_pairs": probed["pairs"]["heldout"]["pairs"],
                   **{k: round(v, 4) for k, v in probed["heldout"].items()}},
-        "stage_seconds": timings, "seconds": round(time.perf_counter() - started, 1)}
+        "stage_seconds": timings, "all_stage_seconds": merge_timings(
+            out / "stage_seconds.json", timings),
+        "seconds": round(time.perf_counter() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "report.md").write_text(report_markdown(summary))
     return summary
@@ -223,5 +225,7 @@ def report_markdown(s: dict[str, Any]) -> str:
                   f"{p['heldout_pairs']} held-out pairs: accuracy {p['accuracy']:.3f}, "
                   f"precision {p['precision']:.3f}, recall {p['recall']:.3f}, F1 "
               f"{p['f1']:.3f}, AUC {p['auc']:.3f}, pairwise {p['pairwise_accuracy']:.3f}."]
-    lines += ["", f"Total {s['seconds']} s this run; stages run: {s['stage_seconds']}."]
+    every = s["all_stage_seconds"]
+    lines += ["", f"Stage times over all runs of this experiment (total "
+              f"{sum(every.values()):.0f} s): {every}."]
     return "\n".join(lines) + "\n"

@@ -48,3 +48,12 @@ def prepare_split(data: str | Path, folder: Path, eval_fraction: float,
         write_pairs(train, folder / "train.jsonl")
         write_pairs(test, folder / "eval.jsonl")
     return folder / "train.jsonl", folder / "eval.jsonl"
+
+
+def merge_timings(path: Path, timings: dict[str, float]) -> dict[str, float]:
+    """The seconds of every stage that ever ran in this experiment: those of this run
+    added to the ones saved in `path` by earlier (interrupted) runs, saved back."""
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    saved.update(timings)
+    path.write_text(json.dumps(saved, indent=1))
+    return saved
