@@ -89,7 +89,10 @@ def scit_loss(good_sums: torch.Tensor, good_n: torch.Tensor, bad_sums: torch.Ten
     `weight` times a two-way softmax over p = exp(-mean token CE) under the two
     instructions, the chosen reply labelled "good" and the rejected one "bad", with
     label smoothing `eps` (0.2 in the public code). `weight=0` is plain instruction
-    relabelling (HIR without its contrastive term).
+    relabelling (HIR without its contrastive term). "Softmax over p" is read as the
+    normalised share p_good / (p_good + p_bad), i.e. a softmax of the mean token
+    log-probs; a softmax of the p values themselves would have vanishing gradients
+    for the long, low-probability replies of HH.
     """
     if not 0 <= eps < 1:
         raise ValueError(f"eps must be in [0, 1), got {eps}")
