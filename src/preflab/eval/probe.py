@@ -76,8 +76,9 @@ def probe(model: str, train: str | Path, heldout: str | Path, out: str | Path = 
                                                                heldout_limit)):
         pairs = sample_pairs(list(iter_pairs(load_pairs(path))), limit, seed)
         rows = [q for p in pairs for q in (p, p.swapped())]  # chosen, then rejected
-        examples, report = build_policy_examples(rows, tokenizer, length, str(path),
-                                                 with_rejected=False)
+        examples, report = build_policy_examples(
+            rows, tokenizer, length, str(path), with_rejected=False,
+            lines=None if limit else [i + 1 for i in range(len(pairs)) for _ in (0, 1)])
         features.append(mean_reply_hidden(lm, examples, layers, tokenizer.pad_token_id,
                                           batch_size, desc=f"{name} activations"))
         labels.append(np.tile([1, 0], len(pairs)))
