@@ -689,8 +689,7 @@ def data_demo(
     out.print(json.dumps(report))
 
 
-import preflab.cli_policy  # noqa: E402  (registers sft, dpo, ...)
-import preflab.cli_rahf  # noqa: E402, F401  (registers rahf, hir, steer, probe)
+import preflab.cli_policy  # noqa: E402, F401  (registers sft, dpo, ...; it imports cli_rahf)
 
 
 def main() -> None:  # pragma: no cover - console entry point

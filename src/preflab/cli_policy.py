@@ -391,3 +391,7 @@ def clean_vs_original_cmd(
     out.print((out_dir / "report.md").read_text())
     if s["seconds"]:
         out.print(f"{s['seconds']:.0f} s")
+
+
+# after every name above exists: cli_rahf reuses them (also under `python -m preflab.cli`)
+import preflab.cli_rahf  # noqa: E402, F401  (registers rahf, hir, steer, probe)
