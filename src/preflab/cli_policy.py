@@ -158,7 +158,9 @@ def bon(
     prompts: PPrompts,
     policy: Annotated[str, typer.Option(help="Policy to sample from.")] = "smollm2-135m-instruct",
     reward: Annotated[str, typer.Option(help="Reward model (e.g. a `preflab train-rm` "
-                                             "folder).")] = "",
+                                             "folder) or a committee (a preset name or a "
+                                             "TOML file of pointwise members: their "
+                                             "standardised rewards are averaged).")] = "",
     n: Annotated[int, typer.Option("--n", help="Samples per prompt.")] = 16,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 1.0,
@@ -178,7 +180,7 @@ def bon(
     from preflab.train.best_of_n import best_of_n
 
     if not reward:
-        raise ValueError("--reward is required (a reward model)")
+        raise ValueError("--reward is required (a reward model or a committee)")
     s = best_of_n(prompts, policy, reward, out_dir, n=n, temperature=temperature, top_p=top_p,
                   max_new_tokens=max_new_tokens, limit=limit, seed=seed,
                   batch_size=batch_size, device=device, threads=threads)
@@ -186,6 +188,9 @@ def bon(
                    if k.startswith("best_of_"))
     out.print(f"{s['n_prompts']} prompts, mean reward: {ks}; {s['selected']} selected "
               f"-> {out_dir / 'selected.jsonl'} ({s['seconds']:.0f} s)")
+    for name, table in s.get("members", {}).items():
+        ks = ", ".join(f"{k.replace('best_of_', 'best-of-')} {v:.4f}" for k, v in table.items())
+        out.print(f"  {name}: {ks}")
 
 
 @app.command("rl")

@@ -33,3 +33,56 @@ def test_selected_replies_are_the_best_under_a_fresh_scoring(tmp_path):
               max_new_tokens=8, threads=1)
     assert (tmp_path / "bon2" / "samples.jsonl").read_text() == \
         (tmp_path / "bon" / "samples.jsonl").read_text()
+
+
+def _committee(tmp_path, members: str):
+    path = tmp_path / "committee.toml"
+    path.write_text('name = "bon"\n' + members)
+    return path
+
+
+RM = '[[member]]\nname = "rm"\nkind = "seq-rm"\nmodel = "tiny-bert"\n'
+COSINE = '[[member]]\nname = "cos"\nkind = "embed-rm"\nmodel = "tiny-bert"\n'
+
+
+def test_committee_of_one_reward_model_selects_as_the_model_does(tmp_path):
+    write_pairs(short_pairs(4), tmp_path / "pairs.jsonl")
+    kw = dict(n=4, max_new_tokens=8, threads=1)
+    alone = best_of_n(tmp_path / "pairs.jsonl", "tiny-llama", "tiny-bert", tmp_path / "a", **kw)
+    one = best_of_n(tmp_path / "pairs.jsonl", "tiny-llama", str(_committee(tmp_path, RM)),
+                    tmp_path / "b", **kw)
+    # standardising is monotone: the same replies are kept, and the member's own reward
+    # of the kept replies is the model's best-of-k
+    def kept(folder):
+        return [(p.chosen, p.rejected) for p in iter_pairs(load_pairs(folder / "selected.jsonl"))]
+
+    assert kept(tmp_path / "a") == kept(tmp_path / "b") and kept(tmp_path / "a")
+    assert one["members"]["rm"] == {k: v for k, v in alone.items() if k.startswith("best_of")}
+    assert one["reward_scale"].startswith("committee")
+
+
+def test_committee_rewards_are_the_mean_of_standardised_members(tmp_path):
+    write_pairs(short_pairs(3), tmp_path / "pairs.jsonl")
+    s = best_of_n(tmp_path / "pairs.jsonl", "tiny-llama",
+                  str(_committee(tmp_path, RM + COSINE)), tmp_path / "bon", n=4,
+                  max_new_tokens=8, threads=1)
+    rows = [json.loads(x) for x in (tmp_path / "bon" / "samples.jsonl").open()]
+    raw = {k: np.array([r["member_rewards"][k] for r in rows]) for k in ("rm", "cos")}
+    z = np.mean([(v - v.mean()) / v.std() for v in raw.values()], axis=0)
+    assert np.allclose(z, [r["rewards"] for r in rows], atol=1e-4)
+    # members disagree somewhere, or the test would not tell the mean from one member
+    assert not np.allclose(raw["rm"].argmax(1), raw["cos"].argmax(1)) or s["n_prompts"] < 2
+    # the committee's kept reply is each member's reward there, averaged over prompts
+    best = z.argmax(1)
+    for k, v in raw.items():
+        assert s["members"][k]["best_of_4"] == pytest.approx(v[np.arange(3), best].mean(),
+                                                             abs=1e-3)
+
+
+def test_committee_with_a_judge_is_refused_before_sampling(tmp_path):
+    from preflab.audit.committee import CommitteeError
+
+    write_pairs(short_pairs(2), tmp_path / "pairs.jsonl")
+    with pytest.raises(CommitteeError, match=r"'tiny-judge' is a judge.*vote = false"):
+        best_of_n(tmp_path / "pairs.jsonl", "tiny-llama", "tiny", tmp_path / "bon", n=2)
+    assert not (tmp_path / "bon").exists()

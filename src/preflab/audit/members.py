@@ -8,6 +8,7 @@ absolute rewards of both replies.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from preflab.audit.committee import MemberSpec
 from preflab.data.pair import PreferencePair
 from preflab.engine import Engine
 from preflab.engine.models import Runtime
-from preflab.engine.units import Unit, as_messages, reply_unit
+from preflab.engine.units import Messages, Unit, as_messages, reply_unit
 
 
 @dataclass
@@ -57,16 +58,19 @@ def _pointwise(spec: MemberSpec, scorer: Any, pairs: list[PreferencePair],
                         {"truncated": getattr(scorer, "truncated", 0)})
 
 
-def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair],
-                       engine: Engine) -> MemberScores:
+def _reward_scorer(spec: MemberSpec) -> Any:
     from preflab.engine.reward import RewardScorer
 
     o = spec.options
-    scorer = RewardScorer(o["model"], name=spec.name, output_index=o.get("output_index", 0),
-                          max_length=o.get("max_length", 2048), runtime=_runtime(o),
-                          head_seed=o.get("head_seed", 0),
-                          trust_remote_code=o.get("trust_remote_code", False))
-    return _pointwise(spec, scorer, pairs, engine)
+    return RewardScorer(o["model"], name=spec.name, output_index=o.get("output_index", 0),
+                        max_length=o.get("max_length", 2048), runtime=_runtime(o),
+                        head_seed=o.get("head_seed", 0),
+                        trust_remote_code=o.get("trust_remote_code", False))
+
+
+def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair],
+                       engine: Engine) -> MemberScores:
+    return _pointwise(spec, _reward_scorer(spec), pairs, engine)
 
 
 def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
@@ -104,22 +108,29 @@ def _embed_scorer(model: str, max_length: int, runtime: Runtime) -> Any:
     return EmbedScorer(model, max_length=max_length, runtime=runtime)
 
 
-def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """L2-normalised embeddings: chosen context, chosen reply, rejected context, rejected reply."""
+def embed_items(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                engine: Engine) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised embeddings of each context (its end kept) and each reply."""
     from preflab.engine.embed import embed_unit
     from preflab.engine.text import plain_context
 
     o = spec.options
     scorer = _embed_scorer(o["model"], o.get("max_length", 256), _runtime(o))
-    units = ([embed_unit(plain_context(as_messages(p.prompt)), keep="end") for p in pairs]
-             + [embed_unit(p.chosen) for p in pairs]
-             + [embed_unit(plain_context(as_messages(p.rejected_context)), keep="end")
-                for p in pairs]
-             + [embed_unit(p.rejected) for p in pairs])
+    units = ([embed_unit(plain_context(c), keep="end") for c in contexts]
+             + [embed_unit(r) for r in replies])
     e = np.stack(engine.run(scorer, units, desc=f"{spec.name} (embed)")).astype(np.float64)
+    return e[:len(contexts)], e[len(contexts):]
+
+
+def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """L2-normalised embeddings: chosen context, chosen reply, rejected context, rejected reply."""
+    contexts = ([as_messages(p.prompt) for p in pairs]
+                + [as_messages(p.rejected_context) for p in pairs])
+    ctx, rep = embed_items(spec, contexts, [p.chosen for p in pairs]
+                           + [p.rejected for p in pairs], engine)
     n = len(pairs)
-    return e[:n], e[n:2 * n], e[2 * n:3 * n], e[3 * n:]
+    return ctx[:n], rep[:n], ctx[n:], rep[n:]
 
 
 def pair_features(context: np.ndarray, reply: np.ndarray, kind: str) -> np.ndarray:
@@ -134,17 +145,19 @@ def pair_features(context: np.ndarray, reply: np.ndarray, kind: str) -> np.ndarr
     raise ValueError(f"features must be reply, interaction or full, got {kind!r}")
 
 
+def embed_rewards(spec: MemberSpec, context: np.ndarray, reply: np.ndarray) -> np.ndarray:
+    """An embed-rm member's reward of each (context, reply) embedding row."""
+    head = spec.options.get("head", "cosine")
+    if head == "cosine":  # zero-shot: how well the reply fits its context
+        return np.sum(context * reply, axis=1)
+    data = np.load(head)
+    return pair_features(context, reply, str(data["features"])) @ data["w"]
+
+
 def score_embed_rm(spec: MemberSpec, pairs: list[PreferencePair],
                    engine: Engine) -> MemberScores:
     ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
-    head = spec.options.get("head", "cosine")
-    if head == "cosine":  # zero-shot: how well the reply fits its context
-        r_c, r_r = np.sum(ctx_c * rep_c, axis=1), np.sum(ctx_r * rep_r, axis=1)
-    else:
-        data = np.load(head)
-        kind = str(data["features"])
-        r_c = pair_features(ctx_c, rep_c, kind) @ data["w"]
-        r_r = pair_features(ctx_r, rep_r, kind) @ data["w"]
+    r_c, r_r = embed_rewards(spec, ctx_c, rep_c), embed_rewards(spec, ctx_r, rep_r)
     margin = r_c - r_r
     scale = float(np.std(margin)) or 1.0  # cosine margins are small: a unit-free probability
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin / scale), r_c, r_r)
@@ -170,26 +183,35 @@ def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> 
     """r(x, y) = -log IFD(x, y) = mean log p(y | x) - mean log p(y): how much the context
     helps a causal LM predict the reply (Li et al. 2024). A signal for ``ifd-gap``
     cleaning; by default it does not vote."""
+    contexts = ([as_messages(p.prompt) for p in pairs]
+                + [as_messages(p.rejected_context) for p in pairs])
+    r, truncated = ifd_rewards(spec, contexts, [p.chosen for p in pairs]
+                               + [p.rejected for p in pairs], engine)
+    n = len(pairs)
+    r_c, r_r = r[:n], r[n:]
+    margin = r_c - r_r
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"truncated": truncated})
+
+
+def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                engine: Engine) -> tuple[np.ndarray, int]:
+    """-log IFD of each (context, reply), and how many inputs were truncated."""
     from preflab.engine.loglik import LoglikScorer
 
     o = spec.options
     scorer = LoglikScorer(o["model"], name=spec.name,
                           max_context_tokens=o.get("max_context_tokens", 256),
                           max_reply_tokens=o.get("max_reply_tokens", 256), runtime=_runtime(o))
-    chosen, rejected = _reply_units(pairs)
-    alone = [reply_unit((), p.chosen) for p in pairs] + [reply_unit((), p.rejected)
-                                                          for p in pairs]
+    with_context = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+    alone = [reply_unit((), r) for r in replies]
     # Nothing is shared between units here: one group each, so batches stay small
     # (all replies alone would otherwise form one group of the empty context).
-    units = [Unit(u.key, u.key, u.payload) for u in chosen + rejected + alone]
+    units = [Unit(u.key, u.key, u.payload) for u in with_context + alone]
     v = np.stack(engine.run(scorer, units, desc=spec.name)).astype(float)
     mean_logp = v[:, 0] / np.maximum(v[:, 1], 1)
-    n = len(pairs)
-    r = mean_logp[:2 * n] - mean_logp[2 * n:]
-    r_c, r_r = r[:n], r[n:]
-    margin = r_c - r_r
-    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
-                        {"truncated": scorer.truncated})
+    n = len(replies)
+    return mean_logp[:n] - mean_logp[n:], scorer.truncated
 
 
 def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
@@ -213,3 +235,29 @@ SCORERS = {
 def score_member(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
     """Scores of one member on all pairs."""
     return SCORERS[spec.kind](spec, pairs, engine)
+
+
+# Members that give each reply a reward of its own; judges compare two replies and
+# crossfit members need the pairs' labels.
+POINTWISE = ("seq-rm", "causal-rm", "embed-rm", "python", "ifd")
+
+
+def reply_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                  engine: Engine) -> np.ndarray:
+    """A pointwise member's reward r(x, y) of each (context, reply)."""
+    if spec.kind not in POINTWISE:
+        raise ValueError(f"member {spec.name!r} ({spec.kind}) gives no reward to a reply alone")
+    if spec.kind == "embed-rm":
+        return embed_rewards(spec, *embed_items(spec, contexts, replies, engine))
+    if spec.kind == "ifd":
+        return ifd_rewards(spec, contexts, replies, engine)[0]
+    if spec.kind == "python":
+        from preflab.engine.python import PythonScorer, load_callable
+
+        scorer: Any = PythonScorer(load_callable(spec.options.get("function"),
+                                                 spec.options.get("entry_point")), spec.name)
+    else:
+        scorer = _reward_scorer(spec)
+    units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+    return np.array([v[0] for v in engine.run(scorer, units, desc=spec.name)],
+                    dtype=np.float64)

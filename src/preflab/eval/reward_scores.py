@@ -62,3 +62,48 @@ class DirectJudgeReward:
             return np.zeros(0)
         values = self.engine.run(self.scorer, units, desc=desc or self.name)
         return rescale(expected_score(np.stack(values)))
+
+
+class CommitteeReward:
+    """r(context, reply) from a committee (a preset name or a TOML file): each voting
+    member's reward, standardised over the replies scored in one call (members' scales
+    differ), averaged. Only members that reward a reply alone can rank samples: a judge
+    compares two replies and a crossfit member needs labels, so a committee with one
+    voting is refused (set ``vote = false`` on it to keep the rest). Models load when
+    first used; ``member_rewards`` holds the last call's raw rewards per member."""
+
+    def __init__(self, committee: str | Path, progress: bool = True) -> None:
+        from preflab.audit.committee import CommitteeError, load_committee
+        from preflab.audit.members import POINTWISE
+
+        c = load_committee(committee)
+        self.name = f"committee:{c.name}"
+        self.members = [m for m in c.members if m.votes]
+        for m in self.members:
+            if m.kind not in POINTWISE:
+                raise CommitteeError(
+                    f"{c.source}: member {m.name!r} is a {m.kind}, which gives no reward to "
+                    f"one reply alone; ranking samples needs members of kinds "
+                    f"{', '.join(POINTWISE)} (or set vote = false on {m.name!r})")
+        if not self.members:
+            raise CommitteeError(f"{c.source}: no voting member to rank replies")
+        self.engine = Engine(EngineOptions(progress=progress))
+        self.member_rewards: dict[str, np.ndarray] = {}
+
+    def __call__(self, contexts: Sequence[Messages], replies: Sequence[str],
+                 desc: str | None = None) -> np.ndarray:
+        from preflab.audit.members import reply_rewards
+
+        if not replies:
+            return np.zeros(0)
+        self.member_rewards = {m.name: reply_rewards(m, contexts, replies, self.engine)
+                               for m in self.members}
+        z = [(r - r.mean()) / (r.std() or 1.0) for r in self.member_rewards.values()]
+        return np.mean(z, axis=0)
+
+
+def is_committee(reward: str | Path) -> bool:
+    """A committee preset name or a .toml committee file (anything else is a model)."""
+    from preflab.audit.committee import preset_names
+
+    return str(reward) in preset_names() or str(reward).endswith(".toml")

@@ -21,24 +21,30 @@ from preflab.data.prompts import load_prompts
 from preflab.engine.generate import Sampling
 from preflab.engine.models import Runtime
 from preflab.engine.policy import Policy
-from preflab.eval.reward_scores import RewardFunction
+from preflab.eval.reward_scores import CommitteeReward, RewardFunction, is_committee
 
 
-def best_of_n_table(rewards: np.ndarray) -> dict[str, Any]:
+def best_of_n_table(rewards: np.ndarray, by: np.ndarray | None = None) -> dict[str, Any]:
     """Mean reward of best-of-k for k = 1, 2, 4, ... N from an [prompts, N] array
-    (best-of-k takes the first k samples)."""
+    (best-of-k takes the first k samples). With `by`, the sample kept is the best by
+    `by` (a committee's combined reward) and `rewards` is what is averaged."""
     n = rewards.shape[1]
+    by = rewards if by is None else by
     ks = sorted({k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n} | {n})
-    return {f"best_of_{k}": round(float(rewards[:, :k].max(1).mean()), 4) for k in ks}
+    rows = np.arange(len(rewards))
+    return {f"best_of_{k}": round(float(rewards[rows, by[:, :k].argmax(1)].mean()), 4)
+            for k in ks}
 
 
 def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n: int = 16,
               temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 128,
               limit: int | None = None, seed: int = 0, batch_size: int = 8,
               device: str = "auto", threads: int | None = None) -> dict[str, Any]:
-    """Sample `n` replies per prompt from `policy`, keep the one `reward` scores best."""
+    """Sample `n` replies per prompt from `policy`, keep the one `reward` scores best.
+    `reward` is a reward model or a committee (see `CommitteeReward`)."""
     if n < 2:
         raise ValueError(f"--n must be at least 2, got {n}")
+    committee = CommitteeReward(reward) if is_committee(reward) else None  # checked first
     started = time.perf_counter()
     items = load_prompts(prompts, limit)
     out = Path(out)
@@ -50,17 +56,22 @@ def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n:
                            seed, batch_size)
     prompts_truncated = len(gen.prompts_truncated)
     del gen
-    score = RewardFunction(reward, device=device, threads=threads)
+    score = committee or RewardFunction(reward, device=device, threads=threads)
     flat = score([p.messages for p in items for _ in range(n)],
                  [r for rs in replies for r in rs])
     rewards = flat.reshape(len(items), n)
+    members = {k: v.reshape(len(items), n) for k, v in
+               (committee.member_rewards if committee else {}).items()}
     selected = []
     with open(out / "samples.jsonl", "w", encoding="utf-8") as f:
-        for p, rs, r in zip(items, replies, rewards, strict=True):
+        for i, (p, rs, r) in enumerate(zip(items, replies, rewards, strict=True)):
             messages = [{"role": a, "content": c} for a, c in p.messages]
-            f.write(json.dumps({"prompt_id": p.id, "prompt": messages, "replies": rs,
-                                "rewards": [round(float(x), 6) for x in r]},
-                               ensure_ascii=False) + "\n")
+            row = {"prompt_id": p.id, "prompt": messages, "replies": rs,
+                   "rewards": [round(float(x), 6) for x in r]}
+            if members:  # each member's own reward, before standardising
+                row["member_rewards"] = {k: [float(x) for x in v[i]]
+                                         for k, v in members.items()}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
             usable = [j for j in range(n) if rs[j].strip()]  # an empty reply trains nothing
             if not usable:
                 continue
@@ -75,10 +86,15 @@ def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n:
 
     write_pairs(selected, out / "selected.jsonl")
     summary = {"prompts": str(prompts), "n_prompts": len(items), "policy": policy,
-               "reward_model": reward, "n": n, "temperature": temperature, "top_p": top_p,
+               "reward_model": reward,
+               "reward_scale": ("committee: mean of the members' rewards, each standardised "
+                                "over all samples" if committee else "the model's"),
+               "n": n, "temperature": temperature, "top_p": top_p,
                "max_new_tokens": max_new_tokens, "seed": seed,
                "prompts_truncated": prompts_truncated,  # kept their last 1024 tokens
                **best_of_n_table(rewards),
+               **({"members": {k: best_of_n_table(v, rewards) for k, v in members.items()}}
+                  if members else {}),
                "selected": len(selected),
                # prompts whose non-empty replies are all the same (or none is non-empty)
                "skipped": len(items) - len(selected),
