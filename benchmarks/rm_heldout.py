@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--train-layers", type=int, default=None)
     parser.add_argument("--lora", action="store_true")
+    parser.add_argument("--head", default="auto", help="encoders: auto, cls or bi-encoder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/rm-heldout")
     args = parser.parse_args()
@@ -66,6 +67,7 @@ def main() -> None:
     given = {"epochs": args.epochs, "learning_rate": args.lr, "max_length": args.max_length,
              "train_layers": args.train_layers}
     config = RewardConfig(base=args.base, labels=args.labels, lora=args.lora, seed=args.seed,
+                          head=args.head,
                           **{k: v for k, v in given.items() if v is not None})
     trained = train_rm(out / "train.jsonl", out / "model", config)
     summary = eval_rm(out / "model", out / "test.jsonl", out=out / "eval")
@@ -74,6 +76,7 @@ def main() -> None:
     sign = np.where([p.p_chosen >= 0.5 for p in test], 1.0, -1.0)
     print(json.dumps({
         "data": args.data, "base": args.base, "labels": trained["stages"][-1]["labels"],
+        "head": trained["stages"][-1]["head"],
         "n_train": len(train), "n_test": len(test), "accuracy": summary["accuracy"],
         "ece": summary["ece"], "log_loss": summary["log_loss"],
         "per_subset": {k: v["accuracy"] for k, v in summary["per_subset"].items()},

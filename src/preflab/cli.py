@@ -351,6 +351,11 @@ RmBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs per ste
 RmLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (merged "
                                                                    "into the saved model) "
                                                                    "or full fine-tuning.")]
+RmHead = Annotated[str | None, typer.Option(
+    "--head", help="Encoders: cls (a [CLS] cross-encoder), bi-encoder (context and reply "
+                   "encoded alone, cosine head starting from the zero-shot cosine; loads "
+                   "elsewhere with trust_remote_code) or auto: bi-encoder for a mean-pooled "
+                   "sentence-transformers base such as minilm-l6, else cls. [default: auto]")]
 RmLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
 RmTrainLayers = Annotated[int | None, typer.Option(
     "--train-layers", help="Train only the top N transformer layers and the head.")]
@@ -402,6 +407,7 @@ def train_rm_cmd(
     lr: RmLr = None,
     batch_size: RmBatch = None,
     lora: RmLora = None,
+    head: RmHead = None,
     lora_r: RmLoraR = None,
     train_layers: RmTrainLayers = None,
     pad_token: RmPad = None,
@@ -428,6 +434,7 @@ def train_rm_cmd(
     config = _rm_config(config_file, subset_weight, base=base, labels=labels,
                         max_length=max_length, margin=margin, epochs=epochs,
                         learning_rate=lr, batch_size=batch_size, lora=lora, lora_r=lora_r,
+                        head=head,
                         train_layers=train_layers, pad_token=pad_token, pmp=pmp,
                         pmp_epochs=pmp_epochs, seed=seed, device=device, threads=threads)
     summary = train_rm(data, out_dir, config, resume=resume)
@@ -463,6 +470,7 @@ def eval_rm_cmd(
     lr: RmLr = None,
     batch_size: RmBatch = None,
     lora: RmLora = None,
+    head: RmHead = None,
     train_layers: RmTrainLayers = None,
     pad_token: RmPad = None,
     seed: RmSeed = None,
@@ -482,6 +490,7 @@ def eval_rm_cmd(
     if split_halves:
         config = _rm_config(config_file, base=model, labels=labels, max_length=max_length,
                             epochs=epochs, learning_rate=lr, batch_size=batch_size, lora=lora,
+                            head=head,
                             train_layers=train_layers, pad_token=pad_token, seed=seed,
                             device=device, threads=threads)
         summary = split_halves_fn(data, out_dir or Path("split-halves"), config,

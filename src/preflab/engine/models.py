@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-ENCODER_TYPES = {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra",
-                 "xlm-roberta", "modernbert", "mpnet", "albert"}
+ENCODER_TYPES = {"bert", "preflab_bi_encoder", "roberta", "deberta", "deberta-v2",
+                 "distilbert", "electra", "xlm-roberta", "modernbert", "mpnet", "albert"}
 PRECISIONS = ("fp32", "bf16-autocast", "bf16", "fp16")
 
 

@@ -107,8 +107,10 @@ class RewardScorer(PrefixSharing):
                  trust_remote_code: bool = False) -> None:
         from transformers import AutoModelForSequenceClassification
 
+        from preflab.models.bi_encoder import register
         from preflab.models.presets import load_tokenizer, resolve
 
+        register()  # preflab's bi-encoder reward models load without remote code
         self.runtime = runtime or Runtime()
         self.runtime.apply_threads()
         resolved = resolve(model)

@@ -4,7 +4,9 @@ setup -> (optional preference-model pretraining on a second comparison set) ->
 fine-tune -> save a standard ``AutoModelForSequenceClassification`` folder.
 
 The base is a causal LM (reward read at the last token, as in Anthropic's PMs) or
-an encoder (reward from the [CLS] head), fully fine-tuned, partly frozen
+an encoder: a [CLS] cross-encoder head, or for a mean-pooled sentence encoder (the
+minilm-l6 preset) a bi-encoder cosine head that starts from the zero-shot cosine
+(``models/bi_encoder.py``). Fully fine-tuned, partly frozen
 (`train_layers`) or with LoRA adapters merged at the end. The loop is the
 transformers ``Trainer`` (checkpoints, resume, progress, seeding); only the loss is
 ours, since TRL's ``RewardTrainer`` has neither soft labels nor per-pair weights.
@@ -24,7 +26,9 @@ import torch
 
 from preflab.data.pair import PreferencePair
 from preflab.engine.models import Runtime, is_encoder
-from preflab.engine.reward import type_separator
+from preflab.engine.reward import token_types, type_separator
+from preflab.models.bi_encoder import MODEL_TYPE as BI_ENCODER
+from preflab.models.bi_encoder import register as register_bi_encoder
 from preflab.train.config import config_from_file
 from preflab.train.losses import reward_loss
 from preflab.train.rm_data import PairCollator, RewardExample, build_examples
@@ -41,12 +45,18 @@ class RewardConfig:
 
     base: str = "minilm-l6"
     labels: str = "auto"  # auto | hard | soft
+    # encoders: "cls" (a [CLS] cross-encoder head), "bi-encoder" (context and reply
+    # encoded alone, mean-pooled, a cosine head; see models/bi_encoder.py) or "auto":
+    # bi-encoder for a sentence-transformers base trained with mean pooling, else cls
+    head: str = "auto"
+    cosine_scale: float = 10.0  # bi-encoder: the learnt s of s cos(u, v) starts here
     max_length: int = 512
     margin: float = 0.0  # Bradley-Terry margin (per pair: meta.margin)
     weight_key: str = "weight"  # per-pair loss weight read from meta
     subset_weights: dict[str, float] = field(default_factory=dict)  # e.g. lambda for harmless
     epochs: float = 2.0
-    learning_rate: float | None = None  # None: 1e-4 encoders, 1e-5 decoders, 2e-4 LoRA
+    # None: 2e-5 bi-encoders, 1e-4 other encoders, 1e-5 decoders, 2e-4 LoRA
+    learning_rate: float | None = None
     batch_size: int = 8  # pairs per step
     grad_accum: int = 1
     warmup_ratio: float = 0.1
@@ -69,10 +79,13 @@ class RewardConfig:
     def from_file(cls, path: str | Path, **overrides: Any) -> RewardConfig:
         return config_from_file(cls, path, **overrides)
 
-    def lr(self, encoder: bool) -> float:
+    def lr(self, encoder: bool, bi_encoder: bool = False) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return 2e-4 if self.lora else 1e-4 if encoder else 1e-5
+        if self.lora:
+            return 2e-4
+        # a sentence encoder is fine-tuned gently (the sentence-transformers default)
+        return 2e-5 if bi_encoder else 1e-4 if encoder else 1e-5
 
 
 def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
@@ -94,6 +107,7 @@ def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
             "a sequence-classification model cannot find each sequence's last token. Pass "
             f"--pad-token TOKEN (e.g. --pad-token eos for {tokenizer.eos_token!r}).")
     path = resolve(config.base)
+    register_bi_encoder()
     base_config = AutoConfig.from_pretrained(path)
     labels = getattr(base_config, "num_labels", 1)
     archs = base_config.architectures or []
@@ -101,10 +115,94 @@ def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
         raise ValueError(f"{config.base} has a {labels}-output classification head; a reward "
                          "model needs one output")
     torch.manual_seed(config.seed)  # the new head is seeded
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1,
-                                                               dtype=torch.float32)
+    if encoder_head(config, path, base_config, tokenizer) == "bi-encoder":
+        model = load_bi_encoder(path, base_config, config.cosine_scale)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1,
+                                                                   dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer, is_encoder(model.config)
+
+
+def mean_pooled_sentence_encoder(path: str | Path) -> bool:
+    """True for a sentence-transformers folder whose embedding is the mean of its tokens."""
+    folder = Path(path)
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        pooling = next(m["path"] for m in modules if m["type"].endswith(".Pooling"))
+        settings = json.loads((folder / pooling / "config.json").read_text())
+    except (OSError, StopIteration, KeyError, ValueError):
+        return False
+    return bool(settings.get("pooling_mode_mean_tokens"))
+
+
+def marks_pairs(tokenizer: Any) -> bool:
+    """True when a text pair is written [CLS] a [SEP] b [SEP] with segment ids 0 then 1,
+    which is how preflab's encoder batches find where the reply starts."""
+    sep = tokenizer.sep_token_id
+    try:
+        enc = tokenizer("a", "b", return_token_type_ids=True)
+    except (TypeError, ValueError, KeyError):
+        return False
+    if sep is None or sep not in enc["input_ids"]:
+        return False
+    found = token_types(torch.tensor([enc["input_ids"]]), sep)[0].tolist()
+    return found == list(enc["token_type_ids"]) and 1 in found
+
+
+def encoder_head(config: RewardConfig, path: str, base_config: Any, tokenizer: Any) -> str:
+    """The head `config.head` asks for on this base ("cls" or "bi-encoder")."""
+    from preflab.models.bi_encoder import MODEL_TYPE
+
+    if config.head not in ("auto", "cls", "bi-encoder"):
+        raise ValueError(f"--head must be auto, cls or bi-encoder, got {config.head!r}")
+    bi = base_config.model_type == MODEL_TYPE  # a preflab bi-encoder (e.g. after --pmp)
+    if config.head == "auto":
+        return ("bi-encoder" if bi or (mean_pooled_sentence_encoder(path)
+                                       and marks_pairs(tokenizer)) else "cls")
+    if config.head == "bi-encoder" and not (bi or base_config.model_type == "bert"):
+        raise ValueError(f"--head bi-encoder needs a BERT-family encoder; {config.base} is a "
+                         f"{base_config.model_type}")
+    if config.head == "bi-encoder" and not marks_pairs(tokenizer):
+        raise ValueError(f"--head bi-encoder: {config.base}'s tokenizer does not mark the two "
+                         "texts of a pair with segment ids, so context and reply cannot be "
+                         "told apart")
+    if config.head == "cls" and bi:
+        raise ValueError(f"{config.base} is a bi-encoder reward model; use --head bi-encoder")
+    return config.head
+
+
+def load_bi_encoder(path: str, base_config: Any, cosine_scale: float = 10.0) -> Any:
+    """A bi-encoder reward model from a BERT encoder (or a bi-encoder folder)."""
+    from preflab.models.bi_encoder import (
+        MODEL_TYPE,
+        BiEncoderForSequenceClassification,
+        BiEncoderRewardConfig,
+    )
+
+    if base_config.model_type == MODEL_TYPE:
+        return BiEncoderForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+    settings = {k: v for k, v in base_config.to_dict().items()
+                if k not in ("model_type", "architectures", "transformers_version")}
+    settings = {k: v for k, v in settings.items() if k not in ("id2label", "label2id")}
+    bi_config = BiEncoderRewardConfig(**{**settings, "num_labels": 1,
+                                         "cosine_scale": cosine_scale})
+    return BiEncoderForSequenceClassification.from_pretrained(path, config=bi_config,
+                                                              dtype=torch.float32)
+
+
+def save_reward_model(model: Any, tokenizer: Any, out: Path) -> None:
+    """Save a standard folder; a bi-encoder also gets its code (``trust_remote_code``)."""
+    from preflab.models import bi_encoder
+
+    if model.config.model_type == bi_encoder.MODEL_TYPE:
+        name = "modeling_preflab_bi_encoder"
+        model.config.auto_map = {
+            "AutoConfig": f"{name}.BiEncoderRewardConfig",
+            "AutoModelForSequenceClassification": f"{name}.BiEncoderForSequenceClassification"}
+        shutil.copyfile(bi_encoder.__file__, out / f"{name}.py")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def _layers(model: Any) -> torch.nn.ModuleList:
@@ -136,9 +234,13 @@ def prepare_trainable(model: Any, config: RewardConfig) -> Any:
     if config.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
+        from preflab.models.bi_encoder import MODEL_TYPE
+
+        # peft knows BERT's attention names, not our model type's: the same ones
+        targets = ["query", "value"] if model.config.model_type == MODEL_TYPE else None
         lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r,
                           lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          modules_to_save=list(_heads(model)))
+                          modules_to_save=list(_heads(model)), target_modules=targets)
         return get_peft_model(model, lora)
     if config.train_layers is not None:
         layers = _layers(model)
@@ -232,7 +334,8 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
     args = TrainingArguments(
         output_dir=str(out / CHECKPOINTS), num_train_epochs=epochs,
         per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr(encoder),
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr(encoder, model.config.model_type == BI_ENCODER),
         warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
         lr_scheduler_type="linear", logging_steps=5, save_strategy="steps",
         save_steps=config.save_steps, save_total_limit=1, seed=config.seed,
@@ -252,11 +355,13 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
     if config.lora:
         model = model.merge_and_unload()
     model.config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    save_reward_model(model, tokenizer, out)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # the run finished: not needed
     return {
         "data": source, "n_pairs": report.n_pairs, "labels": report.labels,
+        "head": ("bi-encoder" if model.config.model_type == BI_ENCODER
+                 else "cls" if encoder else "last-token"),
+        "learning_rate": args.learning_rate,
         "epochs": epochs, "steps": result.global_step, "train_loss": round(result.training_loss, 4),
         "trainable_parameters": trainable, "seconds": round(seconds, 1),
         "resumed_from": checkpoint, "tokens": asdict(report),
