@@ -97,3 +97,6 @@ def test_bad_settings_fail_with_one_clear_line(tmp_path):
     config.write_text('base = "tiny-bert"\nlearning_rat = 0.1\n')
     result = runner.invoke(app, ["train-rm", str(data), "--config", str(config)])
     assert result.exit_code == 2 and "unknown settings" in result.output
+    result = runner.invoke(app, ["train-rm", str(data), "--base", "tiny-bert", "--head",
+                                 "bi-encoder", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "segment ids" in result.output
