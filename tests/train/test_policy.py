@@ -1,6 +1,5 @@
 """SFT and DPO: real training runs of tiny in-process models on real (short) demo pairs."""
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,22 +61,34 @@ def test_dpo_separates_chosen_from_rejected(data, tmp_path, loss):
     assert not any("lora" in k for k in weights)  # merged: loads without peft
 
 
-def test_reference_log_probs_are_cached_on_disk(data, tmp_path):
+def test_reference_log_probs_are_cached_per_pair(data, tmp_path, monkeypatch):
+    from preflab.train.dpo import attach_reference
+
+    monkeypatch.setenv("PREFLAB_CACHE", str(tmp_path / "cache"))  # start from an empty cache
     config = PolicyConfig(epochs=1, **FAST)
-    cache = Path(train_dpo(data, tmp_path / "a", config)["reference"]["cache"])
-    cache.unlink()  # other tests may have filled it: start from a miss
-    first = train_dpo(data, tmp_path / "b", config)
-    assert not first["reference"]["from_cache"] and cache.exists()
-    second = train_dpo(data, tmp_path / "c", config)
-    assert second["reference"]["from_cache"]
-    assert second["reference"]["cache"] == str(cache)
-    # the cached values are what the reference gives
-    values = json.loads(cache.read_text())
     model, tok = load_policy("tiny-llama", PolicyConfig(), trainable=False)
-    examples, _ = build_policy_examples(short_pairs(16), tok, 256)
-    with torch.no_grad():
+    pairs = short_pairs(16)
+    half, _ = build_policy_examples(pairs[:8], tok, 256)
+    first = attach_reference(half, "tiny-llama", config)  # as if a pass stopped there
+    assert (first["from_cache"], first["computed"]) == (0, 8)
+    examples, _ = build_policy_examples(pairs, tok, 256)
+    second = attach_reference(examples, "tiny-llama", config)
+    assert (second["from_cache"], second["computed"]) == (8, 8)
+    with torch.no_grad():  # the values are what the reference gives
         sums = reply_logps(model.eval(), collate_policy(examples, tok.pad_token_id))[0]
-    assert torch.allclose(torch.tensor(values).flatten(), sums, atol=1e-4)
+    got = torch.tensor([[e.ref_chosen, e.ref_rejected] for e in examples]).flatten()
+    assert torch.allclose(got, sums, atol=1e-4)
+    # labels flipped (a cleaned copy of the data): the same entries, read swapped
+    flipped, _ = build_policy_examples([replace(p, chosen=p.rejected, rejected=p.chosen)
+                                        for p in pairs], tok, 256)
+    third = attach_reference(flipped, "tiny-llama", config)
+    assert third["computed"] == 0
+    assert [(e.ref_chosen, e.ref_rejected) for e in flipped] == \
+        [(e.ref_rejected, e.ref_chosen) for e in examples]
+    # training reads the cache too
+    again = train_dpo(data, tmp_path / "dpo", config)["reference"]
+    assert again["computed"] == 0 and again["cache"] == str(tmp_path / "cache" /
+                                                              "ref-logps.sqlite")
 
 
 def test_soft_dpo_follows_each_pairs_target(tmp_path):

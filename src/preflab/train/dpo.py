@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from preflab.engine.models import fingerprint, model_fingerprint
+from preflab.engine.units import text_hash
 from preflab.train.logps import collate_policy, reference_logps, reply_logps
 from preflab.train.losses import DPO_LOSSES, dpo_loss
 from preflab.train.policy import (
@@ -37,17 +38,21 @@ from preflab.train.policy_data import PolicyExample, build_policy_examples
 log = logging.getLogger(__name__)
 
 
-def ref_cache_path(reference: str, examples: list[PolicyExample],
-                   precision: str = "fp32") -> Path:
-    """Where the reference log-probs of these token ids under this model (at this
-    precision) are kept."""
-    from preflab.models.presets import cache_dir, resolve
+REF_CACHE = "ref-logps.sqlite"
 
-    ids = [(e.prefix, e.chosen_ids, e.rejected_ids, e.chosen_n, e.rejected_n)
-           for e in examples]
-    key = fingerprint("dpo-ref-v1", model_fingerprint(reference, resolve(reference)), ids,
-                      precision)
-    return cache_dir() / "ref-logps" / f"{key}.json"
+
+def ref_fingerprint(reference: str, precision: str = "fp32") -> str:
+    """The reference model's weights and precision: the namespace of its cached values."""
+    from preflab.models.presets import resolve
+
+    return fingerprint("dpo-ref-v2", model_fingerprint(reference, resolve(reference)),
+                       precision)
+
+
+def ref_key(prefix: list[int], first: list[int], first_n: int, second: list[int],
+            second_n: int) -> str:
+    """One pair's token ids, its first reply before its second."""
+    return text_hash("dpo-ref", prefix, first, first_n, second, second_n)
 
 
 def check_same_vocabulary(reference_tokenizer: Any, policy: str) -> None:
@@ -61,27 +66,52 @@ def check_same_vocabulary(reference_tokenizer: Any, policy: str) -> None:
 
 def attach_reference(examples: list[PolicyExample], reference: str, config: PolicyConfig,
                      model: Any = None, pad_id: int = 0) -> dict[str, Any]:
-    """Fill ``ref_chosen`` / ``ref_rejected`` from the disk cache, or compute them
-    (with `model` when given, the policy before training) and cache them."""
+    """Fill ``ref_chosen`` / ``ref_rejected`` of every pair, computing only the pairs
+    the disk cache lacks (with `model` when given, the policy before training).
+
+    The cache (``$PREFLAB_CACHE/ref-logps.sqlite``) is keyed per pair by the
+    reference's weights and precision and the pair's token ids; a pair whose label
+    was flipped reads the entry of its unflipped self, so DPO on a cleaned copy of a
+    data set reuses the original's reference pass. Each batch is saved as it
+    finishes: an interrupted pass resumes where it stopped."""
+    from preflab.engine.cache import ScoreCache
+    from preflab.models.presets import cache_dir
+
     dtype = mixed_precision(config)
-    path = ref_cache_path(reference, examples, str(dtype or "fp32"))
-    cached = path.exists()
-    if cached:
-        values = json.loads(path.read_text())
-    else:
+    fp = ref_fingerprint(reference, str(dtype or "fp32"))
+    path = cache_dir() / REF_CACHE
+    cache = ScoreCache(path)
+    keys = [ref_key(e.prefix, e.chosen_ids, e.chosen_n, e.rejected_ids, e.rejected_n)
+            for e in examples]
+    swapped = [ref_key(e.prefix, e.rejected_ids, e.rejected_n, e.chosen_ids, e.chosen_n)
+               for e in examples]
+    found = cache.get_texts(fp, keys + swapped)
+    missing = []
+    for i, e in enumerate(examples):
+        if keys[i] in found:
+            e.ref_chosen, e.ref_rejected = json.loads(found[keys[i]])
+        elif swapped[i] in found:
+            e.ref_rejected, e.ref_chosen = json.loads(found[swapped[i]])
+        else:
+            missing.append(i)
+    if missing:
         if model is None:  # a separate reference model, loaded for this pass only
             model, tok = load_policy(reference, config, trainable=False)
             check_same_vocabulary(tok, config.policy)
             pad_id = tok.pad_token_id
-        values = reference_logps(model, examples, pad_id, batch_size=config.batch_size,
-                                 share_prefix=config.share_prefix, autocast=dtype)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(values))
-        tmp.replace(path)
-    for e, (c, r) in zip(examples, values, strict=True):
-        e.ref_chosen, e.ref_rejected = c, r
-    return {"reference": reference, "cache": str(path), "from_cache": cached}
+
+        def save(idx: list[int], values: list[tuple[float, float]]) -> None:
+            for j, (c, r) in zip(idx, values, strict=True):
+                examples[missing[j]].ref_chosen, examples[missing[j]].ref_rejected = c, r
+            cache.put_texts(fp, [(keys[missing[j]], json.dumps([c, r]))
+                                 for j, (c, r) in zip(idx, values, strict=True)])
+
+        reference_logps(model, [examples[i] for i in missing], pad_id,
+                        batch_size=config.batch_size, share_prefix=config.share_prefix,
+                        autocast=dtype, on_batch=save)
+    cache.close()
+    return {"reference": reference, "cache": str(path),
+            "from_cache": len(examples) - len(missing), "computed": len(missing)}
 
 
 def dpo_trainer_class() -> type:

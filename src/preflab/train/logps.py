@@ -11,7 +11,7 @@ and prompt+rejected separately (the unshared path, also here) at about
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -136,10 +136,12 @@ def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool =
 @torch.no_grad()
 def reference_logps(model: Any, examples: list[PolicyExample], pad_id: int,
                     batch_size: int = 8, share_prefix: bool = True,
-                    progress: bool = True, autocast: torch.dtype | None = None
-                    ) -> list[tuple[float, float]]:
+                    progress: bool = True, autocast: torch.dtype | None = None,
+                    on_batch: Callable[[list[int], list[tuple[float, float]]], None]
+                    | None = None) -> list[tuple[float, float]]:
     """(chosen, rejected) reply log-probs of every example under `model` (no grad;
-    under `autocast` to that dtype when training runs in mixed precision)."""
+    under `autocast` to that dtype when training runs in mixed precision).
+    `on_batch(indices, values)` is called after each batch (e.g. to save it)."""
     import contextlib
 
     from tqdm.auto import tqdm
@@ -157,8 +159,10 @@ def reference_logps(model: Any, examples: list[PolicyExample], pad_id: int,
         with (torch.autocast(device.type, dtype=autocast) if autocast is not None
               else contextlib.nullcontext()):
             sums, _ = reply_logps(model, batch, share_prefix)
-        pairs = sums.view(-1, 2).tolist()
-        for i, (c, r) in zip(idx, pairs, strict=True):
-            out[i] = (c, r)
+        pairs = [(c, r) for c, r in sums.view(-1, 2).tolist()]
+        for i, value in zip(idx, pairs, strict=True):
+            out[i] = value
+        if on_batch is not None:
+            on_batch(idx, pairs)
     model.train(was_training)
     return out
