@@ -152,11 +152,9 @@ def marks_pairs(tokenizer: Any) -> bool:
 
 def encoder_head(config: RewardConfig, path: str, base_config: Any, tokenizer: Any) -> str:
     """The head `config.head` asks for on this base ("cls" or "bi-encoder")."""
-    from preflab.models.bi_encoder import MODEL_TYPE
-
     if config.head not in ("auto", "cls", "bi-encoder"):
         raise ValueError(f"--head must be auto, cls or bi-encoder, got {config.head!r}")
-    bi = base_config.model_type == MODEL_TYPE  # a preflab bi-encoder (e.g. after --pmp)
+    bi = base_config.model_type == BI_ENCODER  # a preflab bi-encoder (e.g. after --pmp)
     if config.head == "auto":
         return ("bi-encoder" if bi or (mean_pooled_sentence_encoder(path)
                                        and marks_pairs(tokenizer)) else "cls")
@@ -175,16 +173,14 @@ def encoder_head(config: RewardConfig, path: str, base_config: Any, tokenizer: A
 def load_bi_encoder(path: str, base_config: Any, cosine_scale: float = 10.0) -> Any:
     """A bi-encoder reward model from a BERT encoder (or a bi-encoder folder)."""
     from preflab.models.bi_encoder import (
-        MODEL_TYPE,
         BiEncoderForSequenceClassification,
         BiEncoderRewardConfig,
     )
 
-    if base_config.model_type == MODEL_TYPE:
+    if base_config.model_type == BI_ENCODER:
         return BiEncoderForSequenceClassification.from_pretrained(path, dtype=torch.float32)
-    settings = {k: v for k, v in base_config.to_dict().items()
-                if k not in ("model_type", "architectures", "transformers_version")}
-    settings = {k: v for k, v in settings.items() if k not in ("id2label", "label2id")}
+    dropped = ("model_type", "architectures", "transformers_version", "id2label", "label2id")
+    settings = {k: v for k, v in base_config.to_dict().items() if k not in dropped}
     bi_config = BiEncoderRewardConfig(**{**settings, "num_labels": 1,
                                          "cosine_scale": cosine_scale})
     return BiEncoderForSequenceClassification.from_pretrained(path, config=bi_config,
@@ -234,10 +230,8 @@ def prepare_trainable(model: Any, config: RewardConfig) -> Any:
     if config.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
-        from preflab.models.bi_encoder import MODEL_TYPE
-
         # peft knows BERT's attention names, not our model type's: the same ones
-        targets = ["query", "value"] if model.config.model_type == MODEL_TYPE else None
+        targets = ["query", "value"] if model.config.model_type == BI_ENCODER else None
         lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r,
                           lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                           modules_to_save=list(_heads(model)), target_modules=targets)
