@@ -354,8 +354,9 @@ RmLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapter
 RmHead = Annotated[str | None, typer.Option(
     "--head", help="Encoders: cls (a [CLS] cross-encoder), bi-encoder (context and reply "
                    "encoded alone, cosine head starting from the zero-shot cosine; loads "
-                   "elsewhere with trust_remote_code) or auto: bi-encoder for a mean-pooled "
-                   "sentence-transformers base such as minilm-l6, else cls. [default: auto]")]
+                   "elsewhere with trust_remote_code) or auto: bi-encoder for a BERT "
+                   "sentence-transformers folder pooled by the mean (the minilm-l6 preset; "
+                   "hub ids are not inspected), else cls. [default: auto]")]
 RmLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
 RmTrainLayers = Annotated[int | None, typer.Option(
     "--train-layers", help="Train only the top N transformer layers and the head.")]

@@ -160,7 +160,9 @@ def bon(
     reward: Annotated[str, typer.Option(help="Reward model (e.g. a `preflab train-rm` "
                                              "folder) or a committee (a preset name or a "
                                              "TOML file of pointwise members: their "
-                                             "standardised rewards are averaged).")] = "",
+                                             "standardised rewards are averaged; members "
+                                             "take device and threads from the file).")
+                  ] = "",
     n: Annotated[int, typer.Option("--n", help="Samples per prompt.")] = 16,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 1.0,

@@ -63,10 +63,24 @@ def test_auto_head_follows_the_base():
     # tiny-bert's tokenizer writes a text pair without separators or segment ids
     with pytest.raises(ValueError, match="segment ids"):
         head("tiny-bert", head="bi-encoder")
-    with pytest.raises(ValueError, match="BERT-family"):
+    with pytest.raises(ValueError, match="needs a BERT encoder"):
         head("tiny-llama", head="bi-encoder")
     with pytest.raises(ValueError, match="auto, cls or bi-encoder"):
         head("tiny-bert", head="mean")
+
+
+def test_a_cls_reward_model_is_not_a_bi_encoder_base(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    AutoModelForSequenceClassification.from_pretrained(
+        resolve("minilm-l6"), num_labels=1).save_pretrained(tmp_path / "rm")
+    load_tokenizer("minilm-l6").save_pretrained(tmp_path / "rm")
+    config = AutoConfig.from_pretrained(tmp_path / "rm")
+    tok = load_tokenizer(str(tmp_path / "rm"))
+    base = str(tmp_path / "rm")
+    assert encoder_head(RewardConfig(base=base), base, config, tok) == "cls"
+    with pytest.raises(ValueError, match="already a \\[CLS\\] reward model"):
+        encoder_head(RewardConfig(base=base, head="bi-encoder"), base, config, tok)
 
 
 LOAD = """

@@ -94,24 +94,35 @@ def attach_reference(examples: list[PolicyExample], reference: str, config: Poli
             e.ref_rejected, e.ref_chosen = json.loads(found[swapped[i]])
         else:
             missing.append(i)
-    if missing:
-        if model is None:  # a separate reference model, loaded for this pass only
-            model, tok = load_policy(reference, config, trainable=False)
-            check_same_vocabulary(tok, config.policy)
-            pad_id = tok.pad_token_id
-
-        def save(idx: list[int], values: list[tuple[float, float]]) -> None:
-            for j, (c, r) in zip(idx, values, strict=True):
-                examples[missing[j]].ref_chosen, examples[missing[j]].ref_rejected = c, r
-            cache.put_texts(fp, [(keys[missing[j]], json.dumps([c, r]))
-                                 for j, (c, r) in zip(idx, values, strict=True)])
-
-        reference_logps(model, [examples[i] for i in missing], pad_id,
-                        batch_size=config.batch_size, share_prefix=config.share_prefix,
-                        autocast=dtype, on_batch=save)
-    cache.close()
+    try:
+        if missing:
+            compute_missing(examples, missing, keys, cache, fp, reference, config, model,
+                            pad_id, dtype)
+    finally:
+        cache.close()
     return {"reference": reference, "cache": str(path),
             "from_cache": len(examples) - len(missing), "computed": len(missing)}
+
+
+def compute_missing(examples: list[PolicyExample], missing: list[int], keys: list[str],
+                    cache: Any, fp: str, reference: str, config: PolicyConfig, model: Any,
+                    pad_id: int, dtype: Any) -> None:
+    """Compute the reference log-probs of ``examples[i] for i in missing``, saving each
+    batch to `cache` as it finishes."""
+    if model is None:  # a separate reference model, loaded for this pass only
+        model, tok = load_policy(reference, config, trainable=False)
+        check_same_vocabulary(tok, config.policy)
+        pad_id = tok.pad_token_id
+
+    def save(idx: list[int], values: list[tuple[float, float]]) -> None:
+        for j, (c, r) in zip(idx, values, strict=True):
+            examples[missing[j]].ref_chosen, examples[missing[j]].ref_rejected = c, r
+        cache.put_texts(fp, [(keys[missing[j]], json.dumps([c, r]))
+                             for j, (c, r) in zip(idx, values, strict=True)])
+
+    reference_logps(model, [examples[i] for i in missing], pad_id,
+                    batch_size=config.batch_size, share_prefix=config.share_prefix,
+                    autocast=dtype, on_batch=save)
 
 
 def dpo_trainer_class() -> type:

@@ -155,12 +155,19 @@ def encoder_head(config: RewardConfig, path: str, base_config: Any, tokenizer: A
     if config.head not in ("auto", "cls", "bi-encoder"):
         raise ValueError(f"--head must be auto, cls or bi-encoder, got {config.head!r}")
     bi = base_config.model_type == BI_ENCODER  # a preflab bi-encoder (e.g. after --pmp)
+    bert = (base_config.model_type == "bert"
+            and "token_type_ids" in getattr(tokenizer, "model_input_names", ()))
     if config.head == "auto":
-        return ("bi-encoder" if bi or (mean_pooled_sentence_encoder(path)
+        return ("bi-encoder" if bi or (bert and mean_pooled_sentence_encoder(path)
                                        and marks_pairs(tokenizer)) else "cls")
-    if config.head == "bi-encoder" and not (bi or base_config.model_type == "bert"):
-        raise ValueError(f"--head bi-encoder needs a BERT-family encoder; {config.base} is a "
-                         f"{base_config.model_type}")
+    if config.head == "bi-encoder" and not (bi or bert):
+        raise ValueError(f"--head bi-encoder needs a BERT encoder with segment ids; "
+                         f"{config.base} is a {base_config.model_type}")
+    archs = base_config.architectures or []
+    if config.head == "bi-encoder" and not bi and any("SequenceClassification" in a
+                                                      for a in archs):
+        raise ValueError(f"{config.base} is already a [CLS] reward model; a bi-encoder "
+                         "starts from a plain encoder")
     if config.head == "bi-encoder" and not marks_pairs(tokenizer):
         raise ValueError(f"--head bi-encoder: {config.base}'s tokenizer does not mark the two "
                          "texts of a pair with segment ids, so context and reply cannot be "
