@@ -41,17 +41,23 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
-def _reply_units(pairs: list[PreferencePair]) -> tuple[list, list]:
-    chosen = [reply_unit(as_messages(p.prompt), p.chosen) for p in pairs]
-    rejected = [reply_unit(as_messages(p.rejected_context), p.rejected) for p in pairs]
-    return chosen, rejected
+def _sides(pairs: list[PreferencePair]) -> tuple[list[Messages], list[str]]:
+    """Every pair's (context, reply) items: all chosen ones, then all rejected ones."""
+    contexts = ([as_messages(p.prompt) for p in pairs]
+                + [as_messages(p.rejected_context) for p in pairs])
+    return contexts, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+
+
+def _scalar_rewards(scorer: Any, contexts: Sequence[Messages], replies: Sequence[str],
+                    engine: Engine, desc: str) -> np.ndarray:
+    """A scalar scorer's value of each (context, reply) through the engine."""
+    units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+    return np.array([v[0] for v in engine.run(scorer, units, desc=desc)], dtype=np.float64)
 
 
 def _pointwise(spec: MemberSpec, scorer: Any, pairs: list[PreferencePair],
                engine: Engine) -> MemberScores:
-    chosen, rejected = _reply_units(pairs)
-    values = engine.run(scorer, chosen + rejected, desc=spec.name)
-    r = np.array([v[0] for v in values], dtype=np.float64)
+    r = _scalar_rewards(scorer, *_sides(pairs), engine, spec.name)
     r_c, r_r = r[:len(pairs)], r[len(pairs):]
     margin = r_c - r_r
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
@@ -125,10 +131,7 @@ def embed_items(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequenc
 def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """L2-normalised embeddings: chosen context, chosen reply, rejected context, rejected reply."""
-    contexts = ([as_messages(p.prompt) for p in pairs]
-                + [as_messages(p.rejected_context) for p in pairs])
-    ctx, rep = embed_items(spec, contexts, [p.chosen for p in pairs]
-                           + [p.rejected for p in pairs], engine)
+    ctx, rep = embed_items(spec, *_sides(pairs), engine)
     n = len(pairs)
     return ctx[:n], rep[:n], ctx[n:], rep[n:]
 
@@ -183,10 +186,7 @@ def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> 
     """r(x, y) = -log IFD(x, y) = mean log p(y | x) - mean log p(y): how much the context
     helps a causal LM predict the reply (Li et al. 2024). A signal for ``ifd-gap``
     cleaning; by default it does not vote."""
-    contexts = ([as_messages(p.prompt) for p in pairs]
-                + [as_messages(p.rejected_context) for p in pairs])
-    r, truncated = ifd_rewards(spec, contexts, [p.chosen for p in pairs]
-                               + [p.rejected for p in pairs], engine)
+    r, truncated = ifd_rewards(spec, *_sides(pairs), engine)
     n = len(pairs)
     r_c, r_r = r[:n], r[n:]
     margin = r_c - r_r
@@ -214,11 +214,15 @@ def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequenc
     return mean_logp[:n] - mean_logp[n:], scorer.truncated
 
 
-def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+def _python_scorer(spec: MemberSpec) -> Any:
     from preflab.engine.python import PythonScorer, load_callable
 
     fn = load_callable(spec.options.get("function"), spec.options.get("entry_point"))
-    return _pointwise(spec, PythonScorer(fn, spec.name), pairs, engine)
+    return PythonScorer(fn, spec.name)
+
+
+def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    return _pointwise(spec, _python_scorer(spec), pairs, engine)
 
 
 SCORERS = {
@@ -251,13 +255,5 @@ def reply_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Seque
         return embed_rewards(spec, *embed_items(spec, contexts, replies, engine))
     if spec.kind == "ifd":
         return ifd_rewards(spec, contexts, replies, engine)[0]
-    if spec.kind == "python":
-        from preflab.engine.python import PythonScorer, load_callable
-
-        scorer: Any = PythonScorer(load_callable(spec.options.get("function"),
-                                                 spec.options.get("entry_point")), spec.name)
-    else:
-        scorer = _reward_scorer(spec)
-    units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
-    return np.array([v[0] for v in engine.run(scorer, units, desc=spec.name)],
-                    dtype=np.float64)
+    scorer = _python_scorer(spec) if spec.kind == "python" else _reward_scorer(spec)
+    return _scalar_rewards(scorer, contexts, replies, engine, spec.name)
