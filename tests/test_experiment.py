@@ -6,7 +6,7 @@ import pytest
 
 from preflab.data.demo import demo
 from preflab.experiment.clean_vs_original import clean_vs_original
-from preflab.train.policy import PolicyConfig
+from preflab.train.policy import SUMMARY, PolicyConfig
 
 
 def test_clean_vs_original_runs_every_stage_and_resumes(tmp_path):
@@ -27,11 +27,20 @@ def test_clean_vs_original_runs_every_stage_and_resumes(tmp_path):
     assert (tmp_path / "x" / "report.md").read_text().startswith("# Clean vs original")
     assert set(s["stage_seconds"]) >= {"audit", "clean", "dpo-original", "dpo-cleaned",
                                        "winrate"}
+    d = s["reward_cleaned_minus_original"]  # the same 6 prompts, so a plain difference
+    assert d["n"] == 6
+    assert d["mean_diff"] == pytest.approx(cleaned["reward"] - original["reward"], abs=1e-3)
+    dpo_log = json.loads((tmp_path / "x" / "dpo-original" / SUMMARY).read_text())["log"]
+    assert original["final_loss"] == dpo_log[-1]["loss"]
+    report = (tmp_path / "x" / "report.md").read_text()
+    assert s["judge_in_committee"] and "also voted in the committee" in report
+    assert f"length-controlled {w['lc_win_rate']}" in report
     # a rerun finds every stage done
     again = clean_vs_original(tmp_path / "pairs.jsonl", tmp_path / "x", committee="tiny",
                               dpo=dpo, judge="tiny-llama", task="helpful", reward="tiny-bert",
                               eval_fraction=0.2, eval_limit=6, max_new_tokens=8)
     assert again["stage_seconds"] == {}
+    assert again["all_stage_seconds"] == s["all_stage_seconds"] == s["stage_seconds"]
     assert again["models"] == s["models"]
     assert json.loads((tmp_path / "x" / "summary.json").read_text())["models"] == s["models"]
     with pytest.raises(ValueError, match=r"other settings.*method"):

@@ -13,15 +13,34 @@ from preflab.data.pair import PreferencePair
 def split_pairs(pairs: list[PreferencePair], test_fraction: float = 0.5, seed: int = 0
                 ) -> tuple[list[PreferencePair], list[PreferencePair]]:
     """(train, test): a seeded random `test_fraction` of the pairs is held out; both
-    parts keep the input order."""
+    parts keep the input order.
+
+    Pairs with the same prompt stay on one side, so no held-out prompt was trained
+    on: prompts are drawn in a seeded random order until the held-out part has
+    `test_fraction` of the pairs (the first prompt to reach it ends the draw). With
+    every prompt distinct this is a plain random split of the pairs, and the held-out
+    part of a smaller fraction is inside that of a larger one with the same seed."""
+    from preflab.data.prompts import prompt_of
+
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     n_test = round(len(pairs) * test_fraction)
     if not 0 < n_test < len(pairs):
         raise ValueError(f"cannot hold out {test_fraction:.0%} of {len(pairs)} pairs: one "
                          "part would be empty")
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        groups.setdefault(prompt_of(p.prompt).id, []).append(i)
+    order = list(groups.values())
     test = np.zeros(len(pairs), dtype=bool)
-    test[np.random.default_rng(seed).permutation(len(pairs))[:n_test]] = True
+    for g in np.random.default_rng(seed).permutation(len(order)):
+        if test.sum() >= n_test:
+            break
+        test[order[g]] = True
+    if test.all():
+        raise ValueError(f"cannot hold out {test_fraction:.0%} of {len(pairs)} pairs: "
+                         f"they share {len(order)} prompt(s) and no prompt may be on "
+                         "both sides")
     return ([p for p, t in zip(pairs, test, strict=True) if not t],
             [p for p, t in zip(pairs, test, strict=True) if t])
 

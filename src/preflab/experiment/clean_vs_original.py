@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from preflab.experiment.stages import check_settings, prepare_split, run_stage
+from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
 from preflab.train.policy import SUMMARY, PolicyConfig
 
 
@@ -35,9 +35,10 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
                       eval_limit: int | None = 100, max_new_tokens: int = 96,
                       temperature: float = 0.7, seed: int = 0) -> dict[str, Any]:
     """Run the experiment; returns (and writes) the summary with its table."""
+    from preflab.audit.committee import load_committee
     from preflab.audit.run import audit
     from preflab.clean.run import clean
-    from preflab.eval.policy import eval_policy
+    from preflab.eval.policy import compare_evals, eval_policy
     from preflab.eval.winrate import winrate
     from preflab.train.dpo import train_dpo
 
@@ -84,27 +85,38 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
     rows = []
     for name in models:
         t = trained[name]
-        row = {"model": name, "train_pairs": t["tokens"]["n_pairs"],
-               "dpo_seconds": t["seconds"], "final_loss": t["train_loss"]}
+        row = {"model": name, "train_pairs": t["tokens"]["n_pairs"], "steps": t["steps"],
+               "dpo_seconds": t["seconds"],
+               "final_loss": t["log"][-1]["loss"] if t["log"] else None,
+               "mean_train_loss": t["train_loss"]}
         if name in scores:
             s = scores[name]
             row["reward"] = s["reward"][str(temperature)]["mean"]
             row["reward_ci95"] = s["reward"][str(temperature)]["ci95"]
             row["perplexity"] = s["perplexity"]
         rows.append(row)
+    difference = (compare_evals(out / "eval-cleaned", out / "eval-original", seed)
+                  [str(temperature)] if reward else None)
+    judge_votes = any(m.kind == "judge" and m.options.get("model") == judge
+                      for m in load_committee(committee).members)
     summary = {
         "data": str(data), "committee": committee, "method": method, "seed": seed,
-        "judge": judge, "task": task, "reward_model": reward,
-        "audit": {k: audited.get(k) for k in ("n_pairs", "agreement", "mean_votes")
-                  if k in audited},
+        "judge": judge, "judge_in_committee": judge_votes, "task": task,
+        "reward_model": reward, "temperature": temperature,
+        "audit": {k: audited.get(k) for k in (
+            "n_pairs", "low_or_no_agreement_fraction", "committee_agreement_with_labels",
+            "fleiss_kappa")},
         "cleaning": {k: cleaned.get(k) for k in ("n_input", "keep", "flip", "remove",
                                                   "relabel", "n_output",
                                                   "sources_of_changed_pairs")},
-        "dpo": asdict(dpo), "models": rows,
+        "dpo": asdict(replace(dpo, seed=seed)), "models": rows,
+        "reward_cleaned_minus_original": difference,
         "winrate_cleaned_vs_original": {k: wr[k] for k in (
-            "n", "wins", "ties", "losses", "win_rate", "ci95", "lc_win_rate",
+            "n", "wins", "ties", "losses", "win_rate", "ci95", "mean_p_a", "lc_win_rate",
             "order_agreement")},
-        "stage_seconds": timings, "seconds": round(time.perf_counter() - started, 1)}
+        "stage_seconds": timings,
+        "all_stage_seconds": merge_timings(out / "stage_seconds.json", timings),
+        "seconds": round(time.perf_counter() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "report.md").write_text(report_markdown(summary))
     return summary
@@ -114,15 +126,31 @@ def report_markdown(s: dict[str, Any]) -> str:
     """The experiment's table as Markdown."""
     w = s["winrate_cleaned_vs_original"]
     lines = [f"# Clean vs original: {s['data']}", "",
-             f"Committee `{s['committee']}`, cleaning `{s['method']}`: {s['cleaning']}.", "",
-             "| model | train pairs | DPO s | final loss | reward | perplexity |",
-             "|---|---|---|---|---|---|"]
+             f"Audit by committee `{s['committee']}`: {s['audit']}.", "",
+             f"Cleaning `{s['method']}`: {s['cleaning']}.", "",
+             f"| model | train pairs | steps | DPO s | final loss (mean) | reward at "
+             f"T={s['temperature']} (95% CI) | perplexity |",
+             "|---|---|---|---|---|---|---|"]
     for r in s["models"]:
-        lines.append(f"| {r['model']} | {r['train_pairs']} | {r['dpo_seconds']} | "
-                     f"{r['final_loss']} | {r.get('reward', '-')} | {r.get('perplexity', '-')} |")
+        ci = r.get("reward_ci95")
+        reward = f"{r['reward']} ({ci[0]}, {ci[1]})" if ci else "-"
+        lines.append(f"| {r['model']} | {r['train_pairs']} | {r['steps']} | "
+                     f"{r['dpo_seconds']} | {r['final_loss']} ({r['mean_train_loss']}) | "
+                     f"{reward} | {r.get('perplexity', '-')} |")
+    d = s["reward_cleaned_minus_original"]
+    if d:
+        lines += ["", f"Reward model `{s['reward_model']}`: cleaned minus original "
+                  f"{d['mean_diff']:+} (paired 95% CI {d['ci95'][0]:+}, {d['ci95'][1]:+}) "
+                  f"over {d['n']} prompts, cleaned higher on {d['a_higher']:.0%}."]
     lines += ["", f"Cleaned vs original, judged by `{s['judge']}` in both orders on {w['n']} "
-              f"eval prompts: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses; "
-              f"win rate {w['win_rate']} (95% CI {w['ci95'][0]}-{w['ci95'][1]}), "
-              f"length-controlled {w['lc_win_rate']}.", "",
-              f"Total {s['seconds']} s; stages: {s['stage_seconds']}."]
+              f"eval prompts: {w['wins']} wins, {w['ties']} ties, {w['losses']} losses "
+              f"(orders agree on {w['order_agreement']:.0%}); win rate {w['win_rate']} "
+              f"(95% CI {w['ci95'][0]}-{w['ci95'][1]}); the judge's mean probability "
+              f"that cleaned is better {w['mean_p_a']}, length-controlled "
+              f"{w['lc_win_rate']}."]
+    if s["judge_in_committee"]:
+        lines += ["", f"Caveat: `{s['judge']}` also voted in the committee that cleaned "
+                  "the data, so its verdict leans towards the cleaned model."]
+    lines += ["", f"This run {s['seconds']} s; seconds per stage, over every run of this "
+              f"experiment: {s['all_stage_seconds']}."]
     return "\n".join(lines) + "\n"

@@ -46,7 +46,8 @@ def prepare_split(data: str | Path, folder: Path, eval_fraction: float,
         train = sample_pairs(train, train_limit, seed) if train_limit else train
         folder.mkdir(parents=True, exist_ok=True)
         write_pairs(train, folder / "train.jsonl")
-        write_pairs(test, folder / "eval.jsonl")
+        write_pairs(test, folder / "eval.jsonl.partial")  # eval.jsonl marks the split done
+        (folder / "eval.jsonl.partial").replace(folder / "eval.jsonl")
     return folder / "train.jsonl", folder / "eval.jsonl"
 
 
