@@ -524,7 +524,8 @@ def split(
     test_fraction: Annotated[float, typer.Option(help="Share of pairs held out.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
 ) -> None:
-    """Split pairs into a seeded random train and test part.
+    """Split pairs into a seeded random train and test part; pairs with the same
+    prompt stay on one side, so no test prompt was trained on.
 
     Example: `preflab split harmless-base-test.jsonl.gz --test-fraction 0.5 --out hh-split`
     """
