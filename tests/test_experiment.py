@@ -31,7 +31,9 @@ def test_clean_vs_original_runs_every_stage_and_resumes(tmp_path):
     assert d["n"] == 6
     assert d["mean_diff"] == pytest.approx(cleaned["reward"] - original["reward"], abs=1e-3)
     dpo_log = json.loads((tmp_path / "x" / "dpo-original" / SUMMARY).read_text())["log"]
-    assert original["final_loss"] == dpo_log[-1]["loss"]
+    tail = dpo_log[-max(1, len(dpo_log) // 10):]
+    assert original["final_loss"] == pytest.approx(sum(h["loss"] for h in tail) / len(tail),
+                                                    abs=1e-6)
     report = (tmp_path / "x" / "report.md").read_text()
     assert s["judge_in_committee"] and "also voted in the committee" in report
     assert f"length-controlled {w['lc_win_rate']}" in report

@@ -87,7 +87,7 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
         t = trained[name]
         row = {"model": name, "train_pairs": t["tokens"]["n_pairs"], "steps": t["steps"],
                "dpo_seconds": t["seconds"],
-               "final_loss": t["log"][-1]["loss"] if t["log"] else None,
+               "final_loss": late_loss(t["log"]),
                "mean_train_loss": t["train_loss"]}
         if name in scores:
             s = scores[name]
@@ -122,13 +122,22 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
     return summary
 
 
+def late_loss(log: list[dict[str, Any]]) -> float | None:
+    """Mean loss over the last tenth of the logged steps (one step's batch is noisy)."""
+    if not log:
+        return None
+    tail = log[-max(1, len(log) // 10):]
+    return round(sum(h["loss"] for h in tail) / len(tail), 6)
+
+
 def report_markdown(s: dict[str, Any]) -> str:
     """The experiment's table as Markdown."""
     w = s["winrate_cleaned_vs_original"]
     lines = [f"# Clean vs original: {s['data']}", "",
              f"Audit by committee `{s['committee']}`: {s['audit']}.", "",
              f"Cleaning `{s['method']}`: {s['cleaning']}.", "",
-             f"| model | train pairs | steps | DPO s | final loss (mean) | reward at "
+             f"| model | train pairs | steps | DPO s | loss, last 10% of steps (all) | "
+             f"reward at "
              f"T={s['temperature']} (95% CI) | perplexity |",
              "|---|---|---|---|---|---|---|"]
     for r in s["models"]:
