@@ -33,10 +33,12 @@ def split_pairs(pairs: list[PreferencePair], test_fraction: float = 0.5, seed: i
         groups.setdefault(prompt_of(p.prompt).id, []).append(i)
     order = list(groups.values())
     test = np.zeros(len(pairs), dtype=bool)
+    held = 0
     for g in np.random.default_rng(seed).permutation(len(order)):
-        if test.sum() >= n_test:
+        if held >= n_test:
             break
         test[order[g]] = True
+        held += len(order[g])
     if test.all():
         raise ValueError(f"cannot hold out {test_fraction:.0%} of {len(pairs)} pairs: "
                          f"they share {len(order)} prompt(s) and no prompt may be on "

@@ -45,9 +45,9 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dpo = dpo or PolicyConfig(lora=True, seed=seed)
+    dpo = replace(dpo or PolicyConfig(lora=True), seed=seed)  # both runs: the same seed
     settings = {"data": str(data), "committee": committee, "method": method,
-                "dpo": asdict(replace(dpo, seed=seed)), "judge": judge, "task": task,
+                "dpo": asdict(dpo), "judge": judge, "task": task,
                 "reward": reward, "eval_fraction": eval_fraction, "train_limit": train_limit,
                 "eval_limit": eval_limit, "max_new_tokens": max_new_tokens,
                 "temperature": temperature, "seed": seed}
@@ -65,7 +65,7 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
     for name, path in models.items():
         folder = out / f"dpo-{name}"
         trained[name] = run_stage(folder / SUMMARY, f"dpo-{name}",
-                               lambda p=path, f=folder: train_dpo(p, f, replace(dpo, seed=seed)),
+                               lambda p=path, f=folder: train_dpo(p, f, dpo),
                                timings)
     wr = run_stage(out / "winrate" / "summary.json", "winrate",
                 lambda: winrate(str(out / "dpo-cleaned"), str(out / "dpo-original"), eval_file,
@@ -109,7 +109,7 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
         "cleaning": {k: cleaned.get(k) for k in ("n_input", "keep", "flip", "remove",
                                                   "relabel", "n_output",
                                                   "sources_of_changed_pairs")},
-        "dpo": asdict(replace(dpo, seed=seed)), "models": rows,
+        "dpo": asdict(dpo), "models": rows,
         "reward_cleaned_minus_original": difference,
         "winrate_cleaned_vs_original": {k: wr[k] for k in (
             "n", "wins", "ties", "losses", "win_rate", "ci95", "mean_p_a", "lc_win_rate",

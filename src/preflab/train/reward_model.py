@@ -160,18 +160,18 @@ def encoder_head(config: RewardConfig, path: str, base_config: Any, tokenizer: A
     if config.head == "auto":
         return ("bi-encoder" if bi or (bert and mean_pooled_sentence_encoder(path)
                                        and marks_pairs(tokenizer)) else "cls")
-    if config.head == "bi-encoder" and not (bi or bert):
-        raise ValueError(f"--head bi-encoder needs a BERT encoder with segment ids; "
-                         f"{config.base} is a {base_config.model_type}")
-    archs = base_config.architectures or []
-    if config.head == "bi-encoder" and not bi and any("SequenceClassification" in a
-                                                      for a in archs):
-        raise ValueError(f"{config.base} is already a [CLS] reward model; a bi-encoder "
-                         "starts from a plain encoder")
-    if config.head == "bi-encoder" and not marks_pairs(tokenizer):
-        raise ValueError(f"--head bi-encoder: {config.base}'s tokenizer does not mark the two "
-                         "texts of a pair with segment ids, so context and reply cannot be "
-                         "told apart")
+    if config.head == "bi-encoder":
+        if not (bi or bert):
+            raise ValueError(f"--head bi-encoder needs a BERT encoder with segment ids; "
+                             f"{config.base} is a {base_config.model_type}")
+        if not bi and any("SequenceClassification" in a
+                          for a in base_config.architectures or []):
+            raise ValueError(f"{config.base} is already a [CLS] reward model; a bi-encoder "
+                             "starts from a plain encoder")
+        if not marks_pairs(tokenizer):
+            raise ValueError(f"--head bi-encoder: {config.base}'s tokenizer does not mark the "
+                             "two texts of a pair with segment ids, so context and reply "
+                             "cannot be told apart")
     if config.head == "cls" and bi:
         raise ValueError(f"{config.base} is a bi-encoder reward model; use --head bi-encoder")
     return config.head
@@ -317,6 +317,7 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
     runtime = Runtime(device=config.device, threads=config.threads)
     runtime.apply_threads()
     model, tokenizer, encoder = load_base(config)
+    bi_encoder = model.config.model_type == BI_ENCODER
     examples, report = build_examples(
         pairs, tokenizer, encoder, config.max_length, labels=config.labels,  # type: ignore[arg-type]
         source=source, subset_weights=config.subset_weights, weight_key=config.weight_key,
@@ -336,7 +337,7 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
         output_dir=str(out / CHECKPOINTS), num_train_epochs=epochs,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.lr(encoder, model.config.model_type == BI_ENCODER),
+        learning_rate=config.lr(encoder, bi_encoder),
         warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
         lr_scheduler_type="linear", logging_steps=5, save_strategy="steps",
         save_steps=config.save_steps, save_total_limit=1, seed=config.seed,
@@ -360,8 +361,7 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # the run finished: not needed
     return {
         "data": source, "n_pairs": report.n_pairs, "labels": report.labels,
-        "head": ("bi-encoder" if model.config.model_type == BI_ENCODER
-                 else "cls" if encoder else "last-token"),
+        "head": "bi-encoder" if bi_encoder else "cls" if encoder else "last-token",
         "learning_rate": args.learning_rate,
         "epochs": epochs, "steps": result.global_step, "train_loss": round(result.training_loss, 4),
         "trainable_parameters": trainable, "seconds": round(seconds, 1),
