@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from preflab.data.messages import as_messages
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.engine import Engine, EngineOptions
-from preflab.engine.models import Runtime
 from preflab.engine.reward import RewardScorer
-from preflab.engine.text import chat_ids
-from preflab.engine.units import as_messages, reply_unit
+from preflab.engine.units import reply_unit
+from preflab.models.chat import chat_ids
+from preflab.models.runtime import Runtime
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]
                 / "shared/data/hh-rlhf/harmless-base-test.jsonl.gz")

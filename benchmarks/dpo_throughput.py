@@ -32,11 +32,12 @@ from typing import Any
 import torch
 
 from preflab.data.read import iter_pairs, load_pairs
-from preflab.label.run import sample_pairs
+from preflab.data.sample import sample_pairs
+from preflab.models.causal_lm import fit_max_length, load_policy
+from preflab.models.examples import build_policy_examples
+from preflab.models.logps import collate_policy, reference_logps
 from preflab.train.dpo import dpo_trainer_class
-from preflab.train.logps import collate_policy, reference_logps
-from preflab.train.policy import PolicyConfig, fit_max_length, load_policy, training_args
-from preflab.train.policy_data import build_policy_examples
+from preflab.train.recipe import PolicyConfig, training_args
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]
                 / "shared/data/hh-rlhf/harmless-base-test.jsonl.gz")
@@ -78,7 +79,7 @@ def run_trl(config: PolicyConfig, examples: list[Any], tokenizer: Any, out: Path
     from torch.utils.data import SequentialSampler
     from trl import DPOConfig, DPOTrainer
 
-    from preflab.models.presets import load_causal_lm
+    from preflab.models.offline import load_causal_lm
 
     data = Dataset.from_dict({"prompt_ids": [e.prefix for e in examples],
                               "chosen_ids": [e.chosen_ids for e in examples],

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from preflab.engine import EngineOptions
-from preflab.label.run import label
+from preflab.label.label_pairs import label
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]
                 / "shared/data/hh-rlhf/harmless-base-test.jsonl.gz")

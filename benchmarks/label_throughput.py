@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from preflab.data.read import iter_pairs, read_pairs
+from preflab.data.sample import sample_pairs
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.judge import JudgeScorer
-from preflab.engine.models import Runtime
-from preflab.engine.prompts import LabelPrompt, exemplars_from_pairs
-from preflab.label.run import label_table, sample_pairs
+from preflab.engine.label_prompt import LabelPrompt, exemplars_from_pairs
+from preflab.label.label_pairs import label_table
+from preflab.models.runtime import Runtime
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]
                 / "shared/data/hh-rlhf/harmless-base-test.jsonl.gz")

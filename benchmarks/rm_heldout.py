@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from preflab.audit.committee import MemberSpec
-from preflab.audit.members import score_embed_rm
+from preflab.committee.members import score_embed_rm
+from preflab.committee.spec import MemberSpec
 from preflab.data.read import iter_pairs, load_pairs
+from preflab.data.sample import sample_pairs
 from preflab.data.split import split_pairs
 from preflab.data.write import write_pairs
 from preflab.engine import Engine, EngineOptions
 from preflab.eval.metrics import pairwise_accuracy
 from preflab.eval.reward_model import eval_rm
-from preflab.label.run import sample_pairs
 from preflab.train.reward_model import RewardConfig, train_rm
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from preflab.audit.crossfit import crossfit_linear_rewards
 from preflab.audit.stats import fleiss_kappa, summarize
 from preflab.audit.table import agreement_bin, audit_table, committee_probability
+from preflab.committee.crossfit import crossfit_linear_rewards
 
 
 def test_bins() -> None:

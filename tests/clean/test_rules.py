@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preflab.audit.sources import SourceRules, tag_sources
+from preflab.audit.noise_sources import SourceRules, tag_sources
 from preflab.audit.table import audit_table
 from preflab.audit.view import AuditView
 from preflab.clean.baselines import (

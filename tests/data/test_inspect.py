@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 from preflab.data.inspect import inspect, length_summary
+from preflab.models.offline import load_tokenizer
 
 
 def test_length_summary() -> None:
@@ -32,6 +33,7 @@ def test_token_lengths_with_a_real_tokenizer(tmp_path, tiny_tok) -> None:
     tiny_tok.save_pretrained(tmp_path / "tok")
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"prompt": "hello there", "chosen": "a b c", "rejected": "no"}))
-    report = inspect(path, tokenizer=str(tmp_path / "tok"))
+    report = inspect(path, tokenizer=load_tokenizer(str(tmp_path / "tok")),
+                     tokenizer_name=str(tmp_path / "tok"))
     n = len(tiny_tok("a b c", add_special_tokens=False)["input_ids"])
     assert report["chosen_tokens"]["max"] == n and report["tokenizer"].endswith("tok")

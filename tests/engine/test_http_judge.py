@@ -20,7 +20,7 @@ import requests
 from preflab.data.demo import demo
 from preflab.engine import EngineOptions
 from preflab.engine.http_judge import JudgeError, api_base, read_label_logprobs
-from preflab.label.run import label
+from preflab.label.label_pairs import label
 
 MEMORY = EngineOptions(cache_path=":memory:", progress=False)
 

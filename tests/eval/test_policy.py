@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from preflab.data.write import write_pairs
-from preflab.engine.policy import Policy
 from preflab.eval.policy import eval_policy, perplexity
-from preflab.train.policy_data import build_policy_examples
+from preflab.models.examples import build_policy_examples
+from preflab.models.sampler import Policy
 from tests.train.helpers import short_pairs
 
 

@@ -10,10 +10,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner
 
 from preflab.cli import app
+from preflab.data.messages import as_messages
 from preflab.data.read import iter_pairs, load_pairs
 from preflab.data.write import write_pairs
-from preflab.engine.text import plain_context
-from preflab.engine.units import as_messages
+from preflab.models.chat import plain_context
 from tests.train.helpers import short_pairs
 
 runner = CliRunner()

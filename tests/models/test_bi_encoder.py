@@ -11,12 +11,12 @@ import pytest
 import torch
 from transformers import AutoConfig
 
+from preflab.data.messages import as_messages
 from preflab.data.write import write_pairs
 from preflab.engine.embed import EmbedScorer, embed_unit
 from preflab.engine.reward import reward_input, token_types
-from preflab.engine.text import plain_context
-from preflab.engine.units import as_messages
-from preflab.models.presets import load_tokenizer, resolve
+from preflab.models.chat import plain_context
+from preflab.models.offline import load_tokenizer, resolve
 from preflab.train.reward_model import RewardConfig, encoder_head, load_bi_encoder, train_rm
 from tests.train.helpers import short_pairs
 

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from preflab.committee.rewards import RewardFunction
 from preflab.data.read import iter_pairs, load_pairs
 from preflab.data.write import write_pairs
-from preflab.eval.reward_scores import RewardFunction
 from preflab.train.best_of_n import best_of_n, best_of_n_table
 from tests.train.helpers import short_pairs
 
@@ -23,7 +23,7 @@ def test_selected_replies_are_the_best_under_a_fresh_scoring(tmp_path):
     assert s["n_prompts"] == 4 and all(len(x["replies"]) == 4 for x in samples)
     selected = list(iter_pairs(load_pairs(tmp_path / "bon" / "selected.jsonl")))
     score = RewardFunction("tiny-bert", progress=False)
-    from preflab.engine.units import as_messages
+    from preflab.data.messages import as_messages
 
     fresh_best = score([as_messages(p.prompt) for p in selected], [p.chosen for p in selected])
     assert np.allclose(fresh_best, [max(x["rewards"]) for x in samples], atol=1e-4)
@@ -80,7 +80,7 @@ def test_committee_rewards_are_the_mean_of_standardised_members(tmp_path):
 
 
 def test_committee_with_a_judge_is_refused_before_sampling(tmp_path):
-    from preflab.audit.committee import CommitteeError
+    from preflab.committee.spec import CommitteeError
 
     write_pairs(short_pairs(2), tmp_path / "pairs.jsonl")
     with pytest.raises(CommitteeError, match=r"'tiny-judge' is a judge.*vote = false"):

@@ -8,11 +8,12 @@ import torch
 from safetensors.torch import load_file
 
 from preflab.data.write import write_pairs
-from preflab.models.presets import load_causal_lm
+from preflab.models.causal_lm import load_policy
+from preflab.models.examples import build_policy_examples
+from preflab.models.logps import collate_policy, reply_logps
+from preflab.models.offline import load_causal_lm
 from preflab.train.dpo import train_dpo
-from preflab.train.logps import collate_policy, reply_logps
-from preflab.train.policy import PolicyConfig, load_policy
-from preflab.train.policy_data import build_policy_examples
+from preflab.train.recipe import PolicyConfig
 from preflab.train.sft import train_sft
 from tests.train.helpers import StopAt, short_pairs
 
@@ -51,7 +52,7 @@ def test_dpo_separates_chosen_from_rejected(data, tmp_path, loss):
     summary = train_dpo(data, tmp_path / "dpo", config)
     assert summary["steps"] == 12
     margins = [h["rewards/margin"] for h in summary["log"]]
-    assert margins[0] == pytest.approx(0, abs=1e-6)  # LoRA starts as the reference
+    assert margins[0] == pytest.approx(0, abs=1e-5)  # LoRA starts as the reference (fp32 sums)
     assert margins[-1] > 0.3
     pairs = short_pairs(16)
     before, after = logps("tiny-llama", pairs), logps(tmp_path / "dpo", pairs)
@@ -106,7 +107,7 @@ def test_soft_dpo_follows_each_pairs_target(tmp_path):
 def test_contexts_without_a_common_start_are_refused():
     from preflab.data.pair import PreferencePair
     from preflab.errors import PairError
-    from preflab.models.presets import load_tokenizer
+    from preflab.models.offline import load_tokenizer
 
     tok = load_tokenizer("tiny-gpt2")
     tok.chat_template = None  # plain HH-style text without a BOS token

@@ -8,11 +8,12 @@ import torch
 
 from preflab.data.instructions import BAD, GOOD, instructed_pair
 from preflab.data.write import write_pairs
-from preflab.engine.hidden import collate_rows, reply_hidden
-from preflab.train.logps import collate_policy, reply_logps
-from preflab.train.policy import PolicyConfig, load_policy
-from preflab.train.policy_data import build_policy_examples
+from preflab.models.causal_lm import load_policy
+from preflab.models.examples import build_policy_examples
+from preflab.models.hidden import collate_rows, reply_hidden
+from preflab.models.logps import collate_policy, reply_logps
 from preflab.train.rahf import RAHFConfig, train_rahf
+from preflab.train.recipe import PolicyConfig
 from preflab.train.scit import hir_pairs, train_hir, train_scit
 from tests.train.helpers import short_pairs
 

@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification
 
 from preflab.data.write import write_pairs
 from preflab.eval.reward_model import score_pairs
-from preflab.models.presets import resolve
+from preflab.models.offline import resolve
 from preflab.train.reward_model import RewardConfig, train_rm
 from tests.train.helpers import StopAt, short_pairs
 
@@ -40,9 +40,9 @@ def test_overfits_and_scores_the_same_through_every_loader(data, tmp_path):
     table = score_pairs(out, pairs, engine_options=None, threads=1)
     assert (table["margin"] > 0).mean() == 1.0  # it learnt its training pairs
     # ... and a plain AutoModelForSequenceClassification give the same rewards
+    from preflab.data.messages import as_messages
     from preflab.engine.reward import reward_input
-    from preflab.engine.units import as_messages
-    from preflab.models.presets import load_tokenizer
+    from preflab.models.offline import load_tokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
     tok = load_tokenizer(str(out))

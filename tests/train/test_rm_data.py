@@ -4,9 +4,9 @@ import pytest
 
 from preflab.data.pair import PreferencePair
 from preflab.engine.reward import reward_input
-from preflab.engine.text import plain_context
 from preflab.errors import PairError
-from preflab.models.presets import load_tokenizer
+from preflab.models.chat import plain_context
+from preflab.models.offline import load_tokenizer
 from preflab.train.rm_data import PairCollator, RewardExample, build_examples
 from tests.train.helpers import short_pairs
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.audit.crossfit import fit_bradley_terry, fold_ids
+from preflab.committee.crossfit import fit_bradley_terry, fold_ids
 
 BIN_NAMES = ("none", "low", "mixed", "high", "unanimous")
 

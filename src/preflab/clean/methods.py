@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from preflab.audit.sources import SourceRules
+from preflab.audit.noise_sources import SourceRules
 from preflab.audit.view import AuditView
 from preflab.clean.baselines import BASELINES
 from preflab.clean.sac import sac

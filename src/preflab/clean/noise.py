@@ -94,7 +94,7 @@ def bench_noise(data: str | Path, rates: Sequence[float] = (0.1, 0.25), methods:
                 engine_options: Any = None) -> dict[str, Any]:
     """Run the noise benchmark; writes per rate the noisy data, its audit and the
     decisions' metrics, plus noise.csv, noise.png and noise.json in `out`."""
-    from preflab.audit.run import audit
+    from preflab.audit.audit_pairs import audit
 
     started = time.perf_counter()
     names = parse_methods(methods)

@@ -1,6 +1,6 @@
 """Source-Aware Cleaning (Yeh et al. 2024, reconstructed; see METHODS.md §2).
 
-Act on each flagged pair according to its source (:mod:`preflab.audit.sources`):
+Act on each flagged pair according to its source (:mod:`preflab.audit.noise_sources`):
 
 - ``mis-label`` (a confident, near-unanimous reversal) -> flip, or remove with
   ``flip_action="remove"``;
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.audit.sources import SourceRules, tag_sources
+from preflab.audit.noise_sources import SourceRules, tag_sources
 from preflab.audit.view import AuditView
 from preflab.clean.decisions import decisions
 

@@ -32,18 +32,15 @@ def render_prompt(messages: list[dict[str, str]]) -> str:
     return "".join(f"\n\n{names[m['role']]}: {m['content']}" for m in messages)
 
 
-def tokenizer_counter(name_or_path: str | None) -> tuple[str, Tokenize]:
-    """A token counter by tokenizer name; None counts whitespace-separated words."""
-    if name_or_path is None:
-        return "whitespace", lambda texts: [len(t.split()) for t in texts]
-    from preflab.models.presets import load_tokenizer
-
-    tok = load_tokenizer(name_or_path)
+def tokenizer_counter(tokenizer: Any | None) -> Tokenize:
+    """A token counter from a loaded tokenizer; None counts whitespace-separated words."""
+    if tokenizer is None:
+        return lambda texts: [len(t.split()) for t in texts]
 
     def count(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
-    return str(name_or_path), count
+    return count
 
 
 def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
@@ -94,22 +91,16 @@ def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
     return report
 
 
-def inspect(path: str | Path, tokenizer: str | None = None, format: str = "auto",
-            on_error: str = "skip", rejects_path: str | Path | None = None,
-            words_if_missing: bool = False) -> dict[str, Any]:
+def inspect(path: str | Path, tokenizer: Any | None = None, tokenizer_name: str | None = None,
+            format: str = "auto", on_error: str = "skip",
+            rejects_path: str | Path | None = None) -> dict[str, Any]:
     """Read a preference file and report what is in it (bad records are counted, not fatal).
 
-    With `words_if_missing`, a tokenizer preset whose package is not installed
-    falls back to counting words (reported as ``"tokenizer": "whitespace"``).
+    `tokenizer` is a loaded tokenizer (e.g. ``preflab.models.offline.load_tokenizer(name)``)
+    that token lengths are counted with; None counts words (``"tokenizer": "whitespace"``).
     """
-    from preflab.models.presets import PresetMissing
-
-    try:
-        name, tokenize = tokenizer_counter(tokenizer)
-    except PresetMissing:
-        if not words_if_missing:
-            raise
-        name, tokenize = tokenizer_counter(None)
+    name = (tokenizer_name or getattr(tokenizer, "name_or_path", "tokenizer")
+            if tokenizer is not None else "whitespace")
     result = read_pairs(path, format=format, on_error=on_error,  # type: ignore[arg-type]
                         rejects_path=rejects_path)
-    return inspect_result(result, tokenize, name)
+    return inspect_result(result, tokenizer_counter(tokenizer), str(name))

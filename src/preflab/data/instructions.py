@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from preflab.data.messages import Messages
 from preflab.data.pair import Message, PreferencePair
-from preflab.engine.units import Messages
 from preflab.errors import PairError
 
 GOOD = ("You are a good, respectful and honest assistant. Your replies are helpful, "

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preflab.data.messages import Messages, as_messages, text_hash
 from preflab.data.pair import check_messages
-from preflab.engine.units import Messages, as_messages, text_hash
 from preflab.errors import FieldError, PairError
 
 

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from preflab.data.containers import iter_records, kind_of, unit_of
 from preflab.data.hh import looks_like_hh, parse_hh, subset_from_filename
 from preflab.data.native import looks_like_native, parse_native
 from preflab.data.pair import PAIR_SCHEMA, PreferencePair
-from preflab.data.sources import iter_records, kind_of, unit_of
 from preflab.data.trl import looks_like_trl, parse_trl
 from preflab.errors import FieldError, FormatError, PairError
 

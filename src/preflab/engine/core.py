@@ -22,10 +22,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from preflab.engine.batching import plan_batches
 from preflab.engine.cache import ScoreCache
 from preflab.engine.executor import Executor, LocalExecutor
 from preflab.engine.units import Unit
+from preflab.models.batching import plan_batches
 
 
 class RateColumn(ProgressColumn):
@@ -93,7 +93,7 @@ class Engine:
         self.options = options or EngineOptions()
         path = self.options.cache_path
         if path is None:
-            from preflab.models.presets import cache_dir
+            from preflab.models.offline import cache_dir
 
             path = cache_dir() / "scores.sqlite"
         self.cache = ScoreCache(None if str(path) == ":memory:" else path)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from preflab.engine.forward import PrefixSharing, Shared, last_hidden_states
+from preflab.data.messages import Messages, text_hash
 from preflab.engine.judge import clip_text
+from preflab.engine.label_prompt import load_template
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
-from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
-from preflab.engine.prompts import load_template
-from preflab.engine.text import plain_context
-from preflab.engine.units import Messages, Unit, text_hash
+from preflab.engine.units import Unit
+from preflab.models.chat import plain_context
+from preflab.models.forward import PrefixSharing, Shared, last_hidden_states
+from preflab.models.runtime import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 
 SCORES = tuple(str(i) for i in range(1, 11))
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from preflab.engine.models import Runtime, fingerprint, model_fingerprint
-from preflab.engine.units import Unit, text_hash
+from preflab.data.messages import text_hash
+from preflab.engine.units import Unit
+from preflab.models.runtime import Runtime, fingerprint, model_fingerprint
 
 
 def embed_unit(text: str, keep: str = "start") -> Unit:
@@ -29,7 +30,7 @@ class EmbedScorer:
                  runtime: Runtime | None = None) -> None:
         from transformers import AutoModel
 
-        from preflab.models.presets import load_tokenizer, resolve
+        from preflab.models.offline import load_tokenizer, resolve
 
         self.runtime = runtime or Runtime()
         self.runtime.apply_threads()

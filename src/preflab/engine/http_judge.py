@@ -26,11 +26,12 @@ from urllib.parse import urlparse
 import numpy as np
 import requests
 
-from preflab.engine.generate import Sampling
+from preflab.data.messages import Messages
 from preflab.engine.judge import JudgeReader
-from preflab.engine.models import fingerprint
-from preflab.engine.prompts import LabelPrompt
-from preflab.engine.units import Messages, Unit
+from preflab.engine.label_prompt import LabelPrompt
+from preflab.engine.units import Unit
+from preflab.models.generate import Sampling
+from preflab.models.runtime import fingerprint
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -161,7 +162,7 @@ class HttpJudgeScorer(JudgeReader):
 
     @staticmethod
     def _load_tokenizer(name: str) -> Any | None:
-        from preflab.models.presets import load_tokenizer
+        from preflab.models.offline import load_tokenizer
 
         try:
             return load_tokenizer(name)

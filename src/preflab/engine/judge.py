@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from preflab.engine.forward import (
+from preflab.data.messages import Messages, text_hash
+from preflab.engine.label_prompt import LabelPrompt, load_template
+from preflab.engine.label_tokens import label_logprobs, label_token_ids
+from preflab.engine.units import Unit
+from preflab.models.chat import plain_context
+from preflab.models.forward import (
     Head,
     PrefixSharing,
     Shared,
@@ -25,12 +30,8 @@ from preflab.engine.forward import (
     last_hidden_states,
     split_shared_prefix,
 )
-from preflab.engine.generate import Sampling, decode, stop_token_ids
-from preflab.engine.label_tokens import label_logprobs, label_token_ids
-from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
-from preflab.engine.prompts import LabelPrompt, load_template
-from preflab.engine.text import plain_context
-from preflab.engine.units import Messages, Unit, text_hash
+from preflab.models.generate import Sampling, decode, stop_token_ids
+from preflab.models.runtime import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 
 BASE_PREAMBLE = (
     "You are an expert rater of AI assistant replies. Read the conversation and the two "
@@ -150,7 +151,7 @@ class JudgeScorer(JudgeReader, PrefixSharing):
     """Scores (context, A, B) units: the value is [log P(label 1), log P(label 2)], each
     label's probability totalled over its spellings (:mod:`preflab.engine.label_tokens`).
 
-    `prompt` is what the judge reads (:class:`~preflab.engine.prompts.LabelPrompt`);
+    `prompt` is what the judge reads (:class:`~preflab.engine.label_prompt.LabelPrompt`);
     the default is the audit's (:func:`audit_prompt` with `preamble`).
     `share_prefix` says how the tokens every prompt starts with are reused: ``run``
     computes them once per scorer, ``batch`` once per batch, ``off`` never (every

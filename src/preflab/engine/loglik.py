@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from preflab.engine.models import Runtime, fingerprint, load_scoring_lm, model_fingerprint
-from preflab.engine.text import chat_ids
 from preflab.engine.units import Unit
+from preflab.models.chat import chat_ids
+from preflab.models.runtime import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 
 
 class LoglikScorer:

@@ -16,15 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from preflab.engine.forward import (
-    PrefixSharing,
-    Shared,
-    last_hidden_states,
-    split_shared_prefix,
-)
-from preflab.engine.models import Runtime, fingerprint, is_encoder, model_fingerprint
-from preflab.engine.text import chat_ids, plain_context
-from preflab.engine.units import Messages, Unit
+from preflab.data.messages import Messages
+from preflab.engine.units import Unit
+from preflab.models.chat import chat_ids, plain_context
+from preflab.models.forward import PrefixSharing, Shared, last_hidden_states, split_shared_prefix
+from preflab.models.runtime import Runtime, fingerprint, is_encoder, model_fingerprint
 
 
 @dataclass(frozen=True)
@@ -108,7 +104,7 @@ class RewardScorer(PrefixSharing):
         from transformers import AutoModelForSequenceClassification
 
         from preflab.models.bi_encoder import register
-        from preflab.models.presets import load_tokenizer, resolve
+        from preflab.models.offline import load_tokenizer, resolve
 
         register()  # preflab's bi-encoder reward models load without remote code
         self.runtime = runtime or Runtime()

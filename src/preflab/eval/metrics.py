@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 
 
@@ -114,3 +115,9 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             "f1": float(f1_score(y, pred, zero_division=0)),
             "auc": float(roc_auc_score(y, p)),
             "cross_entropy": float(_log_loss(y, np.clip(p, 1e-12, 1 - 1e-12), labels=[0, 1]))}
+
+
+def hard_margins(table: pd.DataFrame) -> np.ndarray:
+    """Margins oriented to the label: a pair whose p_chosen < 0.5 says rejected is better."""
+    sign = np.where(table["p_chosen_label"].to_numpy() >= 0.5, 1.0, -1.0)
+    return table["margin"].to_numpy() * sign

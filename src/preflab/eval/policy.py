@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from preflab.committee.rewards import RewardFunction
 from preflab.data.prompts import load_prompts
-from preflab.engine.generate import Sampling
-from preflab.engine.models import Runtime
-from preflab.engine.policy import Policy
-from preflab.engine.steering import SteeringVector
-from preflab.eval.reward_scores import RewardFunction
+from preflab.models.generate import Sampling
+from preflab.models.runtime import Runtime
+from preflab.models.sampler import Policy
+from preflab.models.steering import SteeringVector
 
 
 def mean_with_ci(x: np.ndarray) -> dict[str, float]:
@@ -34,10 +34,10 @@ def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
     """exp(mean negative log-likelihood per token) of the chosen replies of `pairs`, under
     the policy's instruction and steering vector when it has them."""
     from preflab.data.instructions import instructed_pair
-    from preflab.engine.steering import steered
-    from preflab.train.logps import collate_policy, reply_logps
-    from preflab.train.policy import fit_max_length
-    from preflab.train.policy_data import build_policy_examples
+    from preflab.models.causal_lm import fit_max_length
+    from preflab.models.examples import build_policy_examples
+    from preflab.models.logps import collate_policy, reply_logps
+    from preflab.models.steering import steered
 
     if policy.instruction:
         pairs = [instructed_pair(p, policy.instruction) for p in pairs]

@@ -59,10 +59,11 @@ def probe(model: str, train: str | Path, heldout: str | Path, out: str | Path = 
     """Collect activations of `model` on the pairs of `train` and `heldout`, probe every
     layer (default: all), write ``summary.json``."""
     from preflab.data.read import iter_pairs, load_pairs
-    from preflab.engine.hidden import check_layers, decoder_layers, mean_reply_hidden
-    from preflab.label.run import sample_pairs
-    from preflab.train.policy import PolicyConfig, fit_max_length, load_policy
-    from preflab.train.policy_data import build_policy_examples
+    from preflab.data.sample import sample_pairs
+    from preflab.models.causal_lm import fit_max_length, load_policy
+    from preflab.models.examples import build_policy_examples
+    from preflab.models.hidden import check_layers, decoder_layers, mean_reply_hidden
+    from preflab.train.recipe import PolicyConfig
 
     started = time.perf_counter()
     out = Path(out)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.eval.reward_model import hard_margins
+from preflab.eval.metrics import hard_margins
 from preflab.figures import png, pyplot
 
 STYLE = """<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;

@@ -8,49 +8,26 @@ would; the metrics are the pure functions of :mod:`preflab.eval.metrics`.
 from __future__ import annotations
 
 import json
-import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from preflab.audit.committee import MemberSpec
+from preflab.committee.spec import MemberSpec
 from preflab.data.pair import PreferencePair
 from preflab.engine import Engine
 from preflab.engine.core import EngineOptions
-from preflab.eval.metrics import agreement, reward_metrics
-
-DEFAULT_MAX_LENGTH = 512
-
-
-def trained_max_length(model: str | Path) -> int:
-    """The max_length a preflab-trained model was trained with (else 512)."""
-    from preflab.train.reward_model import SUMMARY
-
-    summary = Path(model) / SUMMARY
-    if summary.exists():
-        return int(json.loads(summary.read_text())["config"]["max_length"])
-    return DEFAULT_MAX_LENGTH
-
-
-def check_model(model: str | Path) -> None:
-    """A reward model must be a preset, an existing folder or a hub id (org/name)."""
-    from preflab.models.presets import PRESETS
-
-    name = str(model)
-    if name in PRESETS or Path(name).exists() or re.fullmatch(r"[\w.-]+/[\w.-]+", name):
-        return
-    raise FileNotFoundError(f"reward model {name}: no such folder (nor a preset or a hub id)")
+from preflab.eval.metrics import hard_margins, reward_metrics
+from preflab.models.reward_folder import check_model, trained_max_length
 
 
 def score_pairs(model: str | Path, pairs: list[PreferencePair], max_length: int | None = None,
                 engine_options: EngineOptions | None = None, device: str = "auto",
                 threads: int | None = None) -> pd.DataFrame:
     """Per pair: id, subset, human label, r_chosen, r_rejected, margin."""
-    from preflab.audit.members import score_reward_model
+    from preflab.committee.members import score_reward_model
 
     check_model(model)
     max_length = max_length or trained_max_length(model)
@@ -66,10 +43,6 @@ def score_pairs(model: str | Path, pairs: list[PreferencePair], max_length: int 
     })
 
 
-def hard_margins(table: pd.DataFrame) -> np.ndarray:
-    """Margins oriented to the label: a pair whose p_chosen < 0.5 says rejected is better."""
-    sign = np.where(table["p_chosen_label"].to_numpy() >= 0.5, 1.0, -1.0)
-    return table["margin"].to_numpy() * sign
 
 
 def distribution(x: np.ndarray) -> dict[str, float]:
@@ -127,51 +100,3 @@ def write_eval(out: Path, summary: dict[str, Any], table: pd.DataFrame) -> None:
     (out / "report.html").write_text(render_eval_report(summary, table), encoding="utf-8")
 
 
-def split_halves(data: str | Path, out: str | Path, config: Any = None,
-                 test_fraction: float = 0.2, seed: int = 0, bins: int = 10,
-                 engine_options: EngineOptions | None = None) -> dict[str, Any]:
-    """Anthropic's train-PM / test-PM study: hold out `test_fraction` of the pairs, split
-    the rest into two disjoint halves, train one reward model on each (same config),
-    and compare them on the held-out pairs: each one's accuracy and ECE, how often
-    they prefer the same reply, the rank correlation of their margins, and the
-    divergence between their preference distributions."""
-    from preflab.data.read import iter_pairs, load_pairs
-    from preflab.data.split import split_pairs
-    from preflab.train.reward_model import RewardConfig, train_stage, write_train_summary
-
-    config = config or RewardConfig()
-    out = Path(out)
-    started = time.perf_counter()
-    pairs = list(iter_pairs(load_pairs(data)))
-    rest, held_out = split_pairs(pairs, test_fraction, seed)
-    half_a, half_b = split_pairs(rest, 0.5, seed + 1)
-    models, tables, training = {}, {}, {}
-    for name, half in (("a", half_a), ("b", half_b)):
-        folder = out / f"pm-{name}"
-        training[name] = train_stage(half, folder, config, config.epochs,
-                                     f"{data} (half {name})")
-        write_train_summary(folder, str(data), config, [training[name]])
-        models[name] = folder
-        tables[name] = score_pairs(folder, held_out, config.max_length, engine_options,
-                                   config.device, config.threads)
-    margin_a, margin_b = hard_margins(tables["a"]), hard_margins(tables["b"])
-    summary = {
-        "data": str(data), "seed": seed, "test_fraction": test_fraction,
-        "n_train_a": len(half_a), "n_train_b": len(half_b), "n_held_out": len(held_out),
-        "config": asdict(config),
-        "pm_a": {k: v for k, v in reward_metrics(margin_a, bins).items() if k != "reliability"},
-        "pm_b": {k: v for k, v in reward_metrics(margin_b, bins).items() if k != "reliability"},
-        **agreement(margin_a, margin_b),
-        "training_seconds": {k: v["seconds"] for k, v in training.items()},
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    joined = tables["a"].merge(tables["b"], on=["id", "subset", "p_chosen_label"],
-                               suffixes=("_a", "_b"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    joined.to_parquet(out / "scores.parquet", index=False)
-    from preflab.eval.report import render_split_halves_report
-
-    (out / "report.html").write_text(render_split_halves_report(summary, joined),
-                                     encoding="utf-8")
-    return summary

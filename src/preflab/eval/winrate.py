@@ -21,10 +21,10 @@ import numpy as np
 
 from preflab.data.prompts import Prompt, load_prompts
 from preflab.engine import Engine
-from preflab.engine.generate import Sampling
 from preflab.engine.judge import judge_unit, p_first
-from preflab.engine.models import Runtime
-from preflab.engine.prompts import LabelPrompt
+from preflab.engine.label_prompt import LabelPrompt
+from preflab.models.generate import Sampling
+from preflab.models.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def policy_replies(policy: str, prompts: Sequence[Prompt], sampling: Sampling, s
                              f"(first prompt id {missing[0]})")
         replies = [given[p.id] for p in prompts]
     else:
-        from preflab.engine.policy import Policy
+        from preflab.models.sampler import Policy
 
         gen = Policy(policy, runtime)
         replies = [r[0] for r in gen.generate([p.messages for p in prompts],
@@ -144,7 +144,7 @@ def winrate(a: str, b: str, prompts: str | Path, judge: str, out: str | Path = "
             max_context_tokens: int | None = 256) -> dict[str, Any]:
     """Win rate of `a` against `b` (models or generations files) on `prompts`, judged
     by `judge` (a local model or an OpenAI-compatible URL) in both orders."""
-    from preflab.label.run import make_judge
+    from preflab.engine.make_judge import make_judge
 
     started = time.perf_counter()
     items = load_prompts(prompts, limit)

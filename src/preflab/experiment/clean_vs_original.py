@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
-from preflab.train.policy import SUMMARY, PolicyConfig
+from preflab.train.recipe import SUMMARY, PolicyConfig
 
 
 def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
@@ -35,9 +35,9 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
                       eval_limit: int | None = 100, max_new_tokens: int = 96,
                       temperature: float = 0.7, seed: int = 0) -> dict[str, Any]:
     """Run the experiment; returns (and writes) the summary with its table."""
-    from preflab.audit.committee import load_committee
-    from preflab.audit.run import audit
-    from preflab.clean.run import clean
+    from preflab.audit.audit_pairs import audit
+    from preflab.clean.clean_pairs import clean
+    from preflab.committee.spec import load_committee
     from preflab.eval.policy import compare_evals, eval_policy
     from preflab.eval.winrate import winrate
     from preflab.train.dpo import train_dpo

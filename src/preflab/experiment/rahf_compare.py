@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
-from preflab.train.policy import SUMMARY, PolicyConfig
 from preflab.train.rahf import RAHFConfig
+from preflab.train.recipe import SUMMARY, PolicyConfig
 
 METHODS = ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")
 
@@ -42,11 +42,11 @@ def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare"
     """Run the comparison; returns (and writes) the summary with its table."""
     from preflab.data.read import iter_pairs, load_pairs
     from preflab.data.write import write_pairs
-    from preflab.engine.steering import extract_steering
     from preflab.eval.policy import compare_evals, eval_policy
     from preflab.eval.probe import probe
     from preflab.eval.winrate import winrate
     from preflab.train.dpo import train_dpo
+    from preflab.train.extract_steering import extract_steering
     from preflab.train.rahf import train_rahf
     from preflab.train.scit import train_hir
     from preflab.train.sft import train_sft

@@ -37,9 +37,9 @@ def prepare_split(data: str | Path, folder: Path, eval_fraction: float,
     """Seeded train / eval split of `data` into `folder` (kept on a rerun); the train
     part optionally a seeded sample of `train_limit` pairs."""
     from preflab.data.read import iter_pairs, load_pairs
+    from preflab.data.sample import sample_pairs
     from preflab.data.split import split_pairs
     from preflab.data.write import write_pairs
-    from preflab.label.run import sample_pairs
 
     if not (folder / "eval.jsonl").exists():
         train, test = split_pairs(list(iter_pairs(load_pairs(data))), eval_fraction, seed)

@@ -1,9 +1,9 @@
 """Models: offline presets from registry packages, hub ids and local paths, tiny test models."""
 
-from preflab.models.presets import (
-    PRESETS,
-    Preset,
-    PresetMissing,
+from preflab.models.offline import (
+    OFFLINE_MODELS,
+    OfflineModel,
+    OfflineModelMissing,
     cache_dir,
     load_causal_lm,
     load_tokenizer,
@@ -12,9 +12,9 @@ from preflab.models.presets import (
 )
 
 __all__ = [
-    "PRESETS",
-    "Preset",
-    "PresetMissing",
+    "OFFLINE_MODELS",
+    "OfflineModel",
+    "OfflineModelMissing",
     "cache_dir",
     "load_causal_lm",
     "load_tokenizer",

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from preflab.committee.rewards import CommitteeReward, RewardFunction, is_committee
 from preflab.data.pair import PreferencePair
 from preflab.data.prompts import load_prompts
-from preflab.engine.generate import Sampling
-from preflab.engine.models import Runtime
-from preflab.engine.policy import Policy
-from preflab.eval.reward_scores import CommitteeReward, RewardFunction, is_committee
+from preflab.models.generate import Sampling
+from preflab.models.runtime import Runtime
+from preflab.models.sampler import Policy
 
 
 def best_of_n_table(rewards: np.ndarray, by: np.ndarray | None = None) -> dict[str, Any]:

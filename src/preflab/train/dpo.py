@@ -1,9 +1,9 @@
 """Direct preference optimisation and its noise-robust and soft-label variants.
 
-The recipe: tokenize pairs with the prompt shared (:mod:`preflab.train.policy_data`),
+The recipe: tokenize pairs with the prompt shared (:mod:`preflab.models.examples`),
 compute the reference log-probs once and cache them on disk, then train with a
 transformers Trainer whose loss runs each pair's prompt once for both replies
-(:func:`preflab.train.logps.reply_logps`) and applies a loss of
+(:func:`preflab.models.logps.reply_logps`) and applies a loss of
 :func:`preflab.train.losses.dpo_loss`. ``soft`` uses each pair's ``p_chosen`` as
 its target, which none of TRL's losses does.
 """
@@ -18,22 +18,21 @@ from typing import Any
 
 import torch
 
-from preflab.engine.models import fingerprint, model_fingerprint
-from preflab.engine.units import text_hash
-from preflab.train.logps import collate_policy, reference_logps, reply_logps
+from preflab.data.messages import text_hash
+from preflab.models.causal_lm import fit_max_length, load_policy
+from preflab.models.examples import PolicyExample, build_policy_examples
+from preflab.models.logps import collate_policy, reference_logps, reply_logps
+from preflab.models.runtime import fingerprint, model_fingerprint
 from preflab.train.losses import DPO_LOSSES, dpo_loss
-from preflab.train.policy import (
+from preflab.train.recipe import (
     PolicyConfig,
     examples_tokens,
-    fit_max_length,
-    load_policy,
     mixed_precision,
     policy_trainer_class,
     run_trainer,
     training_args,
     write_summary,
 )
-from preflab.train.policy_data import PolicyExample, build_policy_examples
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ REF_CACHE = "ref-logps.sqlite"
 
 def ref_fingerprint(reference: str, precision: str = "fp32") -> str:
     """The reference model's weights and precision: the namespace of its cached values."""
-    from preflab.models.presets import resolve
+    from preflab.models.offline import resolve
 
     return fingerprint("dpo-ref-v2", model_fingerprint(reference, resolve(reference)),
                        precision)
@@ -57,7 +56,7 @@ def ref_key(prefix: list[int], first: list[int], first_n: int, second: list[int]
 
 def check_same_vocabulary(reference_tokenizer: Any, policy: str) -> None:
     """The reference reads the policy's token ids: their vocabularies must agree."""
-    from preflab.models.presets import load_tokenizer
+    from preflab.models.offline import load_tokenizer
 
     if reference_tokenizer.get_vocab() != load_tokenizer(policy).get_vocab():
         raise ValueError(f"the reference model's tokenizer differs from the policy's "
@@ -75,7 +74,7 @@ def attach_reference(examples: list[PolicyExample], reference: str, config: Poli
     data set reuses the original's reference pass. Each batch is saved as it
     finishes: an interrupted pass resumes where it stopped."""
     from preflab.engine.cache import ScoreCache
-    from preflab.models.presets import cache_dir
+    from preflab.models.offline import cache_dir
 
     dtype = mixed_precision(config)
     fp = ref_fingerprint(reference, str(dtype or "fp32"))

@@ -13,7 +13,7 @@ adapters switched off.
 
 Defaults are the public code's (Llama-2-7B): alpha 5, LoRA r 8 / alpha 16 on q_proj
 and v_proj, lr 3e-4 (SCIT) / 9e-6 (Dual), target layers 10-18 (SCIT) or 10-20
-(Dual) of 32 scaled to the model's depth (:func:`preflab.engine.hidden.rahf_layers`).
+(Dual) of 32 scaled to the model's depth (:func:`preflab.models.hidden.rahf_layers`).
 Adapters go on the blocks up to the deepest target layer, as in the public code.
 """
 
@@ -26,23 +26,21 @@ from typing import Any
 
 import torch
 
-from preflab.engine.hidden import check_layers, collate_rows, decoder_layers, rahf_layers
-from preflab.engine.hidden import reply_hidden as _reply_hidden
 from preflab.errors import PairError
+from preflab.models.causal_lm import add_lora, fit_max_length, load_policy
+from preflab.models.examples import PolicyExample, build_policy_examples
+from preflab.models.hidden import check_layers, collate_rows, decoder_layers, rahf_layers
+from preflab.models.hidden import reply_hidden as _reply_hidden
 from preflab.train.config import config_from_file
 from preflab.train.losses import representation_loss
-from preflab.train.policy import (
+from preflab.train.recipe import (
     SUMMARY,
     PolicyConfig,
-    add_lora,
-    fit_max_length,
-    load_policy,
     policy_trainer_class,
     run_trainer,
     training_args,
     write_summary,
 )
-from preflab.train.policy_data import PolicyExample, build_policy_examples
 
 VARIANTS = ("scit", "dual")
 

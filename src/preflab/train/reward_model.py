@@ -25,17 +25,17 @@ from typing import Any
 import torch
 
 from preflab.data.pair import PreferencePair
-from preflab.engine.models import Runtime, is_encoder
 from preflab.engine.reward import token_types, type_separator
 from preflab.models.bi_encoder import MODEL_TYPE as BI_ENCODER
 from preflab.models.bi_encoder import register as register_bi_encoder
+from preflab.models.reward_folder import SUMMARY
+from preflab.models.runtime import Runtime, is_encoder
 from preflab.train.config import config_from_file
 from preflab.train.losses import reward_loss
 from preflab.train.rm_data import PairCollator, RewardExample, build_examples
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
-SUMMARY = "preflab-train.json"
 
 
 @dataclass
@@ -92,7 +92,7 @@ def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
     """(model with a one-output head, tokenizer with a pad token, is_encoder)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from preflab.models.presets import load_tokenizer, resolve
+    from preflab.models.offline import load_tokenizer, resolve
 
     tokenizer = load_tokenizer(config.base)
     if config.pad_token is not None:

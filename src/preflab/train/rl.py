@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from preflab.data.prompts import load_prompts
-from preflab.engine.generate import Sampling
-from preflab.engine.policy import Policy
-from preflab.train.logps import collate_continuations, reply_logps
-from preflab.train.policy import PolicyConfig, load_policy
+from preflab.models.causal_lm import load_policy
+from preflab.models.generate import Sampling
+from preflab.models.logps import collate_continuations, reply_logps
+from preflab.models.sampler import Policy
+from preflab.train.recipe import PolicyConfig
 
 CHECKPOINT = "rl-checkpoint.pt"
 
@@ -65,7 +66,7 @@ class RLConfig:
 
 
 def reward_function(config: RLConfig) -> Any:
-    from preflab.eval.reward_scores import DirectJudgeReward, RewardFunction
+    from preflab.committee.rewards import DirectJudgeReward, RewardFunction
 
     if not config.reward:
         raise ValueError("--reward is required: a reward model (or a judge with --direct)")

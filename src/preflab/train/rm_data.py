@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import torch
 
+from preflab.data.messages import as_messages
 from preflab.data.pair import PreferencePair
 from preflab.engine.reward import reward_input, token_types
-from preflab.engine.units import as_messages
 from preflab.errors import PairError
 
 Labels = Literal["auto", "hard", "soft"]

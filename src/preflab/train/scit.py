@@ -18,19 +18,18 @@ from typing import Any
 from preflab.data.instructions import BAD, GOOD, instructed_pair
 from preflab.data.pair import PreferencePair
 from preflab.errors import PairError
-from preflab.train.logps import collate_policy, reply_logps
+from preflab.models.causal_lm import fit_max_length, load_policy
+from preflab.models.examples import PolicyExample, build_policy_examples
+from preflab.models.logps import collate_policy, reply_logps
 from preflab.train.losses import scit_loss
-from preflab.train.policy import (
+from preflab.train.recipe import (
     SUMMARY,
     PolicyConfig,
-    fit_max_length,
-    load_policy,
     policy_trainer_class,
     run_trainer,
     training_args,
     write_summary,
 )
-from preflab.train.policy_data import PolicyExample, build_policy_examples
 
 
 @dataclass

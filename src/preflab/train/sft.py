@@ -12,18 +12,17 @@ from typing import Any
 import torch
 
 from preflab.data.pair import PreferencePair
-from preflab.train.logps import collate_policy, reply_logps
-from preflab.train.policy import (
+from preflab.models.causal_lm import fit_max_length, load_policy
+from preflab.models.examples import build_policy_examples
+from preflab.models.logps import collate_policy, reply_logps
+from preflab.train.recipe import (
     PolicyConfig,
     examples_tokens,
-    fit_max_length,
-    load_policy,
     policy_trainer_class,
     run_trainer,
     training_args,
     write_summary,
 )
-from preflab.train.policy_data import build_policy_examples
 
 
 def sft_trainer_class() -> type:

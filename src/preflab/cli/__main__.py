@@ -1,0 +1,5 @@
+"""``python -m preflab.cli``."""
+
+from preflab.cli.app import main
+
+main()

@@ -1,0 +1,59 @@
+"""The ``preflab`` command line: every command registered here, explicitly, on one app.
+
+Each command parses its arguments and calls the library function of the same name.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from preflab.cli import audit, clean, data, eval, experiment, label, models, serve, train
+
+app = typer.Typer(help="preflab: read, audit, clean, label and train on preference feedback.",
+                  no_args_is_help=True, rich_markup_mode="markdown",
+                  pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Offline models: list and prepare them.", no_args_is_help=True)
+data_app = typer.Typer(help="Built-in data.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that measure a method against its baselines.",
+                        no_args_is_help=True)
+experiment_app = typer.Typer(help="End-to-end experiments, one command each.",
+                             no_args_is_help=True)
+steer_app = typer.Typer(help="Steering vectors: extract from preference pairs, generate with one.",
+                        no_args_is_help=True)
+
+app.command("inspect")(data.inspect_cmd)
+app.command("convert")(data.convert)
+app.command("audit")(audit.audit)
+app.command("clean")(clean.clean)
+app.command("label")(label.label_cmd)
+app.command("train-rm")(train.train_rm_cmd)
+app.command("eval-rm")(eval.eval_rm_cmd)
+app.command("split")(data.split)
+app.command("serve")(serve.serve)
+bench_app.command("noise")(clean.bench_noise)
+models_app.command("list")(models.models_list)
+models_app.command("prepare")(models.models_prepare)
+data_app.command("demo")(data.data_demo)
+app.command("sft")(train.sft)
+app.command("dpo")(train.dpo)
+app.command("bon")(train.bon)
+app.command("rl")(train.rl_cmd)
+app.command("winrate")(eval.winrate_cmd)
+app.command("eval-policy")(eval.eval_policy_cmd)
+experiment_app.command("clean-vs-original")(experiment.clean_vs_original_cmd)
+app.command("rahf")(train.rahf_cmd)
+app.command("hir")(train.hir_cmd)
+steer_app.command("extract")(train.steer_extract)
+steer_app.command("generate")(eval.steer_generate)
+app.command("probe")(eval.probe_cmd)
+experiment_app.command("rahf")(experiment.rahf_experiment_cmd)
+
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(steer_app, name="steer")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,53 @@
+"""`preflab audit`: score every pair with a committee and report agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from preflab.cli.common import out, user_errors
+
+
+@user_errors
+def audit(
+    data: Annotated[str, typer.Argument(help="Preference data (any format preflab reads).")],
+    committee: Annotated[str, typer.Option(
+        help="Committee preset (cpu, tiny, gold) or a TOML file.")] = "cpu",
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("audit"),
+    limit: Annotated[int | None, typer.Option(help="Audit only the first N pairs.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 4096,
+    cache: Annotated[Path | None, typer.Option(
+        help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
+    combine: Annotated[str, typer.Option(
+        help="Committee probability: factor (members weighed by a one-factor model of "
+             "their margins), stacked (weights fitted on the labels) or mean.")
+    ] = "factor",
+    seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
+) -> None:
+    """Score every pair with a committee and report how many members agree with each label.
+
+    Writes audit.parquet (per pair: each member's margin and vote, agreement, bin,
+    the committee's P(chosen better)), summary.json and a self-contained report.html.
+    Scores are cached on disk: an interrupted audit resumes where it stopped.
+
+    Example: `preflab audit harmless-base-test.jsonl.gz --committee cpu --out audit-hh`
+    """
+    from preflab.audit.audit_pairs import audit as audit_fn
+    from preflab.engine import EngineOptions
+
+    summary = audit_fn(data, committee=committee, out=out_dir, limit=limit, combine=combine,
+                       seed=seed, engine_options=EngineOptions(max_tokens=max_tokens,
+                                                               cache_path=cache))
+    overall = summary["bins"]["overall"]
+    table = Table("bin", "pairs", "share", title=f"audit of {summary['n_pairs']} pairs")
+    for name, row in overall.items():
+        table.add_row(name, str(row["count"]), f"{row['fraction']:.1%}")
+    out.print(table)
+    out.print(f"low or no agreement: [bold]{summary['low_or_no_agreement_fraction']:.1%}[/]")
+    if "flip_detection_auc" in summary:
+        out.print(f"flip detection AUC (committee): "
+                  f"{summary['flip_detection_auc']['committee']:.3f}")
+    out.print(f"report: {out_dir / 'report.html'}")

@@ -1,0 +1,110 @@
+"""`preflab clean` and `preflab bench noise`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from preflab.cli.common import Target, out, user_errors
+
+
+@user_errors
+def clean(
+    data: Annotated[str, typer.Argument(help="The preference data that was audited.")],
+    audit_dir: Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")],
+    method: Annotated[str, typer.Option(
+        help="sac, or a baseline: random, vote-all, vote-maj, reward-gap, judge, "
+             "confident-learning, loss, ifd-gap; or a named variant such as vote-all-flip, "
+             "sac-remove, sac-soft, sac-keep.")] = "sac",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="A method parameter as key=value (repeatable), e.g. "
+                              "-p flip_p=0.1 -p action=flip.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("clean"),
+    to: Annotated[Target | None, typer.Option(
+        help="Output format; default: the input's.")] = None,
+    show_params: Annotated[bool, typer.Option(
+        "--show-params", help="List the method's parameters and defaults, then exit.")] = False,
+) -> None:
+    """Keep, flip, remove or soft-relabel each audited pair, and say why.
+
+    Writes the cleaned data, manifest.parquet (every input pair: action, reason,
+    method, parameters, best-guess source of unreliability) and summary.json.
+
+    Example: `preflab clean hh.jsonl.gz --audit audit-hh --method sac --out hh-clean`
+    """
+    from preflab.clean.clean_pairs import clean as clean_fn
+    from preflab.clean.methods import method_params, parse_params, resolve_method
+
+    if show_params:
+        out.print(json.dumps(method_params(resolve_method(method)[0])))
+        return
+    params = parse_params(method, param or [])
+    summary = clean_fn(data, audit_dir, method=method, params=params, out=out_dir,
+                       to=to.value if to else None)
+    table = Table("action", "pairs", title=f"{method} on {summary['n_input']} pairs")
+    for action in ("keep", "flip", "remove", "relabel"):
+        table.add_row(action, str(summary[action]))
+    out.print(table)
+    if summary["sources_of_changed_pairs"]:
+        out.print("sources of changed pairs: " + ", ".join(
+            f"{k} {v}" for k, v in summary["sources_of_changed_pairs"].items()))
+    if "against_recorded_flips" in summary:
+        m = summary["against_recorded_flips"]
+        out.print(f"against the recorded flips: {m['flagged']} flagged, precision "
+                  f"{m['precision'] if m['precision'] is None else round(m['precision'], 3)}, "
+                  f"recall {m['recall']:.3f}, residual noise {m['residual_noise']:.1%} "
+                  f"(was {m['noise_before']:.1%}), kept {m['kept_fraction']:.1%}")
+    out.print(f"cleaned data: {summary['output']}")
+
+
+
+
+@user_errors
+def bench_noise(
+    data: Annotated[str, typer.Argument(help="Preference data; its labels count as truth.")],
+    rate: Annotated[str, typer.Option(help="Flip rates, comma-separated.")] = "0.1,0.25",
+    methods: Annotated[str, typer.Option(help="all, or comma-separated method variants.")
+                       ] = "all",
+    committee: Annotated[str, typer.Option(help="Committee preset or TOML file.")] = "cpu",
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("bench-noise"),
+    seed: Annotated[int, typer.Option(help="Seed of the injected flips and the audit.")] = 0,
+    pairs: Annotated[int | None, typer.Option(help="Use only the first N pairs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON "
+                                                         "object on the last line.")] = False,
+) -> None:
+    """Inject label flips, audit, clean with every method; precision, recall, F1, pairs
+    kept and the noise left among them.
+
+    Example: `preflab bench noise harmless-base-test.jsonl.gz --rate 0.1,0.25 --methods all`
+    """
+    from preflab.clean.noise import bench_noise as bench_fn
+
+    rates = [float(r) for r in rate.split(",") if r.strip()]
+    report = bench_fn(data, rates=rates, methods=methods, committee=committee, out=out_dir,
+                      seed=seed, limit=pairs)
+    for r, by in report["results"].items():
+        auc = (report["audits"][r]["flip_detection_auc"] or {}).get("committee")
+        title = f"{float(r):.0%} injected flips, {report['n_pairs']} pairs" + (
+            f" (committee flip AUC {auc:.3f})" if auc is not None else "")
+        table = Table("method", "flagged", "precision", "recall", "F1", "kept",
+                      "residual noise", title=title)
+        table.columns[0].no_wrap = True
+        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        for m, row in by.items():
+            if "error" in row:
+                table.add_row(m, "-", "-", "-", "-", "-", row["error"][:60])
+                continue
+            table.add_row(m, str(row["flagged"]), fmt(row["precision"], ".3f"),
+                          fmt(row["recall"], ".3f"), fmt(row["f1"], ".3f"),
+                          fmt(row["kept_fraction"], ".1%"), fmt(row["residual_noise"], ".1%"))
+        out.print(table)
+    out.print(f"written: {out_dir / 'noise.csv'}, {out_dir / 'noise.png'}")
+    if as_json:
+        keys = ("precision", "recall", "f1", "kept_fraction", "residual_noise")
+        print(json.dumps({r: {m: {k: row[k] for k in keys} if "error" not in row else row
+                              for m, row in by.items()}
+                          for r, by in report["results"].items()}))

@@ -1,0 +1,278 @@
+"""What every command shares: error handling, option types and the output helpers."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from preflab.committee.spec import CommitteeError
+from preflab.errors import FieldError, FormatError, PairError
+from preflab.models.offline import OfflineModelMissing
+
+out = Console()
+
+
+err = Console(stderr=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OnErrorChoice(StrEnum):
+    fail = "fail"
+    skip = "skip"
+
+
+class Target(StrEnum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+    trl = "trl"
+    hh = "hh"
+
+
+def user_errors(fn: F) -> F:
+    """Show errors a user must fix as one clear line and exit 2, not as a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (PairError, FieldError, FormatError, OfflineModelMissing, FileNotFoundError,
+                KeyError, ValueError, CommitteeError) as e:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+OnErrorOpt = Annotated[OnErrorChoice, typer.Option(
+    "--on-error", help="fail: stop at the first bad record; skip: record it and go on.")]
+
+
+RejectsOpt = Annotated[Path | None, typer.Option(
+    "--rejects", help="With --on-error skip: write every rejected record and its reason here.")]
+
+
+FormatOpt = Annotated[str, typer.Option(
+    "--format", help="Input format: auto (from content), hh, trl or preflab.")]
+
+
+def print_truncation(tokens: dict[str, Any], max_length: int) -> None:
+    """What fitting sequences into --max-length did, when it did anything."""
+    if tokens["reply_truncated"] or tokens["context_truncated"]:
+        out.print(f"[yellow]truncated to --max-length {max_length}[/]: "
+                  f"{tokens['context_truncated']} contexts lost their oldest tokens, "
+                  f"{tokens['reply_truncated']} replies were cut")
+
+
+RmLabels = Annotated[str | None, typer.Option(
+    "--labels", help="hard (Bradley-Terry on chosen > rejected), soft (cross-entropy "
+                     "against p_chosen, e.g. AI labels) or auto (soft if any p_chosen < 1).")]
+
+
+RmMaxLength = Annotated[int | None, typer.Option(
+    "--max-length", help="Tokens per (context, reply); contexts lose their oldest tokens "
+                         "first, a reply that does not fit is refused. [default: 512]")]
+
+
+RmMargin = Annotated[float | None, typer.Option(
+    "--margin", help="Bradley-Terry margin m: -log sigmoid(r_c - r_r - m) (per pair: "
+                     "meta.margin).")]
+
+
+RmSubsetWeight = Annotated[list[str] | None, typer.Option(
+    "--subset-weight", help="SUBSET=W: loss weight of a subset, e.g. harmless-base=0.5 for "
+                            "L = L_help + 0.5 L_harm (repeatable).")]
+
+
+RmEpochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 2]")]
+
+
+RmLr = Annotated[float | None, typer.Option(
+    "--lr", help="Learning rate. [default: 1e-4 encoders, 1e-5 decoders, 2e-4 LoRA]")]
+
+
+RmBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs per step. "
+                                                                  "[default: 8]")]
+
+
+RmLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (merged "
+                                                                   "into the saved model) "
+                                                                   "or full fine-tuning.")]
+
+
+RmHead = Annotated[str | None, typer.Option(
+    "--head", help="Encoders: cls (a [CLS] cross-encoder), bi-encoder (context and reply "
+                   "encoded alone, cosine head starting from the zero-shot cosine; loads "
+                   "elsewhere with trust_remote_code) or auto: bi-encoder for a BERT "
+                   "sentence-transformers folder pooled by the mean (the minilm-l6 preset; "
+                   "hub ids are not inspected), else cls. [default: auto]")]
+
+
+RmLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
+
+
+RmTrainLayers = Annotated[int | None, typer.Option(
+    "--train-layers", help="Train only the top N transformer layers and the head.")]
+
+
+RmPad = Annotated[str | None, typer.Option(
+    "--pad-token", help="Pad token for a tokenizer that has none ('eos' or a token).")]
+
+
+RmSeed = Annotated[int | None, typer.Option("--seed", help="Seed (head, order, split).")]
+
+
+RmConfig = Annotated[Path | None, typer.Option(
+    "--config", help="TOML/JSON file of settings (a model's preflab-train.json works); "
+                     "options given here override it.")]
+
+
+RmThreads = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
+
+
+RmDevice = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
+
+
+
+
+PConfig = Annotated[Path | None, typer.Option(
+    "--config", help="TOML/JSON file of settings (a model's preflab-train.json works); "
+                     "options given here override it.")]
+
+
+PMaxLength = Annotated[int | None, typer.Option(
+    "--max-length", help="Tokens per prompt+reply; the context loses its oldest tokens "
+                         "first, a reply that does not fit alone is cut (counted). "
+                         "[default: 1024]")]
+
+
+PEpochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 1]")]
+
+
+PLr = Annotated[float | None, typer.Option(
+    "--lr", help="Learning rate. [default: SFT 2e-5, DPO 5e-6; x10 with LoRA]")]
+
+
+PBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs (DPO) or replies "
+                                                                 "(SFT) per step. [default: 8]")]
+
+
+PAccum = Annotated[int | None, typer.Option("--grad-accum", help="Gradient accumulation "
+                                                                 "steps. [default: 1]")]
+
+
+PLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters on every "
+                                                                  "linear layer (merged into "
+                                                                  "the saved model) or full "
+                                                                  "fine-tuning.")]
+
+
+PLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
+
+
+PGc = Annotated[bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing",
+                                          help="Recompute activations in the backward pass.")]
+
+
+PSeed = Annotated[int | None, typer.Option("--seed", help="Seed (order, LoRA init).")]
+
+
+PDevice = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
+
+
+PPrecision = Annotated[str | None, typer.Option(
+    "--precision", help="fp32, or bf16 / fp16 mixed precision on a GPU.")]
+
+
+PResume = Annotated[bool, typer.Option(help="Resume an interrupted run from its last "
+                                            "checkpoint in OUT.")]
+
+
+PJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+def policy_config(config_file: Path | None, **given: Any) -> Any:
+    from preflab.train.recipe import PolicyConfig
+
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if config_file is not None:
+        return PolicyConfig.from_file(config_file, **overrides)
+    return PolicyConfig(**overrides)
+
+
+def print_training(summary: dict[str, Any], as_json: bool) -> None:
+    tokens = summary["tokens"]
+    out.print(f"{summary['stage']}: {summary['model']} ({summary['config']['policy']}, "
+              f"{tokens['n_pairs']} pairs, {summary['steps']} steps, final train loss "
+              f"{summary['train_loss']}, {summary['seconds']:.0f} s, "
+              f"{summary['tokens_per_s']:.0f} tokens/s)")
+    print_truncation(tokens, summary["config"]["max_length"])
+    if as_json:
+        print(json.dumps(summary, default=str))
+
+
+def floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{name} {text!r}: expected comma-separated numbers") from None
+
+
+PPrompts = Annotated[str, typer.Argument(help="Prompts: a pair file (its prompts) or JSON "
+                                              "lines / Parquet with a 'prompt' field.")]
+
+
+PLimit = Annotated[int | None, typer.Option("--limit", help="Use the first N prompts.")]
+
+
+PMaxNew = Annotated[int, typer.Option("--max-new-tokens", help="Reply length limit.")]
+
+
+PThreads = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
+
+
+def ints(text: str | None, name: str) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{name} {text!r}: expected comma-separated layer numbers") from None
+
+
+PLayers = Annotated[str | None, typer.Option(
+    "--layers", help="Comma-separated layers (1 = output of the first block). [default: "
+                     "RAHF's, scaled to the model's depth]")]
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.1%}"
+
+
+def rm_config(config_file: Path | None, subset_weight: list[str] | None = None,
+               **given: Any) -> Any:
+    """A RewardConfig from a file (if any) with the options the user gave on top."""
+    from preflab.train.reward_model import RewardConfig
+
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if subset_weight:
+        weights = {}
+        for item in subset_weight:
+            name, _, value = item.partition("=")
+            try:
+                weights[name] = float(value)
+            except ValueError:
+                raise ValueError(f"--subset-weight {item!r}: expected SUBSET=NUMBER") from None
+        overrides["subset_weights"] = weights
+    if config_file is not None:
+        return RewardConfig.from_file(config_file, **overrides)
+    return RewardConfig(**overrides)

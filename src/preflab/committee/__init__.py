@@ -1,0 +1,1 @@
+"""Committees: the committee files, their members as scorers, and rewards of replies."""

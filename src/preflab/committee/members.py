@@ -1,0 +1,260 @@
+"""Committee members: turn a member spec into per-pair scores through the engine.
+
+Every member yields, per pair, a margin r(x, y_chosen) - r(x, y_rejected), its
+own probability that chosen is better, and (where the member has them) the
+absolute rewards of both replies.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from preflab.committee.spec import MemberSpec
+from preflab.data.messages import Messages, as_messages
+from preflab.data.pair import PreferencePair
+from preflab.engine import Engine
+from preflab.engine.units import Unit, reply_unit
+from preflab.models.runtime import Runtime
+
+
+@dataclass
+class MemberScores:
+    name: str
+    kind: str
+    margin: np.ndarray
+    p_chosen: np.ndarray
+    r_chosen: np.ndarray
+    r_rejected: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _runtime(options: dict[str, Any]) -> Runtime:
+    return Runtime(device=options.get("device", "auto"),
+                   precision=options.get("precision", "fp32"), threads=options.get("threads"))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def _sides(pairs: list[PreferencePair]) -> tuple[list[Messages], list[str]]:
+    """Every pair's (context, reply) items: all chosen ones, then all rejected ones."""
+    contexts = ([as_messages(p.prompt) for p in pairs]
+                + [as_messages(p.rejected_context) for p in pairs])
+    return contexts, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+
+
+def _scalar_rewards(scorer: Any, contexts: Sequence[Messages], replies: Sequence[str],
+                    engine: Engine, desc: str) -> np.ndarray:
+    """A scalar scorer's value of each (context, reply) through the engine."""
+    units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+    return np.array([v[0] for v in engine.run(scorer, units, desc=desc)], dtype=np.float64)
+
+
+def _pointwise(spec: MemberSpec, scorer: Any, pairs: list[PreferencePair],
+               engine: Engine) -> MemberScores:
+    r = _scalar_rewards(scorer, *_sides(pairs), engine, spec.name)
+    r_c, r_r = r[:len(pairs)], r[len(pairs):]
+    margin = r_c - r_r
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"truncated": getattr(scorer, "truncated", 0)})
+
+
+def _reward_scorer(spec: MemberSpec) -> Any:
+    from preflab.engine.reward import RewardScorer
+
+    o = spec.options
+    return RewardScorer(o["model"], name=spec.name, output_index=o.get("output_index", 0),
+                        max_length=o.get("max_length", 2048), runtime=_runtime(o),
+                        head_seed=o.get("head_seed", 0),
+                        trust_remote_code=o.get("trust_remote_code", False))
+
+
+def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair],
+                       engine: Engine) -> MemberScores:
+    return _pointwise(spec, _reward_scorer(spec), pairs, engine)
+
+
+def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    from preflab.engine.judge import BASE_PREAMBLE, JudgeScorer, judge_unit, p_first
+
+    o = spec.options
+    scorer = JudgeScorer(o["model"], name=spec.name, preamble=o.get("preamble", BASE_PREAMBLE),
+                         max_length=o.get("max_length", 2048),
+                         max_context_tokens=o.get("max_context_tokens", 256),
+                         runtime=_runtime(o))
+    n = len(pairs)
+    forward = [judge_unit(as_messages(p.prompt), p.chosen, p.rejected) for p in pairs]
+    backward = [judge_unit(as_messages(p.prompt), p.rejected, p.chosen) for p in pairs]
+    values = np.stack(engine.run(scorer, forward + backward, desc=spec.name))
+    p1 = p_first(values)
+    p_fwd, p_bwd = p1[:n], 1.0 - p1[n:]  # P(chosen better) with chosen shown first / second
+    p = 0.5 * (p_fwd + p_bwd)
+    consistent = float(np.mean((p_fwd > 0.5) == (p_bwd > 0.5)))
+    first = float(np.mean(np.concatenate([p1[:n] > 0.5, p1[n:] > 0.5])))
+    mass = float(np.exp(values).sum(axis=1).mean())
+    eps = 1e-6
+    margin = np.log(np.clip(p, eps, 1)) - np.log(np.clip(1 - p, eps, 1))
+    nan = np.full(n, np.nan)
+    return MemberScores(spec.name, spec.kind, margin, p, nan, nan.copy(), {
+        "position_consistency": consistent, "first_position_rate": first,
+        "label_token_mass": mass, "truncated": scorer.truncated,
+        "context_truncated": scorer.context_truncated})
+
+
+@functools.lru_cache(maxsize=2)
+def _embed_scorer(model: str, max_length: int, runtime: Runtime) -> Any:
+    """One encoder per (model, settings): several members of a committee share it."""
+    from preflab.engine.embed import EmbedScorer
+
+    return EmbedScorer(model, max_length=max_length, runtime=runtime)
+
+
+def embed_items(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                engine: Engine) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised embeddings of each context (its end kept) and each reply."""
+    from preflab.engine.embed import embed_unit
+    from preflab.models.chat import plain_context
+
+    o = spec.options
+    scorer = _embed_scorer(o["model"], o.get("max_length", 256), _runtime(o))
+    units = ([embed_unit(plain_context(c), keep="end") for c in contexts]
+             + [embed_unit(r) for r in replies])
+    e = np.stack(engine.run(scorer, units, desc=f"{spec.name} (embed)")).astype(np.float64)
+    return e[:len(contexts)], e[len(contexts):]
+
+
+def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """L2-normalised embeddings: chosen context, chosen reply, rejected context, rejected reply."""
+    ctx, rep = embed_items(spec, *_sides(pairs), engine)
+    n = len(pairs)
+    return ctx[:n], rep[:n], ctx[n:], rep[n:]
+
+
+def pair_features(context: np.ndarray, reply: np.ndarray, kind: str) -> np.ndarray:
+    """Features of (context, reply) for a linear reward: reply, interaction or both."""
+    cos = np.sum(context * reply, axis=1, keepdims=True)
+    if kind == "reply":
+        return reply
+    if kind == "interaction":
+        return np.hstack([context * reply, cos])
+    if kind == "full":
+        return np.hstack([reply, context * reply, cos])
+    raise ValueError(f"features must be reply, interaction or full, got {kind!r}")
+
+
+def embed_rewards(spec: MemberSpec, context: np.ndarray, reply: np.ndarray) -> np.ndarray:
+    """An embed-rm member's reward of each (context, reply) embedding row."""
+    head = spec.options.get("head", "cosine")
+    if head == "cosine":  # zero-shot: how well the reply fits its context
+        return np.sum(context * reply, axis=1)
+    data = np.load(head)
+    return pair_features(context, reply, str(data["features"])) @ data["w"]
+
+
+def score_embed_rm(spec: MemberSpec, pairs: list[PreferencePair],
+                   engine: Engine) -> MemberScores:
+    ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
+    r_c, r_r = embed_rewards(spec, ctx_c, rep_c), embed_rewards(spec, ctx_r, rep_r)
+    margin = r_c - r_r
+    scale = float(np.std(margin)) or 1.0  # cosine margins are small: a unit-free probability
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin / scale), r_c, r_r)
+
+
+def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
+                   engine: Engine) -> MemberScores:
+    from preflab.committee.crossfit import crossfit_linear_rewards
+
+    ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
+    o = spec.options
+    kind = o.get("features", "full")
+    r_c, r_r = crossfit_linear_rewards(pair_features(ctx_c, rep_c, kind),
+                                       pair_features(ctx_r, rep_r, kind),
+                                       folds=o.get("folds", 5), seed=o.get("seed", 0),
+                                       C=o.get("C", 1.0))
+    margin = r_c - r_r
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"folds": o.get("folds", 5), "features": kind})
+
+
+def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    """r(x, y) = -log IFD(x, y) = mean log p(y | x) - mean log p(y): how much the context
+    helps a causal LM predict the reply (Li et al. 2024). A signal for ``ifd-gap``
+    cleaning; by default it does not vote."""
+    r, truncated = ifd_rewards(spec, *_sides(pairs), engine)
+    n = len(pairs)
+    r_c, r_r = r[:n], r[n:]
+    margin = r_c - r_r
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"truncated": truncated})
+
+
+def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                engine: Engine) -> tuple[np.ndarray, int]:
+    """-log IFD of each (context, reply), and how many inputs were truncated."""
+    from preflab.engine.loglik import LoglikScorer
+
+    o = spec.options
+    scorer = LoglikScorer(o["model"], name=spec.name,
+                          max_context_tokens=o.get("max_context_tokens", 256),
+                          max_reply_tokens=o.get("max_reply_tokens", 256), runtime=_runtime(o))
+    with_context = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+    alone = [reply_unit((), r) for r in replies]
+    # Nothing is shared between units here: one group each, so batches stay small
+    # (all replies alone would otherwise form one group of the empty context).
+    units = [Unit(u.key, u.key, u.payload) for u in with_context + alone]
+    v = np.stack(engine.run(scorer, units, desc=spec.name)).astype(float)
+    mean_logp = v[:, 0] / np.maximum(v[:, 1], 1)
+    n = len(replies)
+    return mean_logp[:n] - mean_logp[n:], scorer.truncated
+
+
+def _python_scorer(spec: MemberSpec) -> Any:
+    from preflab.engine.python import PythonScorer, load_callable
+
+    fn = load_callable(spec.options.get("function"), spec.options.get("entry_point"))
+    return PythonScorer(fn, spec.name)
+
+
+def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    return _pointwise(spec, _python_scorer(spec), pairs, engine)
+
+
+SCORERS = {
+    "seq-rm": score_reward_model,
+    "causal-rm": score_reward_model,
+    "judge": score_judge,
+    "embed-rm": score_embed_rm,
+    "crossfit": score_crossfit,
+    "python": score_python,
+    "ifd": score_ifd,
+}
+
+
+def score_member(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    """Scores of one member on all pairs."""
+    return SCORERS[spec.kind](spec, pairs, engine)
+
+
+# Members that give each reply a reward of its own; judges compare two replies and
+# crossfit members need the pairs' labels.
+POINTWISE = ("seq-rm", "causal-rm", "embed-rm", "python", "ifd")
+
+
+def reply_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                  engine: Engine) -> np.ndarray:
+    """A pointwise member's reward r(x, y) of each (context, reply)."""
+    if spec.kind not in POINTWISE:
+        raise ValueError(f"member {spec.name!r} ({spec.kind}) gives no reward to a reply alone")
+    if spec.kind == "embed-rm":
+        return embed_rewards(spec, *embed_items(spec, contexts, replies, engine))
+    if spec.kind == "ifd":
+        return ifd_rewards(spec, contexts, replies, engine)[0]
+    scorer = _python_scorer(spec) if spec.kind == "python" else _reward_scorer(spec)
+    return _scalar_rewards(scorer, contexts, replies, engine, spec.name)

@@ -1,0 +1,145 @@
+"""Committees of reward models and judges, as TOML files.
+
+    name = "cpu"
+    [[member]]
+    name = "crossfit-minilm"
+    kind = "crossfit"
+    model = "minilm-l6"
+    folds = 5
+
+Everything is checked before any model loads: unknown kinds and keys, missing
+models, duplicate names.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+PRESETS_DIR = resources.files("preflab.committee.presets")  # the committee presets (TOML)
+RUNTIME_KEYS = {"precision", "device", "threads"}
+KINDS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optional keys)
+    "seq-rm": ({"model"}, {"output_index", "max_length", "trust_remote_code"} | RUNTIME_KEYS),
+    "causal-rm": ({"model"}, {"output_index", "max_length", "head_seed"} | RUNTIME_KEYS),
+    "judge": ({"model"}, {"preamble", "max_length", "max_context_tokens"} | RUNTIME_KEYS),
+    "embed-rm": ({"model"}, {"head", "max_length"} | RUNTIME_KEYS),
+    "crossfit": ({"model"}, {"folds", "seed", "features", "C", "max_length"} | RUNTIME_KEYS),
+    "python": (set(), {"function", "entry_point"}),
+    "ifd": ({"model"}, {"max_context_tokens", "max_reply_tokens"} | RUNTIME_KEYS),
+}
+# Every member may set `vote = false`: scored and written to the audit table as a
+# signal for cleaning rules, but not counted in votes or the committee probability.
+COMMON_KEYS = {"vote"}
+VOTES_BY_DEFAULT = {kind: kind != "ifd" for kind in KINDS}
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+DEFAULT_BINS = (0.25, 0.75)  # low: 0 < v/M <= 0.25; high: 0.75 <= v/M < 1
+
+
+class CommitteeError(ValueError):
+    """A committee file that cannot be run."""
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    name: str
+    kind: str
+    options: dict[str, Any]
+
+    @property
+    def votes(self) -> bool:
+        return bool(self.options.get("vote", VOTES_BY_DEFAULT[self.kind]))
+
+
+@dataclass
+class Committee:
+    name: str
+    members: list[MemberSpec]
+    source: str
+    bins: tuple[float, float] = DEFAULT_BINS
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def _model_exists(model: str) -> bool:
+    from preflab.models.offline import OFFLINE_MODELS
+
+    return (model in OFFLINE_MODELS or Path(model).expanduser().exists()
+            or bool(_HUB_ID.match(model)))
+
+
+def load_committee(name_or_path: str | Path) -> Committee:
+    """A committee from a preset name (`gold`, `cpu`, `tiny`) or a TOML file, validated."""
+    text_name = str(name_or_path)
+    if text_name in preset_names():
+        source = f"preset {text_name}"
+        text = PRESETS_DIR.joinpath(f"{text_name}.toml").read_text()
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise CommitteeError(f"committee {text_name!r}: no such file, and not a preset "
+                                 f"({', '.join(preset_names())})")
+        source, text = str(path), path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CommitteeError(f"{source}: not valid TOML: {e}") from None
+    return parse_committee(data, source)
+
+
+def parse_committee(data: dict[str, Any], source: str) -> Committee:
+    """Validate a parsed committee; raise :class:`CommitteeError` naming the member and key."""
+    members_raw = data.get("member")
+    if not isinstance(members_raw, list) or not members_raw:
+        raise CommitteeError(f"{source}: needs at least one [[member]] table")
+    members: list[MemberSpec] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(members_raw, 1):
+        where = f"{source}, member {i}"
+        name, kind = raw.get("name"), raw.get("kind")
+        if not isinstance(name, str) or not name:
+            raise CommitteeError(f"{where}: missing 'name'")
+        where = f"{source}, member {name!r}"
+        if name in seen:
+            raise CommitteeError(f"{where}: duplicate member name")
+        seen.add(name)
+        if kind not in KINDS:
+            raise CommitteeError(f"{where}: unknown kind {kind!r}; choose one of "
+                                 f"{', '.join(KINDS)}")
+        required, optional = KINDS[kind]
+        options = {k: v for k, v in raw.items() if k not in ("name", "kind")}
+        unknown = set(options) - required - optional - COMMON_KEYS
+        if unknown:
+            raise CommitteeError(f"{where}: unknown key(s) {sorted(unknown)} for kind {kind}; "
+                                 f"allowed: {sorted(required | optional | COMMON_KEYS)}")
+        if not isinstance(options.get("vote", True), bool):
+            raise CommitteeError(f"{where}: 'vote' must be true or false")
+        for key in sorted(required - set(options)):
+            raise CommitteeError(f"{where}: missing '{key}'")
+        if "model" in options and not _model_exists(str(options["model"])):
+            raise CommitteeError(f"{where}: model {options['model']!r} not found: not a preset, "
+                                 "an existing folder or a hub id")
+        if kind == "python" and ("function" in options) == ("entry_point" in options):
+            raise CommitteeError(f"{where}: give exactly one of 'function' (module:name) or "
+                                 "'entry_point'")
+        if kind == "embed-rm":
+            head = options.get("head", "cosine")
+            if head != "cosine" and not Path(head).exists():
+                raise CommitteeError(f"{where}: head {head!r} is neither 'cosine' nor a file")
+        members.append(MemberSpec(name, kind, options))
+    if not any(m.votes for m in members):
+        raise CommitteeError(f"{source}: every member has vote = false; at least one must vote")
+    bins = tuple(data.get("bins", DEFAULT_BINS))
+    if len(bins) != 2 or not 0 < bins[0] < bins[1] < 1:
+        raise CommitteeError(f"{source}: bins must be two thresholds 0 < low < high < 1")
+    return Committee(name=data.get("name", Path(source).stem), members=members, source=source,
+                     bins=(float(bins[0]), float(bins[1])),
+                     description=data.get("description", ""))

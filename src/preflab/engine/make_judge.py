@@ -1,0 +1,30 @@
+"""A judge scorer from a name: a local causal LM or an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from preflab.engine.judge import JudgeScorer
+from preflab.engine.label_prompt import LabelPrompt
+from preflab.models.runtime import Runtime
+
+
+def is_url(judge: str) -> bool:
+    return judge.startswith(("http://", "https://"))
+
+
+def make_judge(judge: str, prompt: LabelPrompt, max_length: int = 2048,
+               max_context_tokens: int | None = 256, runtime: Runtime | None = None,
+               **http: Any) -> Any:
+    """A local judge (a causal-LM preset, folder or hub id) or, for a URL, an
+    OpenAI-compatible server (:class:`~preflab.engine.http_judge.HttpJudgeScorer`;
+    `http` are its options)."""
+    if is_url(judge):
+        from preflab.engine.http_judge import HttpJudgeScorer
+
+        return HttpJudgeScorer(judge, prompt=prompt, max_length=max_length,
+                               max_context_tokens=max_context_tokens, **http)
+    if http:
+        raise ValueError(f"options {sorted(http)} are for HTTP judges; {judge!r} is local")
+    return JudgeScorer(judge, name=f"label:{judge}", prompt=prompt, max_length=max_length,
+                       max_context_tokens=max_context_tokens, runtime=runtime)

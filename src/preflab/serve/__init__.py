@@ -1,0 +1,1 @@
+"""HTTP servers: an OpenAI-compatible completion server for local models."""
