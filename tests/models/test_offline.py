@@ -56,18 +56,20 @@ def test_minilm_preset_loads_from_its_package() -> None:
     assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
 
 
-@pytest.mark.slow
 def test_prepare_smollm2_then_load_fast(cache) -> None:
     assert not is_prepared("smollm2-135m-instruct")
+    started = time.perf_counter()
     path = prepare("smollm2-135m-instruct")
+    converting = time.perf_counter() - started
     assert is_prepared("smollm2-135m-instruct") and path == offline.prepared_dir(
         "smollm2-135m-instruct")
     assert not path.with_name(path.name + ".partial").exists()
     started = time.perf_counter()
     model = load_causal_lm("smollm2-135m-instruct")
     tok = load_tokenizer("smollm2-135m-instruct")
-    seconds = time.perf_counter() - started
-    assert seconds < 3, f"loading from the cache took {seconds:.1f} s"
+    loading = time.perf_counter() - started
+    # a ratio measured side by side, not an absolute time on a shared machine
+    assert loading < 0.5 * converting, f"cached load {loading:.1f} s, conversion {converting:.1f} s"
     assert model.config.num_hidden_layers == 30 and 134e6 < model.num_parameters() < 135e6
     assert tok.chat_template and tok.eos_token == "<|im_end|>"
     assert prepare("smollm2-135m-instruct") == path  # idempotent, no second conversion

@@ -1,8 +1,9 @@
 """Source tagging: a best guess at why a flagged pair is unreliable.
 
 Yeh et al. (2024) re-annotated low-agreement HH pairs and found six sources of
-unreliability (../METHODS.md §2). This module assigns each flagged pair the
-source its audit signals point to, with the signal written out, in this order:
+unreliability (docs/methods.md, "Sources of unreliability"). This module assigns each
+flagged pair the source its audit signals point to, with the signal written out, in
+this order:
 
 1. ``mis-label``: the committee confidently and (near-)unanimously reverses the
    label (P(chosen better) <= ``flip_p`` and at most ``flip_agreement`` of the

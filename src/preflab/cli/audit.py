@@ -8,17 +8,24 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from preflab.cli.common import out, user_errors
+from preflab.cli.common import (
+    CommitteeOpt,
+    JsonOpt,
+    LimitOpt,
+    OutDirOpt,
+    out,
+    print_json,
+    user_errors,
+)
 
 
 @user_errors
 def audit(
     data: Annotated[str, typer.Argument(help="Preference data (any format preflab reads).")],
-    committee: Annotated[str, typer.Option(
-        help="Committee preset (cpu, tiny, gold) or a TOML file.")] = "cpu",
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("audit"),
-    limit: Annotated[int | None, typer.Option(help="Audit only the first N pairs.")] = None,
-    max_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.")] = 4096,
+    committee: CommitteeOpt = "cpu",
+    out_dir: OutDirOpt = Path("audit"),
+    limit: LimitOpt = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Padded tokens per batch.")] = 4096,
     cache: Annotated[Path | None, typer.Option(
         help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
     combine: Annotated[str, typer.Option(
@@ -26,6 +33,7 @@ def audit(
              "their margins), stacked (weights fitted on the labels) or mean.")
     ] = "factor",
     seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Score every pair with a committee and report how many members agree with each label.
 
@@ -51,3 +59,5 @@ def audit(
         out.print(f"flip detection AUC (committee): "
                   f"{summary['flip_detection_auc']['committee']:.3f}")
     out.print(f"report: {out_dir / 'report.html'}")
+    if as_json:
+        print_json(summary)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from preflab.cli.common import Target, out, user_errors
+from preflab.cli.common import (
+    CommitteeOpt,
+    JsonOpt,
+    OutDirOpt,
+    Target,
+    out,
+    print_json,
+    user_errors,
+)
 
 
 @user_errors
@@ -23,11 +30,12 @@ def clean(
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="A method parameter as key=value (repeatable), e.g. "
                               "-p flip_p=0.1 -p action=flip.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("clean"),
+    out_dir: OutDirOpt = Path("clean"),
     to: Annotated[Target | None, typer.Option(
         help="Output format; default: the input's.")] = None,
     show_params: Annotated[bool, typer.Option(
         "--show-params", help="List the method's parameters and defaults, then exit.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Keep, flip, remove or soft-relabel each audited pair, and say why.
 
@@ -40,7 +48,7 @@ def clean(
     from preflab.clean.methods import method_params, parse_params, resolve_method
 
     if show_params:
-        out.print(json.dumps(method_params(resolve_method(method)[0])))
+        print_json(method_params(resolve_method(method)[0]))
         return
     params = parse_params(method, param or [])
     summary = clean_fn(data, audit_dir, method=method, params=params, out=out_dir,
@@ -59,6 +67,8 @@ def clean(
                   f"recall {m['recall']:.3f}, residual noise {m['residual_noise']:.1%} "
                   f"(was {m['noise_before']:.1%}), kept {m['kept_fraction']:.1%}")
     out.print(f"cleaned data: {summary['output']}")
+    if as_json:
+        print_json(summary)
 
 
 
@@ -69,12 +79,11 @@ def bench_noise(
     rate: Annotated[str, typer.Option(help="Flip rates, comma-separated.")] = "0.1,0.25",
     methods: Annotated[str, typer.Option(help="all, or comma-separated method variants.")
                        ] = "all",
-    committee: Annotated[str, typer.Option(help="Committee preset or TOML file.")] = "cpu",
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("bench-noise"),
+    committee: CommitteeOpt = "cpu",
+    out_dir: OutDirOpt = Path("bench-noise"),
     seed: Annotated[int, typer.Option(help="Seed of the injected flips and the audit.")] = 0,
-    pairs: Annotated[int | None, typer.Option(help="Use only the first N pairs.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON "
-                                                         "object on the last line.")] = False,
+    pairs: Annotated[int | None, typer.Option(min=1, help="Use only the first N pairs.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Inject label flips, audit, clean with every method; precision, recall, F1, pairs
     kept and the noise left among them.
@@ -105,6 +114,6 @@ def bench_noise(
     out.print(f"written: {out_dir / 'noise.csv'}, {out_dir / 'noise.png'}")
     if as_json:
         keys = ("precision", "recall", "f1", "kept_fraction", "residual_noise")
-        print(json.dumps({r: {m: {k: row[k] for k in keys} if "error" not in row else row
-                              for m, row in by.items()}
-                          for r, by in report["results"].items()}))
+        print_json({r: {m: {k: row[k] for k in keys} if "error" not in row else row
+                        for m, row in by.items()}
+                    for r, by in report["results"].items()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from preflab.committee.spec import CommitteeError
+from preflab.committee.spec import CommitteeError, preset_names
 from preflab.errors import FieldError, FormatError, PairError
 from preflab.models.offline import OfflineModelMissing
 
@@ -63,6 +64,28 @@ RejectsOpt = Annotated[Path | None, typer.Option(
 
 FormatOpt = Annotated[str, typer.Option(
     "--format", help="Input format: auto (from content), hh, trl or preflab.")]
+
+
+# One name, one meaning, on every command that has the option.
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print the summary as one JSON object on the last line of stdout.")]
+OutDirOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for torch (default: torch's choice).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", min=1, help="Only the first N pairs.")]
+SampleOpt = Annotated[int | None, typer.Option(
+    "--sample", min=1, help="A seeded random sample of N pairs (in input order).")]
+CommitteeOpt = Annotated[str, typer.Option(
+    "--committee", help=f"Committee preset ({', '.join(preset_names())}) or a TOML file.")]
+
+
+def print_json(obj: Any) -> None:
+    """One JSON object on one line of stdout: never wrapped, never marked up."""
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def print_truncation(tokens: dict[str, Any], max_length: int) -> None:
@@ -276,3 +299,70 @@ def rm_config(config_file: Path | None, subset_weight: list[str] | None = None,
     if config_file is not None:
         return RewardConfig.from_file(config_file, **overrides)
     return RewardConfig(**overrides)
+
+
+# ---- settings files: --config FILE, options given on the command line on top ------------
+
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", help="TOML, YAML or JSON file of settings (a run's OUT/config.toml "
+                     "reproduces it); options given on the command line override it.")]
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on the "
+                                                      "last line.")]
+
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+
+
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads. "
+                                                                  "[default: torch's]")]
+
+
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+
+
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Use the first N prompts. "
+                                                              "[default: all]")]
+
+
+RmLrOpt = Annotated[float | None, typer.Option(
+    "--lr", help="Learning rate. [default: per head: 2e-5 bi-encoder, 1e-4 cls encoder, "
+                 "1e-5 decoder (last token), 2e-4 with LoRA]")]
+
+
+def typed_options(ctx: typer.Context) -> dict[str, Any]:
+    """The options the user gave on the command line (not their defaults), by
+    parameter name."""
+    given = {}
+    for name, value in ctx.params.items():
+        source = ctx.get_parameter_source(name)  # by name: typer may vendor its own click
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given[name] = value
+    return given
+
+
+C = TypeVar("C")
+
+
+def stage_config(cls: type[C], ctx: typer.Context, config_file: Path | None,
+                 **convert: Callable[[Any], Any]) -> C:
+    """The settings of a stage: `cls`'s defaults, then `config_file` (if any), then the
+    options given on the command line whose names are fields of `cls` (`convert`
+    turns an option's text into the field's value, e.g. comma-separated lists)."""
+    from dataclasses import fields
+
+    from preflab.train.config import load_config
+
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    given = {k: convert[k](v) if k in convert else v
+             for k, v in typed_options(ctx).items() if k in names}
+    return load_config(cls, config_file, **given)
+
+
+def write_stage_config(config: Any, folder: Path) -> Path:
+    """``folder/config.toml``: what ``--config`` reads back to rerun the stage."""
+    from preflab.train.config import write_config
+
+    return write_config(config, folder)

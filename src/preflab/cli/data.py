@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +10,15 @@ from rich.table import Table
 
 from preflab.cli.common import (
     FormatOpt,
+    JsonOpt,
     OnErrorChoice,
     OnErrorOpt,
     RejectsOpt,
+    SeedOpt,
     Target,
     err,
     out,
+    print_json,
     user_errors,
 )
 
@@ -24,7 +26,7 @@ from preflab.cli.common import (
 @user_errors
 def inspect_cmd(
     data: Annotated[str, typer.Argument(help="File, datasets folder or hub dataset name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOpt = False,
     tokenizer: Annotated[str | None, typer.Option(
         help="Tokenizer for token lengths: a preset, hub id or path; 'none' counts words."
     )] = "smollm2-135m-instruct",
@@ -52,7 +54,7 @@ def inspect_cmd(
     report = inspect(data, tokenizer=tok, tokenizer_name=name if tok is not None else None,
                      format=format, on_error=on_error.value, rejects_path=rejects)
     if as_json:
-        print(json.dumps(report))
+        print_json(report)
         return
     table = Table(title=f"{data} ({report['format']})", show_header=False)
     for key, value in report.items():
@@ -84,7 +86,7 @@ def convert(
 
     report = convert_fn(src, dst, to=to.value if to else None, format=format,
                         on_error=on_error.value, rejects_path=rejects, subset=subset)
-    out.print(json.dumps(report))
+    print_json(report)
 
 
 @user_errors
@@ -92,8 +94,9 @@ def split(
     data: Annotated[str, typer.Argument(help="Preference pairs to split.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl and "
                                                         "test.jsonl.")] = Path("split"),
-    test_fraction: Annotated[float, typer.Option(help="Share of pairs held out.")] = 0.5,
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    test_fraction: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of pairs held out.")] = 0.5,
+    seed: SeedOpt = 0,
 ) -> None:
     """Split pairs into a seeded random train and test part; pairs with the same
     prompt stay on one side, so no test prompt was trained on.
@@ -102,7 +105,7 @@ def split(
     """
     from preflab.data.split import split as split_fn
 
-    out.print(json.dumps(split_fn(data, out_dir, test_fraction=test_fraction, seed=seed)))
+    print_json(split_fn(data, out_dir, test_fraction=test_fraction, seed=seed))
 
 
 @user_errors
@@ -110,7 +113,7 @@ def data_demo(
     out_path: Annotated[Path, typer.Option("--out", help="Output file (.jsonl, .parquet).")],
     n: Annotated[int, typer.Option("--n", help="Number of pairs.")] = 2000,
     flip_rate: Annotated[float, typer.Option(help="Fraction of labels flipped.")] = 0.25,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: SeedOpt = 0,
     negatives: Annotated[str, typer.Option(
         help="Rejected reply: 'other' (from another conversation) or 'later' (harder: a "
              "later message of the same speaker).")] = "other",
@@ -124,4 +127,4 @@ def data_demo(
 
     report = demo(out_path, n=n, flip_rate=flip_rate, seed=seed,
                   negatives=negatives, max_turns=max_turns)  # type: ignore[arg-type]
-    out.print(json.dumps(report))
+    print_json(report)

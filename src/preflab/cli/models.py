@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from preflab.cli.common import out, user_errors
+from preflab.cli.common import JsonOpt, out, print_json, user_errors
 
 
-def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List the offline model presets, whether installed and prepared.
+def models_list(as_json: JsonOpt = False) -> None:
+    """List the offline models, whether installed and prepared.
 
     Example: `preflab models list`
     """
@@ -25,7 +24,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
              "install": p.install, "license": p.license, "description": p.description}
             for p in OFFLINE_MODELS.values()]
     if as_json:
-        print(json.dumps(rows))
+        print_json(rows)
         return
     table = Table("name", "kind", "installed", "prepared", "license", "install")
     for r in rows:
@@ -36,10 +35,10 @@ def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 @user_errors
 def models_prepare(
-    name: Annotated[str, typer.Argument(help="OfflineModel name (see `preflab models list`).")],
+    name: Annotated[str, typer.Argument(help="Offline model name (see `preflab models list`).")],
     force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
 ) -> None:
-    """Convert a preset once into the cache ($PREFLAB_CACHE), then time a load from it.
+    """Convert an offline model once into the cache ($PREFLAB_CACHE), then time a load from it.
 
     Example: `preflab models prepare smollm2-135m-instruct`
     """
@@ -65,4 +64,4 @@ def models_prepare(
         started = time.perf_counter()
         load_causal_lm(name)
         report["load_seconds"] = round(time.perf_counter() - started, 2)
-    out.print(json.dumps(report))
+    print_json(report)

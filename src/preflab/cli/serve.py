@@ -25,6 +25,8 @@ def serve(
     `preflab label DATA --judge http://HOST:PORT`.
 
     Prints `serving MODEL at http://HOST:PORT/v1` once it accepts requests.
+
+    Example: `preflab serve smollm2-135m-instruct --port 8000`
     """
     from preflab.serve.app import make_server
 

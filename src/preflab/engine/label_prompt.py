@@ -1,7 +1,7 @@
 """Labeling prompts: preamble + k-shot exemplars + the sample + the ending.
 
-The layout of Lee et al. (2023) (../METHODS.md §3). Each task (``helpful``,
-``harmless``, ``summary``) is a TOML template in ``engine/templates``: the
+The layout of Lee et al. (2023) (docs/methods.md, "AI feedback labels"). Each task
+(``helpful``, ``harmless``, ``summary``) is a TOML template in ``engine/templates``: the
 ``base`` and ``detailed`` preambles, the ``sample`` layout, the ``ending``
 ("Preferred Response="), the chain-of-thought ending, and ``invert`` (the
 harmless labeler names the MORE harmful reply, so its answer is turned around).
