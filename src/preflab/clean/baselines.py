@@ -1,14 +1,22 @@
 """The standard cleaning baselines (PrefCleanBench and generic label-noise methods).
 
-Each is a pure function of the audit view and its parameters; most act by
-``action`` = ``remove`` or ``flip`` on the pairs their rule picks:
+Each baseline is score -> threshold -> act:
+
+1. a score per pair (the ``*_score`` functions, listed in :data:`SCORES`): a pure
+   function of the audit view, one float per row of ``view.table`` in order,
+   higher = more suspect (the opposite of cleanlab's ``cleanlab.rank`` label-quality
+   scores, where lower = more likely mislabelled); it is the decisions' ``score``
+   column (except ``random``'s, which only orders its draw);
+2. a selection rule of :mod:`preflab.clean.threshold` on that score;
+3. the shared action :func:`preflab.clean.decisions.act` (``remove`` or ``flip``)
+   on the selected pairs.
 
 - ``random``: remove a seeded random `fraction` (or `count`) of pairs: the floor
   every method must beat at the same removal budget;
-- ``vote_all``: every voting member disagrees with the label;
-- ``vote_maj``: fewer than half of the voting members agree;
+- ``vote_all``: every voting member disagrees with the label (disagreement = 1);
+- ``vote_maj``: fewer than half of the voting members agree (disagreement > 0.5);
 - ``reward_gap``: the lowest `k` by the committee's mean scaled margin (RwGap);
-- ``judge``: an LLM judge member prefers the rejected reply;
+- ``judge``: an LLM judge member prefers the rejected reply (its margin < 0);
 - ``confident_learning``: cleanlab's ``find_label_issues`` on the committee's
   out-of-fold probabilities, each pair recast as a binary label (a seeded random
   orientation: label 1 when the chosen reply is shown first);
@@ -20,13 +28,15 @@ Each is a pure function of the audit view and its parameters; most act by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from preflab.audit.view import TRAINED_KINDS, AuditView
-from preflab.clean.decisions import act_where, decisions, lowest_fraction
+from preflab.clean.decisions import act
+from preflab.clean.threshold import above, rule, top_count, top_fraction
 
 DEFAULT_K = 0.2  # PrefCleanBench sweeps 10-40%; 20% sits in the middle
 
@@ -36,6 +46,87 @@ def _check_action(action: str, allowed: tuple[str, ...] = ("remove", "flip")) ->
         raise ValueError(f"action must be one of {allowed}, got {action!r}")
 
 
+def _judge(view: AuditView, member: str | None) -> str:
+    return view.member_of_kind(("judge",), "the judge baseline", member)
+
+
+def _trained(view: AuditView, member: str | None) -> str:
+    return view.member_of_kind(TRAINED_KINDS, "the loss baseline", member)
+
+
+def _ifd(view: AuditView, member: str | None) -> str:
+    return view.member_of_kind(("ifd",), "the ifd-gap baseline", member, signals=True)
+
+
+# Scores: one float per pair, higher = more suspect.
+
+def random_score(view: AuditView, count: int, seed: int = 0) -> np.ndarray:
+    """Seeded random numbers in [0, 1]: the `count` pairs that numpy's seeded
+    ``choice(n, count, replace=False)`` draws score 0.5 or more, the others less."""
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(view.n, size=count, replace=False)
+    score = rng.random(view.n) / 2
+    score[picked] += 0.5
+    return score
+
+
+def disagreement_score(view: AuditView) -> np.ndarray:
+    """The share of voting members that disagree with the label, 1 - agreement
+    (``vote_all`` and ``vote_maj``): 1 when every member disagrees."""
+    return 1 - view.agreement
+
+
+def reward_gap_score(view: AuditView) -> np.ndarray:
+    """Minus the voting members' mean scaled margin (chosen - rejected)."""
+    return -view.scaled_margins().mean(axis=1)
+
+
+def judge_score(view: AuditView, member: str | None = None) -> np.ndarray:
+    """Minus the judge member's margin: positive when it prefers the rejected reply."""
+    return -view.margin(_judge(view, member))
+
+
+def binary_labels(view: AuditView, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs recast for cleanlab: (labels, pred_probs [n, 2]). A seeded random half
+    show the chosen reply first (label 1: "the first reply is better"), the others
+    second (label 0); pred_probs come from the committee's P(chosen), clipped."""
+    p = np.clip(view.p, 1e-6, 1 - 1e-6)
+    first = np.random.default_rng(seed).random(view.n) < 0.5  # chosen shown first
+    p_first = np.where(first, p, 1 - p)
+    return first.astype(int), np.stack([1 - p_first, p_first], axis=1)
+
+
+def confident_learning_score(view: AuditView) -> np.ndarray:
+    """The committee's P(rejected better), 1 - P(chosen): one minus cleanlab's
+    self-confidence label quality of :func:`binary_labels` (up to its clipping)."""
+    return 1 - view.p
+
+
+def loss_score(view: AuditView, member: str | None = None) -> np.ndarray:
+    """A trained (cross-fitted) member's loss on the label, -log sigmoid(margin)."""
+    return np.logaddexp(0, -view.margin(_trained(view, member)))
+
+
+def ifd_gap_score(view: AuditView, member: str | None = None) -> np.ndarray:
+    """Minus the ifd member's log IFD gap: positive when the chosen reply follows the
+    prompt no better than the rejected one."""
+    return -view.margin(_ifd(view, member))
+
+
+SCORES: dict[str, Callable[..., np.ndarray]] = {
+    "random": random_score,
+    "vote-all": disagreement_score,
+    "vote-maj": disagreement_score,
+    "reward-gap": reward_gap_score,
+    "judge": judge_score,
+    "confident-learning": confident_learning_score,
+    "loss": loss_score,
+    "ifd-gap": ifd_gap_score,
+}
+
+
+# The baselines: score -> threshold -> act.
+
 def random_removal(view: AuditView, fraction: float = 0.1, count: int | None = None,
                    seed: int = 0) -> pd.DataFrame:
     """Remove a seeded random `count` of pairs (default `fraction` of them)."""
@@ -43,59 +134,49 @@ def random_removal(view: AuditView, fraction: float = 0.1, count: int | None = N
     k = round(fraction * n) if count is None else count
     if not 0 <= k <= n:
         raise ValueError(f"random: cannot remove {k} of {n} pairs")
-    mask = np.zeros(n, dtype=bool)
-    mask[np.random.default_rng(seed).choice(n, size=k, replace=False)] = True
-    action, reason = act_where(mask, "remove", "picked at random")
-    return decisions(view.table["id"], action, reason, "random",
-                     {"fraction": fraction, "count": k, "seed": seed})
+    mask = top_count(random_score(view, k, seed), k)
+    return act(view.table["id"], mask, "remove", "picked at random", "random",
+               {"fraction": fraction, "count": k, "seed": seed})
 
 
 def vote_all(view: AuditView, action: str = "remove") -> pd.DataFrame:
     """Act where every voting member disagrees with the label (votes = 0)."""
     _check_action(action)
-    mask = view.votes == 0
-    act, reason = act_where(mask, action, f"0/{len(view.members)} members agree")
-    return decisions(view.table["id"], act, reason, "vote-all", {"action": action},
-                     score=1 - view.agreement)
+    score = disagreement_score(view)
+    mask = above(score, 1.0, inclusive=True)
+    return act(view.table["id"], mask, action, f"0/{len(view.members)} members agree",
+               "vote-all", {"action": action}, score)
 
 
 def vote_maj(view: AuditView, action: str = "remove") -> pd.DataFrame:
     """Act where fewer than half of the voting members agree with the label."""
     _check_action(action)
-    mask = view.agreement < 0.5
+    score = disagreement_score(view)
     m = len(view.members)
-    reason = np.array([f"{v}/{m} members agree (< half)" for v in view.votes], dtype=object)
-    act, _ = act_where(mask, action, "")
-    reason[~mask] = ""
-    return decisions(view.table["id"], act, reason, "vote-maj", {"action": action},
-                     score=1 - view.agreement)
+    reason = [f"{v}/{m} members agree (< half)" for v in view.votes]
+    return act(view.table["id"], above(score, 0.5), action, reason, "vote-maj",
+               {"action": action}, score)
 
 
 def reward_gap(view: AuditView, action: str = "remove", k: float = DEFAULT_K) -> pd.DataFrame:
     """Act on the lowest `k` fraction by the members' mean scaled margin."""
     _check_action(action)
-    gap = view.scaled_margins().mean(axis=1)
-    mask = lowest_fraction(gap, k)
-    reason = np.array([f"mean scaled margin {g:+.2f} (lowest {k:.0%})" for g in gap],
-                      dtype=object)
-    reason[~mask] = ""
-    act, _ = act_where(mask, action, "")
-    return decisions(view.table["id"], act, reason, "reward-gap", {"action": action, "k": k},
-                     score=-gap)
+    score = reward_gap_score(view)
+    mask = top_fraction(score, k)
+    reason = [f"mean scaled margin {-s:+.2f} (lowest {k:.0%})" for s in score]
+    return act(view.table["id"], mask, action, reason, "reward-gap", {"action": action, "k": k},
+               score)
 
 
 def judge(view: AuditView, action: str = "remove", member: str | None = None) -> pd.DataFrame:
     """Act where an LLM judge member prefers the rejected reply."""
     _check_action(action)
-    name = view.member_of_kind(("judge",), "the judge baseline", member)
-    margin = view.margin(name)
-    mask = margin < 0
-    p = 1 / (1 + np.exp(-margin))
-    reason = np.array([f"{name}: P(chosen better)={v:.2f}" for v in p], dtype=object)
-    reason[~mask] = ""
-    act, _ = act_where(mask, action, "")
-    return decisions(view.table["id"], act, reason, "judge", {"action": action, "member": name},
-                     score=-margin)
+    name = _judge(view, member)
+    score = judge_score(view, name)
+    p = 1 / (1 + np.exp(score))
+    reason = [f"{name}: P(chosen better)={v:.2f}" for v in p]
+    return act(view.table["id"], above(score, 0.0), action, reason, "judge",
+               {"action": action, "member": name}, score)
 
 
 def confident_learning(view: AuditView, action: str = "remove", seed: int = 0,
@@ -104,43 +185,33 @@ def confident_learning(view: AuditView, action: str = "remove", seed: int = 0,
     from cleanlab.filter import find_label_issues
 
     _check_action(action)
-    p = np.clip(view.p, 1e-6, 1 - 1e-6)
-    first = np.random.default_rng(seed).random(view.n) < 0.5  # chosen shown first
-    labels = first.astype(int)  # 1: "the first reply is better"
-    p_first = np.where(first, p, 1 - p)
-    pred = np.stack([1 - p_first, p_first], axis=1)
-    issues = find_label_issues(labels, pred, filter_by=filter_by)
-    reason = np.array([f"cleanlab label issue (committee P(chosen)={v:.2f})" for v in p],
-                      dtype=object)
-    reason[~issues] = ""
-    act, _ = act_where(issues, action, "")
-    return decisions(view.table["id"], act, reason, "confident-learning",
-                     {"action": action, "seed": seed, "filter_by": filter_by}, score=1 - p)
+    labels, pred = binary_labels(view, seed)
+    issues = rule(find_label_issues(labels, pred, filter_by=filter_by), view.n)
+    reason = [f"cleanlab label issue (committee P(chosen)={v:.2f})"
+              for v in np.clip(view.p, 1e-6, 1 - 1e-6)]
+    return act(view.table["id"], issues, action, reason, "confident-learning",
+               {"action": action, "seed": seed, "filter_by": filter_by},
+               confident_learning_score(view))
 
 
 def loss(view: AuditView, k: float = DEFAULT_K, member: str | None = None) -> pd.DataFrame:
     """Remove the top `k` fraction by a trained reward model's loss on the pair."""
-    name = view.member_of_kind(TRAINED_KINDS, "the loss baseline", member)
-    value = np.logaddexp(0, -view.margin(name))  # -log sigmoid(margin)
-    mask = lowest_fraction(-value, k)
-    reason = np.array([f"{name}: loss {v:.2f} (top {k:.0%})" for v in value], dtype=object)
-    reason[~mask] = ""
-    act, _ = act_where(mask, "remove", "")
-    return decisions(view.table["id"], act, reason, "loss", {"k": k, "member": name},
-                     score=value)
+    name = _trained(view, member)
+    score = loss_score(view, name)
+    mask = top_fraction(score, k)
+    reason = [f"{name}: loss {v:.2f} (top {k:.0%})" for v in score]
+    return act(view.table["id"], mask, "remove", reason, "loss", {"k": k, "member": name},
+               score)
 
 
 def ifd_gap(view: AuditView, k: float = DEFAULT_K, member: str | None = None) -> pd.DataFrame:
     """Remove the lowest `k` fraction by IFD gap (chosen follows the prompt no better)."""
-    name = view.member_of_kind(("ifd",), "the ifd-gap baseline", member, signals=True)
-    gap = view.margin(name)
-    mask = lowest_fraction(gap, k)
-    reason = np.array([f"{name}: log IFD gap {g:+.3f} (lowest {k:.0%})" for g in gap],
-                      dtype=object)
-    reason[~mask] = ""
-    act, _ = act_where(mask, "remove", "")
-    return decisions(view.table["id"], act, reason, "ifd-gap", {"k": k, "member": name},
-                     score=-gap)
+    name = _ifd(view, member)
+    score = ifd_gap_score(view, name)
+    mask = top_fraction(score, k)
+    reason = [f"{name}: log IFD gap {-s:+.3f} (lowest {k:.0%})" for s in score]
+    return act(view.table["id"], mask, "remove", reason, "ifd-gap", {"k": k, "member": name},
+               score)
 
 
 BASELINES: dict[str, Any] = {

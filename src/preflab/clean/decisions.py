@@ -38,24 +38,34 @@ def decisions(ids: Any, action: np.ndarray, reason: np.ndarray, method: str,
     })
 
 
-def act_where(mask: np.ndarray, act: str, why: str, keep_why: str = "") -> tuple[np.ndarray,
+def act_where(mask: np.ndarray, act: str, why: Any, keep_why: str = "") -> tuple[np.ndarray,
                                                                                 np.ndarray]:
-    """(action, reason) arrays: `act` with reason `why` where `mask`, keep elsewhere."""
+    """(action, reason) arrays: `act` with reason `why` (one string, or one per pair)
+    where `mask`, keep with `keep_why` elsewhere."""
     mask = np.asarray(mask, dtype=bool)
     action = np.where(mask, act, "keep").astype(object)
     reason = np.where(mask, why, keep_why).astype(object)
     return action, reason
 
 
-def lowest_fraction(score: np.ndarray, k: float) -> np.ndarray:
-    """Mask of the round(k * n) pairs with the lowest `score` (ties broken by position)."""
-    if not 0 <= k <= 1:
-        raise ValueError(f"k must be a fraction in [0, 1], got {k}")
-    n = len(score)
-    order = np.argsort(np.nan_to_num(score, nan=np.inf), kind="stable")
-    mask = np.zeros(n, dtype=bool)
-    mask[order[:round(k * n)]] = True
-    return mask
+def act(ids: Any, mask: np.ndarray, action: str, reason: Any, method: str,
+        params: dict[str, Any], score: np.ndarray | None = None,
+        p_new: np.ndarray | None = None) -> pd.DataFrame:
+    """The decisions table of one action (remove | flip | relabel) on the selected pairs.
+
+    `action` applies where `mask` and every other pair is kept; `reason` (one string, or
+    one per pair) is kept for the selected pairs only; a relabelled pair gets its new
+    ``p_chosen`` from `p_new` (one per pair). `score` is the method's suspicion score.
+    """
+    if action not in ACTIONS[1:]:
+        raise ValueError(f"action must be one of {ACTIONS[1:]}, got {action!r}")
+    if (action == "relabel") != (p_new is not None):
+        raise ValueError("p_new goes with action='relabel', and only with it")
+    mask = np.asarray(mask, dtype=bool)
+    actions, reasons = act_where(mask, action, reason)
+    if p_new is not None:
+        p_new = np.where(mask, np.asarray(p_new, dtype=float), np.nan)
+    return decisions(ids, actions, reasons, method, params, score=score, p_new=p_new)
 
 
 def counts(table: pd.DataFrame) -> dict[str, int]:
