@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from preflab.committee.spec import CommitteeError, preset_names
 from preflab.errors import FieldError, FormatError, PairError
@@ -38,17 +39,31 @@ class Target(StrEnum):
     hh = "hh"
 
 
+INTERRUPTED = "interrupted: rerun the same command to resume"
+
+
+def one_line(text: object) -> str:
+    """User text for the console: on one line, with ``[...]`` shown, not read as markup."""
+    return escape(" ".join(str(text).split("\n")).strip())
+
+
 def user_errors(fn: F) -> F:
-    """Show errors a user must fix as one clear line and exit 2, not as a traceback."""
+    """Show errors a user must fix as one clear line and exit 2, not as a traceback;
+    Ctrl-C prints one line and exits 130 (long commands resume from their caches)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            err.print(INTERRUPTED, highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         except (PairError, FieldError, FormatError, OfflineModelMissing, FileNotFoundError,
+                FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
                 KeyError, ValueError, CommitteeError) as e:
             message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {one_line(message)}", highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -64,6 +79,15 @@ RejectsOpt = Annotated[Path | None, typer.Option(
 
 FormatOpt = Annotated[str, typer.Option(
     "--format", help="Input format: auto (from content), hh, trl or preflab.")]
+
+
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace an existing output file, or write into a non-empty folder "
+                        "this command did not write.")]
+
+
+AllowEmptyOpt = Annotated[bool, typer.Option(
+    "--allow-empty", help="Accept an input with no records (or no pairs) instead of failing.")]
 
 
 # One name, one meaning, on every command that has the option.
@@ -86,6 +110,11 @@ def print_json(obj: Any) -> None:
     """One JSON object on one line of stdout: never wrapped, never marked up."""
     sys.stdout.write(json.dumps(obj, default=str) + "\n")
     sys.stdout.flush()
+
+
+def warn(text: str) -> None:
+    """One warning line on stderr; `text` is shown as is (no markup)."""
+    err.print(f"[yellow]warning:[/] {one_line(text)}", highlight=False, soft_wrap=True)
 
 
 def print_truncation(tokens: dict[str, Any], max_length: int) -> None:
@@ -234,7 +263,8 @@ def policy_config(config_file: Path | None, **given: Any) -> Any:
 
 def print_training(summary: dict[str, Any], as_json: bool) -> None:
     tokens = summary["tokens"]
-    out.print(f"{summary['stage']}: {summary['model']} ({summary['config']['policy']}, "
+    out.print(f"{summary['stage']}: {escape(str(summary['model']))} "
+              f"({escape(str(summary['config']['policy']))}, "
               f"{tokens['n_pairs']} pairs, {summary['steps']} steps, final train loss "
               f"{summary['train_loss']}, {summary['seconds']:.0f} s, "
               f"{summary['tokens_per_s']:.0f} tokens/s)")

@@ -9,11 +9,14 @@ from typing import Annotated
 import typer
 
 from preflab.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    LimitOpt,
     PJson,
     PLimit,
     PMaxNew,
     PPrompts,
-    PThreads,
     RmBatch,
     RmConfig,
     RmDevice,
@@ -21,19 +24,26 @@ from preflab.cli.common import (
     RmHead,
     RmLabels,
     RmLora,
-    RmLr,
+    RmLrOpt,
     RmMaxLength,
     RmPad,
     RmSeed,
     RmThreads,
     RmTrainLayers,
+    SeedOpt,
+    ThreadsOpt,
     floats,
     ints,
     out,
     pct,
     rm_config,
+    stage_config,
     user_errors,
 )
+from preflab.eval.config import EvalPolicyConfig, WinrateConfig
+
+WR = WinrateConfig()
+EP = EvalPolicyConfig()
 
 
 @user_errors
@@ -51,21 +61,11 @@ def eval_rm_cmd(
                                "divergence).")] = False,
     test_fraction: Annotated[float, typer.Option(
         help="--split-halves: share of DATA held out for the comparison.")] = 0.2,
-    config_file: RmConfig = None,
-    labels: RmLabels = None,
-    max_length: RmMaxLength = None,
-    epochs: RmEpochs = None,
-    lr: RmLr = None,
-    batch_size: RmBatch = None,
-    lora: RmLora = None,
-    head: RmHead = None,
-    train_layers: RmTrainLayers = None,
-    pad_token: RmPad = None,
-    seed: RmSeed = None,
-    device: RmDevice = None,
-    threads: RmThreads = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")
-                       ] = False,
+    config_file: RmConfig = None, labels: RmLabels = None, max_length: RmMaxLength = None,
+    epochs: RmEpochs = None, lr: RmLrOpt = None, batch_size: RmBatch = None,
+    lora: RmLora = None, head: RmHead = None, train_layers: RmTrainLayers = None,
+    pad_token: RmPad = None, seed: RmSeed = None, device: RmDevice = None,
+    threads: RmThreads = None, as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a reward model: pairwise accuracy (overall and per subset), calibration
     (ECE, reliability diagram), score distributions; or the split-halves study.
@@ -102,35 +102,40 @@ def eval_rm_cmd(
         print(json.dumps(summary, default=str))
 
 
+PolicyArg = Annotated[str, typer.Argument(help="Policy A: a model, or a generations .jsonl "
+                                                "(prompt_id or prompt, reply).")]
+Judge = Annotated[str, typer.Option(help="Judge: a causal LM or an OpenAI-compatible URL.")]
+Task = Annotated[str, typer.Option(help="helpful, harmless or summary.")]
+Preamble = Annotated[str, typer.Option(help="base or detailed.")]
+Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
+MaxContext = Annotated[int | None, typer.Option(
+    help="The judge's tokens of conversation before the replies (oldest cut first).")]
+Batch = Annotated[int, typer.Option(help="Replies sampled at once.")]
+
+
 @user_errors
 def winrate_cmd(
-    a: Annotated[str, typer.Argument(help="Policy A: a model, or a generations .jsonl "
-                                          "(prompt_id or prompt, reply).")],
+    ctx: typer.Context, a: PolicyArg,
     b: Annotated[str, typer.Argument(help="Policy B, the same way.")],
     prompts: Annotated[str, typer.Option(help="Prompts (a pair file or a prompt file).")],
-    judge: Annotated[str, typer.Option(help="Judge: a causal LM or an OpenAI-compatible URL."
-                                       )] = "smollm2-135m-instruct",
-    task: Annotated[str, typer.Option(help="helpful, harmless or summary.")] = "helpful",
-    preamble: Annotated[str, typer.Option(help="base or detailed.")] = "detailed",
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
-    max_new_tokens: PMaxNew = 128,
-    limit: PLimit = None,
+    config_file: ConfigOpt = None, judge: Judge = WR.judge, task: Task = WR.task,
+    preamble: Preamble = WR.preamble, temperature: Temperature = WR.temperature,
+    max_new_tokens: PMaxNew = WR.max_new_tokens, limit: LimitOpt = None,
+    max_context_tokens: MaxContext = WR.max_context_tokens, batch_size: Batch = WR.batch_size,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("winrate"),
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: PThreads = None,
-    as_json: PJson = False,
+    seed: SeedOpt = WR.seed, device: DeviceOpt = WR.device, threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Win rate of A against B, judged in both orders (disagreeing orders are ties), with
-    a bootstrap 95% interval and AlpacaEval's length-controlled win rate.
+    a bootstrap 95% interval and AlpacaEval's length-controlled win rate. OUT/config.toml
+    holds the settings (`--config` it to rerun).
 
     Example: `preflab winrate dpo sft --prompts test.jsonl --judge smollm2-135m-instruct`
     """
     from preflab.eval.winrate import winrate
 
-    s = winrate(a, b, prompts, judge, out_dir, task=task, preamble=preamble, limit=limit,
-                temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                device=device, threads=threads)
+    config = stage_config(WinrateConfig, ctx, config_file)
+    s = winrate(a, b, prompts, out=out_dir, config=config)
     out.print(f"A = {a} vs B = {b} on {s['n']} prompts: {s['wins']} wins, {s['ties']} ties, "
               f"{s['losses']} losses; win rate {s['win_rate']:.3f} (95% CI "
               f"{s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}), length-controlled "
@@ -139,47 +144,46 @@ def winrate_cmd(
         print(json.dumps(s))
 
 
+Temperatures = Annotated[str, typer.Option(help="Comma-separated sampling temperatures.")]
+Instruction = Annotated[str | None, typer.Option(
+    help="good, bad or a text written before each prompt's last user turn (HIR).")]
+Steer = Annotated[str | None, typer.Option(help="A steering vector file to apply.")]
+Coeff = Annotated[float, typer.Option(help="The steering vector's coefficient.")]
+Against = Annotated[Path | None, typer.Option(
+    help="Another eval-policy folder (same prompts, seed and temperatures): also report "
+         "the paired difference of mean reward with a bootstrap interval.")]
+
+
 @user_errors
 def eval_policy_cmd(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Policy to evaluate.")],
     prompts: Annotated[str | None, typer.Option(help="Prompts to generate for.")] = None,
-    reward: Annotated[str | None, typer.Option(help="Reward model scoring the replies.")
-                      ] = None,
-    temperatures: Annotated[str, typer.Option(help="Comma-separated sampling temperatures."
-                                              )] = "0.7,1.0",
     heldout: Annotated[str | None, typer.Option(
         help="Pairs whose chosen replies give the perplexity.")] = None,
-    max_new_tokens: PMaxNew = 128,
-    limit: PLimit = None,
+    config_file: ConfigOpt = None,
+    reward: Annotated[str | None, typer.Option(help="Reward model scoring the replies.")
+                      ] = None,
+    temperatures: Temperatures = ",".join(map(str, EP.temperatures)),
+    max_new_tokens: PMaxNew = EP.max_new_tokens, limit: LimitOpt = None,
+    instruction: Instruction = None, steer: Steer = None, coeff: Coeff = EP.coeff,
+    against: Against = None, batch_size: Batch = EP.batch_size,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")
                        ] = Path("eval-policy"),
-    instruction: Annotated[str | None, typer.Option(
-        help="good, bad or a text written before each prompt's last user turn (HIR).")
-                           ] = None,
-    steer: Annotated[Path | None, typer.Option(help="A steering vector file to apply.")
-                     ] = None,
-    coeff: Annotated[float, typer.Option(help="The steering vector's coefficient.")] = 1.0,
-    against: Annotated[Path | None, typer.Option(
-        help="Another eval-policy folder (same prompts, seed and temperatures): also "
-             "report the paired difference of mean reward with a bootstrap interval.")
-                       ] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: PThreads = None,
-    as_json: PJson = False,
+    seed: SeedOpt = EP.seed, device: DeviceOpt = EP.device, threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Mean reward-model score of a policy's replies at several temperatures, and
-    perplexity on held-out chosen replies.
+    perplexity on held-out chosen replies. OUT/config.toml holds the settings
+    (`--config` it to rerun).
 
     Example: `preflab eval-policy dpo --prompts test.jsonl --reward rm --heldout test.jsonl`
     """
     from preflab.eval.policy import eval_policy
 
-    if reward is not None and prompts is None:
-        raise ValueError("--reward scores generations: give --prompts too")
-    s = eval_policy(model, prompts or "", reward, out_dir, floats(temperatures, "--temperatures"),
-                    heldout, limit, max_new_tokens, seed, device=device, threads=threads,
-                    instruction=instruction, steer=steer, coeff=coeff)
+    config = stage_config(EvalPolicyConfig, ctx, config_file,
+                          temperatures=lambda t: floats(t, "--temperatures"))
+    s = eval_policy(model, prompts, out=out_dir, config=config, heldout=heldout)
     for t, r in s.get("reward", {}).items():
         out.print(f"T={t}: mean reward {r['mean']:.4f} (95% CI {r['ci95'][0]:.4f}-"
                   f"{r['ci95'][1]:.4f}) over {s['n_prompts']} prompts")
@@ -187,17 +191,21 @@ def eval_policy_cmd(
         out.print(f"perplexity on held-out chosen replies: {s['perplexity']:.3f} "
                   f"({s['tokens']} tokens)")
     if against is not None:
-        from preflab.eval.policy import compare_evals
-
-        s["against"] = {"folder": str(against), **compare_evals(out_dir, against, seed)}
-        (out_dir / "summary.json").write_text(json.dumps(s, indent=1))
-        for t, d in s["against"].items():
-            if t != "folder":
-                out.print(f"T={t}: minus {against}: {d['mean_diff']:+.4f} (paired 95% CI "
-                          f"{d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, {d['n']} prompts, "
-                          f"higher on {d['a_higher']:.0%})")
+        _against(s, out_dir, against, config.seed)
     if as_json:
         print(json.dumps(s))
+
+
+def _against(s: dict[str, object], out_dir: Path, against: Path, seed: int) -> None:
+    from preflab.eval.policy import compare_evals
+
+    s["against"] = {"folder": str(against), **compare_evals(out_dir, against, seed)}
+    (out_dir / "summary.json").write_text(json.dumps(s, indent=1))
+    for t, d in s["against"].items():  # type: ignore[attr-defined]
+        if t != "folder":
+            out.print(f"T={t}: minus {against}: {d['mean_diff']:+.4f} (paired 95% CI "
+                      f"{d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, {d['n']} prompts, "
+                      f"higher on {d['a_higher']:.0%})")
 
 
 @user_errors
@@ -247,10 +255,10 @@ def probe_cmd(
                      ] = "smollm2-135m-instruct",
     layers: Annotated[str | None, typer.Option("--layers", help="Layers to try. [default: "
                                                                 "all]")] = None,
-    train_limit: Annotated[int | None, typer.Option(help="Seeded sample of N train pairs."
-                                                    )] = None,
-    heldout_limit: Annotated[int | None, typer.Option(help="Seeded sample of N held-out "
-                                                           "pairs.")] = None,
+    train_sample: Annotated[int | None, typer.Option(
+        help="Fit on a seeded random sample of N train pairs. [default: all]")] = None,
+    heldout_sample: Annotated[int | None, typer.Option(
+        help="Report on a seeded random sample of N held-out pairs. [default: all]")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("probe"),
     max_length: Annotated[int, typer.Option(help="Tokens per prompt+reply.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -264,8 +272,8 @@ def probe_cmd(
     """
     from preflab.eval.probe import probe
 
-    s = probe(model, train, heldout, out_dir, ints(layers, "--layers"), train_limit,
-              heldout_limit, max_length, seed=seed, device=device)
+    s = probe(model, train, heldout, out_dir, ints(layers, "--layers"), train_sample,
+              heldout_sample, max_length, seed=seed, device=device)
     m = s["heldout"]
     out.print(f"layer {s['selected_layer']} (CV accuracy {m['cv_accuracy']:.3f}); "
               f"{s['pairs']['heldout']['pairs']} held-out pairs: accuracy {m['accuracy']:.3f}, "

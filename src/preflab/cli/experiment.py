@@ -2,115 +2,163 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from preflab.cli.common import PMaxNew, out, user_errors
+from preflab.cli.common import (
+    C,
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    PMaxNew,
+    SeedOpt,
+    ThreadsOpt,
+    floats,
+    out,
+    typed_options,
+    user_errors,
+)
+from preflab.experiment.config import RAHF_METHODS, CleanVsOriginalConfig, RAHFCompareConfig
+
+CVO = CleanVsOriginalConfig()
+RC = RAHFCompareConfig()
+
+
+def nested_config(cls: type[C], ctx: typer.Context, config_file: Path | None,
+                  tables: dict[str, dict[str, str]], **convert: Any) -> C:
+    """`cls` from its defaults, `config_file` and the options given on the command line;
+    `tables` maps a nested table (e.g. ``dpo``) to {option name: its field there}."""
+    from preflab.train.config import load_config
+
+    given = {k: convert[k](v) if k in convert else v for k, v in typed_options(ctx).items()}
+    top = {f.name for f in fields(cls)} - set(tables)  # type: ignore[arg-type]
+    config = load_config(cls, config_file, **{k: v for k, v in given.items() if k in top})
+    for table, names in tables.items():
+        inner = {name: given[option] for option, name in names.items() if option in given}
+        if inner:
+            config = replace(config, **{table: replace(getattr(config, table), **inner)})
+    return config
+
+
+OutDir = Annotated[Path, typer.Option("--out", help="Output folder (a rerun resumes).")]
+Judge = Annotated[str, typer.Option(help="Win-rate judge: a model or a URL.")]
+Task = Annotated[str, typer.Option(help="The judge's task.")]
+EvalFraction = Annotated[float, typer.Option(help="Share of the pairs held out for "
+                                                  "evaluation.")]
+TrainSample = Annotated[int | None, typer.Option(
+    help="Train on a seeded random sample of N of the training pairs. [default: all]")]
+EvalLimit = Annotated[int | None, typer.Option(help="Use the first N evaluation prompts.")]
+Epochs = Annotated[float, typer.Option(help="Epochs of every training stage.")]
+MaxLength = Annotated[int, typer.Option(help="Max tokens per prompt+reply.")]
+Batch = Annotated[int, typer.Option(help="Pairs per micro-batch.")]
+Accum = Annotated[int, typer.Option(help="Gradient accumulation steps.")]
+
+DPO_OPTIONS = {"policy": "policy", "loss": "loss", "beta": "beta", "epochs": "epochs",
+               "lr": "learning_rate", "lora": "lora", "max_length": "max_length",
+               "batch_size": "batch_size", "grad_accum": "grad_accum", "device": "device",
+               "threads": "threads"}
 
 
 @user_errors
 def clean_vs_original_cmd(
+    ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="Preference pairs.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a rerun resumes).")
-                       ] = Path("clean-vs-original"),
-    committee: Annotated[str, typer.Option(help="Audit committee: preset or TOML.")] = "cpu",
-    method: Annotated[str, typer.Option(help="Cleaning method.")] = "sac",
+    config_file: ConfigOpt = None, out_dir: OutDir = Path("clean-vs-original"),
+    committee: Annotated[str, typer.Option(help="Audit committee: preset or TOML.")
+                         ] = CVO.committee,
+    method: Annotated[str, typer.Option(help="Cleaning method.")] = CVO.method,
     policy: Annotated[str, typer.Option(help="Policy both DPO runs start from.")
-                      ] = "smollm2-135m-instruct",
-    loss: Annotated[str, typer.Option(help="DPO loss.")] = "sigmoid",
-    beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
-    epochs: Annotated[float, typer.Option(help="DPO epochs.")] = 1.0,
-    lr: Annotated[float | None, typer.Option("--lr", help="DPO learning rate.")] = None,
+                      ] = CVO.dpo.policy,
+    loss: Annotated[str, typer.Option(help="DPO loss.")] = CVO.dpo.loss,
+    beta: Annotated[float, typer.Option(help="DPO beta.")] = CVO.dpo.beta,
+    epochs: Epochs = CVO.dpo.epochs,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", help="DPO learning rate. [default: 5e-6; x10 with LoRA]")] = None,
     lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA or full fine-tuning.")
-                    ] = True,
-    max_length: Annotated[int, typer.Option(help="DPO max tokens per prompt+reply.")] = 1024,
-    batch_size: Annotated[int, typer.Option(help="DPO pairs per micro-batch.")] = 8,
-    grad_accum: Annotated[int, typer.Option(help="DPO gradient accumulation steps.")] = 1,
-    judge: Annotated[str, typer.Option(help="Win-rate judge: a model or a URL.")
-                     ] = "smollm2-135m-instruct",
-    task: Annotated[str, typer.Option(help="The judge's task.")] = "harmless",
-    reward: Annotated[str | None, typer.Option(help="Reward model for mean reward scores.")
-                      ] = None,
-    eval_fraction: Annotated[float, typer.Option(help="Pairs held out for evaluation.")
-                             ] = 0.2,
-    train_limit: Annotated[int | None, typer.Option(help="Train on a seeded sample of N.")
-                           ] = None,
-    eval_limit: Annotated[int | None, typer.Option(help="Evaluation prompts.")] = 100,
-    max_new_tokens: PMaxNew = 96,
-    seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
+                    ] = CVO.dpo.lora,
+    max_length: MaxLength = CVO.dpo.max_length, batch_size: Batch = CVO.dpo.batch_size,
+    grad_accum: Accum = CVO.dpo.grad_accum, judge: Judge = CVO.judge, task: Task = CVO.task,
+    reward: Annotated[str | None, typer.Option(
+        help="Reward model for mean reward scores. [default: none]")] = None,
+    eval_fraction: EvalFraction = CVO.eval_fraction, train_sample: TrainSample = None,
+    eval_limit: EvalLimit = CVO.eval_limit, max_new_tokens: PMaxNew = CVO.max_new_tokens,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the "
+                                                    "evaluation replies.")] = CVO.temperature,
+    seed: SeedOpt = CVO.seed, device: DeviceOpt = CVO.dpo.device, threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Split, audit, clean, DPO on the original and on the cleaned data (same seed and
-    settings), then win rate and reward score of one against the other.
+    settings), then win rate and reward score of one against the other. OUT/config.toml
+    holds the settings (`--config` it to rerun; DPO settings in its [dpo] table).
 
     Example: `preflab experiment clean-vs-original hh.jsonl.gz --reward rm --out cvo`
     """
     from preflab.experiment.clean_vs_original import clean_vs_original
-    from preflab.train.recipe import PolicyConfig
 
-    dpo_config = PolicyConfig(policy=policy, loss=loss, beta=beta, epochs=epochs,
-                              learning_rate=lr, lora=lora, max_length=max_length,
-                              batch_size=batch_size, grad_accum=grad_accum, seed=seed)
-    s = clean_vs_original(data, out_dir, committee, method, dpo_config, judge, task, reward,
-                          eval_fraction, train_limit, eval_limit, max_new_tokens, seed=seed)
+    config = nested_config(CleanVsOriginalConfig, ctx, config_file, {"dpo": DPO_OPTIONS})
+    s = clean_vs_original(data, out_dir, config)
     out.print((out_dir / "report.md").read_text())
     if s["seconds"]:
         out.print(f"{s['seconds']:.0f} s")
+    if as_json:
+        print(json.dumps(s, default=str))
+
+
+POLICY_OPTIONS = {"policy": "policy", "epochs": "epochs", "max_length": "max_length",
+                  "batch_size": "batch_size", "grad_accum": "grad_accum", "device": "device",
+                  "threads": "threads"}
+RAHF_OPTIONS = {"alpha": "alpha", "scit_lr": "learning_rate"}
 
 
 @user_errors
 def rahf_experiment_cmd(
+    ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="Preference pairs.")],
-    reward: Annotated[str, typer.Option(help="Reward model for mean reward scores.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a rerun resumes).")
-                       ] = Path("rahf-compare"),
+    config_file: ConfigOpt = None,
+    reward: Annotated[str, typer.Option(help="Reward model for mean reward scores. "
+                                             "Required (here or in --config).")] = RC.reward,
+    out_dir: OutDir = Path("rahf-compare"),
     policy: Annotated[str, typer.Option(help="The SFT policy every method starts from.")
-                      ] = "smollm2-135m-instruct",
-    epochs: Annotated[float, typer.Option(help="Epochs of every training stage.")] = 1.0,
-    max_length: Annotated[int, typer.Option(help="Max tokens per prompt+reply.")] = 512,
-    batch_size: Annotated[int, typer.Option(help="Pairs per micro-batch.")] = 4,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
-    alpha: Annotated[float, typer.Option(help="RAHF step-2 alpha.")] = 5.0,
+                      ] = RC.policy.policy,
+    epochs: Epochs = RC.policy.epochs, max_length: MaxLength = RC.policy.max_length,
+    batch_size: Batch = RC.policy.batch_size, grad_accum: Accum = RC.policy.grad_accum,
+    alpha: Annotated[float, typer.Option(help="RAHF step-2 alpha.")] = RC.rahf.alpha,
     scit_lr: Annotated[float | None, typer.Option(help="RAHF-SCIT step-2 lr. [default: 3e-4]"
                                                   )] = None,
     dual_lr: Annotated[float | None, typer.Option(help="RAHF-Dual step-2 lr. [default: 9e-6]"
                                                   )] = None,
-    steer_coeff: Annotated[float, typer.Option(help="Steering coefficient.")] = 1.0,
-    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = ",".join(
-        ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")),
-    judge: Annotated[str, typer.Option(help="Win-rate judge: a model or a URL.")
-                     ] = "smollm2-135m-instruct",
-    task: Annotated[str, typer.Option(help="The judge's task.")] = "harmless",
-    eval_fraction: Annotated[float, typer.Option(help="Pairs held out for evaluation.")
-                             ] = 0.2,
-    train_limit: Annotated[int | None, typer.Option(help="Train on a seeded sample of N.")
-                           ] = None,
-    eval_limit: Annotated[int | None, typer.Option(help="Evaluation prompts.")] = 100,
+    steer_coeff: Annotated[float, typer.Option(help="Steering coefficient.")
+                           ] = RC.steer_coeff,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")
+                       ] = ",".join(RAHF_METHODS),
+    judge: Judge = RC.judge, task: Task = RC.task,
+    eval_fraction: EvalFraction = RC.eval_fraction, train_sample: TrainSample = None,
+    eval_limit: EvalLimit = RC.eval_limit,
+    perplexity_pairs: Annotated[int, typer.Option(help="Held-out pairs of the perplexity.")
+                                ] = RC.perplexity_pairs,
     temperatures: Annotated[str, typer.Option(help="Comma-separated temperatures.")
-                            ] = "0.7,1.0",
-    max_new_tokens: PMaxNew = 96,
-    seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+                            ] = ",".join(map(str, RC.temperatures)),
+    max_new_tokens: PMaxNew = RC.max_new_tokens, seed: SeedOpt = RC.seed,
+    device: DeviceOpt = RC.policy.device, threads: ThreadsOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """RAHF-SCIT, RAHF-Dual and steering against SFT, Preferred-SFT, HIR and DPO: same
     split, settings and seed; reward scores, win rates vs SFT, a probe; one report.
+    OUT/config.toml holds the settings (`--config` it to rerun).
 
-    Example: `preflab experiment rahf hh.jsonl.gz --reward rm --train-limit 200 --out rahf`
+    Example: `preflab experiment rahf hh.jsonl.gz --reward rm --train-sample 200 --out rahf`
     """
-    from preflab.cli_policy import floats
     from preflab.experiment.rahf_compare import rahf_compare
-    from preflab.train.rahf import RAHFConfig
-    from preflab.train.recipe import PolicyConfig
 
-    config = PolicyConfig(policy=policy, lora=True, epochs=epochs, max_length=max_length,
-                          batch_size=batch_size, grad_accum=grad_accum, seed=seed,
-                          device=device)
-    rahf = RAHFConfig(alpha=alpha, learning_rate=scit_lr)
-    s: dict[str, Any] = rahf_compare(
-        data, reward, out_dir, config, rahf, dual_lr, steer_coeff, judge, task,
-        eval_fraction, train_limit, eval_limit,
-        temperatures=floats(temperatures, "--temperatures"), max_new_tokens=max_new_tokens,
-        methods=[m.strip() for m in methods.split(",") if m.strip()], seed=seed)
+    config = nested_config(
+        RAHFCompareConfig, ctx, config_file, {"policy": POLICY_OPTIONS, "rahf": RAHF_OPTIONS},
+        temperatures=lambda t: floats(t, "--temperatures"),
+        methods=lambda m: [x.strip() for x in m.split(",") if x.strip()])
+    s = rahf_compare(data, out=out_dir, config=config)
     out.print((out_dir / "report.md").read_text())
     out.print(f"{s['seconds']:.0f} s")
+    if as_json:
+        print(json.dumps(s, default=str))

@@ -9,6 +9,10 @@ from typing import Annotated
 import typer
 
 from preflab.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    LimitOpt,
     PAccum,
     PBatch,
     PConfig,
@@ -17,7 +21,6 @@ from preflab.cli.common import (
     PGc,
     PJson,
     PLayers,
-    PLimit,
     PLora,
     PLoraR,
     PLr,
@@ -36,7 +39,7 @@ from preflab.cli.common import (
     RmLabels,
     RmLora,
     RmLoraR,
-    RmLr,
+    RmLrOpt,
     RmMargin,
     RmMaxLength,
     RmPad,
@@ -44,14 +47,21 @@ from preflab.cli.common import (
     RmSubsetWeight,
     RmThreads,
     RmTrainLayers,
+    SeedOpt,
+    ThreadsOpt,
     ints,
     out,
     policy_config,
     print_training,
     print_truncation,
     rm_config,
+    stage_config,
     user_errors,
 )
+from preflab.train.config import BestOfNConfig, RLConfig
+
+BON = BestOfNConfig()
+RL = RLConfig()
 
 
 @user_errors
@@ -68,7 +78,7 @@ def train_rm_cmd(
     margin: RmMargin = None,
     subset_weight: RmSubsetWeight = None,
     epochs: RmEpochs = None,
-    lr: RmLr = None,
+    lr: RmLrOpt = None,
     batch_size: RmBatch = None,
     lora: RmLora = None,
     head: RmHead = None,
@@ -83,13 +93,13 @@ def train_rm_cmd(
     seed: RmSeed = None,
     device: RmDevice = None,
     threads: RmThreads = None,
-    resume: Annotated[bool, typer.Option(help="Resume an interrupted run from its last "
-                                              "checkpoint in OUT.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")
-                       ] = False,
+    precision: PPrecision = None,
+    resume: PResume = True,
+    as_json: PJson = False,
 ) -> None:
     """Train a scalar reward model (Bradley-Terry, soft labels, weights, PMP); the output
-    folder loads with `AutoModelForSequenceClassification`.
+    folder loads with `AutoModelForSequenceClassification`, and its config.toml
+    (`--config OUT/config.toml`) reruns the training.
 
     Example: `preflab train-rm train.jsonl --base minilm-l6 --out rm`
     """
@@ -100,7 +110,8 @@ def train_rm_cmd(
                         learning_rate=lr, batch_size=batch_size, lora=lora, lora_r=lora_r,
                         head=head,
                         train_layers=train_layers, pad_token=pad_token, pmp=pmp,
-                        pmp_epochs=pmp_epochs, seed=seed, device=device, threads=threads)
+                        pmp_epochs=pmp_epochs, seed=seed, device=device, threads=threads,
+                        precision=precision)
     summary = train_rm(data, out_dir, config, resume=resume)
     last = summary["stages"][-1]
     out.print(f"reward model: {out_dir} ({config.base}, {last['labels']} labels, "
@@ -125,9 +136,10 @@ def sft(
     lr: PLr = None, batch_size: PBatch = None, grad_accum: PAccum = None,
     lora: PLora = None, lora_r: PLoraR = None, gradient_checkpointing: PGc = None,
     seed: PSeed = None, device: PDevice = None, precision: PPrecision = None,
-    resume: PResume = True, as_json: PJson = False,
+    threads: PThreads = None, resume: PResume = True, as_json: PJson = False,
 ) -> None:
     """Supervised fine-tuning on chosen replies: the initial policy and DPO's reference.
+    OUT/config.toml holds the settings (`--config` it to rerun; --side is not in it).
 
     Example: `preflab sft train.jsonl --base smollm2-135m-instruct --lora --out sft`
     """
@@ -137,7 +149,7 @@ def sft(
                             learning_rate=lr, batch_size=batch_size, grad_accum=grad_accum,
                             lora=lora, lora_r=lora_r,
                             gradient_checkpointing=gradient_checkpointing, seed=seed,
-                            device=device, precision=precision)
+                            device=device, precision=precision, threads=threads)
     print_training(train_sft(data, out_dir, config, resume=resume, side=side), as_json)
 
 
@@ -163,10 +175,11 @@ def dpo(
         "--share-prefix/--no-share-prefix", help="Run each pair's prompt once for both "
                                                  "replies. [default: on]")] = None,
     seed: PSeed = None, device: PDevice = None, precision: PPrecision = None,
-    resume: PResume = True, as_json: PJson = False,
+    threads: PThreads = None, resume: PResume = True, as_json: PJson = False,
 ) -> None:
     """Align a policy with DPO or a noise-robust / soft-label variant. Reference
-    log-probs are computed once and cached on disk.
+    log-probs are computed once and cached on disk; OUT/config.toml holds the settings
+    (`--config` it to rerun).
 
     Example: `preflab dpo train.jsonl --policy sft --loss robust --eps 0.2 --lora --out dpo`
     """
@@ -178,7 +191,7 @@ def dpo(
                             lora=lora, lora_r=lora_r,
                             gradient_checkpointing=gradient_checkpointing,
                             share_prefix=share_prefix, seed=seed, device=device,
-                            precision=precision)
+                            precision=precision, threads=threads)
     summary = train_dpo(data, out_dir, config, resume=resume)
     print_training(summary, as_json)
     last = summary["log"][-1] if summary["log"] else {}
@@ -187,39 +200,38 @@ def dpo(
                   f"{last['rewards/margin']:.3f}")
 
 
+Policy = Annotated[str, typer.Option(help="Policy to sample from.")]
+BonReward = Annotated[str, typer.Option(help="Reward model (e.g. a `preflab train-rm` folder) "
+                                             "or a committee (a preset name or a TOML file "
+                                             "of pointwise members: their standardised "
+                                             "rewards are averaged; members take device and "
+                                             "threads from the file). Required.")]
+BonN = Annotated[int, typer.Option("--n", help="Samples per prompt.")]
+Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
+TopP = Annotated[float, typer.Option(help="Nucleus sampling.")]
+BonBatch = Annotated[int, typer.Option(help="Replies sampled at once.")]
+
+
 @user_errors
 def bon(
-    prompts: PPrompts,
-    policy: Annotated[str, typer.Option(help="Policy to sample from.")] = "smollm2-135m-instruct",
-    reward: Annotated[str, typer.Option(help="Reward model (e.g. a `preflab train-rm` "
-                                             "folder) or a committee (a preset name or a "
-                                             "TOML file of pointwise members: their "
-                                             "standardised rewards are averaged; members "
-                                             "take device and threads from the file).")
-                  ] = "",
-    n: Annotated[int, typer.Option("--n", help="Samples per prompt.")] = 16,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 1.0,
-    max_new_tokens: PMaxNew = 128,
-    limit: PLimit = None,
+    ctx: typer.Context, prompts: PPrompts, config_file: ConfigOpt = None,
+    policy: Policy = BON.policy, reward: BonReward = BON.reward, n: BonN = BON.n,
+    temperature: Temperature = BON.temperature, top_p: TopP = BON.top_p,
+    max_new_tokens: PMaxNew = BON.max_new_tokens, limit: LimitOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("bon"),
-    seed: Annotated[int, typer.Option(help="Seed of every sample.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Replies sampled at once.")] = 8,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: PThreads = None,
+    seed: SeedOpt = BON.seed, batch_size: BonBatch = BON.batch_size,
+    device: DeviceOpt = BON.device, threads: ThreadsOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Best-of-N rejection sampling: sample N replies per prompt, keep the one the reward
-    model scores best; writes selected.jsonl (an SFT set; worst reply as rejected).
+    model scores best; writes selected.jsonl (an SFT set; worst reply as rejected) and
+    config.toml (`--config OUT/config.toml` reruns it).
 
     Example: `preflab bon prompts.jsonl --policy sft --reward rm --n 16 --out bon`
     """
     from preflab.train.best_of_n import best_of_n
 
-    if not reward:
-        raise ValueError("--reward is required (a reward model or a committee)")
-    s = best_of_n(prompts, policy, reward, out_dir, n=n, temperature=temperature, top_p=top_p,
-                  max_new_tokens=max_new_tokens, limit=limit, seed=seed,
-                  batch_size=batch_size, device=device, threads=threads)
+    config = stage_config(BestOfNConfig, ctx, config_file)
+    s = best_of_n(prompts, out=out_dir, config=config)
     ks = ", ".join(f"{k.replace('best_of_', 'best-of-')} {v:.4f}" for k, v in s.items()
                    if k.startswith("best_of_"))
     out.print(f"{s['n_prompts']} prompts, mean reward: {ks}; {s['selected']} selected "
@@ -227,55 +239,63 @@ def bon(
     for name, table in s.get("members", {}).items():
         ks = ", ".join(f"{k.replace('best_of_', 'best-of-')} {v:.4f}" for k, v in table.items())
         out.print(f"  {name}: {ks}")
+    if as_json:
+        print(json.dumps(s))
+
+
+RlPolicy = Annotated[str, typer.Option(help="Starting (SFT) policy; also the KL reference.")]
+RlReward = Annotated[str, typer.Option(help="Reward model, or the judge with --direct. "
+                                            "Required.")]
+RlDirect = Annotated[bool, typer.Option(help="Direct RLAIF: the judge's 1-10 rating, "
+                                             "rescaled to [-1, 1], is the reward.")]
+RlTask = Annotated[str, typer.Option(help="The direct judge's task.")]
+RlBeta = Annotated[float, typer.Option(help="KL weight: reward (1-beta) r - beta KL.")]
+RlSteps = Annotated[int, typer.Option(help="Policy-gradient steps.")]
+RlBatch = Annotated[int, typer.Option(help="Prompts per step.")]
+RlSamples = Annotated[int, typer.Option(
+    help="Replies sampled per prompt each step (they share its KV cache).")]
+RlBaseline = Annotated[str, typer.Option(
+    help="value (A2C: a learned value head) or loo (mean return of the prompt's other "
+         "samples, RLOO; needs 2+ samples per prompt).")]
+RlWhiten = Annotated[bool, typer.Option(help="Scale each batch's advantages to mean 0, "
+                                             "std 1.")]
+RlLr = Annotated[float, typer.Option("--lr", help="LoRA learning rate.")]
+RlValueLr = Annotated[float, typer.Option("--value-lr", help="Value head learning rate.")]
+RlPromptTokens = Annotated[int, typer.Option(help="Longest prompt (its last tokens kept).")]
+RlLoraR = Annotated[int, typer.Option("--lora-r", help="LoRA rank.")]
+RlSave = Annotated[int, typer.Option(help="Checkpoint every N steps.")]
 
 
 @user_errors
 def rl_cmd(
-    prompts: PPrompts,
-    policy: Annotated[str, typer.Option(help="Starting (SFT) policy; also the KL reference."
-                                        )] = "smollm2-135m-instruct",
-    reward: Annotated[str, typer.Option(help="Reward model, or the judge with --direct.")
-                      ] = "",
-    direct: Annotated[bool, typer.Option(help="Direct RLAIF: the judge's 1-10 rating, "
-                                              "rescaled to [-1, 1], is the reward.")] = False,
-    task: Annotated[str, typer.Option(help="The direct judge's task.")] = "helpful",
-    beta: Annotated[float, typer.Option(help="KL weight: reward (1-beta) r - beta KL.")
-                    ] = 0.05,
-    steps: Annotated[int, typer.Option(help="Policy-gradient steps.")] = 30,
-    batch_size: Annotated[int, typer.Option(help="Prompts per step.")] = 8,
-    samples_per_prompt: Annotated[int, typer.Option(
-        help="Replies sampled per prompt each step (they share its KV cache).")] = 1,
-    baseline: Annotated[str, typer.Option(
-        help="value (A2C: a learned value head) or loo (mean return of the prompt's "
-             "other samples, RLOO; needs 2+ samples per prompt).")] = "value",
-    whiten: Annotated[bool, typer.Option(help="Scale each batch's advantages to mean 0, "
-                                              "std 1.")] = False,
-    lr: Annotated[float, typer.Option("--lr", help="LoRA learning rate.")] = 1e-4,
-    max_new_tokens: PMaxNew = 48,
-    limit: PLimit = None,
+    ctx: typer.Context, prompts: PPrompts, config_file: ConfigOpt = None,
+    policy: RlPolicy = RL.policy, reward: RlReward = RL.reward, direct: RlDirect = RL.direct,
+    task: RlTask = RL.task, beta: RlBeta = RL.beta, steps: RlSteps = RL.steps,
+    batch_size: RlBatch = RL.batch_size, samples_per_prompt: RlSamples = RL.samples_per_prompt,
+    baseline: RlBaseline = RL.baseline, whiten: RlWhiten = RL.whiten,
+    learning_rate: RlLr = RL.learning_rate, value_learning_rate: RlValueLr = RL.value_learning_rate,
+    max_new_tokens: PMaxNew = RL.max_new_tokens,
+    max_prompt_tokens: RlPromptTokens = RL.max_prompt_tokens, lora_r: RlLoraR = RL.lora_r,
+    limit: LimitOpt = None, save_steps: RlSave = RL.save_steps,
     out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("rl"),
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: PThreads = None,
-    resume: PResume = True,
+    seed: SeedOpt = RL.seed, device: DeviceOpt = RL.device, threads: ThreadsOpt = None,
+    resume: PResume = True, as_json: JsonOpt = False,
 ) -> None:
     """RL from a reward model (A2C-style REINFORCE with a learned value baseline, KL to
-    the starting policy), or direct RLAIF with --direct.
+    the starting policy), or direct RLAIF with --direct. OUT/config.toml holds the
+    settings (`--config` it to rerun).
 
     Example: `preflab rl prompts.jsonl --policy sft --reward rm --steps 30 --out rl`
     """
-    from preflab.train.rl import RLConfig, rl
+    from preflab.train.rl import rl
 
-    config = RLConfig(policy=policy, reward=reward, direct=direct, task=task, beta=beta,
-                      steps=steps, batch_size=batch_size,
-                      samples_per_prompt=samples_per_prompt, baseline=baseline, whiten=whiten,
-                      learning_rate=lr,
-                      max_new_tokens=max_new_tokens, seed=seed,
-                      device=device, threads=threads)
-    s = rl(prompts, out_dir, config, limit=limit, resume=resume)
+    config = stage_config(RLConfig, ctx, config_file)
+    s = rl(prompts, out_dir, config, resume=resume)
     out.print(f"rl: {out_dir} ({s['steps']} steps): mean reward {s['reward_first5']:.4f} "
               f"(first 5 steps) -> {s['reward_last5']:.4f} (last 5), KL {s['kl_last5']:.3f} "
               f"(max {s['kl_max']:.3f}), {s['seconds']:.0f} s; curve in rl_log.jsonl")
+    if as_json:
+        print(json.dumps(s, default=str))
 
 
 @user_errors
@@ -296,7 +316,8 @@ def rahf_cmd(
     step1_lr: Annotated[float | None, typer.Option(
         "--step1-lr", help="Step-1 learning rate (LoRA). [default: 2e-4]")] = None,
     epochs: PEpochs = None,
-    step1_epochs: Annotated[float | None, typer.Option("--step1-epochs")] = None,
+    step1_epochs: Annotated[float | None, typer.Option(
+        "--step1-epochs", help="Step-1 epochs. [default: 1]")] = None,
     lora_r: Annotated[int | None, typer.Option("--lora-r", help="Step-2 LoRA rank. "
                                                                "[default: 8]")] = None,
     lora_targets: Annotated[str | None, typer.Option(
@@ -310,10 +331,11 @@ def rahf_cmd(
                                                        "model.")] = None,
     config_file: PConfig = None, max_length: PMaxLength = None, batch_size: PBatch = None,
     grad_accum: PAccum = None, seed: PSeed = None, device: PDevice = None,
-    resume: PResume = True, as_json: PJson = False,
+    precision: PPrecision = None, resume: PResume = True, as_json: PJson = False,
 ) -> None:
     """Representation alignment (RAHF): a preference-aware model (step 1), then LoRA
     trained to move the base's hidden states by alpha * (good - bad) (step 2).
+    OUT/config.toml holds the settings (`--config` it to rerun).
 
     Example: `preflab rahf train.jsonl --variant dual --good-model sft --out rahf-dual`
     """
@@ -325,7 +347,7 @@ def rahf_cmd(
              "lora_targets": lora_targets.split(",") if lora_targets else None,
              "scit_model": scit_model, "good_model": good_model, "bad_model": bad_model,
              "max_length": max_length, "batch_size": batch_size, "grad_accum": grad_accum,
-             "seed": seed, "device": device}
+             "seed": seed, "device": device, "precision": precision}
     given = {k: v for k, v in given.items() if v is not None}
     config = (RAHFConfig.from_file(config_file, **given) if config_file
               else RAHFConfig(**given))
@@ -347,8 +369,8 @@ def hir_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("hir"),
     config_file: PConfig = None, max_length: PMaxLength = None, epochs: PEpochs = None,
     lr: PLr = None, batch_size: PBatch = None, grad_accum: PAccum = None, lora: PLora = None,
-    seed: PSeed = None, device: PDevice = None, resume: PResume = True,
-    as_json: PJson = False,
+    seed: PSeed = None, device: PDevice = None, precision: PPrecision = None,
+    threads: PThreads = None, resume: PResume = True, as_json: PJson = False,
 ) -> None:
     """HIR baseline: SFT with hindsight-relabelled instructions (good instruction before
     chosen replies, bad before rejected ones); sample with `--instruction good`.
@@ -359,7 +381,8 @@ def hir_cmd(
 
     config = policy_config(config_file, policy=base, max_length=max_length, epochs=epochs,
                             learning_rate=lr, batch_size=batch_size, grad_accum=grad_accum,
-                            lora=lora, seed=seed, device=device)
+                            lora=lora, seed=seed, device=device, precision=precision,
+                            threads=threads)
     print_training(train_hir(data, out_dir, config, resume=resume), as_json)
 
 
@@ -373,11 +396,15 @@ def steer_extract(
     stimulus: Annotated[str, typer.Option(
         help="instruction (chosen reply after the good vs the bad instruction) or reply "
              "(chosen vs rejected reply).")] = "instruction",
-    limit: Annotated[int | None, typer.Option("--limit", help="Use a seeded sample of N "
-                                                              "pairs.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use the first N pairs. "
+                                                              "[default: all]")] = None,
+    sample: Annotated[int | None, typer.Option("--sample", help="Use a seeded random sample "
+                                                                "of N pairs (of the first "
+                                                                "--limit). [default: all]")
+                      ] = None,
     max_length: Annotated[int, typer.Option(help="Tokens per prompt+reply.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Extract a steering vector: per layer, the first principal direction of the
     good-minus-bad activation differences over reply tokens (no training).
@@ -388,7 +415,8 @@ def steer_extract(
     from preflab.data.sample import sample_pairs
     from preflab.train.extract_steering import extract_steering
 
-    pairs = sample_pairs(list(iter_pairs(load_pairs(data))), limit, seed)
+    pairs = list(iter_pairs(load_pairs(data)))
+    pairs = sample_pairs(pairs[:limit] if limit is not None else pairs, sample, seed)
     v = extract_steering(model, pairs, ints(layers, "--layers"), stimulus, max_length,
                          device=device, source=data)
     v.save(out_file)

@@ -7,6 +7,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import torch
 
 from preflab.committee.rewards import RewardFunction
 from preflab.data.prompts import load_prompts
+from preflab.eval.config import EvalPolicyConfig
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
 from preflab.models.sampler import Policy
 from preflab.models.steering import SteeringVector
+from preflab.train.config import write_config
 
 
 def mean_with_ci(x: np.ndarray) -> dict[str, float]:
@@ -58,63 +61,78 @@ def perplexity(policy: Policy, pairs: Sequence[Any], max_length: int = 1024,
             "reply_truncated": report.reply_truncated}
 
 
-def eval_policy(model: str, prompts: str | Path, reward: str | None = None,
-                out: str | Path = "eval-policy", temperatures: Sequence[float] = (0.7, 1.0),
-                heldout: str | Path | None = None, limit: int | None = None,
-                max_new_tokens: int = 128, seed: int = 0, batch_size: int = 8,
-                device: str = "auto", threads: int | None = None,
-                instruction: str | None = None, steer: str | Path | None = None,
-                coeff: float = 1.0) -> dict[str, Any]:
+def eval_policy(model: str, prompts: str | Path | None = None, reward: str | None = None,
+                out: str | Path = "eval-policy", config: EvalPolicyConfig | None = None,
+                heldout: str | Path | None = None, **settings: Any) -> dict[str, Any]:
     """Reward scores of `model`'s replies to `prompts` at each temperature (with a
     reward model) and perplexity on the chosen replies of `heldout` pairs; with an
     `instruction` before every prompt's last user turn (HIR) or a steering vector
-    file `steer` applied with `coeff`."""
-    if reward is None and heldout is None:
+    file `steer` applied with `coeff`. `reward` and `settings` (fields of
+    :class:`EvalPolicyConfig`) override `config`. Writes ``OUT/config.toml``."""
+    config = replace(config or EvalPolicyConfig(), **settings,
+                     **({"reward": reward} if reward is not None else {}))
+    if config.reward is None and heldout is None:
         raise ValueError("nothing to evaluate: give --reward, --heldout or both")
+    if config.reward is not None and not prompts:
+        raise ValueError("--reward scores generations: give --prompts too")
     started = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    runtime = Runtime(device=device, threads=threads)
-    policy = Policy(model, runtime, instruction=instruction,
-                    steering=SteeringVector.load(steer) if steer else None, coeff=coeff)
-    summary: dict[str, Any] = {"model": model, "seed": seed, "instruction": instruction,
-                               "steer": str(steer) if steer else None,
-                               "coeff": coeff if steer else None}
-    generations: dict[float, list[str]] = {}
-    items = []
-    if reward is not None:
-        items = load_prompts(prompts, limit)
-        for t in temperatures:
-            generations[t] = [r[0] for r in policy.generate(
-                [p.messages for p in items], [p.id for p in items], 1,
-                Sampling(max_new_tokens, t), seed, batch_size)]
+    write_config(config, out)
+    policy = Policy(model, Runtime(device=config.device, threads=config.threads),
+                    instruction=config.instruction,
+                    steering=SteeringVector.load(config.steer) if config.steer else None,
+                    coeff=config.coeff)
+    summary: dict[str, Any] = {"model": model, "seed": config.seed,
+                               "instruction": config.instruction, "steer": config.steer,
+                               "coeff": config.coeff if config.steer else None}
+    items = load_prompts(prompts, config.limit) if config.reward is not None else []
+    generations = generate(policy, items, config)
     summary["prompts_truncated"] = len(policy.prompts_truncated)
     if heldout is not None:
         from preflab.data.read import iter_pairs, load_pairs
 
         summary["heldout"] = str(heldout)
         summary.update(perplexity(policy, list(iter_pairs(load_pairs(heldout))),
-                                  batch_size=batch_size, source=str(heldout)))
+                                  batch_size=config.batch_size, source=str(heldout)))
     del policy
-    if reward is not None:
-        from preflab.eval.winrate import write_generations
-
-        score = RewardFunction(reward, device=device, threads=threads)
-        summary.update({"prompts": str(prompts), "n_prompts": len(items), "reward_model": reward,
-                        "max_new_tokens": max_new_tokens, "reward": {}})
-        with open(out / "generations.jsonl", "w", encoding="utf-8") as f:
-            for t, replies in generations.items():
-                r = score([p.messages for p in items], replies, desc=f"reward T={t}")
-                summary["reward"][str(t)] = {**mean_with_ci(r), "mean_words": round(float(
-                    np.mean([len(x.split()) for x in replies])), 1)}
-                rows = [{"prompt_id": p.id, "temperature": t, "reply": x, "reward": float(v)}
-                        for p, x, v in zip(items, replies, r, strict=True)]
-                f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-                # one file per temperature: `preflab winrate` reads it as a policy
-                write_generations(items, replies, out / f"generations_t{t}.jsonl")
+    if config.reward is not None:
+        summary.update({"prompts": str(prompts), "n_prompts": len(items),
+                        "reward_model": config.reward,
+                        "max_new_tokens": config.max_new_tokens,
+                        "reward": score_generations(items, generations, config, out)})
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def generate(policy: Policy, items: Sequence[Any], config: EvalPolicyConfig
+             ) -> dict[float, list[str]]:
+    """One seeded reply per prompt at each temperature."""
+    return {t: [r[0] for r in policy.generate(
+        [p.messages for p in items], [p.id for p in items], 1,
+        Sampling(config.max_new_tokens, t), config.seed, config.batch_size)]
+        for t in config.temperatures} if items else {}
+
+
+def score_generations(items: Sequence[Any], generations: dict[float, list[str]],
+                      config: EvalPolicyConfig, out: Path) -> dict[str, Any]:
+    """Mean reward (with its interval) per temperature; writes ``generations.jsonl``
+    and one ``generations_t{T}.jsonl`` per temperature (`preflab winrate` reads it as
+    a policy)."""
+    from preflab.eval.winrate import write_generations
+
+    score = RewardFunction(config.reward, device=config.device, threads=config.threads)
+    rewards = {}
+    with open(out / "generations.jsonl", "w", encoding="utf-8") as f:
+        for t, replies in generations.items():
+            r = score([p.messages for p in items], replies, desc=f"reward T={t}")
+            rewards[str(t)] = {**mean_with_ci(r), "mean_words": round(float(
+                np.mean([len(x.split()) for x in replies])), 1)}
+            rows = [{"prompt_id": p.id, "temperature": t, "reply": x, "reward": float(v)}
+                    for p, x, v in zip(items, replies, r, strict=True)]
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            write_generations(items, replies, out / f"generations_t{t}.jsonl")
+    return rewards
 
 
 def read_rewards(folder: str | Path) -> dict[float, dict[str, float]]:

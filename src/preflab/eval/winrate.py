@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from preflab.data.prompts import Prompt, load_prompts
 from preflab.engine import Engine
 from preflab.engine.judge import judge_unit, p_first
 from preflab.engine.label_prompt import LabelPrompt
+from preflab.eval.config import WinrateConfig
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
+from preflab.train.config import write_config
 
 log = logging.getLogger(__name__)
 
@@ -137,25 +140,55 @@ def write_generations(prompts: Sequence[Prompt], replies: Sequence[str], path: s
                 ensure_ascii=False) + "\n")
 
 
-def winrate(a: str, b: str, prompts: str | Path, judge: str, out: str | Path = "winrate",
-            task: str = "helpful", preamble: str = "detailed", limit: int | None = None,
-            temperature: float = 0.7, max_new_tokens: int = 128, seed: int = 0,
-            device: str = "auto", threads: int | None = None,
-            max_context_tokens: int | None = 256) -> dict[str, Any]:
+def winrate(a: str, b: str, prompts: str | Path, judge: str | None = None,
+            out: str | Path = "winrate", config: WinrateConfig | None = None,
+            **settings: Any) -> dict[str, Any]:
     """Win rate of `a` against `b` (models or generations files) on `prompts`, judged
-    by `judge` (a local model or an OpenAI-compatible URL) in both orders."""
+    by ``config.judge`` (a local model or an OpenAI-compatible URL) in both orders.
+    `judge` and `settings` (fields of :class:`WinrateConfig`) override `config`.
+    Writes ``OUT/config.toml``, the generations, ``judgements.parquet`` and
+    ``summary.json``."""
+    config = replace(config or WinrateConfig(), **settings, **({"judge": judge} if judge
+                                                                 else {}))
+    started = time.perf_counter()
+    items = load_prompts(prompts, config.limit)
+    out = Path(out)
+    write_config(config, out)
+    runtime = Runtime(device=config.device, threads=config.threads)
+    sampling = Sampling(config.max_new_tokens, config.temperature)
+    reply_a = policy_replies(a, items, sampling, config.seed, out / "generations_a.jsonl",
+                             runtime, config.batch_size)
+    reply_b = policy_replies(b, items, sampling, config.seed, out / "generations_b.jsonl",
+                             runtime, config.batch_size)
+    p_a_first, p_a_second, length = judge_both_orders(items, reply_a, reply_b, config,
+                                                      runtime)
+    len_a = np.array([length(r) for r in reply_a])
+    len_b = np.array([length(r) for r in reply_b])
+    stats = winrate_stats(p_a_first, p_a_second, len_a, len_b, config.seed)
+    summary = {"a": a, "b": b, "prompts": str(prompts), "judge": config.judge,
+               "task": config.task, "preamble": config.preamble,
+               "temperature": config.temperature, "max_new_tokens": config.max_new_tokens,
+               "seed": config.seed, **stats,
+               "seconds": round(time.perf_counter() - started, 1)}
+    import pandas as pd
+
+    pd.DataFrame({"prompt_id": [p.id for p in items], "reply_a": reply_a, "reply_b": reply_b,
+                  "p_a_first": p_a_first, "p_a_second": p_a_second}).to_parquet(
+        out / "judgements.parquet", index=False)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def judge_both_orders(items: Sequence[Prompt], reply_a: Sequence[str],
+                      reply_b: Sequence[str], config: WinrateConfig, runtime: Runtime
+                      ) -> tuple[np.ndarray, np.ndarray, Callable[[str], int]]:
+    """P(A better) with A shown first and with A shown second, and the judge's length
+    of a reply (its tokens, or words for a judge without a tokenizer)."""
     from preflab.engine.make_judge import make_judge
 
-    started = time.perf_counter()
-    items = load_prompts(prompts, limit)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    runtime = Runtime(device=device, threads=threads)
-    sampling = Sampling(max_new_tokens, temperature)
-    reply_a = policy_replies(a, items, sampling, seed, out / "generations_a.jsonl", runtime)
-    reply_b = policy_replies(b, items, sampling, seed, out / "generations_b.jsonl", runtime)
-    label_prompt = LabelPrompt.build(task, preamble)
-    scorer = make_judge(judge, label_prompt, max_context_tokens=max_context_tokens,
+    judge = config.judge
+    label_prompt = LabelPrompt.build(config.task, config.preamble)
+    scorer = make_judge(judge, label_prompt, max_context_tokens=config.max_context_tokens,
                         runtime=runtime if not judge.startswith("http") else None)
     units = [judge_unit(p.messages, x, y) for p, x, y in zip(items, reply_a, reply_b,
                                                               strict=True)]
@@ -169,23 +202,9 @@ def winrate(a: str, b: str, prompts: str | Path, judge: str, out: str | Path = "
     if label_prompt.invert:  # the judge names the worse reply
         p1 = 1.0 - p1
     n = len(items)
-    p_a_first, p_a_second = p1[:n], 1.0 - p1[n:]
     tok = getattr(scorer, "tokenizer", None)
 
     def length(text: str) -> int:
         return len(tok(text)["input_ids"]) if tok is not None else len(text.split())
 
-    len_a = np.array([length(r) for r in reply_a])
-    len_b = np.array([length(r) for r in reply_b])
-    stats = winrate_stats(p_a_first, p_a_second, len_a, len_b, seed)
-    summary = {"a": a, "b": b, "prompts": str(prompts), "judge": judge, "task": task,
-               "preamble": preamble, "temperature": temperature,
-               "max_new_tokens": max_new_tokens, "seed": seed, **stats,
-               "seconds": round(time.perf_counter() - started, 1)}
-    import pandas as pd
-
-    pd.DataFrame({"prompt_id": [p.id for p in items], "reply_a": reply_a, "reply_b": reply_b,
-                  "p_a_first": p_a_first, "p_a_second": p_a_second}).to_parquet(
-        out / "judgements.parquet", index=False)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return p1[:n], 1.0 - p1[n:], length

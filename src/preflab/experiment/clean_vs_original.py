@@ -19,107 +19,154 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from preflab.experiment.config import CleanVsOriginalConfig
 from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
-from preflab.train.recipe import SUMMARY, PolicyConfig
+from preflab.train.config import write_config
+from preflab.train.recipe import SUMMARY
+
+MODELS = ("original", "cleaned")
+
+
+@dataclass
+class Run:
+    """One experiment's folder, settings, split and stage timings."""
+
+    out: Path
+    config: CleanVsOriginalConfig
+    train_file: Path = Path()
+    eval_file: Path = Path()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def stage(self, path: Path, name: str, fn: Any) -> dict[str, Any]:
+        return run_stage(path, name, fn, self.timings)
 
 
 def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
-                      committee: str = "cpu", method: str = "sac",
-                      dpo: PolicyConfig | None = None, judge: str = "smollm2-135m-instruct",
-                      task: str = "harmless", reward: str | None = None,
-                      eval_fraction: float = 0.2, train_limit: int | None = None,
-                      eval_limit: int | None = 100, max_new_tokens: int = 96,
-                      temperature: float = 0.7, seed: int = 0) -> dict[str, Any]:
-    """Run the experiment; returns (and writes) the summary with its table."""
+                      config: CleanVsOriginalConfig | None = None,
+                      **settings: Any) -> dict[str, Any]:
+    """Run the experiment; returns (and writes) the summary with its table. `settings`
+    (fields of :class:`CleanVsOriginalConfig`) override `config`."""
+    started = time.perf_counter()
+    run = setup(data, Path(out), replace(config or CleanVsOriginalConfig(), **settings))
+    audited, cleaned = audit_and_clean(run)
+    files = {"original": run.train_file, "cleaned": Path(cleaned["output"])}
+    trained = {name: train(run, name, path) for name, path in files.items()}
+    wr, scores = evaluate(run)
+    summary = report(run, data, audited, cleaned, trained, wr, scores,
+                     time.perf_counter() - started)
+    (run.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (run.out / "report.md").write_text(report_markdown(summary))
+    return summary
+
+
+def setup(data: str | Path, out: Path, config: CleanVsOriginalConfig) -> Run:
+    """Check a rerun is the same experiment, write config.toml, split the pairs."""
+    config = replace(config, dpo=replace(config.dpo, seed=config.seed))  # both: one seed
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out / "settings.json", {"data": str(data), **asdict(config)})
+    write_config(config, out)
+    run = Run(out, config)
+    run.train_file, run.eval_file = prepare_split(data, out / "split", config.eval_fraction,
+                                                  config.train_sample, config.seed)
+    return run
+
+
+def audit_and_clean(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Audit the train pairs with the committee, then clean them."""
     from preflab.audit.audit_pairs import audit
     from preflab.clean.clean_pairs import clean
-    from preflab.committee.spec import load_committee
-    from preflab.eval.policy import compare_evals, eval_policy
-    from preflab.eval.winrate import winrate
+
+    c, out = run.config, run.out
+    audited = run.stage(out / "audit" / "summary.json", "audit",
+                        lambda: audit(run.train_file, c.committee, out / "audit", seed=c.seed))
+    cleaned = run.stage(out / "clean" / "summary.json", "clean",
+                        lambda: clean(run.train_file, out / "audit", c.method,
+                                      out=out / "clean"))
+    return audited, cleaned
+
+
+def train(run: Run, name: str, pairs: Path) -> dict[str, Any]:
+    """DPO of the policy on `pairs` into ``dpo-NAME``."""
     from preflab.train.dpo import train_dpo
 
-    started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    dpo = replace(dpo or PolicyConfig(lora=True), seed=seed)  # both runs: the same seed
-    settings = {"data": str(data), "committee": committee, "method": method,
-                "dpo": asdict(dpo), "judge": judge, "task": task,
-                "reward": reward, "eval_fraction": eval_fraction, "train_limit": train_limit,
-                "eval_limit": eval_limit, "max_new_tokens": max_new_tokens,
-                "temperature": temperature, "seed": seed}
-    check_settings(out / "settings.json", settings)
-    timings: dict[str, float] = {}
-    train_file, eval_file = prepare_split(data, out / "split", eval_fraction, train_limit,
-                                          seed)
-    audited = run_stage(out / "audit" / "summary.json", "audit",
-                     lambda: audit(train_file, committee, out / "audit", seed=seed), timings)
-    cleaned = run_stage(out / "clean" / "summary.json", "clean",
-                     lambda: clean(train_file, out / "audit", method, out=out / "clean"),
-                     timings)
-    models = {"original": train_file, "cleaned": Path(cleaned["output"])}
-    trained = {}
-    for name, path in models.items():
-        folder = out / f"dpo-{name}"
-        trained[name] = run_stage(folder / SUMMARY, f"dpo-{name}",
-                               lambda p=path, f=folder: train_dpo(p, f, dpo),
-                               timings)
-    wr = run_stage(out / "winrate" / "summary.json", "winrate",
-                lambda: winrate(str(out / "dpo-cleaned"), str(out / "dpo-original"), eval_file,
-                                judge, out / "winrate", task=task, limit=eval_limit,
-                                temperature=temperature, max_new_tokens=max_new_tokens,
-                                seed=seed), timings)
+    folder = run.out / f"dpo-{name}"
+    return run.stage(folder / SUMMARY, f"dpo-{name}",
+                     lambda: train_dpo(pairs, folder, run.config.dpo))
+
+
+def evaluate(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Cleaned vs original judged in both orders; with a reward model, each one's mean
+    reward and perplexity on the eval pairs."""
+    from preflab.eval.policy import eval_policy
+    from preflab.eval.winrate import winrate
+
+    c, out = run.config, run.out
+    common = {"limit": c.eval_limit, "max_new_tokens": c.max_new_tokens, "seed": c.seed,
+              "device": c.dpo.device, "threads": c.dpo.threads}
+    wr = run.stage(out / "winrate" / "summary.json", "winrate",
+                   lambda: winrate(str(out / "dpo-cleaned"), str(out / "dpo-original"),
+                                   run.eval_file, c.judge, out / "winrate", task=c.task,
+                                   temperature=c.temperature, **common))
     scores = {}
-    if reward:
-        for name in models:
-            scores[name] = run_stage(
-                out / f"eval-{name}" / "summary.json", f"eval-{name}",
-                lambda n=name: eval_policy(str(out / f"dpo-{n}"), eval_file, reward,
-                                           out / f"eval-{n}", temperatures=(temperature,),
-                                           heldout=eval_file, limit=eval_limit,
-                                           max_new_tokens=max_new_tokens, seed=seed),
-                timings)
+    for name in MODELS if c.reward else ():
+        scores[name] = run.stage(
+            out / f"eval-{name}" / "summary.json", f"eval-{name}",
+            lambda n=name: eval_policy(str(out / f"dpo-{n}"), run.eval_file, c.reward,
+                                       out / f"eval-{n}", temperatures=[c.temperature],
+                                       heldout=run.eval_file, **common))
+    return wr, scores
+
+
+def model_rows(trained: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]],
+               temperature: float) -> list[dict[str, Any]]:
+    """One row per model: its DPO run and, when scored, its reward and perplexity."""
     rows = []
-    for name in models:
-        t = trained[name]
+    for name, t in trained.items():
         row = {"model": name, "train_pairs": t["tokens"]["n_pairs"], "steps": t["steps"],
-               "dpo_seconds": t["seconds"],
-               "final_loss": late_loss(t["log"]),
+               "dpo_seconds": t["seconds"], "final_loss": late_loss(t["log"]),
                "mean_train_loss": t["train_loss"]}
         if name in scores:
-            s = scores[name]
-            row["reward"] = s["reward"][str(temperature)]["mean"]
-            row["reward_ci95"] = s["reward"][str(temperature)]["ci95"]
-            row["perplexity"] = s["perplexity"]
+            s = scores[name]["reward"][str(temperature)]
+            row.update(reward=s["mean"], reward_ci95=s["ci95"],
+                       perplexity=scores[name]["perplexity"])
         rows.append(row)
-    difference = (compare_evals(out / "eval-cleaned", out / "eval-original", seed)
-                  [str(temperature)] if reward else None)
-    judge_votes = any(m.kind == "judge" and m.options.get("model") == judge
-                      for m in load_committee(committee).members)
-    summary = {
-        "data": str(data), "committee": committee, "method": method, "seed": seed,
-        "judge": judge, "judge_in_committee": judge_votes, "task": task,
-        "reward_model": reward, "temperature": temperature,
+    return rows
+
+
+def report(run: Run, data: str | Path, audited: dict[str, Any], cleaned: dict[str, Any],
+           trained: dict[str, dict[str, Any]], wr: dict[str, Any],
+           scores: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """The summary: what the audit and the cleaning did, the two models, the verdicts."""
+    from preflab.committee.spec import load_committee
+    from preflab.eval.policy import compare_evals
+
+    c, out = run.config, run.out
+    difference = (compare_evals(out / "eval-cleaned", out / "eval-original", c.seed)
+                  [str(c.temperature)] if c.reward else None)
+    judge_votes = any(m.kind == "judge" and m.options.get("model") == c.judge
+                      for m in load_committee(c.committee).members)
+    return {
+        "data": str(data), "committee": c.committee, "method": c.method, "seed": c.seed,
+        "judge": c.judge, "judge_in_committee": judge_votes, "task": c.task,
+        "reward_model": c.reward, "temperature": c.temperature,
         "audit": {k: audited.get(k) for k in (
             "n_pairs", "low_or_no_agreement_fraction", "committee_agreement_with_labels",
             "fleiss_kappa")},
         "cleaning": {k: cleaned.get(k) for k in ("n_input", "keep", "flip", "remove",
                                                   "relabel", "n_output",
                                                   "sources_of_changed_pairs")},
-        "dpo": asdict(dpo), "models": rows,
+        "dpo": asdict(c.dpo), "models": model_rows(trained, scores, c.temperature),
         "reward_cleaned_minus_original": difference,
         "winrate_cleaned_vs_original": {k: wr[k] for k in (
             "n", "wins", "ties", "losses", "win_rate", "ci95", "mean_p_a", "lc_win_rate",
             "order_agreement")},
-        "stage_seconds": timings,
-        "all_stage_seconds": merge_timings(out / "stage_seconds.json", timings),
-        "seconds": round(time.perf_counter() - started, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "report.md").write_text(report_markdown(summary))
-    return summary
+        "stage_seconds": run.timings,
+        "all_stage_seconds": merge_timings(out / "stage_seconds.json", run.timings),
+        "seconds": round(seconds, 1)}
 
 
 def late_loss(log: list[dict[str, Any]]) -> float | None:

@@ -19,166 +19,223 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from preflab.experiment.config import RAHF_METHODS, RAHFCompareConfig
 from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
-from preflab.train.rahf import RAHFConfig
-from preflab.train.recipe import SUMMARY, PolicyConfig
+from preflab.train.config import write_config
+from preflab.train.recipe import SUMMARY
 
-METHODS = ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")
+METHODS = RAHF_METHODS
 
 
-def rahf_compare(data: str | Path, reward: str, out: str | Path = "rahf-compare",
-                 policy: PolicyConfig | None = None, rahf: RAHFConfig | None = None,
-                 dual_lr: float | None = None, steer_coeff: float = 1.0,
-                 judge: str = "smollm2-135m-instruct", task: str = "harmless",
-                 eval_fraction: float = 0.2, train_limit: int | None = None,
-                 eval_limit: int | None = 100, perplexity_pairs: int = 100,
-                 temperatures: Sequence[float] = (0.7, 1.0), max_new_tokens: int = 96,
-                 methods: Sequence[str] = METHODS, seed: int = 0) -> dict[str, Any]:
-    """Run the comparison; returns (and writes) the summary with its table."""
+@dataclass
+class Run:
+    """One experiment's folder, settings, data files and stage timings."""
+
+    out: Path
+    config: RAHFCompareConfig
+    train_file: Path = Path()
+    eval_file: Path = Path()
+    ppl_file: Path = Path()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def stage(self, path: Path, name: str, fn: Any) -> dict[str, Any]:
+        return run_stage(path, name, fn, self.timings)
+
+
+def rahf_compare(data: str | Path, reward: str | None = None,
+                 out: str | Path = "rahf-compare", config: RAHFCompareConfig | None = None,
+                 **settings: Any) -> dict[str, Any]:
+    """Run the comparison; returns (and writes) the summary with its table. `reward` and
+    `settings` (fields of :class:`RAHFCompareConfig`) override `config`."""
+    started = time.perf_counter()
+    config = replace(config or RAHFCompareConfig(), **settings,
+                     **({"reward": reward} if reward else {}))
+    run = setup(data, Path(out), config)
+    trained = train_methods(run)
+    if "steering" in run.config.methods:
+        trained["steering"] = run.stage(run.out / "steering" / "summary.json", "steering",
+                                        lambda: extract_vector(run))
+    evals = evaluate(run)
+    rates = win_rates(run)
+    probed = run.stage(run.out / "probe" / "summary.json", "probe", lambda: probe_sft(run))
+    summary = report(run, data, trained, evals, rates, probed, time.perf_counter() - started)
+    (run.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (run.out / "report.md").write_text(report_markdown(summary))
+    return summary
+
+
+def setup(data: str | Path, out: Path, config: RAHFCompareConfig) -> Run:
+    """Resolve the settings (every method shares the policy's seed, lengths and device),
+    check a rerun is the same experiment, write config.toml, split the pairs."""
     from preflab.data.read import iter_pairs, load_pairs
     from preflab.data.write import write_pairs
-    from preflab.eval.policy import compare_evals, eval_policy
-    from preflab.eval.probe import probe
-    from preflab.eval.winrate import winrate
+
+    unknown = sorted(set(config.methods) - set(METHODS))
+    if unknown or "sft" not in config.methods:
+        raise ValueError(f"methods must include 'sft' and come from {', '.join(METHODS)}; "
+                         f"unknown: {unknown}")
+    if not config.reward:
+        raise ValueError("--reward is required: a reward model scores every method")
+    policy = replace(config.policy, seed=config.seed)
+    rahf = replace(config.rahf, base=policy.policy, seed=config.seed,
+                   max_length=policy.max_length, batch_size=policy.batch_size,
+                   grad_accum=policy.grad_accum, epochs=policy.epochs,
+                   step1_epochs=policy.epochs, save_steps=policy.save_steps,
+                   device=policy.device, precision=policy.precision)
+    config = replace(config, policy=policy, rahf=rahf)
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out / "settings.json", {"data": str(data), **asdict(config)})
+    write_config(config, out)
+    run = Run(out, config)
+    run.train_file, run.eval_file = prepare_split(data, out / "split", config.eval_fraction,
+                                                  config.train_sample, config.seed)
+    run.ppl_file = out / "split" / "perplexity.jsonl"
+    if not run.ppl_file.exists():
+        write_pairs(list(iter_pairs(load_pairs(run.eval_file)))[:config.perplexity_pairs],
+                    run.ppl_file)
+    return run
+
+
+def train_methods(run: Run) -> dict[str, dict[str, Any]]:
+    """Every method that trains, in METHODS order: RAHF-Dual's preferred model is the
+    Preferred-SFT model, and its dispreferred one is trained with the same settings."""
     from preflab.train.dpo import train_dpo
-    from preflab.train.extract_steering import extract_steering
     from preflab.train.rahf import train_rahf
     from preflab.train.scit import train_hir
     from preflab.train.sft import train_sft
 
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown or "sft" not in methods:
-        raise ValueError(f"methods must include 'sft' and come from {', '.join(METHODS)}; "
-                         f"unknown: {unknown}")
-    started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    policy = replace(policy or PolicyConfig(lora=True), seed=seed)
-    rahf = replace(rahf or RAHFConfig(), base=policy.policy, seed=seed,
-                   max_length=policy.max_length, batch_size=policy.batch_size,
-                   grad_accum=policy.grad_accum, epochs=policy.epochs,
-                   step1_epochs=policy.epochs, save_steps=policy.save_steps,
-                   device=policy.device,
-                   precision=policy.precision)
-    temperatures = [float(t) for t in temperatures]
-    settings = {"data": str(data), "reward": reward, "policy": asdict(policy),
-                "rahf": asdict(rahf), "dual_lr": dual_lr, "steer_coeff": steer_coeff,
-                "judge": judge, "task": task, "eval_fraction": eval_fraction,
-                "train_limit": train_limit, "eval_limit": eval_limit,
-                "perplexity_pairs": perplexity_pairs, "temperatures": temperatures,
-                "max_new_tokens": max_new_tokens, "methods": list(methods), "seed": seed}
-    check_settings(out / "settings.json", settings)
-    timings: dict[str, float] = {}
-    train_file, eval_file = prepare_split(data, out / "split", eval_fraction, train_limit,
-                                          seed)
-    ppl_file = out / "split" / "perplexity.jsonl"
-    if not ppl_file.exists():
-        write_pairs(list(iter_pairs(load_pairs(eval_file)))[:perplexity_pairs], ppl_file)
-
-    # 2. training, in METHODS order: RAHF-Dual's preferred model is the Preferred-SFT
-    # model, and its dispreferred one is trained with the same settings
-    good = str(out / "preferred-sft") if "preferred-sft" in methods else None
+    c, data = run.config, run.train_file
+    good = str(run.out / "preferred-sft") if "preferred-sft" in c.methods else None
 
     def dual(folder: Path) -> dict[str, Any]:
         bad = folder / "step1-bad"
         if not (bad / SUMMARY).exists():
-            train_sft(train_file, bad, policy, side="rejected")
-        return train_rahf(train_file, folder, replace(rahf, variant="dual", good_model=good,
-                                                      bad_model=str(bad),
-                                                      learning_rate=dual_lr))
+            train_sft(data, bad, c.policy, side="rejected")
+        return train_rahf(data, folder, replace(c.rahf, variant="dual", good_model=good,
+                                                bad_model=str(bad), learning_rate=c.dual_lr))
 
     recipes = {
-        "preferred-sft": lambda f: train_sft(train_file, f, policy),
-        "hir": lambda f: train_hir(train_file, f, policy),
-        "dpo": lambda f: train_dpo(train_file, f, policy),
-        "rahf-scit": lambda f: train_rahf(train_file, f, replace(rahf, variant="scit")),
+        "preferred-sft": lambda f: train_sft(data, f, c.policy),
+        "hir": lambda f: train_hir(data, f, c.policy),
+        "dpo": lambda f: train_dpo(data, f, c.policy),
+        "rahf-scit": lambda f: train_rahf(data, f, replace(c.rahf, variant="scit")),
         "rahf-dual": dual,
     }
-    trained: dict[str, dict[str, Any]] = {}
-    for name in METHODS:
-        if name in methods and name in recipes:
-            folder = out / name
-            trained[name] = run_stage(folder / SUMMARY, name,
-                                      lambda f=folder, n=name: recipes[n](f), timings)
-    vector = out / "steering" / "vector.safetensors"
-    if "steering" in methods:
-        def steer() -> dict[str, Any]:
-            pairs = list(iter_pairs(load_pairs(train_file)))
-            v = extract_steering(policy.policy, pairs, rahf.layers,
-                                 max_length=policy.max_length, device=policy.device,
-                                 source=str(train_file))
-            v.save(vector)
-            summary = {"vector": str(vector), "coeff": steer_coeff, **v.meta}
-            (out / "steering" / "summary.json").write_text(json.dumps(summary, indent=1))
-            return summary
-        trained["steering"] = run_stage(out / "steering" / "summary.json", "steering",
-                                        steer, timings)
+    return {name: run.stage(run.out / name / SUMMARY, name,
+                            lambda f=run.out / name, n=name: recipes[n](f))
+            for name in METHODS if name in c.methods and name in recipes}
 
-    # 3. evaluation
-    evals, rates = {}, {}
-    for name in methods:
-        model = policy.policy if name in ("sft", "steering") else str(out / name)
-        evals[name] = run_stage(
+
+def extract_vector(run: Run) -> dict[str, Any]:
+    """The steering vector of the SFT policy (no training)."""
+    from preflab.data.read import iter_pairs, load_pairs
+    from preflab.train.extract_steering import extract_steering
+
+    c = run.config
+    vector = run.out / "steering" / "vector.safetensors"
+    pairs = list(iter_pairs(load_pairs(run.train_file)))
+    v = extract_steering(c.policy.policy, pairs, c.rahf.layers,
+                         max_length=c.policy.max_length, device=c.policy.device,
+                         source=str(run.train_file))
+    v.save(vector)
+    summary = {"vector": str(vector), "coeff": c.steer_coeff, **v.meta}
+    (run.out / "steering" / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def evaluate(run: Run) -> dict[str, dict[str, Any]]:
+    """Each method's reward scores at every temperature and perplexity."""
+    from preflab.eval.policy import eval_policy
+
+    c, out = run.config, run.out
+    vector = out / "steering" / "vector.safetensors"
+    evals = {}
+    for name in c.methods:
+        model = c.policy.policy if name in ("sft", "steering") else str(out / name)
+        evals[name] = run.stage(
             out / f"eval-{name}" / "summary.json", f"eval-{name}",
             lambda n=name, m=model: eval_policy(
-                m, eval_file, reward, out / f"eval-{n}", temperatures, heldout=ppl_file,
-                limit=eval_limit, max_new_tokens=max_new_tokens, seed=seed,
-                device=policy.device, instruction="good" if n == "hir" else None,
-                steer=vector if n == "steering" else None, coeff=steer_coeff), timings)
-    t0 = temperatures[0]
+                m, run.eval_file, c.reward, out / f"eval-{n}", heldout=run.ppl_file,
+                temperatures=c.temperatures, limit=c.eval_limit,
+                max_new_tokens=c.max_new_tokens, seed=c.seed, device=c.policy.device,
+                instruction="good" if n == "hir" else None,
+                steer=str(vector) if n == "steering" else None, coeff=c.steer_coeff))
+    return evals
+
+
+def win_rates(run: Run) -> dict[str, dict[str, Any]]:
+    """Each method's replies at the first temperature judged against SFT's."""
+    from preflab.eval.winrate import winrate
+
+    c, out = run.config, run.out
+    t0 = c.temperatures[0]
     base_gen = str(out / "eval-sft" / f"generations_t{t0}.jsonl")
-    for name in methods:
-        if name == "sft":
-            continue
-        rates[name] = run_stage(
-            out / f"winrate-{name}" / "summary.json", f"winrate-{name}",
-            lambda n=name: winrate(str(out / f"eval-{n}" / f"generations_t{t0}.jsonl"),
-                                   base_gen, eval_file, judge, out / f"winrate-{n}",
-                                   task=task, limit=eval_limit, temperature=t0,
-                                   max_new_tokens=max_new_tokens, seed=seed,
-                                   device=policy.device), timings)
+    return {name: run.stage(
+        out / f"winrate-{name}" / "summary.json", f"winrate-{name}",
+        lambda n=name: winrate(str(out / f"eval-{n}" / f"generations_t{t0}.jsonl"),
+                               base_gen, run.eval_file, c.judge, out / f"winrate-{n}",
+                               task=c.task, limit=c.eval_limit, temperature=t0,
+                               max_new_tokens=c.max_new_tokens, seed=c.seed,
+                               device=c.policy.device))
+        for name in c.methods if name != "sft"}
 
-    # 4. the probe
-    probed = run_stage(out / "probe" / "summary.json", "probe",
-                       lambda: probe(policy.policy, train_file, eval_file, out / "probe",
-                                     max_length=policy.max_length, seed=seed,
-                                     device=policy.device), timings)
 
-    rows = []
-    for name in methods:
-        e, t, w = evals[name], trained.get(name, {}), rates.get(name)
-        row: dict[str, Any] = {"method": name, "train_seconds": _train_seconds(t),
-                               "eval_seconds": e["seconds"], "perplexity": e["perplexity"]}
-        for temp in temperatures:
-            r = e["reward"][str(temp)]
-            row[f"reward_t{temp}"], row[f"reward_t{temp}_ci95"] = r["mean"], r["ci95"]
-        if w is not None:
-            row.update({k: w[k] for k in ("wins", "ties", "losses", "win_rate", "ci95",
-                                          "lc_win_rate")})
-            # same prompts and per-sample seeds as SFT: the paired difference is tighter
-            row["reward_minus_sft"] = compare_evals(out / f"eval-{name}", out / "eval-sft",
-                                                    seed)
-        rows.append(row)
-    summary = {"data": str(data), "train_pairs": sum(1 for _ in iter_pairs(load_pairs(
-        train_file))), "eval_prompts": evals["sft"]["n_prompts"], "reward_model": reward,
-        "judge": judge, "task": task, "temperatures": temperatures, "seed": seed,
-        "policy": asdict(policy), "rahf": asdict(rahf), "dual_lr": dual_lr,
-        "steer_coeff": steer_coeff, "rows": rows,
+def probe_sft(run: Run) -> dict[str, Any]:
+    """A linear probe on the SFT model's activations: chosen vs rejected replies."""
+    from preflab.eval.probe import probe
+
+    c = run.config
+    return probe(c.policy.policy, run.train_file, run.eval_file, run.out / "probe",
+                 max_length=c.policy.max_length, seed=c.seed, device=c.policy.device)
+
+
+def method_row(run: Run, name: str, evaluated: dict[str, Any], trained: dict[str, Any],
+               rate: dict[str, Any] | None) -> dict[str, Any]:
+    """A method's row of the table."""
+    from preflab.eval.policy import compare_evals
+
+    row: dict[str, Any] = {"method": name, "train_seconds": _train_seconds(trained),
+                           "eval_seconds": evaluated["seconds"],
+                           "perplexity": evaluated["perplexity"]}
+    for temp in run.config.temperatures:
+        r = evaluated["reward"][str(temp)]
+        row[f"reward_t{temp}"], row[f"reward_t{temp}_ci95"] = r["mean"], r["ci95"]
+    if rate is not None:
+        row.update({k: rate[k] for k in ("wins", "ties", "losses", "win_rate", "ci95",
+                                         "lc_win_rate")})
+        # same prompts and per-sample seeds as SFT: the paired difference is tighter
+        row["reward_minus_sft"] = compare_evals(run.out / f"eval-{name}",
+                                                run.out / "eval-sft", run.config.seed)
+    return row
+
+
+def report(run: Run, data: str | Path, trained: dict[str, dict[str, Any]],
+           evals: dict[str, dict[str, Any]], rates: dict[str, dict[str, Any]],
+           probed: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The summary: one row per method, the probe, the stage times."""
+    from preflab.data.read import iter_pairs, load_pairs
+
+    c = run.config
+    rows = [method_row(run, name, evals[name], trained.get(name, {}), rates.get(name))
+            for name in c.methods]
+    return {
+        "data": str(data), "train_pairs": sum(1 for _ in iter_pairs(load_pairs(
+            run.train_file))), "eval_prompts": evals["sft"]["n_prompts"],
+        "reward_model": c.reward, "judge": c.judge, "task": c.task,
+        "temperatures": c.temperatures, "seed": c.seed, "policy": asdict(c.policy),
+        "rahf": asdict(c.rahf), "dual_lr": c.dual_lr, "steer_coeff": c.steer_coeff,
+        "rows": rows,
         "probe": {"model": probed["model"], "selected_layer": probed["selected_layer"],
                   "train_pairs": probed["pairs"]["train"]["pairs"],
                   "heldout_pairs": probed["pairs"]["heldout"]["pairs"],
                   **{k: round(v, 4) for k, v in probed["heldout"].items()}},
-        "stage_seconds": timings, "all_stage_seconds": merge_timings(
-            out / "stage_seconds.json", timings),
-        "seconds": round(time.perf_counter() - started, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "report.md").write_text(report_markdown(summary))
-    return summary
+        "stage_seconds": run.timings, "all_stage_seconds": merge_timings(
+            run.out / "stage_seconds.json", run.timings),
+        "seconds": round(seconds, 1)}
 
 
 def _train_seconds(summary: dict[str, Any]) -> float | None:

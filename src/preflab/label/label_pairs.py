@@ -29,6 +29,7 @@ from preflab.engine.judge import JudgeScorer, judge_unit, p_first
 from preflab.engine.label_prompt import LabelPrompt, exemplars_from_pairs
 from preflab.engine.make_judge import is_url, make_judge
 from preflab.engine.units import Unit
+from preflab.label.config import LabelConfig
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime, fingerprint
 
@@ -92,25 +93,8 @@ def label_table(pairs: Sequence[PreferencePair], scorer: JudgeScorer, engine: En
     scored = [judge_unit(*u.payload[:3], t) for u, ts in zip(base, texts, strict=True)
               for t in ts if not (cot and t is None)]
     values = iter(engine.run(scorer, scored, desc=scorer.name) if scored else [])
-    failures: dict[str, str] = getattr(scorer, "failures", {})
-    p1 = np.full(2 * n, np.nan)
-    mass = np.full(2 * n, np.nan)
-    reasons: list[str | None] = [None] * (2 * n)
-    for i, (u, ts) in enumerate(zip(base, texts, strict=True)):
-        got = []
-        for t in ts:
-            if cot and t is None:
-                reasons[i] = "no rationale: " + failures.get(u.key, "generation failed")
-                continue
-            got.append((np.asarray(next(values), dtype=float), t))
-        bad = [t for v, t in got if not np.isfinite(v[:2]).all()]
-        if reasons[i] is None and bad:
-            key = judge_unit(*u.payload[:3], bad[0]).key
-            reasons[i] = failures.get(key, "the judge gave no label")
-        if reasons[i] is None:
-            vs = np.stack([v[:2] for v, _ in got])
-            p1[i] = float(p_first(vs).mean())
-            mass[i] = float(np.exp(vs).sum(axis=1).mean())
+    p1, mass, reasons = first_preferred(base, texts, values,
+                                        getattr(scorer, "failures", {}), cot)
     if scorer.prompt.invert:  # it named the worse reply
         p1 = 1.0 - p1
     p_fwd, p_bwd = p1[:n], 1.0 - p1[n:]
@@ -132,6 +116,32 @@ def label_table(pairs: Sequence[PreferencePair], scorer: JudgeScorer, engine: En
         table["rationales_second"] = [list(map(str, t)) if None not in t else None
                                       for t in texts[n:]]
     return table
+
+
+def first_preferred(units: Sequence[Unit], texts: list[list[str | None]], values: Any,
+                    failures: dict[str, str], cot: bool
+                    ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Per unit: P(the first reply is better), averaged over its rationales, the
+    probability mass on the two labels, and why it has none (NaN) when it has none."""
+    p1 = np.full(len(units), np.nan)
+    mass = np.full(len(units), np.nan)
+    reasons: list[str | None] = [None] * len(units)
+    for i, (u, ts) in enumerate(zip(units, texts, strict=True)):
+        got = []
+        for t in ts:
+            if cot and t is None:
+                reasons[i] = "no rationale: " + failures.get(u.key, "generation failed")
+                continue
+            got.append((np.asarray(next(values), dtype=float), t))
+        bad = [t for v, t in got if not np.isfinite(v[:2]).all()]
+        if reasons[i] is None and bad:
+            key = judge_unit(*u.payload[:3], bad[0]).key
+            reasons[i] = failures.get(key, "the judge gave no label")
+        if reasons[i] is None:
+            vs = np.stack([v[:2] for v, _ in got])
+            p1[i] = float(p_first(vs).mean())
+            mass[i] = float(np.exp(vs).sum(axis=1).mean())
+    return p1, mass, reasons
 
 
 def direct_table(pairs: Sequence[PreferencePair], scorer: Any, engine: Engine
@@ -198,105 +208,154 @@ def _round(x: Any) -> float | None:
 
 
 
-def label(data: str | Path, judge: str, out: str | Path = "labels", task: str = "helpful",
-          preamble: str = "base", shots: int = 0, limit: int | None = None, seed: int = 0,
-          template: str | Path | None = None, cot: bool = False, sc: int = 1,
-          cot_tokens: int = 128, temperature: float = 1.0,
-          max_context_tokens: int | None = 256, max_length: int = 2048,
-          write_data: bool = False, engine_options: EngineOptions | None = None,
+def label(data: str | Path, judge: str | None = None, out: str | Path = "labels",
+          config: LabelConfig | None = None, *, engine_options: EngineOptions | None = None,
           runtime: Runtime | None = None, scorer: Any | None = None,
-          http: dict[str, Any] | None = None, direct: bool = False) -> dict[str, Any]:
-    """Label the pairs of `data` with `judge` (a model or an OpenAI-compatible URL);
-    writes labels.parquet and summary.json.
+          http: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
+    """Label the pairs of `data` with ``config.judge`` (a model or an OpenAI-compatible
+    URL); writes labels.parquet and summary.json. `judge` and `settings` (fields of
+    :class:`LabelConfig`) override `config`.
 
-    With `limit`, a seeded random sample of that many pairs is labelled and the
-    `shots` exemplars are drawn (seeded) from the other pairs; without it, every pair
-    is labelled, and `shots` > 0 is refused (an exemplar would be labelled by its own
-    answer). With `cot`, the judge first writes a rationale (up to `cot_tokens`
-    tokens, greedy); with `sc` > 1 it samples `sc` rationales at `temperature` and the
-    distributions are averaged. With `direct`, each reply is rated 1-10 on its own
-    (:func:`direct_table`) instead of compared. A pair the judge failed on has no label and says why
-    (``failure``). With `write_data`, ``labelled.jsonl`` holds the labelled pairs with
-    ``p_chosen`` = the AI label (for soft-label reward models and DPO).
+    ``limit`` labels the first N pairs, ``sample`` a seeded random sample of N (of
+    those); the `shots` exemplars are drawn (seeded) from the other pairs, so
+    `shots` > 0 with every pair labelled is refused (an exemplar would be labelled by
+    its own answer). With `cot`, the judge first writes a rationale (up to
+    `cot_tokens` tokens, greedy); with `sc` > 1 it samples `sc` rationales at
+    `temperature` and the distributions are averaged. With `direct`, each reply is
+    rated 1-10 on its own (:func:`direct_table`) instead of compared. A pair the judge
+    failed on has no label and says why (``failure``). With `write_data`,
+    ``labelled.jsonl`` holds the labelled pairs with ``p_chosen`` = the AI label (for
+    soft-label reward models and DPO).
     """
     started = time.perf_counter()
-    if sc < 1:
-        raise ValueError(f"--sc must be at least 1, got {sc}")
-    if sc > 1 and not cot:
-        raise ValueError("self-consistency (--sc K) samples rationales: it needs --cot")
-    if direct and (cot or shots or is_url(judge)):
-        raise ValueError("direct scoring takes no --cot, no --shots and a local judge")
-    read = read_pairs(data)
-    everything = list(iter_pairs(read.pairs))
-    if not everything:
-        raise ValueError(f"{data}: no pairs to label")
-    chosen = sample_pairs(everything, limit, seed)
-    if shots and len(chosen) == len(everything):
-        raise ValueError(f"{data}: {shots}-shot labeling needs exemplars that are not "
-                         "labelled; label a sample (--limit N) so they come from the rest")
-    prompt = LabelPrompt.build(task, preamble, template_file=template)
-    exemplars = exemplars_from_pairs(everything, shots, seed=seed,
-                                     exclude={p.id for p in chosen}, invert=prompt.invert)
-    prompt = replace(prompt, exemplars=tuple(exemplars))
-    if scorer is None and direct:
-        from preflab.engine.direct import DirectScorer
-
-        scorer = DirectScorer(judge, task, template, max_length, max_context_tokens, runtime)
-    elif scorer is None:
-        scorer = make_judge(judge, prompt, max_length, max_context_tokens, runtime,
-                            **(http or {}))
-    elif scorer.prompt != prompt:
+    config = replace(config or LabelConfig(), **settings, **({"judge": judge} if judge
+                                                               else {}))
+    check_options(config)
+    everything, chosen = select_pairs(data, config)
+    prompt = build_prompt(config, everything, chosen)
+    if scorer is None:
+        scorer = make_scorer(config, prompt, runtime, http)
+    elif not config.direct and scorer.prompt != prompt:
         raise ValueError("the scorer given reads another prompt than the one asked for")
     engine = Engine(engine_options)
-    sampling = Sampling(max_new_tokens=cot_tokens, temperature=0.0 if sc == 1 else temperature)
-    if direct:
+    sampling = Sampling(max_new_tokens=config.cot_tokens,
+                        temperature=0.0 if config.sc == 1 else config.temperature)
+    if config.direct:
         table = direct_table(chosen, scorer, engine)
     else:
-        table = label_table(chosen, scorer, engine, cot=cot, sc=sc, sampling=sampling,
-                            seed=seed)
-    summary = {"data": str(data), "judge": judge, **prompt.describe(), "direct": direct,
-               "cot": cot, "sc": sc,
-               **({"cot_tokens": cot_tokens, "temperature": sampling.temperature} if cot else {}),
-               "seed": seed, **label_summary(table, chosen),
+        table = label_table(chosen, scorer, engine, cot=config.cot, sc=config.sc,
+                            sampling=sampling, seed=config.seed)
+    summary = {"data": str(data), "judge": config.judge, **prompt.describe(),
+               "direct": config.direct, "cot": config.cot, "sc": config.sc,
+               **({"cot_tokens": config.cot_tokens, "temperature": sampling.temperature}
+                  if config.cot else {}),
+               "seed": config.seed, "limit": config.limit, "sample": config.sample,
+               **label_summary(table, chosen),
                "computed": engine.last_stats.computed, "cached": engine.last_stats.cached,
                "prompt_tokens": getattr(scorer, "prompt_tokens", None),
                "generated_tokens": getattr(scorer, "generated_tokens", 0),
                "truncated": scorer.truncated,
                "context_truncated": getattr(scorer, "context_truncated", None),
                "seconds": round(time.perf_counter() - started, 2)}
-    out = Path(out)
+    write_outputs(Path(out), table, chosen, summary, config, prompt)
+    return summary
+
+
+def check_options(config: LabelConfig) -> None:
+    """Refuse settings that do not go together, before anything is loaded."""
+    if config.sc < 1:
+        raise ValueError(f"--sc must be at least 1, got {config.sc}")
+    if config.sc > 1 and not config.cot:
+        raise ValueError("self-consistency (--sc K) samples rationales: it needs --cot")
+    if config.direct and (config.cot or config.shots or is_url(config.judge)):
+        raise ValueError("direct scoring takes no --cot, no --shots and a local judge")
+
+
+def select_pairs(data: str | Path, config: LabelConfig
+                 ) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """(every pair of `data`, the pairs to label: the first ``limit``, then a seeded
+    ``sample`` of them)."""
+    everything = list(iter_pairs(read_pairs(data).pairs))
+    if not everything:
+        raise ValueError(f"{data}: no pairs to label")
+    chosen = everything[:config.limit] if config.limit is not None else everything
+    chosen = sample_pairs(chosen, config.sample, config.seed)
+    if config.shots and len(chosen) == len(everything):
+        raise ValueError(f"{data}: {config.shots}-shot labeling needs exemplars that are not "
+                         "labelled; label part of the pairs (--sample N or --limit N) so "
+                         "they come from the rest")
+    return everything, chosen
+
+
+def build_prompt(config: LabelConfig, everything: list[PreferencePair],
+                 chosen: list[PreferencePair]) -> LabelPrompt:
+    """The labeling prompt, its exemplars drawn (seeded) from the pairs not labelled."""
+    prompt = LabelPrompt.build(config.task, config.preamble, template_file=config.template)
+    exemplars = exemplars_from_pairs(everything, config.shots, seed=config.seed,
+                                     exclude={p.id for p in chosen}, invert=prompt.invert)
+    return replace(prompt, exemplars=tuple(exemplars))
+
+
+def make_scorer(config: LabelConfig, prompt: LabelPrompt, runtime: Runtime | None = None,
+                http: dict[str, Any] | None = None) -> Any:
+    """The judge: a direct (1-10) scorer, a local comparing judge or an HTTP one."""
+    local = not is_url(config.judge)
+    if runtime is None and local and (config.device != "auto" or config.threads is not None):
+        runtime = Runtime(device=config.device, threads=config.threads)
+    if config.direct:
+        from preflab.engine.direct import DirectScorer
+
+        return DirectScorer(config.judge, config.task, config.template, config.max_length,
+                            config.max_context_tokens, runtime)
+    if http is None and not local:
+        http = config.http()
+    return make_judge(config.judge, prompt, config.max_length, config.max_context_tokens,
+                      runtime, **(http or {}))
+
+
+def write_outputs(out: Path, table: pd.DataFrame, chosen: list[PreferencePair],
+                  summary: dict[str, Any], config: LabelConfig, prompt: LabelPrompt) -> None:
+    """labels.parquet, with `write_data` labelled.jsonl, and summary.json."""
     out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out / "labels.parquet", index=False)
-    if write_data:
+    if config.write_data:
         by_id = {i: p for i, p in zip(table["id"], table["p_ai"], strict=True)
                  if np.isfinite(p)}
-        meta = {"judge": judge, **prompt.describe(), "cot": cot, "sc": sc}
+        meta = {"judge": config.judge, **prompt.describe(), "cot": config.cot,
+                "sc": config.sc}
         labelled = [replace(p, p_chosen=float(by_id[p.id]), meta={**p.meta, "label": meta})
                     for p in chosen if p.id in by_id]
         write_pairs(labelled, out / "labelled.jsonl")
         summary["labelled_data"] = str(out / "labelled.jsonl")
         summary["labelled_pairs"] = len(labelled)  # pairs without a label are left out
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
 
 
 GRID = [(preamble, cot, shots) for preamble in ("base", "detailed") for cot in (False, True)
         for shots in (0, 1, 2)]
 
 
-def label_grid(data: str | Path, judge: str, out: str | Path = "label-grid",
-               task: str = "helpful", limit: int = 300, seed: int = 0, cot: bool = True,
-               **options: Any) -> pd.DataFrame:
+def label_grid(data: str | Path, judge: str | None = None, out: str | Path = "label-grid",
+               config: LabelConfig | None = None, **options: Any) -> pd.DataFrame:
     """The paper's grid (Base / Detailed x 0 / 1 / 2-shot x without / with chain of
-    thought; `cot=False` leaves CoT out) on one seeded sample: one row per
-    configuration, in the order of the paper's Table 2."""
+    thought; ``grid_cot=False`` leaves CoT out) on the same pairs (``limit`` /
+    ``sample``; a seeded sample of 300 when neither is set): one row per
+    configuration, in the order of the paper's Table 2. `options`: fields of
+    :class:`LabelConfig` and the keyword arguments of :func:`label`."""
+    fields_ = set(LabelConfig.__dataclass_fields__)
+    config = replace(config or LabelConfig(), **{k: v for k, v in options.items()
+                                                  if k in fields_},
+                     **({"judge": judge} if judge else {}))
+    if config.limit is None and config.sample is None:
+        config = replace(config, sample=300)
+    extra = {k: v for k, v in options.items() if k not in fields_}
     rows = []
     for preamble, with_cot, shots in GRID:
-        if with_cot and not cot:
+        if with_cot and not config.grid_cot:
             continue
         name = f"{preamble}{'-cot' if with_cot else ''}-{shots}shot"
-        s = label(data, judge, out=Path(out) / name, task=task, preamble=preamble,
-                  shots=shots, limit=limit, seed=seed, cot=with_cot, **options)
+        s = label(data, out=Path(out) / name, config=replace(
+            config, preamble=preamble, shots=shots, cot=with_cot, grid=False), **extra)
         rows.append({"preamble": preamble, "shots": shots, "cot": with_cot,
                      **{k: s.get(k) for k in ("alignment", "position_consistency",
                                               "first_position_rate", "ties", "n_failed",

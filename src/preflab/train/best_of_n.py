@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from preflab.data.prompts import load_prompts
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
 from preflab.models.sampler import Policy
+from preflab.train.config import BestOfNConfig, write_config
 
 
 def best_of_n_table(rewards: np.ndarray, by: np.ndarray | None = None) -> dict[str, Any]:
@@ -36,61 +38,43 @@ def best_of_n_table(rewards: np.ndarray, by: np.ndarray | None = None) -> dict[s
             for k in ks}
 
 
-def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n: int = 16,
-              temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 128,
-              limit: int | None = None, seed: int = 0, batch_size: int = 8,
-              device: str = "auto", threads: int | None = None) -> dict[str, Any]:
-    """Sample `n` replies per prompt from `policy`, keep the one `reward` scores best.
-    `reward` is a reward model or a committee (see `CommitteeReward`)."""
-    if n < 2:
-        raise ValueError(f"--n must be at least 2, got {n}")
-    committee = CommitteeReward(reward) if is_committee(reward) else None  # checked first
+def best_of_n(prompts: str | Path, policy: str | None = None, reward: str | None = None,
+              out: str | Path = "bon", config: BestOfNConfig | None = None,
+              **settings: Any) -> dict[str, Any]:
+    """Sample ``config.n`` replies per prompt from ``config.policy``, keep the one
+    ``config.reward`` scores best; `reward` is a reward model or a committee (see
+    `CommitteeReward`). `policy`, `reward` and `settings` (fields of
+    :class:`BestOfNConfig`) override `config`. Writes ``OUT/config.toml``."""
+    config = replace(config or BestOfNConfig(), **settings,
+                     **{k: v for k, v in (("policy", policy), ("reward", reward)) if v})
+    if config.n < 2:
+        raise ValueError(f"--n must be at least 2, got {config.n}")
+    if not config.reward:
+        raise ValueError("--reward is required (a reward model or a committee)")
+    committee = CommitteeReward(config.reward) if is_committee(config.reward) else None
     started = time.perf_counter()
-    items = load_prompts(prompts, limit)
+    items = load_prompts(prompts, config.limit)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    runtime = Runtime(device=device, threads=threads)
-    gen = Policy(policy, runtime)
-    sampling = Sampling(max_new_tokens, temperature, top_p)
-    replies = gen.generate([p.messages for p in items], [p.id for p in items], n, sampling,
-                           seed, batch_size)
-    prompts_truncated = len(gen.prompts_truncated)
-    del gen
-    score = committee or RewardFunction(reward, device=device, threads=threads)
+    write_config(config, out)
+    replies, prompts_truncated = sample(items, config)
+    score = committee or RewardFunction(config.reward, device=config.device,
+                                        threads=config.threads)
+    n = config.n
     flat = score([p.messages for p in items for _ in range(n)],
                  [r for rs in replies for r in rs])
     rewards = flat.reshape(len(items), n)
     members = {k: v.reshape(len(items), n) for k, v in
                (committee.member_rewards if committee else {}).items()}
-    selected = []
-    with open(out / "samples.jsonl", "w", encoding="utf-8") as f:
-        for i, (p, rs, r) in enumerate(zip(items, replies, rewards, strict=True)):
-            messages = [{"role": a, "content": c} for a, c in p.messages]
-            row = {"prompt_id": p.id, "prompt": messages, "replies": rs,
-                   "rewards": [round(float(x), 6) for x in r]}
-            if members:  # each member's own reward, before standardising
-                row["member_rewards"] = {k: [float(x) for x in v[i]]
-                                         for k, v in members.items()}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            usable = [j for j in range(n) if rs[j].strip()]  # an empty reply trains nothing
-            if not usable:
-                continue
-            best = max(usable, key=lambda j: r[j])
-            worst = min(usable, key=lambda j: r[j])
-            if rs[best] != rs[worst]:
-                selected.append(PreferencePair(
-                    prompt=messages, chosen=rs[best], rejected=rs[worst], subset="best-of-n",
-                    meta={"policy": policy, "reward_model": reward, "n": n,
-                          "reward_chosen": float(r[best]), "reward_rejected": float(r[worst])}))
+    selected = write_samples(items, replies, rewards, members, config, out)
     from preflab.data.write import write_pairs
 
     write_pairs(selected, out / "selected.jsonl")
-    summary = {"prompts": str(prompts), "n_prompts": len(items), "policy": policy,
-               "reward_model": reward,
+    summary = {"prompts": str(prompts), "n_prompts": len(items), "policy": config.policy,
+               "reward_model": config.reward,
                "reward_scale": ("committee: mean of the members' rewards, each standardised "
                                 "over all samples" if committee else "the model's"),
-               "n": n, "temperature": temperature, "top_p": top_p,
-               "max_new_tokens": max_new_tokens, "seed": seed,
+               "n": n, "temperature": config.temperature, "top_p": config.top_p,
+               "max_new_tokens": config.max_new_tokens, "seed": config.seed,
                "prompts_truncated": prompts_truncated,  # kept their last 1024 tokens
                **best_of_n_table(rewards),
                **({"members": {k: best_of_n_table(v, rewards) for k, v in members.items()}}
@@ -102,3 +86,41 @@ def best_of_n(prompts: str | Path, policy: str, reward: str, out: str | Path, n:
                "seconds": round(time.perf_counter() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def sample(items: list[Any], config: BestOfNConfig) -> tuple[list[list[str]], int]:
+    """``config.n`` seeded replies per prompt, and how many prompts were truncated."""
+    gen = Policy(config.policy, Runtime(device=config.device, threads=config.threads))
+    sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
+    replies = gen.generate([p.messages for p in items], [p.id for p in items], config.n,
+                           sampling, config.seed, config.batch_size)
+    return replies, len(gen.prompts_truncated)
+
+
+def write_samples(items: list[Any], replies: list[list[str]], rewards: np.ndarray,
+                  members: dict[str, np.ndarray], config: BestOfNConfig, out: Path
+                  ) -> list[PreferencePair]:
+    """``samples.jsonl`` (every reply and its reward); returns the selected pairs: the
+    best non-empty reply as chosen, the worst as rejected."""
+    selected = []
+    with open(out / "samples.jsonl", "w", encoding="utf-8") as f:
+        for i, (p, rs, r) in enumerate(zip(items, replies, rewards, strict=True)):
+            messages = [{"role": a, "content": c} for a, c in p.messages]
+            row = {"prompt_id": p.id, "prompt": messages, "replies": rs,
+                   "rewards": [round(float(x), 6) for x in r]}
+            if members:  # each member's own reward, before standardising
+                row["member_rewards"] = {k: [float(x) for x in v[i]]
+                                         for k, v in members.items()}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            usable = [j for j in range(config.n) if rs[j].strip()]  # empty trains nothing
+            if not usable:
+                continue
+            best = max(usable, key=lambda j: r[j])
+            worst = min(usable, key=lambda j: r[j])
+            if rs[best] != rs[worst]:
+                selected.append(PreferencePair(
+                    prompt=messages, chosen=rs[best], rejected=rs[worst], subset="best-of-n",
+                    meta={"policy": config.policy, "reward_model": config.reward,
+                          "n": config.n, "reward_chosen": float(r[best]),
+                          "reward_rejected": float(r[worst])}))
+    return selected

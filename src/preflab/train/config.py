@@ -1,25 +1,377 @@
-"""Reading a run's settings from a TOML or JSON file (or a model's preflab-train.json)."""
+"""Run settings as files: reading a dataclass of settings from TOML, YAML or JSON (or a
+model's preflab-train.json), and writing one back as ``config.toml``.
+
+Every stage writes the settings it ran with to ``OUT/config.toml``;
+``--config OUT/config.toml`` reproduces the run. TOML has no null: a setting whose
+value is None while its default is not is written as the string ``"none"``, which
+reads back as None. Nested dataclasses (an experiment's DPO settings) are tables.
+
+This module is light (no torch): the command line reads the defaults from here.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import tomllib
-from dataclasses import fields
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+CONFIG_FILE = "config.toml"
+NONE = "none"
+
+
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML, YAML (``.yaml`` / ``.yml``, needs PyYAML) or JSON file."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:  # pragma: no cover - PyYAML ships with the environment
+                raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), "
+                                 "or write the settings as TOML") from None
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"{path}: not a valid settings file ({e})") from None
+    except Exception as e:  # yaml.YAMLError
+        raise ValueError(f"{path}: not a valid settings file ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a table of settings, got {type(data).__name__}")
+    return data.get("config", data)  # a preflab-train.json holds its config
+
+
+def _nested(cls: type) -> dict[str, type]:
+    """The fields of `cls` that are dataclasses themselves, with their classes."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)
+            if isinstance(hints.get(f.name), type) and is_dataclass(hints[f.name])}
+
+
+def _default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def from_dict(cls: type[T], data: dict[str, Any], source: str = "<settings>",
+              prefix: str = "", base: T | None = None) -> T:
+    """An instance of the dataclass `cls` from `data` (nested tables for nested
+    dataclasses), on top of `base` (the defaults when None). Unknown keys are refused,
+    naming `source` and the key."""
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        names = ", ".join(repr(prefix + k) for k in unknown)
+        raise ValueError(f"{source}: unknown settings: {names}; known: "
+                         f"{', '.join(sorted(known))}")
+    nested = _nested(cls)
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in nested and not isinstance(value, nested[name]):
+            if not isinstance(value, dict):
+                raise ValueError(f"{source}: {prefix}{name} must be a table of settings")
+            # a table changes the keys it sets of the default (or `base`) settings
+            inner = getattr(base, name) if base is not None else _default(known[name])
+            values[name] = from_dict(nested[name], value, source, f"{prefix}{name}.",
+                                     None if inner is MISSING else inner)
+        elif value == NONE and _default(known[name]) not in (None, MISSING):
+            values[name] = None
+        else:
+            values[name] = value
+    if base is not None:
+        return replace(base, **values)  # type: ignore[type-var]
+    return cls(**values)
+
 
 def config_from_file(cls: type[T], path: str | Path, **overrides: Any) -> T:
-    """An instance of the dataclass `cls` from `path`, options given on top; unknown keys
-    are refused with the known ones listed."""
-    text = Path(path).read_text(encoding="utf-8")
-    data = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
-    data = data.get("config", data)  # a preflab-train.json holds its config
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{path}: unknown settings {sorted(unknown)}; "
-                         f"known: {', '.join(sorted(known))}")
-    return cls(**{**data, **overrides})
+    """An instance of the dataclass `cls` from `path` (TOML, YAML or JSON), the options
+    given on top; unknown keys are refused, naming the file and the key."""
+    data = read_settings(path)
+    return from_dict(cls, {**data, **overrides}, str(path))
+
+
+def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
+    """`cls` from `path` when given, else its defaults; `overrides` on top."""
+    if path is not None:
+        return config_from_file(cls, path, **overrides)
+    return cls(**overrides)
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
+
+
+def _toml_lines(config: Any, table: str = "") -> list[str]:
+    scalars, tables = [], []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if is_dataclass(value):
+            tables += ["", f"[{table}{f.name}]", *_toml_lines(value, f"{table}{f.name}.")]
+        elif value is None:
+            if _default(f) not in (None, MISSING):
+                scalars.append(f'{f.name} = "{NONE}"')
+        else:
+            scalars.append(f"{f.name} = {_toml_value(value)}")
+    return scalars + tables
+
+
+def config_toml(config: Any, title: str = "") -> str:
+    """`config` (a dataclass instance) as TOML text that :func:`config_from_file` reads
+    back to an equal instance."""
+    head = [f"# {line}" for line in title.splitlines()] if title else []
+    return "\n".join([*head, *_toml_lines(config)]).strip("\n") + "\n"
+
+
+def write_config(config: Any, folder: str | Path, title: str = "") -> Path:
+    """Write `config` as ``folder/config.toml``; returns its path."""
+    path = Path(folder) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_toml(config, title or f"{type(config).__name__}: preflab "
+                                "--config this file reproduces the run"), encoding="utf-8")
+    return path
+
+
+
+# ---- the training stages' settings ------------------------------------------------------
+
+
+@dataclass
+class PolicyConfig:
+    """Everything that defines an SFT or DPO run (``preflab sft|dpo --config FILE``;
+    ``OUT/config.toml`` or a model's preflab-train.json reproduces it)."""
+
+    policy: str = "smollm2-135m-instruct"
+    reference: str | None = None  # DPO reference model; None: the policy before training
+    loss: str = "sigmoid"  # DPO: sigmoid | cdpo | robust | ipo | soft
+    beta: float = 0.1
+    eps: float = 0.1  # cdpo label smoothing / robust flip rate
+    max_length: int = 1024
+    epochs: float = 1.0
+    learning_rate: float | None = None  # None: see lr()
+    batch_size: int = 8  # pairs (DPO) or replies (SFT) per step
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_targets: list[str] | None = None  # None: every linear layer of the blocks
+    lora_layers: list[int] | None = None  # 0-based blocks with adapters; None: all
+    share_prefix: bool = True  # run each pair's prompt once (DPO)
+    gradient_checkpointing: bool = False
+    order: str = "length"  # length: batches of similar length, shuffled | sequential
+    seed: int = 0
+    save_steps: int = 50
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision on a GPU)
+    threads: int | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> PolicyConfig:
+        return config_from_file(cls, path, **overrides)
+
+    def lr(self, stage: str) -> float:
+        """Default learning rates: SFT 2e-5 (LoRA 2e-4), DPO 5e-6 (LoRA 5e-5)."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        base = 2e-5 if stage == "sft" else 5e-6
+        return base * 10 if self.lora else base
+
+
+@dataclass
+class RewardConfig:
+    """Everything that defines a reward-model run (``preflab train-rm --config FILE``;
+    ``OUT/config.toml`` or the model's preflab-train.json reproduces it)."""
+
+    base: str = "minilm-l6"
+    labels: str = "auto"  # auto | hard | soft
+    # encoders: "cls" (a [CLS] cross-encoder head), "bi-encoder" (context and reply
+    # encoded alone, mean-pooled, a cosine head; see models/bi_encoder.py) or "auto":
+    # bi-encoder for a sentence-transformers base trained with mean pooling, else cls
+    head: str = "auto"
+    cosine_scale: float = 10.0  # bi-encoder: the learnt s of s cos(u, v) starts here
+    max_length: int = 512
+    margin: float = 0.0  # Bradley-Terry margin (per pair: meta.margin)
+    weight_key: str = "weight"  # per-pair loss weight read from meta
+    subset_weights: dict[str, float] = field(default_factory=dict)  # e.g. lambda for harmless
+    epochs: float = 2.0
+    # None: 2e-5 bi-encoders, 1e-4 other encoders, 1e-5 decoders, 2e-4 LoRA
+    learning_rate: float | None = None
+    batch_size: int = 8  # pairs per step
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    train_layers: int | None = None  # train only the top N layers and the head
+    pad_token: str | None = None  # needed when the tokenizer has none ("eos" or a token)
+    pmp: str | None = None  # preference-model pretraining data, trained on first
+    pmp_epochs: float = 1.0
+    seed: int = 0
+    save_steps: int = 50
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision on a GPU)
+    threads: int | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RewardConfig:
+        return config_from_file(cls, path, **overrides)
+
+    def lr(self, encoder: bool, bi_encoder: bool = False) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        if self.lora:
+            return 2e-4
+        # a sentence encoder is fine-tuned gently (the sentence-transformers default)
+        return 2e-5 if bi_encoder else 1e-4 if encoder else 1e-5
+
+
+RAHF_VARIANTS = ("scit", "dual")
+
+
+@dataclass
+class RAHFConfig:
+    """Everything that defines a RAHF run (``preflab rahf --config FILE``;
+    ``OUT/config.toml`` reproduces it)."""
+
+    variant: str = "scit"
+    base: str = "smollm2-135m-instruct"
+    layers: list[int] | None = None  # None: the paper's, scaled to the model's depth
+    alpha: float = 5.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    learning_rate: float | None = None  # step 2; None: 3e-4 (SCIT) / 9e-6 (Dual)
+    epochs: float = 1.0
+    step1_learning_rate: float | None = None  # None: the SFT default with LoRA, 2e-4
+    step1_epochs: float = 1.0
+    scit_eps: float = 0.2
+    scit_model: str | None = None  # an existing step-1 model: skips that training
+    good_model: str | None = None
+    bad_model: str | None = None
+    max_length: int = 512
+    batch_size: int = 4
+    grad_accum: int = 1
+    seed: int = 0
+    save_steps: int = 50
+    device: str = "auto"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.variant not in RAHF_VARIANTS:
+            raise ValueError(f"variant must be one of {RAHF_VARIANTS}, got {self.variant!r}")
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RAHFConfig:
+        return config_from_file(cls, path, **overrides)
+
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 3e-4 if self.variant == "scit" else 9e-6
+
+    def _common(self) -> dict[str, Any]:
+        return {"policy": self.base, "max_length": self.max_length,
+                "batch_size": self.batch_size, "grad_accum": self.grad_accum,
+                "seed": self.seed, "save_steps": self.save_steps, "device": self.device,
+                "precision": self.precision}
+
+    def step1(self) -> PolicyConfig:
+        """Settings of step 1 (SCIT or the two SFTs): LoRA on every linear layer."""
+        return PolicyConfig(lora=True, learning_rate=self.step1_learning_rate,
+                            epochs=self.step1_epochs, **self._common())
+
+    def step2(self, layers: list[int]) -> PolicyConfig:
+        return PolicyConfig(lora=True, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
+                            lora_targets=list(self.lora_targets),
+                            lora_layers=list(range(max(layers))), learning_rate=self.lr(),
+                            epochs=self.epochs, **self._common())
+
+
+@dataclass
+class RLConfig:
+    """Everything that defines an RL run (``preflab rl --config FILE``;
+    ``OUT/config.toml`` reproduces it)."""
+
+    policy: str = "smollm2-135m-instruct"
+    reward: str = ""  # a reward model, or with direct=True a judge model
+    direct: bool = False
+    task: str = "helpful"  # the direct judge's task
+    beta: float = 0.05
+    steps: int = 30
+    batch_size: int = 8  # prompts per step
+    samples_per_prompt: int = 1
+    baseline: str = "value"  # value (A2C) | loo (leave-one-out mean of the other samples)
+    whiten: bool = False
+    max_new_tokens: int = 48
+    max_prompt_tokens: int = 256
+    learning_rate: float = 1e-4
+    value_learning_rate: float = 1e-3
+    lora_r: int = 16
+    lora_alpha: int = 32
+    limit: int | None = None  # the first N prompts; None: all
+    seed: int = 0
+    save_steps: int = 10
+    device: str = "auto"
+    threads: int | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RLConfig:
+        return config_from_file(cls, path, **overrides)
+
+
+@dataclass
+class BestOfNConfig:
+    """Everything that defines a best-of-N run (``preflab bon --config FILE``;
+    ``OUT/config.toml`` reproduces it)."""
+
+    policy: str = "smollm2-135m-instruct"
+    reward: str = ""  # a reward model or a committee (preset name or TOML file)
+    n: int = 16  # samples per prompt
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    limit: int | None = None  # the first N prompts; None: all
+    seed: int = 0
+    batch_size: int = 8  # replies sampled at once
+    device: str = "auto"
+    threads: int | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> BestOfNConfig:
+        return config_from_file(cls, path, **overrides)

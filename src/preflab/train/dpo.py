@@ -23,12 +23,13 @@ from preflab.models.causal_lm import fit_max_length, load_policy
 from preflab.models.examples import PolicyExample, build_policy_examples
 from preflab.models.logps import collate_policy, reference_logps, reply_logps
 from preflab.models.runtime import fingerprint, model_fingerprint
+from preflab.train.config import write_config
 from preflab.train.losses import DPO_LOSSES, dpo_loss
 from preflab.train.recipe import (
     PolicyConfig,
+    PolicyTrainer,
     examples_tokens,
     mixed_precision,
-    policy_trainer_class,
     run_trainer,
     training_args,
     write_summary,
@@ -124,38 +125,41 @@ def compute_missing(examples: list[PolicyExample], missing: list[int], keys: lis
                     autocast=dtype, on_batch=save)
 
 
-def dpo_trainer_class() -> type:
-    base = policy_trainer_class()
+class PreflabDPOTrainer(PolicyTrainer):
+    """Trainer whose loss is one of the DPO family (``config.loss``) over shared-prefix
+    log-probs; each example carries its reference log-probs (:func:`attach_reference`).
+    Not TRL's ``DPOTrainer``: soft labels, noise-robust losses, one prompt pass."""
 
-    class DPOTrainer(base):  # type: ignore[misc, valid-type]
-        """Trainer whose loss is one of the DPO family over shared-prefix log-probs."""
+    config: PolicyConfig
 
-        config: PolicyConfig
+    def __init__(self, *args: Any, config: PolicyConfig | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config = config or PolicyConfig()
 
-        def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
-                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
-            c = self.config
-            ref, p = inputs.pop("ref_logps"), inputs.pop("p_chosen")
-            share = c.share_prefix and not c.gradient_checkpointing
-            sums, n = reply_logps(model, inputs, share)
-            ratio = sums - ref
-            rc, rr = ratio[0::2], ratio[1::2]
-            per = dpo_loss(rc, rr, c.loss, c.beta, c.eps, p.float(), n[0::2], n[1::2])
-            loss = per.mean()
-            with torch.no_grad():
-                self.record(**{"rewards/chosen": (c.beta * rc).mean(),
-                               "rewards/rejected": (c.beta * rr).mean(),
-                               "rewards/accuracy": (rc > rr).float().mean(),
-                               "rewards/margin": (c.beta * (rc - rr)).mean(),
-                               "logps/chosen": sums[0::2].mean(),
-                               "logps/rejected": sums[1::2].mean()})
-            return (loss, {"logratio_chosen": rc}) if return_outputs else loss
-
-    return DPOTrainer
+    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
+                     return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        c = self.config
+        ref, p = inputs.pop("ref_logps"), inputs.pop("p_chosen")
+        share = c.share_prefix and not c.gradient_checkpointing
+        sums, n = reply_logps(model, inputs, share)
+        ratio = sums - ref
+        rc, rr = ratio[0::2], ratio[1::2]
+        per = dpo_loss(rc, rr, c.loss, c.beta, c.eps, p.float(), n[0::2], n[1::2])
+        loss = per.mean()
+        with torch.no_grad():
+            self.record(**{"rewards/chosen": (c.beta * rc).mean(),
+                           "rewards/rejected": (c.beta * rr).mean(),
+                           "rewards/accuracy": (rc > rr).float().mean(),
+                           "rewards/margin": (c.beta * (rc - rr)).mean(),
+                           "logps/chosen": sums[0::2].mean(),
+                           "logps/rejected": sums[1::2].mean()})
+        return (loss, {"logratio_chosen": rc}) if return_outputs else loss
 
 
 def make_dpo_trainer(pairs: list[Any], out: Path, config: PolicyConfig, source: str,
-                     callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+                     callbacks: list[Any] | None = None
+                     ) -> tuple[PreflabDPOTrainer, Any, Any, dict[str, Any]]:
     """(trainer, tokenizer, tokenization report, reference info), reference attached."""
     if config.loss not in DPO_LOSSES:
         raise ValueError(f"unknown --loss {config.loss!r}; choose from {', '.join(DPO_LOSSES)}")
@@ -176,11 +180,10 @@ def make_dpo_trainer(pairs: list[Any], out: Path, config: PolicyConfig, source: 
     reference = config.reference or config.policy
     ref_info = attach_reference(examples, reference, config,
                                 None if config.reference else model, tokenizer.pad_token_id)
-    trainer = dpo_trainer_class()(
+    trainer = PreflabDPOTrainer(
         model=model, args=training_args(out, config, "dpo"), train_dataset=examples,
         data_collator=lambda b: collate_policy(b, tokenizer.pad_token_id),
-        callbacks=callbacks)
-    trainer.config, trainer.order = config, config.order
+        callbacks=callbacks, config=config, order=config.order)
     return trainer, tokenizer, report, ref_info
 
 
@@ -195,7 +198,7 @@ def train_dpo(data: str | Path, out: str | Path, config: PolicyConfig | None = N
         log.warning("gradient checkpointing runs without a KV cache: prefix sharing is off")
         config = replace(config, share_prefix=False)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out)
     pairs = list(iter_pairs(load_pairs(data)))
     trainer, tokenizer, report, ref_info = make_dpo_trainer(pairs, out, config, str(data),
                                                             callbacks)

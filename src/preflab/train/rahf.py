@@ -20,7 +20,8 @@ Adapters go on the blocks up to the deepest target layer, as in the public code.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,76 +32,18 @@ from preflab.models.causal_lm import add_lora, fit_max_length, load_policy
 from preflab.models.examples import PolicyExample, build_policy_examples
 from preflab.models.hidden import check_layers, collate_rows, decoder_layers, rahf_layers
 from preflab.models.hidden import reply_hidden as _reply_hidden
-from preflab.train.config import config_from_file
+from preflab.train.config import RAHF_VARIANTS, RAHFConfig, write_config
 from preflab.train.losses import representation_loss
 from preflab.train.recipe import (
     SUMMARY,
     PolicyConfig,
-    policy_trainer_class,
+    PolicyTrainer,
     run_trainer,
     training_args,
     write_summary,
 )
 
-VARIANTS = ("scit", "dual")
-
-
-@dataclass
-class RAHFConfig:
-    """Everything that defines a RAHF run (``--config FILE`` reproduces it)."""
-
-    variant: str = "scit"
-    base: str = "smollm2-135m-instruct"
-    layers: list[int] | None = None  # None: the paper's, scaled to the model's depth
-    alpha: float = 5.0
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    learning_rate: float | None = None  # step 2; None: 3e-4 (SCIT) / 9e-6 (Dual)
-    epochs: float = 1.0
-    step1_learning_rate: float | None = None  # None: the SFT default with LoRA, 2e-4
-    step1_epochs: float = 1.0
-    scit_eps: float = 0.2
-    scit_model: str | None = None  # an existing step-1 model: skips that training
-    good_model: str | None = None
-    bad_model: str | None = None
-    max_length: int = 512
-    batch_size: int = 4
-    grad_accum: int = 1
-    seed: int = 0
-    save_steps: int = 50
-    device: str = "auto"
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> RAHFConfig:
-        return config_from_file(cls, path, **overrides)
-
-    def lr(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 3e-4 if self.variant == "scit" else 9e-6
-
-    def _common(self) -> dict[str, Any]:
-        return {"policy": self.base, "max_length": self.max_length,
-                "batch_size": self.batch_size, "grad_accum": self.grad_accum,
-                "seed": self.seed, "save_steps": self.save_steps, "device": self.device,
-                "precision": self.precision}
-
-    def step1(self) -> PolicyConfig:
-        """Settings of step 1 (SCIT or the two SFTs): LoRA on every linear layer."""
-        return PolicyConfig(lora=True, learning_rate=self.step1_learning_rate,
-                            epochs=self.step1_epochs, **self._common())
-
-    def step2(self, layers: list[int]) -> PolicyConfig:
-        return PolicyConfig(lora=True, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
-                            lora_targets=list(self.lora_targets),
-                            lora_layers=list(range(max(layers))), learning_rate=self.lr(),
-                            epochs=self.epochs, **self._common())
+VARIANTS = RAHF_VARIANTS
 
 
 @dataclass
@@ -148,38 +91,45 @@ def representation_examples(pairs: list[Any], tokenizer: Any, max_length: int, s
 def collate_representation(batch: list[RepresentationExample], pad_id: int
                            ) -> dict[str, Any]:
     out = {"plain": collate_rows([e.plain for e in batch], pad_id)}
-    if batch[0].good is not None:
-        out["good"] = collate_rows([e.good for e in batch], pad_id)  # type: ignore[misc]
-        out["bad"] = collate_rows([e.bad for e in batch], pad_id)  # type: ignore[misc]
+    good = [e.good for e in batch if e.good is not None]
+    bad = [e.bad for e in batch if e.bad is not None]
+    if good:
+        out["good"] = collate_rows(good, pad_id)
+        out["bad"] = collate_rows(bad, pad_id)
     return out
 
 
-def representation_trainer_class() -> type:
-    base = policy_trainer_class()
+class RepresentationTrainer(PolicyTrainer):
+    """RAHF step 2: LoRA on the base trained so its hidden states at `layers` on the
+    plain input match h_base + alpha * (h_good - h_bad) (:func:`representation_loss`);
+    the good and bad states come from the `frozen` step-1 model(s): SCIT ``(model,)``
+    (after the good vs the bad instruction), Dual ``(preferred, dispreferred)``."""
 
-    class RepresentationTrainer(base):  # type: ignore[misc, valid-type]
-        layers: tuple[int, ...] = ()
-        alpha = 5.0
-        frozen: tuple[Any, ...] = ()  # SCIT: (model,); Dual: (preferred, dispreferred)
+    layers: tuple[int, ...] = ()
+    alpha = 5.0
+    frozen: tuple[Any, ...] = ()
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any],
-                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
-            plain = inputs["plain"]
-            with torch.no_grad():
-                with model.disable_adapter():
-                    base_h = _reply_hidden(model, plain, self.layers)
-                if len(self.frozen) == 1:
-                    good = _reply_hidden(self.frozen[0], inputs["good"], self.layers)
-                    bad = _reply_hidden(self.frozen[0], inputs["bad"], self.layers)
-                else:
-                    good = _reply_hidden(self.frozen[0], plain, self.layers)
-                    bad = _reply_hidden(self.frozen[1], plain, self.layers)
-            hidden = _reply_hidden(model, plain, self.layers)
-            loss, stats = representation_loss(hidden, base_h, good, bad, self.alpha)
-            self.record(**{k: float(v) for k, v in stats.items()})
-            return (loss, {}) if return_outputs else loss
+    def __init__(self, *args: Any, layers: Sequence[int] = (), alpha: float = 5.0,
+                 frozen: Sequence[Any] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.layers, self.alpha, self.frozen = tuple(layers), alpha, tuple(frozen)
 
-    return RepresentationTrainer
+    def compute_loss(self, model: Any, inputs: dict[str, Any],
+                     return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        plain = inputs["plain"]
+        with torch.no_grad():
+            with model.disable_adapter():
+                base_h = _reply_hidden(model, plain, self.layers)
+            if len(self.frozen) == 1:
+                good = _reply_hidden(self.frozen[0], inputs["good"], self.layers)
+                bad = _reply_hidden(self.frozen[0], inputs["bad"], self.layers)
+            else:
+                good = _reply_hidden(self.frozen[0], plain, self.layers)
+                bad = _reply_hidden(self.frozen[1], plain, self.layers)
+        hidden = _reply_hidden(model, plain, self.layers)
+        loss, stats = representation_loss(hidden, base_h, good, bad, self.alpha)
+        self.record(**{k: float(v) for k, v in stats.items()})
+        return (loss, {}) if return_outputs else loss
 
 
 def _step1(folder: Path, data: str, config: PolicyConfig, fn: Any) -> str:
@@ -209,7 +159,7 @@ def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = No
 
     config = config or RAHFConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out)
     pairs = list(iter_pairs(load_pairs(data)))
     s1 = config.step1()
     if config.variant == "scit":
@@ -237,12 +187,11 @@ def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = No
     examples, reports = representation_examples(
         pairs, tokenizer, fit_max_length(model, config.max_length), str(data),
         instructed=config.variant == "scit")
-    trainer = representation_trainer_class()(
+    trainer = RepresentationTrainer(
         model=model, args=training_args(out, s2, "rahf"), train_dataset=examples,
         data_collator=lambda b: collate_representation(b, tokenizer.pad_token_id),
-        callbacks=callbacks)
-    trainer.order, trainer.layers, trainer.alpha, trainer.frozen = (
-        s2.order, tuple(layers), config.alpha, tuple(frozen))
+        callbacks=callbacks, order=s2.order, layers=layers, alpha=config.alpha,
+        frozen=frozen)
     result = run_trainer(trainer, out, tokenizer, s2, resume)
     tokens = sum(e.tokens for e in examples) * s2.epochs
     summary = write_summary(out, str(data), s2, "rahf", reports["plain"], result,

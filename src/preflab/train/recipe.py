@@ -7,66 +7,24 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import Trainer, TrainingArguments
 
 from preflab.models.examples import PolicyExample
 from preflab.models.runtime import Runtime
-from preflab.train.config import config_from_file
+from preflab.train.config import PolicyConfig
+
+__all__ = ["CHECKPOINTS", "SUMMARY", "PolicyConfig", "PolicyTrainer", "examples_tokens",
+           "last_checkpoint", "mixed_precision", "run_trainer", "training_args",
+           "write_summary"]
 
 CHECKPOINTS = "checkpoints"
 SUMMARY = "preflab-train.json"
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PolicyConfig:
-    """Everything that defines an SFT or DPO run (``--config FILE``, TOML or JSON, or
-    a model's preflab-train.json, reproduces it)."""
-
-    policy: str = "smollm2-135m-instruct"
-    reference: str | None = None  # DPO reference model; None: the policy before training
-    loss: str = "sigmoid"  # DPO: sigmoid | cdpo | robust | ipo | soft
-    beta: float = 0.1
-    eps: float = 0.1  # cdpo label smoothing / robust flip rate
-    max_length: int = 1024
-    epochs: float = 1.0
-    learning_rate: float | None = None  # None: see lr()
-    batch_size: int = 8  # pairs (DPO) or replies (SFT) per step
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_targets: list[str] | None = None  # None: every linear layer of the blocks
-    lora_layers: list[int] | None = None  # 0-based blocks with adapters; None: all
-    share_prefix: bool = True  # run each pair's prompt once (DPO)
-    gradient_checkpointing: bool = False
-    order: str = "length"  # length: batches of similar length, shuffled | sequential
-    seed: int = 0
-    save_steps: int = 50
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision on a GPU)
-    threads: int | None = None
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> PolicyConfig:
-        return config_from_file(cls, path, **overrides)
-
-    def lr(self, stage: str) -> float:
-        """Default learning rates: SFT 2e-5 (LoRA 2e-4), DPO 5e-6 (LoRA 5e-5)."""
-        if self.learning_rate is not None:
-            return self.learning_rate
-        base = 2e-5 if stage == "sft" else 5e-6
-        return base * 10 if self.lora else base
-
-
-
-
 
 
 def mixed_precision(config: PolicyConfig) -> torch.dtype | None:
@@ -76,11 +34,7 @@ def mixed_precision(config: PolicyConfig) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
 
 
-
-
-def training_args(out: Path, config: PolicyConfig, stage: str) -> Any:
-    from transformers import TrainingArguments
-
+def training_args(out: Path, config: PolicyConfig, stage: str) -> TrainingArguments:
     gpu = Runtime(device=config.device).torch_device().type == "cuda"
     return TrainingArguments(
         output_dir=str(out / CHECKPOINTS), num_train_epochs=config.epochs,
@@ -95,41 +49,41 @@ def training_args(out: Path, config: PolicyConfig, stage: str) -> Any:
         disable_tqdm=False)
 
 
-def policy_trainer_class() -> type:
+class PolicyTrainer(Trainer):
     """A transformers Trainer over :class:`PolicyExample` lists: length-grouped (or
-    sequential) batches, extra per-step statistics in its logs."""
-    from transformers import Trainer
+    sequential, ``order="sequential"``) batches, extra per-step statistics (see
+    :meth:`record`) averaged into its logs. Subclasses define ``compute_loss``."""
 
-    class PolicyTrainer(Trainer):
-        order = "length"
+    order = "length"
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.loss_is_scaled_for_ga = False  # compute_loss returns a batch mean
-            self.stats: dict[str, list[float]] = {}
+    def __init__(self, *args: Any, order: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if order is not None:
+            self.order = order
+        self.loss_is_scaled_for_ga = False  # compute_loss returns a batch mean
+        self.stats: dict[str, list[float]] = {}
 
-        def record(self, **values: float) -> None:
-            for k, v in values.items():
-                self.stats.setdefault(k, []).append(float(v))
+    def record(self, **values: float) -> None:
+        """Statistics of this step, averaged over the steps of the next log line."""
+        for k, v in values.items():
+            self.stats.setdefault(k, []).append(float(v))
 
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            for k, v in self.stats.items():
-                if v:
-                    logs[k] = round(sum(v) / len(v), 6)
-            self.stats = {}
-            super().log(logs, start_time)
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        for k, v in self.stats.items():
+            if v:
+                logs[k] = round(sum(v) / len(v), 6)
+        self.stats = {}
+        super().log(logs, start_time)
 
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            from torch.utils.data import SequentialSampler
-            from transformers.trainer_pt_utils import LengthGroupedSampler
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        from torch.utils.data import SequentialSampler
+        from transformers.trainer_pt_utils import LengthGroupedSampler
 
-            data = train_dataset if train_dataset is not None else self.train_dataset
-            if self.order == "sequential":
-                return SequentialSampler(data)
-            size = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            return LengthGroupedSampler(size, lengths=[e.tokens for e in data])
-
-    return PolicyTrainer
+        data = train_dataset if train_dataset is not None else self.train_dataset
+        if self.order == "sequential":
+            return SequentialSampler(data)
+        size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(size, lengths=[e.tokens for e in data])
 
 
 def last_checkpoint(out: Path) -> str | None:

@@ -18,11 +18,12 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import Trainer, TrainingArguments
 
 from preflab.data.pair import PreferencePair
 from preflab.engine.reward import token_types, type_separator
@@ -30,62 +31,12 @@ from preflab.models.bi_encoder import MODEL_TYPE as BI_ENCODER
 from preflab.models.bi_encoder import register as register_bi_encoder
 from preflab.models.reward_folder import SUMMARY
 from preflab.models.runtime import Runtime, is_encoder
-from preflab.train.config import config_from_file
+from preflab.train.config import RewardConfig, write_config
 from preflab.train.losses import reward_loss
 from preflab.train.rm_data import PairCollator, RewardExample, build_examples
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
-
-
-@dataclass
-class RewardConfig:
-    """Everything that defines a reward-model run (a TOML or JSON file of these keys
-    reproduces it: ``preflab train-rm --config FILE``)."""
-
-    base: str = "minilm-l6"
-    labels: str = "auto"  # auto | hard | soft
-    # encoders: "cls" (a [CLS] cross-encoder head), "bi-encoder" (context and reply
-    # encoded alone, mean-pooled, a cosine head; see models/bi_encoder.py) or "auto":
-    # bi-encoder for a sentence-transformers base trained with mean pooling, else cls
-    head: str = "auto"
-    cosine_scale: float = 10.0  # bi-encoder: the learnt s of s cos(u, v) starts here
-    max_length: int = 512
-    margin: float = 0.0  # Bradley-Terry margin (per pair: meta.margin)
-    weight_key: str = "weight"  # per-pair loss weight read from meta
-    subset_weights: dict[str, float] = field(default_factory=dict)  # e.g. lambda for harmless
-    epochs: float = 2.0
-    # None: 2e-5 bi-encoders, 1e-4 other encoders, 1e-5 decoders, 2e-4 LoRA
-    learning_rate: float | None = None
-    batch_size: int = 8  # pairs per step
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    train_layers: int | None = None  # train only the top N layers and the head
-    pad_token: str | None = None  # needed when the tokenizer has none ("eos" or a token)
-    pmp: str | None = None  # preference-model pretraining data, trained on first
-    pmp_epochs: float = 1.0
-    seed: int = 0
-    save_steps: int = 50
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision on a GPU)
-    threads: int | None = None
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> RewardConfig:
-        return config_from_file(cls, path, **overrides)
-
-    def lr(self, encoder: bool, bi_encoder: bool = False) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        if self.lora:
-            return 2e-4
-        # a sentence encoder is fine-tuned gently (the sentence-transformers default)
-        return 2e-5 if bi_encoder else 1e-4 if encoder else 1e-5
 
 
 def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
@@ -272,33 +223,35 @@ def check_last_tokens(examples: list[RewardExample], pad_id: int, encoder: bool,
                          "reward one token early. Choose another --pad-token.")
 
 
-def _trainer_class() -> type:
-    from transformers import Trainer
+class PairwiseRewardTrainer(Trainer):
+    """Trainer whose batches are B chosen rows then B rejected rows and whose loss is
+    :func:`preflab.train.losses.reward_loss` (Bradley-Terry, or with `soft` the
+    cross-entropy against each pair's p_chosen), per-pair weights and margins."""
 
-    class PairwiseRewardTrainer(Trainer):
-        """Trainer whose batches are B chosen rows then B rejected rows."""
+    soft = False
 
-        soft = False
+    def __init__(self, *args: Any, soft: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if soft is not None:
+            self.soft = soft
 
-        def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
-                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
-            p, w, m = inputs.pop("p_chosen"), inputs.pop("weight"), inputs.pop("margin")
-            r = model(**inputs).logits[:, 0].float()
-            r_c, r_r = r[:len(p)], r[len(p):]
-            loss = reward_loss(r_c, r_r, p if self.soft else None, w, m)
-            return (loss, {"r_chosen": r_c, "r_rejected": r_r}) if return_outputs else loss
+    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
+                     return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        p, w, m = inputs.pop("p_chosen"), inputs.pop("weight"), inputs.pop("margin")
+        r = model(**inputs).logits[:, 0].float()
+        r_c, r_r = r[:len(p)], r[len(p):]
+        loss = reward_loss(r_c, r_r, p if self.soft else None, w, m)
+        return (loss, {"r_chosen": r_c, "r_rejected": r_r}) if return_outputs else loss
 
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            """Batches of pairs of similar length (less padding), shuffled by the seeded
-            global generator, which checkpoints save and resume restores."""
-            from transformers.trainer_pt_utils import LengthGroupedSampler
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """Batches of pairs of similar length (less padding), shuffled by the seeded
+        global generator, which checkpoints save and resume restores."""
+        from transformers.trainer_pt_utils import LengthGroupedSampler
 
-            data = train_dataset if train_dataset is not None else self.train_dataset
-            size = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            return LengthGroupedSampler(size, lengths=[
-                max(len(e.chosen_ids), len(e.rejected_ids)) for e in data])
-
-    return PairwiseRewardTrainer
+        data = train_dataset if train_dataset is not None else self.train_dataset
+        size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(size, lengths=[
+            max(len(e.chosen_ids), len(e.rejected_ids)) for e in data])
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -312,8 +265,6 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
                 callbacks: list[Any] | None = None) -> dict[str, Any]:
     """One training run from `config.base` into `out` (a model folder); `callbacks` are
     ``transformers.TrainerCallback`` objects."""
-    from transformers import TrainingArguments
-
     runtime = Runtime(device=config.device, threads=config.threads)
     runtime.apply_threads()
     model, tokenizer, encoder = load_base(config)
@@ -345,10 +296,9 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
         label_names=[], use_cpu=not gpu, bf16=gpu and config.precision == "bf16",
         fp16=gpu and config.precision == "fp16", dataloader_num_workers=0,
         disable_tqdm=False)
-    trainer = _trainer_class()(model=model, args=args, train_dataset=examples,
-                               data_collator=PairCollator(tokenizer.pad_token_id, sep_id),
-                               callbacks=callbacks)
-    trainer.soft = report.labels == "soft"
+    trainer = PairwiseRewardTrainer(model=model, args=args, train_dataset=examples,
+                                    data_collator=PairCollator(tokenizer.pad_token_id, sep_id),
+                                    callbacks=callbacks, soft=report.labels == "soft")
     checkpoint = _last_checkpoint(out / CHECKPOINTS) if resume else None
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -384,7 +334,7 @@ def train_rm(data: str | Path, out: str | Path, config: RewardConfig | None = No
 
     config = config or RewardConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out)
     pairs = list(iter_pairs(load_pairs(data)))
     stages = []
     done = out / "pmp" / SUMMARY

@@ -24,7 +24,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,33 +36,9 @@ from preflab.models.causal_lm import load_policy
 from preflab.models.generate import Sampling
 from preflab.models.logps import collate_continuations, reply_logps
 from preflab.models.sampler import Policy
-from preflab.train.recipe import PolicyConfig
+from preflab.train.config import PolicyConfig, RLConfig, write_config
 
 CHECKPOINT = "rl-checkpoint.pt"
-
-
-@dataclass
-class RLConfig:
-    policy: str = "smollm2-135m-instruct"
-    reward: str = ""  # a reward model, or with direct=True a judge model
-    direct: bool = False
-    task: str = "helpful"  # the direct judge's task
-    beta: float = 0.05
-    steps: int = 30
-    batch_size: int = 8  # prompts per step
-    samples_per_prompt: int = 1
-    baseline: str = "value"  # value (A2C) | loo (leave-one-out mean of the other samples)
-    whiten: bool = False
-    max_new_tokens: int = 48
-    max_prompt_tokens: int = 256
-    learning_rate: float = 1e-4
-    value_learning_rate: float = 1e-3
-    lora_r: int = 16
-    lora_alpha: int = 32
-    seed: int = 0
-    save_steps: int = 10
-    device: str = "auto"
-    threads: int | None = None
 
 
 def reward_function(config: RLConfig) -> Any:
@@ -92,14 +68,41 @@ def advantages(ret: torch.Tensor, value: torch.Tensor, k: int, baseline: str = "
     return out
 
 
-def rl(prompts: str | Path, out: str | Path, config: RLConfig,
-       limit: int | None = None, resume: bool = True,
-       on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run `config.steps` policy-gradient steps on `prompts`; the model lands in `out`.
-    `on_step` is called with each step's log entry (after its checkpoint)."""
-    started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass
+class RLState:
+    """What the loop changes and a checkpoint saves: the policy's LoRA weights, the
+    value head, both optimisers, the prompt order and the log."""
+
+    model: Any
+    value: torch.nn.Linear
+    opt: torch.optim.Optimizer
+    vopt: torch.optim.Optimizer
+    rng: random.Random
+    order: list[int] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    step: int = 0
+
+    def save(self, path: Path) -> None:
+        """Save atomically: an interrupted save keeps the last checkpoint."""
+        torch.save({"model": {k: v for k, v in self.model.state_dict().items()
+                              if "lora" in k},
+                    "value": self.value.state_dict(), "opt": self.opt.state_dict(),
+                    "vopt": self.vopt.state_dict(), "rng": self.rng.getstate(),
+                    "order": self.order, "log": self.log, "step": self.step},
+                   path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, weights_only=False)
+        self.model.load_state_dict(state["model"], strict=False)
+        self.value.load_state_dict(state["value"])
+        self.opt.load_state_dict(state["opt"])
+        self.vopt.load_state_dict(state["vopt"])
+        self.rng.setstate(state["rng"])
+        self.order, self.log, self.step = state["order"], state["log"], state["step"]
+
+
+def check_config(config: RLConfig) -> None:
     k = config.samples_per_prompt
     if config.baseline not in ("value", "loo"):
         raise ValueError(f"baseline must be 'value' or 'loo', got {config.baseline!r}")
@@ -107,11 +110,11 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
         raise ValueError(f"--samples-per-prompt {k}: must be at least "
                          f"{2 if config.baseline == 'loo' else 1} for baseline "
                          f"{config.baseline!r}")
-    items = load_prompts(prompts, limit)
-    if len(items) < config.batch_size:
-        raise ValueError(f"{prompts}: {len(items)} prompts, fewer than --batch-size "
-                         f"{config.batch_size}")
-    reward = reward_function(config)
+
+
+def setup(config: RLConfig) -> tuple[RLState, Any, Policy]:
+    """The LoRA policy, its value head and optimisers (the state), its tokenizer, and a
+    sampler that reads the policy with its adapters active."""
     pconf = PolicyConfig(policy=config.policy, lora=True, lora_r=config.lora_r,
                          lora_alpha=config.lora_alpha, seed=config.seed, device=config.device)
     model, tokenizer = load_policy(config.policy, pconf)
@@ -124,90 +127,135 @@ def rl(prompts: str | Path, out: str | Path, config: RLConfig,
     # sampling reads the transformer under the peft wrapper (its LoRA layers active)
     sampler = Policy(model.get_base_model(), max_prompt_tokens=config.max_prompt_tokens,
                      tokenizer=tokenizer)
-    # on-policy: sampled at T = 1, the distribution whose log-probs and KL are used
-    sampling = Sampling(config.max_new_tokens, 1.0)
-    rng = random.Random(config.seed)
-    order: list[int] = []
-    log: list[dict[str, Any]] = []
-    step = 0
-    ckpt = out / CHECKPOINT
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"], strict=False)
-        value.load_state_dict(state["value"])
-        opt.load_state_dict(state["opt"])
-        vopt.load_state_dict(state["vopt"])
-        rng.setstate(state["rng"])
-        order, log, step = state["order"], state["log"], state["step"]
-    from tqdm.auto import tqdm
+    return RLState(model, value, opt, vopt, random.Random(config.seed)), tokenizer, sampler
 
-    bar = tqdm(total=config.steps, initial=step, desc="rl")
-    while step < config.steps:
-        if len(order) < config.batch_size:
-            order += rng.sample(range(len(items)), len(items))
-        batch_items = [items[i] for i in order[:config.batch_size]]
-        order = order[config.batch_size:]
-        model.eval()
-        with torch.no_grad():
-            ids = sampler.generate_ids([p.messages for p in batch_items],
-                                       [f"{p.id}:{step}" for p in batch_items], k, sampling,
-                                       config.seed, config.batch_size * k, progress=False,
-                                       return_logprobs=True)
-        # the stop token stays in the reply: stopping is an action the policy takes
-        replies = [s[0] for per in ids for s in per]  # prompt-major: k samples per prompt
-        texts = [tokenizer.decode(r, skip_special_tokens=True).strip() for r in replies]
-        r = torch.tensor(reward([p.messages for p in batch_items for _ in range(k)], texts),
-                         dtype=torch.float32, device=device)
-        inputs = {key: t.to(device) for key, t in collate_continuations(
-            [sampler.prompt_ids(p.messages) for p in batch_items],
-            [(y, len(y)) for y in replies], sampler.pad_id).items()}
-        with torch.no_grad(), model.disable_adapter():
-            ref_sums, _ = reply_logps(model, inputs)
-        model.train()
-        sums, n, _, hidden = reply_logps(model, inputs, per_token=True)
-        kl = (sums - ref_sums).detach()
-        ret = (1 - config.beta) * r - config.beta * kl
-        v = value(hidden.detach().float())[:, 0]
-        advantage = advantages(ret, v.detach(), k, config.baseline, config.whiten)
-        policy_loss = -(advantage * sums).mean()
-        value_loss = ((v - ret) ** 2).mean()
-        opt.zero_grad()
-        vopt.zero_grad()
-        (policy_loss + value_loss).backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        opt.step()
-        vopt.step()
-        step += 1
-        entry = {"step": step, "reward": round(float(r.mean()), 5),
-                 "kl": round(float(kl.mean()), 5), "return": round(float(ret.mean()), 5),
-                 "value_loss": round(float(value_loss.detach()), 5),
-                 "reply_tokens": round(float(n.float().mean()), 1)}
-        log.append(entry)
-        bar.update(1)
-        bar.set_postfix(reward=entry["reward"], kl=entry["kl"])
-        if step % config.save_steps == 0 and step < config.steps:
-            torch.save({"model": {k: v for k, v in model.state_dict().items() if "lora" in k},
-                        "value": value.state_dict(), "opt": opt.state_dict(),
-                        "vopt": vopt.state_dict(), "rng": rng.getstate(), "order": order,
-                        "log": log, "step": step}, ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)  # an interrupted save keeps the last one
-        if on_step is not None:
-            on_step(entry)
-    bar.close()
+
+def next_batch(state: RLState, items: list[Any], batch_size: int) -> list[Any]:
+    """The next prompts of a seeded shuffle, reshuffled when they run out."""
+    if len(state.order) < batch_size:
+        state.order += state.rng.sample(range(len(items)), len(items))
+    batch = [items[i] for i in state.order[:batch_size]]
+    state.order = state.order[batch_size:]
+    return batch
+
+
+def rollout(state: RLState, sampler: Policy, tokenizer: Any, reward: Any,
+            batch: list[Any], config: RLConfig) -> tuple[dict[str, torch.Tensor],
+                                                         torch.Tensor]:
+    """Sample `samples_per_prompt` replies per prompt at T = 1 (on-policy: the
+    distribution whose log-probs and KL are used) and score them: (the prompt+reply
+    batch, the rewards), prompt-major."""
+    k = config.samples_per_prompt
+    device = next(state.model.parameters()).device
+    state.model.eval()
+    with torch.no_grad():
+        ids = sampler.generate_ids([p.messages for p in batch],
+                                   [f"{p.id}:{state.step}" for p in batch], k,
+                                   Sampling(config.max_new_tokens, 1.0), config.seed,
+                                   config.batch_size * k, progress=False,
+                                   return_logprobs=True)
+    # the stop token stays in the reply: stopping is an action the policy takes
+    replies = [s[0] for per in ids for s in per]  # prompt-major: k samples per prompt
+    texts = [tokenizer.decode(r, skip_special_tokens=True).strip() for r in replies]
+    r = torch.tensor(reward([p.messages for p in batch for _ in range(k)], texts),
+                     dtype=torch.float32, device=device)
+    inputs = {key: t.to(device) for key, t in collate_continuations(
+        [sampler.prompt_ids(p.messages) for p in batch],
+        [(y, len(y)) for y in replies], sampler.pad_id).items()}
+    return inputs, r
+
+
+def policy_step(state: RLState, inputs: dict[str, torch.Tensor], r: torch.Tensor,
+                config: RLConfig) -> dict[str, Any]:
+    """One policy-gradient and value step on a scored batch; returns its log entry."""
+    model, value = state.model, state.value
+    with torch.no_grad(), model.disable_adapter():
+        ref_sums, _ = reply_logps(model, inputs)
+    model.train()
+    sums, n, _, hidden = reply_logps(model, inputs, per_token=True)
+    kl = (sums - ref_sums).detach()
+    ret = (1 - config.beta) * r - config.beta * kl
+    v = value(hidden.detach().float())[:, 0]
+    advantage = advantages(ret, v.detach(), config.samples_per_prompt, config.baseline,
+                           config.whiten)
+    policy_loss = -(advantage * sums).mean()
+    value_loss = ((v - ret) ** 2).mean()
+    state.opt.zero_grad()
+    state.vopt.zero_grad()
+    (policy_loss + value_loss).backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    state.opt.step()
+    state.vopt.step()
+    state.step += 1
+    return {"step": state.step, "reward": round(float(r.mean()), 5),
+            "kl": round(float(kl.mean()), 5), "return": round(float(ret.mean()), 5),
+            "value_loss": round(float(value_loss.detach()), 5),
+            "reply_tokens": round(float(n.float().mean()), 1)}
+
+
+def save_model(state: RLState, tokenizer: Any, out: Path) -> None:
+    """The step log, and the policy with its LoRA merged; the checkpoint is removed."""
     with open(out / "rl_log.jsonl", "w") as f:
-        for entry in log:
+        for entry in state.log:
             f.write(json.dumps(entry) + "\n")
-    merged = model.merge_and_unload()
+    merged = state.model.merge_and_unload()
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    ckpt.unlink(missing_ok=True)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+
+
+def report(state: RLState, out: Path, prompts: str | Path, n_prompts: int,
+           config: RLConfig, seconds: float) -> dict[str, Any]:
+    """``preflab-train.json``: the config, the reward and KL at the start and the end,
+    the whole log."""
+    log = state.log
     first, last = log[:5], log[-5:]
     summary = {"stage": "rl", "model": str(out), "prompts": str(prompts),
-               "n_prompts": len(items), "config": asdict(config), "steps": step,
+               "n_prompts": n_prompts, "config": asdict(config), "steps": state.step,
                "reward_first5": round(float(np.mean([e["reward"] for e in first])), 4),
                "reward_last5": round(float(np.mean([e["reward"] for e in last])), 4),
                "kl_last5": round(float(np.mean([e["kl"] for e in last])), 4),
                "kl_max": round(float(max(e["kl"] for e in log)), 4),
-               "log": log, "seconds": round(time.perf_counter() - started, 1)}
+               "log": log, "seconds": round(seconds, 1)}
     (out / "preflab-train.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def rl(prompts: str | Path, out: str | Path, config: RLConfig,
+       limit: int | None = None, resume: bool = True,
+       on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run `config.steps` policy-gradient steps on `prompts` (the first
+    ``config.limit``, or `limit`, of them); the model lands in `out`. `on_step` is
+    called with each step's log entry (after its checkpoint)."""
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    if limit is not None:
+        config = replace(config, limit=limit)
+    check_config(config)
+    out = Path(out)
+    write_config(config, out)
+    items = load_prompts(prompts, config.limit)
+    if len(items) < config.batch_size:
+        raise ValueError(f"{prompts}: {len(items)} prompts, fewer than --batch-size "
+                         f"{config.batch_size}")
+    reward = reward_function(config)
+    state, tokenizer, sampler = setup(config)
+    ckpt = out / CHECKPOINT
+    if resume and ckpt.exists():
+        state.load(ckpt)
+    bar = tqdm(total=config.steps, initial=state.step, desc="rl")
+    while state.step < config.steps:
+        batch = next_batch(state, items, config.batch_size)
+        inputs, r = rollout(state, sampler, tokenizer, reward, batch, config)
+        entry = policy_step(state, inputs, r, config)
+        state.log.append(entry)
+        bar.update(1)
+        bar.set_postfix(reward=entry["reward"], kl=entry["kl"])
+        if state.step % config.save_steps == 0 and state.step < config.steps:
+            state.save(ckpt)
+        if on_step is not None:
+            on_step(entry)
+    bar.close()
+    save_model(state, tokenizer, out)
+    return report(state, out, prompts, len(items), config, time.perf_counter() - started)

@@ -25,7 +25,7 @@ from preflab.train.losses import scit_loss
 from preflab.train.recipe import (
     SUMMARY,
     PolicyConfig,
-    policy_trainer_class,
+    PolicyTrainer,
     run_trainer,
     training_args,
     write_summary,
@@ -74,26 +74,32 @@ def check_instructed(good: PolicyExample, bad: PolicyExample, source: str, line:
                         unit="pair")
 
 
-def scit_trainer_class() -> type:
-    base = policy_trainer_class()
+class SCITTrainer(PolicyTrainer):
+    """Trainer whose batches hold each pair under the good and the bad instruction and
+    whose loss is :func:`preflab.train.losses.scit_loss` (`eps`, `weight`)."""
 
-    class SCITTrainer(base):  # type: ignore[misc, valid-type]
-        eps = 0.2
-        weight = 1.0
+    eps = 0.2
+    weight = 1.0
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any],
-                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
-            share = not self.args.gradient_checkpointing
-            sides = []
-            for name in ("good", "bad"):
-                batch = {k: v for k, v in inputs[name].items() if k != "p_chosen"}
-                sums, n = reply_logps(model, batch, share)
-                sides += [sums.view(-1, 2), n.view(-1, 2)]
-            loss, stats = scit_loss(*sides, eps=self.eps, weight=self.weight)
-            self.record(**{k: float(v) for k, v in stats.items()})
-            return (loss, {}) if return_outputs else loss
+    def __init__(self, *args: Any, eps: float | None = None, weight: float | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if eps is not None:
+            self.eps = eps
+        if weight is not None:
+            self.weight = weight
 
-    return SCITTrainer
+    def compute_loss(self, model: Any, inputs: dict[str, Any],
+                     return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        share = not self.args.gradient_checkpointing
+        sides = []
+        for name in ("good", "bad"):
+            batch = {k: v for k, v in inputs[name].items() if k != "p_chosen"}
+            sums, n = reply_logps(model, batch, share)
+            sides += [sums.view(-1, 2), n.view(-1, 2)]
+        loss, stats = scit_loss(*sides, eps=self.eps, weight=self.weight)
+        self.record(**{k: float(v) for k, v in stats.items()})
+        return (loss, {}) if return_outputs else loss
 
 
 def collate_instructed(batch: list[InstructedExample], pad_id: int) -> dict[str, Any]:
@@ -116,11 +122,10 @@ def train_scit(data: str | Path, out: str | Path, config: PolicyConfig | None = 
     examples, reports = instructed_examples(pairs, tokenizer,
                                             fit_max_length(model, config.max_length),
                                             str(data))
-    trainer = scit_trainer_class()(
+    trainer = SCITTrainer(
         model=model, args=training_args(out, config, "sft"), train_dataset=examples,
         data_collator=lambda b: collate_instructed(b, tokenizer.pad_token_id),
-        callbacks=callbacks)
-    trainer.order, trainer.eps, trainer.weight = config.order, eps, weight
+        callbacks=callbacks, order=config.order, eps=eps, weight=weight)
     result = run_trainer(trainer, out, tokenizer, config, resume)
     tokens = sum(e.tokens for e in examples) * config.epochs
     return write_summary(out, str(data), config, "scit", reports["bad"], result,

@@ -15,29 +15,28 @@ from preflab.data.pair import PreferencePair
 from preflab.models.causal_lm import fit_max_length, load_policy
 from preflab.models.examples import build_policy_examples
 from preflab.models.logps import collate_policy, reply_logps
+from preflab.train.config import write_config
 from preflab.train.recipe import (
     PolicyConfig,
+    PolicyTrainer,
     examples_tokens,
-    policy_trainer_class,
     run_trainer,
     training_args,
     write_summary,
 )
 
 
-def sft_trainer_class() -> type:
-    base = policy_trainer_class()
+class PreflabSFTTrainer(PolicyTrainer):
+    """Trainer whose loss is the mean negative log-likelihood of the reply tokens (the
+    prompt is context only). Not TRL's ``SFTTrainer``."""
 
-    class SFTTrainer(base):  # type: ignore[misc, valid-type]
-        def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
-                         return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
-            inputs.pop("p_chosen")
-            # gradient checkpointing runs without a KV cache: no prefix sharing then
-            sums, n = reply_logps(model, inputs, not self.args.gradient_checkpointing)
-            loss = -sums.sum() / n.sum()
-            return (loss, {}) if return_outputs else loss
-
-    return SFTTrainer
+    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
+                     return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        inputs.pop("p_chosen")
+        # gradient checkpointing runs without a KV cache: no prefix sharing then
+        sums, n = reply_logps(model, inputs, not self.args.gradient_checkpointing)
+        loss = -sums.sum() / n.sum()
+        return (loss, {}) if return_outputs else loss
 
 
 def train_sft(data: str | Path | list[PreferencePair], out: str | Path,
@@ -54,7 +53,7 @@ def train_sft(data: str | Path | list[PreferencePair], out: str | Path,
         raise ValueError(f"side must be 'chosen' or 'rejected', got {side!r}")
     config = config or PolicyConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out)
     if isinstance(data, list):
         pairs, source = data, source or "<pairs>"
     else:
@@ -65,11 +64,10 @@ def train_sft(data: str | Path | list[PreferencePair], out: str | Path,
     max_length = fit_max_length(model, config.max_length)
     examples, report = build_policy_examples(pairs, tokenizer, max_length, source,
                                              with_rejected=False, lines=lines)
-    trainer = sft_trainer_class()(
+    trainer = PreflabSFTTrainer(
         model=model, args=training_args(out, config, "sft"), train_dataset=examples,
         data_collator=lambda b: collate_policy(b, tokenizer.pad_token_id, rejected=False),
-        callbacks=callbacks)
-    trainer.order = config.order
+        callbacks=callbacks, order=config.order)
     result = run_trainer(trainer, out, tokenizer, config, resume)
     tokens = examples_tokens(examples, rejected=False) * config.epochs
     return write_summary(out, source, config, "sft", report, result, side=side,

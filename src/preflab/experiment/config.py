@@ -1,0 +1,65 @@
+"""Settings of the end-to-end experiments (``preflab experiment NAME --config FILE``;
+each run's ``OUT/config.toml`` reproduces it). The training settings are nested
+tables (``[dpo]``, ``[policy]``, ``[rahf]``). Light: no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preflab.train.config import PolicyConfig, RAHFConfig, config_from_file
+
+RAHF_METHODS = ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")
+
+
+@dataclass
+class CleanVsOriginalConfig:
+    """Everything that defines a clean-vs-original experiment but the data."""
+
+    committee: str = "cpu"  # audit committee: a preset or a TOML file
+    method: str = "sac"  # cleaning method
+    dpo: PolicyConfig = field(default_factory=lambda: PolicyConfig(lora=True))
+    judge: str = "smollm2-135m-instruct"  # win-rate judge: a model or a URL
+    task: str = "harmless"  # the judge's task
+    reward: str | None = None  # reward model for mean reward scores; None: none
+    eval_fraction: float = 0.2  # pairs held out for evaluation
+    train_sample: int | None = None  # train on a seeded random sample of N pairs
+    eval_limit: int | None = 100  # the first N evaluation prompts; None: all
+    max_new_tokens: int = 96
+    temperature: float = 0.7
+    seed: int = 0  # of every stage (the DPO runs' too)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> CleanVsOriginalConfig:
+        return config_from_file(cls, path, **overrides)
+
+
+@dataclass
+class RAHFCompareConfig:
+    """Everything that defines a RAHF-vs-baselines experiment but the data."""
+
+    reward: str = ""  # reward model for mean reward scores (required)
+    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(
+        lora=True, max_length=512, batch_size=4))  # every method's start and settings
+    rahf: RAHFConfig = field(default_factory=RAHFConfig)  # base, seed, lengths: policy's
+    dual_lr: float | None = None  # RAHF-Dual step-2 lr; None: 9e-6
+    steer_coeff: float = 1.0
+    judge: str = "smollm2-135m-instruct"  # win-rate judge: a model or a URL
+    task: str = "harmless"
+    eval_fraction: float = 0.2
+    train_sample: int | None = None  # train on a seeded random sample of N pairs
+    eval_limit: int | None = 100  # the first N evaluation prompts; None: all
+    perplexity_pairs: int = 100
+    temperatures: list[float] = field(default_factory=lambda: [0.7, 1.0])
+    max_new_tokens: int = 96
+    methods: list[str] = field(default_factory=lambda: list(RAHF_METHODS))
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.temperatures = [float(t) for t in self.temperatures]
+        self.methods = list(self.methods)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RAHFCompareConfig:
+        return config_from_file(cls, path, **overrides)
