@@ -9,16 +9,8 @@ import pytest
 from preflab.eval.config import EvalPolicyConfig, WinrateConfig
 from preflab.experiment.config import CleanVsOriginalConfig, RAHFCompareConfig
 from preflab.label.config import LabelConfig
-from preflab.train.config import (
-    BestOfNConfig,
-    PolicyConfig,
-    RAHFConfig,
-    RewardConfig,
-    RLConfig,
-    config_from_file,
-    config_toml,
-    read_settings,
-)
+from preflab.settings import config_from_file, config_toml, read_settings
+from preflab.train.config import BestOfNConfig, PolicyConfig, RAHFConfig, RewardConfig, RLConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

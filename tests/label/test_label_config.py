@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from preflab.cli import app
 from preflab.data.demo import demo
 from preflab.label.config import LabelConfig
-from preflab.train.config import config_from_file
+from preflab.settings import config_from_file
 
 runner = CliRunner()
 

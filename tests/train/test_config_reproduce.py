@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from preflab.cli import app
 from preflab.data.write import write_pairs
-from preflab.train.config import RewardConfig, RLConfig, config_from_file
+from preflab.settings import config_from_file
+from preflab.train.config import RewardConfig, RLConfig
 from tests.train.helpers import short_pairs
 
 runner = CliRunner()

@@ -32,7 +32,7 @@ def nested_config(cls: type[C], ctx: typer.Context, config_file: Path | None,
                   tables: dict[str, dict[str, str]], **convert: Any) -> C:
     """`cls` from its defaults, `config_file` and the options given on the command line;
     `tables` maps a nested table (e.g. ``dpo``) to {option name: its field there}."""
-    from preflab.train.config import load_config
+    from preflab.settings import load_config
 
     given = {k: convert[k](v) if k in convert else v for k, v in typed_options(ctx).items()}
     top = {f.name for f in fields(cls)} - set(tables)  # type: ignore[arg-type]

@@ -95,8 +95,8 @@ def label_cmd(
     Example: `preflab label harmless-base-test.jsonl.gz --task harmless --sample 300 --grid`
     """
     config = stage_config(LabelConfig, ctx, config_file)
-    write_stage_config(config, out_dir)
     if config.grid:
+        write_stage_config(config, out_dir)  # each grid run writes its own too
         return _grid(data, config, out_dir, as_json)
     from preflab.label.label_pairs import label as label_fn
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preflab.train.config import config_from_file
+from preflab.settings import config_from_file
 
 
 @dataclass

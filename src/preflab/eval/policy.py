@@ -21,7 +21,7 @@ from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
 from preflab.models.sampler import Policy
 from preflab.models.steering import SteeringVector
-from preflab.train.config import write_config
+from preflab.settings import write_config
 
 
 def mean_with_ci(x: np.ndarray) -> dict[str, float]:

@@ -27,7 +27,7 @@ from preflab.engine.label_prompt import LabelPrompt
 from preflab.eval.config import WinrateConfig
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
-from preflab.train.config import write_config
+from preflab.settings import write_config
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from preflab.experiment.config import CleanVsOriginalConfig
 from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
-from preflab.train.config import write_config
+from preflab.settings import write_config
 from preflab.train.recipe import SUMMARY
 
 MODELS = ("original", "cleaned")

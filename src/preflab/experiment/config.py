@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preflab.train.config import PolicyConfig, RAHFConfig, config_from_file
+from preflab.settings import config_from_file
+from preflab.train.config import PolicyConfig, RAHFConfig
 
 RAHF_METHODS = ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")
 

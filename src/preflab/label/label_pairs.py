@@ -32,6 +32,7 @@ from preflab.engine.units import Unit
 from preflab.label.config import LabelConfig
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime, fingerprint
+from preflab.settings import write_config
 
 
 def rationale_seed(seed: int, key: str, j: int) -> int:
@@ -329,6 +330,7 @@ def write_outputs(out: Path, table: pd.DataFrame, chosen: list[PreferencePair],
         summary["labelled_data"] = str(out / "labelled.jsonl")
         summary["labelled_pairs"] = len(labelled)  # pairs without a label are left out
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_config(config, out)
 
 
 GRID = [(preamble, cot, shots) for preamble in ("base", "detailed") for cot in (False, True)

@@ -23,7 +23,8 @@ from preflab.data.prompts import load_prompts
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
 from preflab.models.sampler import Policy
-from preflab.train.config import BestOfNConfig, write_config
+from preflab.settings import write_config
+from preflab.train.config import BestOfNConfig
 
 
 def best_of_n_table(rewards: np.ndarray, by: np.ndarray | None = None) -> dict[str, Any]:

@@ -1,171 +1,17 @@
-"""Run settings as files: reading a dataclass of settings from TOML, YAML or JSON (or a
-model's preflab-train.json), and writing one back as ``config.toml``.
+"""The training stages' settings: policy (SFT, DPO), reward model, RAHF, RL, best-of-N.
 
-Every stage writes the settings it ran with to ``OUT/config.toml``;
-``--config OUT/config.toml`` reproduces the run. TOML has no null: a setting whose
-value is None while its default is not is written as the string ``"none"``, which
-reads back as None. Nested dataclasses (an experiment's DPO settings) are tables.
-
-This module is light (no torch): the command line reads the defaults from here.
+Read and written through :mod:`preflab.settings` (TOML, YAML or JSON; ``OUT/config.toml``).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import tomllib
-import typing
-from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-CONFIG_FILE = "config.toml"
-NONE = "none"
-
-
-def read_settings(path: str | Path) -> dict[str, Any]:
-    """The settings in a TOML, YAML (``.yaml`` / ``.yml``, needs PyYAML) or JSON file."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:  # pragma: no cover - PyYAML ships with the environment
-                raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), "
-                                 "or write the settings as TOML") from None
-            data = yaml.safe_load(text) or {}
-        else:
-            data = tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise ValueError(f"{path}: not a valid settings file ({e})") from None
-    except Exception as e:  # yaml.YAMLError
-        raise ValueError(f"{path}: not a valid settings file ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a table of settings, got {type(data).__name__}")
-    return data.get("config", data)  # a preflab-train.json holds its config
-
-
-def _nested(cls: type) -> dict[str, type]:
-    """The fields of `cls` that are dataclasses themselves, with their classes."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls)
-            if isinstance(hints.get(f.name), type) and is_dataclass(hints[f.name])}
-
-
-def _default(f: Field[Any]) -> Any:
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:
-        return f.default_factory()
-    return MISSING
-
-
-def from_dict(cls: type[T], data: dict[str, Any], source: str = "<settings>",
-              prefix: str = "", base: T | None = None) -> T:
-    """An instance of the dataclass `cls` from `data` (nested tables for nested
-    dataclasses), on top of `base` (the defaults when None). Unknown keys are refused,
-    naming `source` and the key."""
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        names = ", ".join(repr(prefix + k) for k in unknown)
-        raise ValueError(f"{source}: unknown settings: {names}; known: "
-                         f"{', '.join(sorted(known))}")
-    nested = _nested(cls)
-    values: dict[str, Any] = {}
-    for name, value in data.items():
-        if name in nested and not isinstance(value, nested[name]):
-            if not isinstance(value, dict):
-                raise ValueError(f"{source}: {prefix}{name} must be a table of settings")
-            # a table changes the keys it sets of the default (or `base`) settings
-            inner = getattr(base, name) if base is not None else _default(known[name])
-            values[name] = from_dict(nested[name], value, source, f"{prefix}{name}.",
-                                     None if inner is MISSING else inner)
-        elif value == NONE and _default(known[name]) not in (None, MISSING):
-            values[name] = None
-        else:
-            values[name] = value
-    if base is not None:
-        return replace(base, **values)  # type: ignore[type-var]
-    return cls(**values)
-
-
-def config_from_file(cls: type[T], path: str | Path, **overrides: Any) -> T:
-    """An instance of the dataclass `cls` from `path` (TOML, YAML or JSON), the options
-    given on top; unknown keys are refused, naming the file and the key."""
-    data = read_settings(path)
-    return from_dict(cls, {**data, **overrides}, str(path))
-
-
-def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
-    """`cls` from `path` when given, else its defaults; `overrides` on top."""
-    if path is not None:
-        return config_from_file(cls, path, **overrides)
-    return cls(**overrides)
-
-
-# ---- writing ---------------------------------------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str | Path):
-        return json.dumps(str(value), ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}"
-                               for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
-
-
-def _toml_lines(config: Any, table: str = "") -> list[str]:
-    scalars, tables = [], []
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if is_dataclass(value):
-            tables += ["", f"[{table}{f.name}]", *_toml_lines(value, f"{table}{f.name}.")]
-        elif value is None:
-            if _default(f) not in (None, MISSING):
-                scalars.append(f'{f.name} = "{NONE}"')
-        else:
-            scalars.append(f"{f.name} = {_toml_value(value)}")
-    return scalars + tables
-
-
-def config_toml(config: Any, title: str = "") -> str:
-    """`config` (a dataclass instance) as TOML text that :func:`config_from_file` reads
-    back to an equal instance."""
-    head = [f"# {line}" for line in title.splitlines()] if title else []
-    return "\n".join([*head, *_toml_lines(config)]).strip("\n") + "\n"
-
-
-def write_config(config: Any, folder: str | Path, title: str = "") -> Path:
-    """Write `config` as ``folder/config.toml``; returns its path."""
-    path = Path(folder) / CONFIG_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(config_toml(config, title or f"{type(config).__name__}: preflab "
-                                "--config this file reproduces the run"), encoding="utf-8")
-    return path
-
-
-
-# ---- the training stages' settings ------------------------------------------------------
+from preflab.settings import (
+    config_from_file,
+)
 
 
 @dataclass

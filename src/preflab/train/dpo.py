@@ -23,7 +23,7 @@ from preflab.models.causal_lm import fit_max_length, load_policy
 from preflab.models.examples import PolicyExample, build_policy_examples
 from preflab.models.logps import collate_policy, reference_logps, reply_logps
 from preflab.models.runtime import fingerprint, model_fingerprint
-from preflab.train.config import write_config
+from preflab.settings import write_config
 from preflab.train.losses import DPO_LOSSES, dpo_loss
 from preflab.train.recipe import (
     PolicyConfig,

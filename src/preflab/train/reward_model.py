@@ -31,7 +31,8 @@ from preflab.models.bi_encoder import MODEL_TYPE as BI_ENCODER
 from preflab.models.bi_encoder import register as register_bi_encoder
 from preflab.models.reward_folder import SUMMARY
 from preflab.models.runtime import Runtime, is_encoder
-from preflab.train.config import RewardConfig, write_config
+from preflab.settings import write_config
+from preflab.train.config import RewardConfig
 from preflab.train.losses import reward_loss
 from preflab.train.rm_data import PairCollator, RewardExample, build_examples
 

@@ -36,7 +36,8 @@ from preflab.models.causal_lm import load_policy
 from preflab.models.generate import Sampling
 from preflab.models.logps import collate_continuations, reply_logps
 from preflab.models.sampler import Policy
-from preflab.train.config import PolicyConfig, RLConfig, write_config
+from preflab.settings import write_config
+from preflab.train.config import PolicyConfig, RLConfig
 
 CHECKPOINT = "rl-checkpoint.pt"
 

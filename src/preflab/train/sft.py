@@ -15,7 +15,7 @@ from preflab.data.pair import PreferencePair
 from preflab.models.causal_lm import fit_max_length, load_policy
 from preflab.models.examples import build_policy_examples
 from preflab.models.logps import collate_policy, reply_logps
-from preflab.train.config import write_config
+from preflab.settings import write_config
 from preflab.train.recipe import (
     PolicyConfig,
     PolicyTrainer,
