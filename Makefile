@@ -47,7 +47,7 @@ test: $(STAMP)
 # judge dominates); scores are cached, so the benchmark's audit and a second run take
 # seconds.
 demo: $(STAMP)
-	$(BIN)/preflab data demo --out $(DEMO_DIR)/pairs.jsonl --n $(DEMO_N) --flip-rate 0.25 --seed 0
+	$(BIN)/preflab data demo --out $(DEMO_DIR)/pairs.jsonl --n $(DEMO_N) --flip-rate 0.25 --seed 0 --overwrite
 	$(BIN)/preflab inspect $(DEMO_DIR)/pairs.jsonl
 	$(BIN)/preflab audit $(DEMO_DIR)/pairs.jsonl --committee cpu --out $(DEMO_DIR)/audit
 	$(BIN)/preflab clean $(DEMO_DIR)/pairs.jsonl --audit $(DEMO_DIR)/audit --method sac --out $(DEMO_DIR)/clean
@@ -56,8 +56,8 @@ demo: $(STAMP)
 # A reward model on demo data (real next message vs one from another conversation, no
 # flips): MiniLM trained with default settings on 800 pairs, evaluated on 300 others.
 demo-rm: $(STAMP)
-	$(BIN)/preflab data demo --out $(DEMO_DIR)/rm/pairs.jsonl --n 1100 --flip-rate 0 --seed 0
-	$(BIN)/preflab split $(DEMO_DIR)/rm/pairs.jsonl --test-fraction 0.27273 --seed 0 --out $(DEMO_DIR)/rm/split
+	$(BIN)/preflab data demo --out $(DEMO_DIR)/rm/pairs.jsonl --n 1100 --flip-rate 0 --seed 0 --overwrite
+	$(BIN)/preflab split $(DEMO_DIR)/rm/pairs.jsonl --test-fraction 0.27273 --seed 0 --out $(DEMO_DIR)/rm/split --overwrite
 	$(BIN)/preflab train-rm $(DEMO_DIR)/rm/split/train.jsonl --base minilm-l6 --out $(DEMO_DIR)/rm/model
 	$(BIN)/preflab eval-rm $(DEMO_DIR)/rm/model $(DEMO_DIR)/rm/split/test.jsonl --out $(DEMO_DIR)/rm/eval
 

@@ -29,3 +29,11 @@ class PairError(ValueError):
 
 class FormatError(ValueError):
     """A file or dataset whose format preflab cannot recognise or write."""
+
+
+class SourceError(FormatError):
+    """A source that cannot be read at all: missing on the hub, empty, truncated or corrupt."""
+
+
+class OutputExistsError(FileExistsError):
+    """An output that would replace a file or folder the user did not ask to replace."""

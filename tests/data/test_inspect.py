@@ -37,3 +37,21 @@ def test_token_lengths_with_a_real_tokenizer(tmp_path, tiny_tok) -> None:
                      tokenizer_name=str(tmp_path / "tok"))
     n = len(tiny_tok("a b c", add_special_tokens=False)["input_ids"])
     assert report["chosen_tokens"]["max"] == n and report["tokenizer"].endswith("tok")
+
+
+def test_max_tokens_counts_long_prompts_and_replies(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from preflab.data.inspect import default_max_tokens
+
+    rows = [{"prompt": "one two three", "chosen": "a b c d e", "rejected": "no"},
+            {"prompt": "x", "chosen": "a", "rejected": "b c d e f g"}]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = inspect(path, max_tokens=3)  # words: the prompt renders as "Human: ..."
+    assert report["max_tokens"] == 3
+    assert report["over_max_tokens"] == {"prompt": 1, "chosen": 1, "rejected": 1}
+    assert inspect(path)["over_max_tokens"] is None  # words have no model limit
+    assert default_max_tokens(SimpleNamespace(model_max_length=8192)) == 8192
+    assert default_max_tokens(SimpleNamespace(model_max_length=int(1e30))) is None
+    assert default_max_tokens(None) is None

@@ -42,9 +42,10 @@ def cache_env(tmp_path_factory) -> Iterator[str]:
 def server(cache_env) -> Iterator[str]:
     """`preflab serve tiny-llama --port 0` in its own process; yields its URL. The tiny
     random model's labels are rarely in its top 20, so the test asks for the whole
-    400-token distribution."""
+    400-token distribution; its judge prompts run past its 512 positions (as they do
+    locally), so the server allows 4096."""
     proc = subprocess.Popen([sys.executable, "-m", "preflab.cli", "serve", "tiny-llama",
-                             "--port", "0", "--quiet",
+                             "--port", "0", "--quiet", "--max-context", "4096",
                              "--max-logprobs", "400"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PREFLAB_CACHE": cache_env})
@@ -59,7 +60,7 @@ def server(cache_env) -> Iterator[str]:
         yield url.removesuffix("/v1")
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        assert proc.wait(timeout=30) == 0  # SIGTERM shuts it down cleanly
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ INTERRUPTED = "interrupted: rerun the same command to resume"
 
 def one_line(text: object) -> str:
     """User text for the console: on one line, with ``[...]`` shown, not read as markup."""
-    return escape(" ".join(str(text).split("\n")).strip())
+    return escape(" ".join(str(text).splitlines()).strip())  # every kind of line break
 
 
 def user_errors(fn: F) -> F:
@@ -383,7 +383,7 @@ def stage_config(cls: type[C], ctx: typer.Context, config_file: Path | None,
     turns an option's text into the field's value, e.g. comma-separated lists)."""
     from dataclasses import fields
 
-    from preflab.train.config import load_config
+    from preflab.settings import load_config
 
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     given = {k: convert[k](v) if k in convert else v
@@ -393,6 +393,6 @@ def stage_config(cls: type[C], ctx: typer.Context, config_file: Path | None,
 
 def write_stage_config(config: Any, folder: Path) -> Path:
     """``folder/config.toml``: what ``--config`` reads back to rerun the stage."""
-    from preflab.train.config import write_config
+    from preflab.settings import write_config
 
     return write_config(config, folder)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import errno
+from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 
-from preflab.cli.common import user_errors
+from preflab.cli.common import err, user_errors
 
 
 @user_errors
@@ -17,26 +19,68 @@ def serve(
     served_name: Annotated[str | None, typer.Option(
         help="Model name the API reports (default: MODEL).")] = None,
     quiet: Annotated[bool, typer.Option(help="Do not log requests.")] = False,
-    max_logprobs: Annotated[int, typer.Option(help="Most top log-probs a request may ask "
-                                                   "for.")] = 20,
+    max_logprobs: Annotated[int, typer.Option(
+        min=0, help="Most top log-probs a request may ask for.")] = 20,
+    max_body_mb: Annotated[float, typer.Option(
+        help="Largest request body in MiB; larger ones get a 413.")] = 4.0,
+    max_tokens: Annotated[int, typer.Option(
+        min=1, help="Most new tokens a request may ask for (max_tokens); more is a 400.")
+    ] = 1024,
+    max_batch_tokens: Annotated[int, typer.Option(
+        min=2, help="Most sequences x (longest prompt + max_tokens) in one request.")
+    ] = 32768,
+    max_logprobs_mb: Annotated[float, typer.Option(
+        help="Most memory (MiB) the log-probs of one request may take (sequences x "
+             "max_tokens x vocabulary x 4 bytes).")] = 1024.0,
+    max_queue: Annotated[int, typer.Option(
+        min=0, help="Requests that may wait behind the running one; more get a 503 with "
+                    "Retry-After.")] = 16,
+    request_timeout: Annotated[float, typer.Option(
+        help="Seconds a request may take, waiting included; then a 503.")] = 120.0,
+    shutdown_grace: Annotated[float, typer.Option(
+        min=0, help="Seconds the running request gets to finish on SIGINT/SIGTERM.")] = 5.0,
+    max_connections: Annotated[int, typer.Option(
+        min=1, help="Most open connections; more get a 503.")] = 128,
+    max_context: Annotated[int | None, typer.Option(
+        min=2, help="Most tokens (prompt + completion) per sequence; longer prompts get a "
+                    "400 (default: the model's context length).")] = None,
 ) -> None:
     """Serve a local model over the OpenAI-compatible API a judge needs (/v1/completions
     with logprobs, /v1/chat/completions, /v1/models), so a team can share one judge:
     `preflab label DATA --judge http://HOST:PORT`.
 
-    Prints `serving MODEL at http://HOST:PORT/v1` once it accepts requests.
+    Prints `serving MODEL at http://HOST:PORT/v1` once it accepts requests. One request
+    runs at a time; prompts longer than the model's context, bodies, max_tokens and
+    batches over the limits are refused; a client that leaves stops its generation.
+    SIGINT or SIGTERM shuts down cleanly (exit 0).
 
     Example: `preflab serve smollm2-135m-instruct --port 8000`
     """
-    from preflab.serve.app import make_server
+    from preflab.serve.limits import Limits
+    from preflab.serve.server import bind_socket, make_server
 
-    server = make_server(model, host, port, served_name=served_name, quiet=quiet,
-                         max_logprobs=max_logprobs)
-    bound_host, bound_port = server.server_address[:2]
-    print(f"serving {served_name or model} at http://{bound_host}:{bound_port}/v1", flush=True)
+    limits = Limits(max_body_mb=max_body_mb, max_tokens=max_tokens,
+                    max_batch_tokens=max_batch_tokens, max_logprobs=max_logprobs,
+                    max_logprobs_mb=max_logprobs_mb, max_queue=max_queue,
+                    request_timeout=request_timeout, shutdown_grace=shutdown_grace,
+                    max_connections=max_connections, max_context=max_context)
+    try:  # before the model loads, so a taken port fails at once
+        sock = bind_socket(host, port)
+    except OSError as e:
+        _fail(f"port {port} is already in use on {host}; pick another with --port (0 picks "
+              f"a free one)" if e.errno == errno.EADDRINUSE
+              else f"cannot listen on {host}:{port}: {e.strerror or e}")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        server = make_server(model, sock=sock, served_name=served_name, quiet=quiet,
+                             limits=limits, banner=True)
+    except OSError as e:  # a hub id that cannot be fetched, a folder without weights...
+        if isinstance(e, FileNotFoundError | PermissionError):
+            raise
+        _fail(f"cannot load {model}: {' '.join(str(e).split())}")
+    server.serve_forever()
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit 2."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)

@@ -5,16 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from preflab.data.containers import kind_of
+from preflab.data.outputs import check_output_file
 from preflab.data.read import OnError, read_pairs
 from preflab.data.write import target_for, write_pairs
+from preflab.errors import SourceError
 
 
 def convert(src: str | Path, dst: str | Path, to: str | None = None, format: str = "auto",
             on_error: OnError = "fail", rejects_path: str | Path | None = None,
-            subset: str | None = None) -> dict[str, Any]:
-    """Read `src` in any format and write it to `dst` as jsonl, parquet, trl or hh."""
+            subset: str | None = None, overwrite: bool = True,
+            allow_empty: bool = True) -> dict[str, Any]:
+    """Read `src` in any format and write it to `dst` as jsonl, parquet, trl or hh.
+
+    Without `overwrite` an existing `dst` (or rejects file) is refused; without
+    `allow_empty` a source with no records, or none that became a pair, is a
+    :class:`SourceError` and nothing is written (the command's defaults; the
+    function's keep the old behaviour).
+    """
+    kind_of(src)  # a missing or unknown input is reported before the output
+    check_output_file(dst, overwrite)
+    if rejects_path is not None:
+        check_output_file(rejects_path, overwrite)
     result = read_pairs(src, format=format, on_error=on_error, rejects_path=rejects_path,
-                        subset=subset)
+                        subset=subset, allow_empty=allow_empty)
+    if result.n_pairs == 0 and result.n_records and not allow_empty:
+        seen = f" (see {rejects_path})" if rejects_path else ""
+        raise SourceError(f"{src}: no pairs to write, all {result.n_records} records were "
+                          f"rejected{seen} (--allow-empty writes an empty file)")
     to = to or target_for(dst)
     n = write_pairs(result.pairs, dst, to=to)
     return {"source": str(src), "format": result.format, "out": str(dst), "to": to,

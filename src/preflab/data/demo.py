@@ -52,6 +52,8 @@ def _context(turns: list[str], t: int, max_turns: int) -> list[Message]:
 def build_demo_pairs(n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
                      negatives: Negatives = "other", max_turns: int = 6) -> list[PreferencePair]:
     """Build `n` demo pairs, `round(n * flip_rate)` of them flipped (seeded)."""
+    if n < 1 or max_turns < 1:
+        raise ValueError(f"n and max_turns must be at least 1, got n={n}, max_turns={max_turns}")
     if not 0 <= flip_rate <= 1:
         raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
     if negatives not in ("other", "later"):
@@ -110,10 +112,14 @@ def build_demo_pairs(n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
 
 
 def demo(out: str | Path, n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
-         negatives: Negatives = "other", max_turns: int = 6) -> dict[str, Any]:
-    """Build demo pairs and write them to `out` (format from its extension)."""
+         negatives: Negatives = "other", max_turns: int = 6,
+         overwrite: bool = True) -> dict[str, Any]:
+    """Build demo pairs and write them to `out` (format from its extension); without
+    `overwrite` (the command's default) an existing `out` is refused."""
+    from preflab.data.outputs import check_output_file
     from preflab.data.write import write_pairs
 
+    check_output_file(out, overwrite)
     pairs = build_demo_pairs(n, flip_rate, seed, negatives, max_turns)
     write_pairs(pairs, out)
     n_flipped = sum(p.meta["flipped"] for p in pairs)

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,9 +43,17 @@ def tokenizer_counter(tokenizer: Any | None) -> Tokenize:
     return count
 
 
+def default_max_tokens(tokenizer: Any | None) -> int | None:
+    """A tokenizer's ``model_max_length`` when it is a real limit (HF uses 1e30 for none)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit <= 10_000_000 else None
+
+
 def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
-                   tokenizer_name: str = "whitespace", batch_size: int = 1024) -> dict[str, Any]:
-    """Statistics of a read: counts, rejects by reason, subsets, turns, token lengths."""
+                   tokenizer_name: str = "whitespace", batch_size: int = 1024,
+                   max_tokens: int | None = None) -> dict[str, Any]:
+    """Statistics of a read: counts, rejects by reason, subsets, turns, token lengths,
+    and (with `max_tokens`) how many prompts and replies are longer than that."""
     if tokenize is None:
         tokenizer_name, tokenize = tokenizer_counter(None)
     subsets: Counter[str] = Counter()
@@ -80,6 +88,9 @@ def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
         "prompt_tokens": length_summary(lengths["prompt"]),
         "chosen_tokens": length_summary(lengths["chosen"]),
         "rejected_tokens": length_summary(lengths["rejected"]),
+        "max_tokens": max_tokens,
+        "over_max_tokens": None if max_tokens is None else {
+            k: sum(n > max_tokens for n in v) for k, v in lengths.items()},
         "identical_pairs": reasons.get("chosen and rejected replies are identical", 0),
         "empty_reply": flags[EMPTY_REPLY],
         "prefix_mismatch": flags[PREFIX_MISMATCH],
@@ -93,14 +104,22 @@ def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
 
 def inspect(path: str | Path, tokenizer: Any | None = None, tokenizer_name: str | None = None,
             format: str = "auto", on_error: str = "skip",
-            rejects_path: str | Path | None = None) -> dict[str, Any]:
+            rejects_path: str | Path | None = None,
+            max_tokens: int | Literal["auto"] | None = "auto",
+            allow_empty: bool = True) -> dict[str, Any]:
     """Read a preference file and report what is in it (bad records are counted, not fatal).
 
     `tokenizer` is a loaded tokenizer (e.g. ``preflab.models.offline.load_tokenizer(name)``)
     that token lengths are counted with; None counts words (``"tokenizer": "whitespace"``).
+    Prompts and replies longer than `max_tokens` are counted (``auto``: the tokenizer's
+    :func:`default_max_tokens`). Without `allow_empty` (the command's default) a source
+    with no records is an error.
     """
     name = (tokenizer_name or getattr(tokenizer, "name_or_path", "tokenizer")
             if tokenizer is not None else "whitespace")
+    if max_tokens == "auto":
+        max_tokens = default_max_tokens(tokenizer)
     result = read_pairs(path, format=format, on_error=on_error,  # type: ignore[arg-type]
-                        rejects_path=rejects_path)
-    return inspect_result(result, tokenizer_counter(tokenizer), str(name))
+                        rejects_path=rejects_path, allow_empty=allow_empty)
+    return inspect_result(result, tokenizer_counter(tokenizer), str(name),
+                          max_tokens=max_tokens)

@@ -17,12 +17,12 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from preflab.data.containers import iter_records, kind_of, unit_of
+from preflab.data.containers import iter_records, kind_of, parquet_types, unit_of
 from preflab.data.hh import looks_like_hh, parse_hh, subset_from_filename
 from preflab.data.native import looks_like_native, parse_native
 from preflab.data.pair import PAIR_SCHEMA, PreferencePair
 from preflab.data.trl import looks_like_trl, parse_trl
-from preflab.errors import FieldError, FormatError, PairError
+from preflab.errors import FieldError, FormatError, PairError, SourceError
 
 Parser = Callable[[dict[str, Any], str | None], PreferencePair]
 # Detection order matters: HH records are also TRL-shaped (chosen/rejected strings).
@@ -44,6 +44,16 @@ def _unknown(record: dict[str, Any]) -> FieldError:
     return FieldError(None, f"unknown format: record has keys [{keys}]; expected HH transcripts "
                       "(chosen, rejected), TRL (prompt?, chosen, rejected) or preflab "
                       "(prompt as messages, chosen, rejected)")
+
+
+def _wrong_type(record: dict[str, Any], types: dict[str, str]) -> FieldError | None:
+    """The first of prompt/chosen/rejected whose value is neither text nor messages."""
+    for name in ("prompt", "chosen", "rejected"):
+        value = record.get(name)
+        if value is not None and not isinstance(value, str | list):
+            got = types.get(name) or type(value).__name__
+            return FieldError(name, f"expected a string or a list of messages, got {got}")
+    return None
 
 
 @dataclass
@@ -88,10 +98,12 @@ class ReadResult:
 class _RecordParser:
     """Turns source items into pairs, detecting the format on the first readable record."""
 
-    def __init__(self, source: str, unit: str, fmt: str, subset: str | None) -> None:
+    def __init__(self, source: str, unit: str, fmt: str, subset: str | None,
+                 types: dict[str, str] | None = None) -> None:
         if fmt != "auto" and fmt not in FORMATS:
             raise FormatError(f"unknown format {fmt!r}; choose one of {sorted(FORMATS)} or auto")
         self.source, self.unit, self.auto, self.subset = source, unit, fmt == "auto", subset
+        self.types = types or {}  # column types of a table source, named in type errors
         self.format: str | None = None if self.auto else fmt
 
     def parse(self, pos: int, record: dict[str, Any] | FieldError, raw: str
@@ -113,7 +125,7 @@ class _RecordParser:
             raise _unknown(record)
         if self.format is None:
             if shape is None:
-                raise _unknown(record)
+                raise _wrong_type(record, self.types) or _unknown(record)
             self.format = shape
         elif self.auto and shape not in (self.format, None) and (self.format, shape) != (
                 "trl", "hh"):
@@ -127,7 +139,8 @@ class _RecordParser:
 
 def read_pairs(path: str | Path, format: str = "auto", on_error: OnError = "fail",
                rejects_path: str | Path | None = None, subset: str | None = None,
-               split: str | None = None, batch_size: int = 4096) -> ReadResult:
+               split: str | None = None, batch_size: int = 4096,
+               allow_empty: bool = True) -> ReadResult:
     """Read preference pairs from a file, a `save_to_disk` folder or a hub dataset.
 
     Args:
@@ -139,6 +152,7 @@ def read_pairs(path: str | Path, format: str = "auto", on_error: OnError = "fail
         subset: subset for pairs that carry none; by default an HH subset named in
             the file name (``harmless-base-test.jsonl.gz`` -> ``harmless-base``).
         split: the split to read from a folder or hub dataset with several.
+        allow_empty: False raises :class:`SourceError` for a source with no records.
     """
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
@@ -146,7 +160,8 @@ def read_pairs(path: str | Path, format: str = "auto", on_error: OnError = "fail
     kind = kind_of(path)
     if subset is None and kind != "hub":
         subset = subset_from_filename(Path(source).name)
-    parser = _RecordParser(source, unit_of(kind), format, subset)
+    types = parquet_types(path) if kind == "parquet" else None
+    parser = _RecordParser(source, unit_of(kind), format, subset, types)
     result = ReadResult(pairs=None, source=source, format=None, unit=parser.unit, n_records=0)
     batches: list[pa.RecordBatch] = []
     rows: list[dict[str, Any]] = []
@@ -167,6 +182,8 @@ def read_pairs(path: str | Path, format: str = "auto", on_error: OnError = "fail
                 rows = []
     if rows:
         batches.append(pa.RecordBatch.from_pylist(rows, schema=PAIR_SCHEMA))
+    if result.n_records == 0 and not allow_empty:
+        raise SourceError(f"{source}: empty input, no records (--allow-empty accepts it)")
     result.pairs = pairs_dataset(pa.Table.from_batches(batches, schema=PAIR_SCHEMA))
     result.format = parser.format
     return result

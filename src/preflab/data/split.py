@@ -47,17 +47,30 @@ def split_pairs(pairs: list[PreferencePair], test_fraction: float = 0.5, seed: i
             [p for p, t in zip(pairs, test, strict=True) if t])
 
 
-def split(data: str | Path, out: str | Path, test_fraction: float = 0.5, seed: int = 0
-          ) -> dict[str, Any]:
-    """Write ``train.jsonl`` and ``test.jsonl``: a seeded random split of `data`."""
+def split(data: str | Path, out: str | Path, test_fraction: float = 0.5, seed: int = 0,
+          overwrite: bool = True) -> dict[str, Any]:
+    """Write ``train.jsonl`` and ``test.jsonl``: a seeded random split of `data`.
+
+    `out` must be missing, empty or a folder split wrote before (its marker
+    ``.preflab-split.json`` holds the summary): then its train.jsonl and test.jsonl
+    are replaced. Any other non-empty folder is refused unless `overwrite` (the
+    command's default is to refuse).
+    """
+    import json
+
+    from preflab.data.containers import kind_of
+    from preflab.data.outputs import marker_path, prepare_output_dir
     from preflab.data.read import iter_pairs, load_pairs
     from preflab.data.write import write_pairs
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    kind_of(data)  # a missing input is reported before any folder is made
+    out = prepare_output_dir(out, "split", overwrite)
     train, test = split_pairs(list(iter_pairs(load_pairs(data))), test_fraction, seed)
     write_pairs(train, out / "train.jsonl")
     write_pairs(test, out / "test.jsonl")
-    return {"data": str(data), "seed": seed, "test_fraction": test_fraction,
-            "train": str(out / "train.jsonl"), "n_train": len(train),
-            "test": str(out / "test.jsonl"), "n_test": len(test)}
+    summary = {"data": str(data), "seed": seed, "test_fraction": test_fraction,
+               "train": str(out / "train.jsonl"), "n_train": len(train),
+               "test": str(out / "test.jsonl"), "n_test": len(test)}
+    marker_path(out, "split").write_text(json.dumps({"command": "split", **summary}) + "\n",
+                                         encoding="utf-8")
+    return summary

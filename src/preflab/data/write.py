@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,18 +44,35 @@ def write_pairs(pairs: Any, path: str | Path, to: str | None = None,
 
     ``to`` is ``jsonl`` (preflab's columns), ``parquet``, ``trl`` (conversational,
     explicit prompt) or ``hh`` (transcripts); a path ending in ``.gz`` is gzipped
-    (without a timestamp, so equal data gives equal bytes).
+    (without a timestamp, so equal data gives equal bytes). The file appears whole or
+    not at all: it is written beside `path` and renamed into place (a special file such
+    as ``/dev/stdout`` is written directly).
     """
     to = to or target_for(path)
     if to not in TARGETS:
         raise FormatError(f"cannot write format {to!r}; choose one of {TARGETS}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if to == "parquet":
-        return _write_parquet(pairs, path, batch_size)
+    def write(target: Path) -> int:
+        return (_write_parquet(pairs, target, batch_size) if to == "parquet"
+                else _write_jsonl(pairs, target, to, batch_size, path))
+
+    if path.exists() and not path.is_file():
+        return write(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        n = write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+def _write_jsonl(pairs: Any, tmp: Path, to: str, batch_size: int, path: Path) -> int:
+    """Write records to `tmp`; `path` (the final name) decides gzip and names errors."""
     make = WRITERS[to]
     n = 0
-    raw = open(path, "wb")  # noqa: SIM115 - closed below, possibly through gzip
+    raw = open(tmp, "wb")  # noqa: SIM115 - closed below, possibly through gzip
     gz = path.name.endswith(".gz")
     sink = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
     try:

@@ -1,0 +1,172 @@
+"""Running the app: bind the port first (so a port in use fails before the model
+loads), serve with uvicorn, and shut down cleanly on SIGINT/SIGTERM.
+
+On a signal the server stops accepting connections, answers the waiting requests
+with a 503, gives the running one `shutdown_grace` seconds to finish (then stops it
+between two decode steps), lets the replies go out and returns, so the process
+exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from preflab.models.runtime import Runtime
+from preflab.serve.app import create_app
+from preflab.serve.gate import Gate
+from preflab.serve.limits import Limits
+from preflab.serve.model import JudgeModel
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging with the access log on stderr too: stdout carries only the
+    ``serving ...`` line, so a parent that reads just that line never blocks us."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: a free port), not listening yet.
+
+    Raises OSError (``errno.EADDRINUSE`` when the port is taken)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, whose signals also stop the model's work, and which does not
+    re-raise the signal once it has shut down (a clean exit is an exit 0)."""
+
+    def __init__(self, config: uvicorn.Config, gate: Gate, grace: float,
+                 on_start: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.gate = gate
+        self.grace = grace
+        self.on_start = on_start
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+        if self.started and self.on_start is not None:
+            self.on_start()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.stop_requests()
+
+    def stop_requests(self) -> None:
+        """Start shutting down; safe from a signal handler or another thread."""
+        self.should_exit = True
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self.gate.close, self.grace)
+
+
+class JudgeServer:
+    """A model behind the API on a bound socket: :meth:`serve_forever` in the main
+    thread (until SIGINT/SIGTERM), or :meth:`start` in a thread and :meth:`shutdown`."""
+
+    def __init__(self, judge: JudgeModel, sock: socket.socket, limits: Limits | None = None,
+                 quiet: bool = False, banner: bool = False) -> None:
+        self.judge = judge
+        self.limits = limits or Limits()
+        self.sock = sock
+        self._address: tuple[str, int] = sock.getsockname()[:2]
+        self.app = create_app(judge, self.limits)
+        config = uvicorn.Config(
+            self.app, http="h11", loop="asyncio", lifespan="on",
+            log_config=_log_config(), log_level="warning" if quiet else "info",
+            access_log=not quiet,
+            limit_concurrency=self.limits.max_connections,
+            timeout_graceful_shutdown=int(self.limits.shutdown_grace) + 5)
+        self._server = _Uvicorn(config, self.app.state.gate, self.limits.shutdown_grace,
+                                self._announce if banner else None)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self._address
+
+    @property
+    def url(self) -> str:
+        """The server's root URL (``http://HOST:PORT``; the API is under ``/v1``)."""
+        host, port = self.server_address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    def _announce(self) -> None:
+        print(f"serving {self.judge.name} at {self.url}/v1", flush=True)
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT/SIGTERM (main thread) or :meth:`shutdown`; then return."""
+        self._server.run(sockets=[self.sock])
+
+    def start(self, timeout: float = 60.0) -> JudgeServer:
+        """Serve in a background thread; returns once it accepts connections."""
+        self._thread = threading.Thread(target=self.serve_forever, name="preflab-serve",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Shut down as on SIGTERM and wait for the serving thread."""
+        self._server.stop_requests()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def make_server(model: str, host: str = "127.0.0.1", port: int = 8000,
+                runtime: Runtime | None = None, served_name: str | None = None,
+                quiet: bool = False, limits: Limits | None = None,
+                sock: socket.socket | None = None, banner: bool = False) -> JudgeServer:
+    """A server for `model` on `host`:`port` (``port=0`` picks a free one) or on `sock`,
+    bound before the model loads, not yet serving. With `banner` it prints
+    ``serving MODEL at http://HOST:PORT/v1`` once it accepts connections."""
+    sock = sock or bind_socket(host, port)
+    try:
+        judge = JudgeModel(model, runtime, served_name, (limits or Limits()).max_context)
+    except BaseException:
+        sock.close()
+        raise
+    return JudgeServer(judge, sock, limits, quiet, banner)

@@ -1,0 +1,61 @@
+"""`preflab serve` as a process: a port in use, bad limits, and SIGINT mid-request."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.serve.helpers import ServeProcess, read_reply, send_raw
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "preflab.cli", "serve", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_port_in_use_is_one_line_and_exit_2_before_the_model_loads() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # a model that does not exist: loading it first would fail differently
+        r = _serve("no-such-model", "--port", str(port))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {port} is already in use" in lines[0], r.stderr
+
+
+def test_a_bad_limit_is_one_line_and_exit_2() -> None:
+    r = _serve("no-such-model", "--port", "0", "--request-timeout", "0")
+    assert r.returncode == 2 and "--request-timeout must be positive" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_sigint_during_a_request_answers_it_and_exits_0(serve_cache: str,
+                                                          tmp_path: Path) -> None:
+    server = ServeProcess(["tiny-llama", "--port", "0", "--quiet", "--shutdown-grace", "0.5"],
+                          serve_cache, tmp_path / "serve.log")
+    try:
+        # 32 rows x 480 steps: several seconds on a CPU, still running at the signal
+        sock = send_raw(server.url, "/v1/completions",
+                        {"prompt": "Hello", "max_tokens": 480, "n": 32, "temperature": 1})
+        with sock:
+            sock.settimeout(1.0)
+            try:  # the request is in flight: no reply within a second
+                sock.recv(1, socket.MSG_PEEK)
+                raise AssertionError("the request finished before the signal")
+            except TimeoutError:
+                pass
+            server.proc.send_signal(signal.SIGINT)
+            sock.settimeout(15)
+            status, _, body = read_reply(sock)
+        assert status == 503 and json.loads(body)["error"]["code"] == "shutting_down"
+        assert server.proc.wait(15) == 0
+        log = server.stderr()
+        assert "terminate called" not in log and "Traceback" not in log, log
+    finally:
+        server.stop()
