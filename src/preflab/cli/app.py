@@ -55,5 +55,28 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(steer_app, name="steer")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The console entry point: a usage error (a bad or missing option) is one line on
+    stderr and exit 2, as every other error a user must fix."""
+    import sys
+
+    import typer.main
+    from rich.markup import escape
+    from typer.exceptions import TyperException
+
+    from preflab.cli.common import err
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="preflab", standalone_mode=False)
+    except TyperException as e:
+        if getattr(e, "exit_code", None) != 2 or not hasattr(e, "format_message"):
+            raise
+        message = e.format_message()
+        if message:  # (no message: a group called bare, its help is already printed)
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "preflab"
+            err.print(f"[bold red]error:[/] {escape(message)} (see {where} --help)",
+                      highlight=False, soft_wrap=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
