@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from preflab.cli.common import (
@@ -13,6 +14,7 @@ from preflab.cli.common import (
     JsonOpt,
     LimitOpt,
     OutDirOpt,
+    err,
     out,
     print_json,
     user_errors,
@@ -29,9 +31,10 @@ def audit(
     cache: Annotated[Path | None, typer.Option(
         help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
     combine: Annotated[str, typer.Option(
-        help="Committee probability: factor (members weighed by a one-factor model of "
-             "their margins), stacked (weights fitted on the labels) or mean.")
-    ] = "factor",
+        help="Committee probability (near-collinear members merged first): latent "
+             "(latent-truth model: members weighed by their estimated accuracy, labels "
+             "only as a prior), factor (one-factor model), stacked (weights fitted on "
+             "the labels) or mean.")] = "latent",
     seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -55,6 +58,20 @@ def audit(
         table.add_row(name, str(row["count"]), f"{row['fraction']:.1%}")
     out.print(table)
     out.print(f"low or no agreement: [bold]{summary['low_or_no_agreement_fraction']:.1%}[/]")
+    members = Table("member", "agrees with labels", "estimated accuracy", "weight",
+                    title=f"members (combine={summary['committee_probability']['method']})")
+    for name, d in summary["member_diagnostics"].items():
+        members.add_row(name, f"{d['agreement_with_labels']:.1%}",
+                        f"{d['estimated_accuracy']:.1%}", f"{d['weight']:+.3f}")
+    out.print(members)
+    for warning in summary["member_warnings"]:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    repeats = summary["repeats"]
+    if repeats["duplicate_pairs"] or repeats["repeated_prompt_groups"]:
+        out.print(f"{repeats['duplicate_pairs']} exact duplicate pairs; "
+                  f"{repeats['pairs_in_repeated_prompt_groups']} pairs share a prompt with "
+                  f"another ({repeats['repeated_prompt_groups']} prompts): each group stays "
+                  "in one cross-fitting fold")
     if "flip_detection_auc" in summary:
         out.print(f"flip detection AUC (committee): "
                   f"{summary['flip_detection_auc']['committee']:.3f}")

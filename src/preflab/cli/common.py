@@ -270,7 +270,7 @@ def print_training(summary: dict[str, Any], as_json: bool) -> None:
               f"{summary['tokens_per_s']:.0f} tokens/s)")
     print_truncation(tokens, summary["config"]["max_length"])
     if as_json:
-        print(json.dumps(summary, default=str))
+        print_json(summary)
 
 
 def floats(text: str, name: str) -> list[float]:

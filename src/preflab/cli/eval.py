@@ -36,6 +36,7 @@ from preflab.cli.common import (
     ints,
     out,
     pct,
+    print_json,
     rm_config,
     stage_config,
     user_errors,
@@ -99,7 +100,7 @@ def eval_rm_cmd(
     if out_dir is not None:
         out.print(f"report: {out_dir / 'report.html'}")
     if as_json:
-        print(json.dumps(summary, default=str))
+        print_json(summary)
 
 
 PolicyArg = Annotated[str, typer.Argument(help="Policy A: a model, or a generations .jsonl "
@@ -141,7 +142,7 @@ def winrate_cmd(
               f"{s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}), length-controlled "
               f"{s['lc_win_rate']:.3f}")
     if as_json:
-        print(json.dumps(s))
+        print_json(s)
 
 
 Temperatures = Annotated[str, typer.Option(help="Comma-separated sampling temperatures.")]
@@ -193,7 +194,7 @@ def eval_policy_cmd(
     if against is not None:
         _against(s, out_dir, against, config.seed)
     if as_json:
-        print(json.dumps(s))
+        print_json(s)
 
 
 def _against(s: dict[str, object], out_dir: Path, against: Path, seed: int) -> None:
@@ -280,4 +281,4 @@ def probe_cmd(
               f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
               f"AUC {m['auc']:.3f}, pairwise {m['pairwise_accuracy']:.3f}")
     if as_json:
-        print(json.dumps(s))
+        print_json(s)

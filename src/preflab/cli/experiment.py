@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ from preflab.cli.common import (
     ThreadsOpt,
     floats,
     out,
+    print_json,
     typed_options,
     user_errors,
 )
@@ -105,7 +105,7 @@ def clean_vs_original_cmd(
     if s["seconds"]:
         out.print(f"{s['seconds']:.0f} s")
     if as_json:
-        print(json.dumps(s, default=str))
+        print_json(s)
 
 
 POLICY_OPTIONS = {"policy": "policy", "epochs": "epochs", "max_length": "max_length",
@@ -161,4 +161,4 @@ def rahf_experiment_cmd(
     out.print((out_dir / "report.md").read_text())
     out.print(f"{s['seconds']:.0f} s")
     if as_json:
-        print(json.dumps(s, default=str))
+        print_json(s)

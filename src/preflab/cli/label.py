@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from preflab.cli.common import (
     ThreadsOpt,
     out,
     pct,
+    print_json,
     stage_config,
     user_errors,
     write_stage_config,
@@ -103,7 +103,7 @@ def label_cmd(
     summary = label_fn(data, out=out_dir, config=config)
     _print_summary(summary, config, out_dir)
     if as_json:
-        print(json.dumps(summary))
+        print_json(summary)
 
 
 def _grid(data: str, config: LabelConfig, out_dir: Path, as_json: bool) -> None:

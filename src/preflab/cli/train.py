@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +51,7 @@ from preflab.cli.common import (
     ints,
     out,
     policy_config,
+    print_json,
     print_training,
     print_truncation,
     rm_config,
@@ -119,7 +119,7 @@ def train_rm_cmd(
               f"{last['train_loss']}, {last['seconds']:.0f} s)")
     print_truncation(last["tokens"], config.max_length)
     if as_json:
-        print(json.dumps(summary, default=str))
+        print_json(summary)
 
 
 @user_errors
@@ -193,11 +193,11 @@ def dpo(
                             share_prefix=share_prefix, seed=seed, device=device,
                             precision=precision, threads=threads)
     summary = train_dpo(data, out_dir, config, resume=resume)
-    print_training(summary, as_json)
     last = summary["log"][-1] if summary["log"] else {}
     if "rewards/accuracy" in last:
         out.print(f"last step: reward accuracy {last['rewards/accuracy']:.2f}, margin "
                   f"{last['rewards/margin']:.3f}")
+    print_training(summary, as_json)
 
 
 Policy = Annotated[str, typer.Option(help="Policy to sample from.")]
@@ -240,7 +240,7 @@ def bon(
         ks = ", ".join(f"{k.replace('best_of_', 'best-of-')} {v:.4f}" for k, v in table.items())
         out.print(f"  {name}: {ks}")
     if as_json:
-        print(json.dumps(s))
+        print_json(s)
 
 
 RlPolicy = Annotated[str, typer.Option(help="Starting (SFT) policy; also the KL reference.")]
@@ -295,7 +295,7 @@ def rl_cmd(
               f"(first 5 steps) -> {s['reward_last5']:.4f} (last 5), KL {s['kl_last5']:.3f} "
               f"(max {s['kl_max']:.3f}), {s['seconds']:.0f} s; curve in rl_log.jsonl")
     if as_json:
-        print(json.dumps(s, default=str))
+        print_json(s)
 
 
 @user_errors
@@ -358,7 +358,7 @@ def rahf_cmd(
               f"{log[0]['distance_ratio']:.3f} -> {log[-1]['distance_ratio']:.3f} of the "
               f"shift (mean shift {log[-1]['target_shift']:.2f})" if log else str(out_dir))
     if as_json:
-        print(json.dumps(s, default=str))
+        print_json(s)
 
 
 @user_errors
