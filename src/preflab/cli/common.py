@@ -339,22 +339,8 @@ ConfigOpt = Annotated[Path | None, typer.Option(
                      "reproduces it); options given on the command line override it.")]
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on the "
-                                                      "last line.")]
-
-
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
-
-
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads. "
-                                                                  "[default: torch's]")]
-
-
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
-
-
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="Use the first N prompts. "
-                                                              "[default: all]")]
+PromptLimitOpt = Annotated[int | None, typer.Option(
+    "--limit", min=1, help="Only the first N prompts. [default: all]")]
 
 
 RmLrOpt = Annotated[float | None, typer.Option(

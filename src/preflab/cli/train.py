@@ -11,7 +11,6 @@ from preflab.cli.common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
-    LimitOpt,
     PAccum,
     PBatch,
     PConfig,
@@ -28,6 +27,7 @@ from preflab.cli.common import (
     PPrecision,
     PPrompts,
     PResume,
+    PromptLimitOpt,
     PSeed,
     PThreads,
     RmBatch,
@@ -217,7 +217,7 @@ def bon(
     ctx: typer.Context, prompts: PPrompts, config_file: ConfigOpt = None,
     policy: Policy = BON.policy, reward: BonReward = BON.reward, n: BonN = BON.n,
     temperature: Temperature = BON.temperature, top_p: TopP = BON.top_p,
-    max_new_tokens: PMaxNew = BON.max_new_tokens, limit: LimitOpt = None,
+    max_new_tokens: PMaxNew = BON.max_new_tokens, limit: PromptLimitOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("bon"),
     seed: SeedOpt = BON.seed, batch_size: BonBatch = BON.batch_size,
     device: DeviceOpt = BON.device, threads: ThreadsOpt = None, as_json: JsonOpt = False,
@@ -276,7 +276,7 @@ def rl_cmd(
     learning_rate: RlLr = RL.learning_rate, value_learning_rate: RlValueLr = RL.value_learning_rate,
     max_new_tokens: PMaxNew = RL.max_new_tokens,
     max_prompt_tokens: RlPromptTokens = RL.max_prompt_tokens, lora_r: RlLoraR = RL.lora_r,
-    limit: LimitOpt = None, save_steps: RlSave = RL.save_steps,
+    limit: PromptLimitOpt = None, save_steps: RlSave = RL.save_steps,
     out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("rl"),
     seed: SeedOpt = RL.seed, device: DeviceOpt = RL.device, threads: ThreadsOpt = None,
     resume: PResume = True, as_json: JsonOpt = False,
@@ -301,9 +301,9 @@ def rl_cmd(
 @user_errors
 def rahf_cmd(
     data: Annotated[str, typer.Argument(help="Preference pairs.")],
-    variant: Annotated[str, typer.Option(help="scit (one model, contrastive instruction "
-                                              "tuning) or dual (preferred + dispreferred "
-                                              "models).")] = "scit",
+    variant: Annotated[str | None, typer.Option(
+        help="scit (one model, contrastive instruction tuning) or dual (preferred + "
+             "dispreferred models). [default: scit, or the --config file's]")] = None,
     base: Annotated[str | None, typer.Option(
         help="Model to align. [default: smollm2-135m-instruct]")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output model folder (step-1 "
