@@ -32,7 +32,7 @@ def test_stacking_trusts_the_informative_member() -> None:
 
     stacked, info = committee_probability(margins, "stacked")
     naive_mean, _ = committee_probability(margins, "mean", member_p=1 / (1 + np.exp(-margins)))
-    assert info["selected"] == [0]  # the noise member stays out
+    assert info["selected_groups"] == [0]  # the noise member stays out
     auc = lambda p: roc_auc_score(flipped, 1 - p)  # noqa: E731
     assert auc(stacked) >= roc_auc_score(flipped, -good) - 0.01
     assert auc(stacked) > auc(naive_mean)
@@ -48,11 +48,13 @@ def test_selection_skips_a_redundant_copy_and_chance_members() -> None:
     chance = [rng.normal(0, 1, n) for _ in range(3)]
     margins = np.stack([good, copy, other, *chance], axis=1)
     _, info = committee_probability(margins, "stacked")
-    assert sorted(info["selected"]) in ([0, 2], [1, 2])
-    assert all(w > 0 for w in info["weights"])
+    assert info["merged"] == [[0, 1]]  # the copy counts as one with the original
+    assert sorted(info["selected_groups"]) == [0, 1]  # good (with its copy) and other
+    w = info["member_weights"]
+    assert w[0] == w[1] > 0 and w[2] > 0 and w[3:] == [0, 0, 0]
 
 
-def test_factor_weights_ignore_leaning_and_chance_members() -> None:
+def test_factor_and_latent_weights_ignore_leaning_and_chance_members() -> None:
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(3)
@@ -63,11 +65,12 @@ def test_factor_weights_ignore_leaning_and_chance_members() -> None:
     lean = 0.5 + rng.normal(0, 1, n)  # positive whatever the pair: "agrees" with labels
     chance = rng.normal(0, 1, n)
     margins = np.stack([*good, lean, chance], axis=1)
-    p, info = committee_probability(margins)
-    w = info["weights"]
-    assert min(w[:3]) > 5 * max(abs(w[3]), abs(w[4]))
-    best = max(roc_auc_score(flipped, -g) for g in good)
-    assert roc_auc_score(flipped, 1 - p) >= best
+    for method in ("factor", "latent"):
+        p, info = committee_probability(margins, method)
+        w = info["member_weights"]
+        assert min(w[:3]) > 5 * max(abs(w[3]), abs(w[4]))
+        best = max(roc_auc_score(flipped, -g) for g in good)
+        assert roc_auc_score(flipped, 1 - p) >= best
 
 
 def test_crossfit_never_scores_its_training_pairs() -> None:

@@ -55,3 +55,15 @@ def test_max_tokens_counts_long_prompts_and_replies(tmp_path) -> None:
     assert default_max_tokens(SimpleNamespace(model_max_length=8192)) == 8192
     assert default_max_tokens(SimpleNamespace(model_max_length=int(1e30))) is None
     assert default_max_tokens(None) is None
+
+
+def test_copies_and_repeated_prompts_are_counted(tmp_path) -> None:
+    lines = [{"prompt": "Hi  there", "chosen": "a", "rejected": "b"},
+             {"prompt": "hi there", "chosen": "c", "rejected": "d"},
+             {"prompt": "Hi  there", "chosen": "a", "rejected": "b"},
+             {"prompt": "other", "chosen": "a", "rejected": "b"}]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    report = inspect(path)
+    assert report["duplicate_ids"] == 1
+    assert report["repeated_prompts"] == 1 and report["pairs_with_a_repeated_prompt"] == 3

@@ -9,20 +9,22 @@ from typing import Any
 
 import numpy as np
 
+from preflab.audit.combine import DEFAULT
 from preflab.audit.noise_sources import SourceRules, source_counts, tag_sources
 from preflab.audit.report import render_report
-from preflab.audit.stats import summarize
+from preflab.audit.stats import member_diagnostics, summarize
 from preflab.audit.table import audit_table
 from preflab.audit.view import AuditView
 from preflab.committee.members import score_member
 from preflab.committee.spec import load_committee
+from preflab.data.groups import pair_groups, repeat_counts
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.engine import Engine, EngineOptions
 
 
 def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "audit",
           limit: int | None = None, engine_options: EngineOptions | None = None,
-          combine: str = "factor", seed: int = 0, on_error: str = "fail") -> dict[str, Any]:
+          combine: str = DEFAULT, seed: int = 0, on_error: str = "fail") -> dict[str, Any]:
     """Audit a preference file; writes audit.parquet, summary.json and report.html in `out`.
 
     The committee is validated before any model loads. Scores go through the
@@ -56,10 +58,12 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
     stack = lambda attr: np.stack([getattr(s, attr) for s in scores], axis=1)  # noqa: E731
     flipped = [p.meta.get("flipped") for p in pairs]
     has_flips = all(isinstance(f, bool) for f in flipped)
+    groups = pair_groups(pairs)
     table, combined = audit_table([p.id for p in pairs], [p.subset for p in pairs], names,
-                        stack("margin"), stack("p_chosen"), stack("r_chosen"),
-                        stack("r_rejected"), bins=spec.bins, combine=combine,
-                        flipped=flipped if has_flips else None, seed=seed)
+                                  stack("margin"), stack("p_chosen"), stack("r_chosen"),
+                                  stack("r_rejected"), bins=spec.bins, combine=combine,
+                                  flipped=flipped if has_flips else None, seed=seed,
+                                  groups=groups)
     for sig in signals:  # scored for cleaning rules, not counted as votes
         table[f"margin.{sig.name}"] = sig.margin
         table[f"r_chosen.{sig.name}"] = sig.r_chosen
@@ -69,7 +73,10 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
     tags = tag_sources(view)
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     seconds = time.perf_counter() - started
+    members, warnings = member_diagnostics(table, combined["weights"])
     summary = {"data": str(data), "committee": spec.name, **summarize(table),
+               "member_diagnostics": members, "member_warnings": warnings,
+               "repeats": repeat_counts(groups, [p.id for p in pairs]),
                "sources": source_counts(tags), "source_rules": SourceRules().params(view),
                "member_kinds": kinds,
                "signals": [s.name for s in signals],

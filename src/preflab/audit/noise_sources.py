@@ -134,8 +134,9 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
         head = f"P(chosen)={p[i]:.2f}, {votes[i]}/{m} agree"
         if reversal[i]:
             source[i] = "mis-label"
-            signal[i] = (f"{head}: confident, near-unanimous reversal "
-                         f"(P <= {flip_at:.2f})")
+            strength = "confident reversal" if flip_at <= FLIP_P_FLOOR else "reversal"
+            signal[i] = (f"{head}: {strength} (mis-label rule in force: P <= {flip_at:.2f} "
+                         f"and at most {rules.flip_agreement:.0%} of members agree)")
         elif bad[i]:
             source[i] = "both-harmful" if harm[i] else "both-bad"
             signal[i] = (f"{head}; reward percentiles chosen {pc[i]:.2f}, rejected {pr[i]:.2f}"

@@ -151,7 +151,8 @@ def _sources(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any]
              "Yeh et al. (2024) found by re-annotating HH. These are guesses from scores, not "
              "human judgements; `preflab clean --method sac` acts on them (flip mis-labels, "
              "remove both-bad pairs and the other pairs the committee leans against, keep the "
-             f"rest). {_against(table)}</p><table><tr><th>source</th><th>signal"
+             f"rest). {_against(table)}</p>{_rules_in_force(summary)}"
+             "<table><tr><th>source</th><th>signal"
              f"</th><th>pairs</th><th>share of flagged</th></tr>{rows}</table>"]
     for source in counts:
         sub = table[table["source"] == source]
@@ -167,6 +168,44 @@ def _sources(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any]
     return "\n".join(parts)
 
 
+def _rules_in_force(summary: dict[str, Any]) -> str:
+    """The thresholds the source tags were drawn with, as one sentence."""
+    rules = summary.get("source_rules", {})
+    if "flip_p_used" not in rules:
+        return ""
+    return (f"<p>Rules in force: <i>mis-label</i> where P(chosen better) &le; "
+            f"{rules['flip_p_used']:.2f} (flip_p {html.escape(str(rules['flip_p']))}) and at most "
+            f"{rules['flip_agreement']:.0%} of members agree; a reversal is called confident "
+            f"only when that threshold is 0.20 or below. <i>both-bad</i> / "
+            f"<i>different-thresholds</i>: both replies at or below the "
+            f"{rules['bad_quantile']:.0%} / at or above the {rules['good_quantile']:.0%} "
+            f"reward percentile; flagged: at most {rules['flag_agreement']:.0%} agree, or "
+            f"P(chosen better) &lt; 0.5.</p>")
+
+
+def _member_rows(summary: dict[str, Any]) -> tuple[str, str, str]:
+    """The members table rows, the correlation table and the collinearity warnings."""
+    aucs = summary.get("flip_detection_auc", {})
+    diag = summary.get("member_diagnostics", {})
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{html.escape(str(summary['member_kinds'].get(n, '')))}"
+        f"</td><td>{fmt(d.get('agreement_with_labels'), '.1%')}</td>"
+        f"<td>{fmt(d.get('estimated_accuracy'), '.1%')}</td><td>{fmt(d.get('weight'), '+.3f')}"
+        "</td>" + (f"<td>{aucs[n]:.3f}</td>" if n in aucs else "") + "</tr>"
+        for n, d in diag.items())
+    names = list(diag)
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join(
+        f"<tr><th>{html.escape(a)}</th>" + "".join(
+            "<td>1</td>" if a == b else f"<td>{diag[a]['correlation'][b]:+.2f}</td>"
+            for b in names) + "</tr>" for a in names)
+    table = f"<table><tr><th></th>{head}</tr>{body}</table>"
+    warnings = "".join(f"<p><b>warning:</b> {html.escape(w)}</p>"
+                       for w in summary.get("member_warnings", []))
+    return rows, table, warnings
+
+
 def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any],
                   per_bin: int = 3) -> str:
     """The report as one HTML string."""
@@ -178,12 +217,7 @@ def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str,
         for b in BIN_NAMES)
     aucs = summary.get("flip_detection_auc", {})
     combined = summary.get("committee_probability", {})
-    weights = combined.get("weights", {})
-    members_rows = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{html.escape(str(summary['member_kinds'].get(n, '')))}"
-        f"</td><td>{a:.1%}</td><td>{weights.get(n, float('nan')):.3g}</td>"
-        + (f"<td>{aucs[n]:.3f}</td>" if n in aucs else "") + "</tr>"
-        for n, a in summary["member_agreement_with_labels"].items())
+    members_rows, correlation_table, warnings = _member_rows(summary)
     auc_head = "<th>flip AUC</th>" if aucs else ""
     auc_line = (f"<p>The data carries injected label flips ({summary['n_flipped']} pairs). The "
                 f"committee's P(chosen better) separates them from the rest with ROC-AUC "
@@ -212,14 +246,18 @@ agreement</p>{auc_line}
 <h2>Votes per pair</h2><img src="{figs['votes']}" alt="vote histogram">
 <h2>Bins per subset</h2><img src="{figs['bins']}" alt="bins per subset">
 <h2>Members</h2><table><tr><th>member</th><th>kind</th><th>agrees with labels</th>
-<th>weight in P(chosen better)</th>{auc_head}</tr>{members_rows}</table>
-<p>The committee's P(chosen better) weighs the members' margins
-(method: {html.escape(str(combined.get('method', '')))}); a member whose margins share
-nothing with the others (at chance, or leaning one way whatever the pair) gets about zero
-weight.</p>
+<th>estimated accuracy</th><th>weight (|weights| sum to 1)</th>{auc_head}</tr>{members_rows}
+</table>
+<p>The committee's P(chosen better) combines the members' margins (method
+<code>{html.escape(str(combined.get('method', '')))}</code>; members whose margins correlate at
+|r| &ge; {combined.get('collinear_threshold', '')} are merged first and count as one). A
+member's estimated accuracy is how often its vote matches the committee's verdict, weighed
+by the committee's certainty; its weight is its share of the verdict.</p>{warnings}
+<h3>Correlation of the members' margins</h3>{correlation_table}
 <h3>How often two members vote the same way</h3><img src="{figs['matrix']}" alt="matrix">
 <h2>Margin distributions</h2><img src="{figs['margins']}" alt="margins">
 {_sources(table, summary, pairs)}
 <h2>Example pairs from each bin</h2>{_examples(table, pairs, per_bin)}
-<h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=1))}</pre>
+<h2>Everything else</h2><details><summary>summary.json (the figures behind this page)</summary>
+<pre>{html.escape(json.dumps(summary, indent=1))}</pre></details>
 </body></html>"""

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.audit.combine import COLLINEAR, correlations
 from preflab.audit.table import BIN_NAMES
 
 
@@ -49,6 +50,33 @@ def flip_detection_auc(table: pd.DataFrame) -> dict[str, float] | None:
     for name in member_names(table):
         aucs[name] = float(roc_auc_score(y, -np.nan_to_num(table[f"margin.{name}"])))
     return aucs
+
+
+def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = None,
+                       threshold: float = COLLINEAR) -> tuple[dict[str, Any], list[str]]:
+    """Per member: agreement with the labels, estimated accuracy under the committee
+    (expected agreement with the committee's P(chosen better), ties half), normalised
+    weight, correlation with every other member; and a warning for each pair of
+    members that correlate above `threshold` (they count as one)."""
+    names = member_names(table)
+    margins = table[[f"margin.{n}" for n in names]].to_numpy(dtype=float)
+    r = correlations(margins)
+    q = table["p_chosen"].to_numpy(dtype=float)
+    rows: dict[str, Any] = {}
+    for k, name in enumerate(names):
+        x = margins[:, k]
+        seen = ~np.isnan(x)
+        right = np.where(x > 0, q, np.where(x < 0, 1 - q, 0.5))[seen]
+        rows[name] = {
+            "agreement_with_labels": round(float((x[seen] > 0).mean()), 4) if seen.any() else None,
+            "estimated_accuracy": round(float(right.mean()), 4) if seen.any() else None,
+            "weight": None if weights is None else weights.get(name),
+            "correlation": {o: round(float(r[k, j]), 3) for j, o in enumerate(names) if j != k},
+        }
+    warnings = [f"{a} and {b} correlate {r[i, j]:+.2f} (|r| >= {threshold}): these two count "
+                f"as one" for i, a in enumerate(names) for j, b in enumerate(names)
+                if i < j and abs(r[i, j]) >= threshold]
+    return rows, warnings
 
 
 def summarize(table: pd.DataFrame) -> dict[str, Any]:

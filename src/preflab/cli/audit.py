@@ -31,10 +31,10 @@ def audit(
     cache: Annotated[Path | None, typer.Option(
         help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
     combine: Annotated[str, typer.Option(
-        help="Committee probability (near-collinear members merged first): latent "
-             "(latent-truth model: members weighed by their estimated accuracy, labels "
-             "only as a prior), factor (one-factor model), stacked (weights fitted on "
-             "the labels) or mean.")] = "latent",
+        help="Committee probability (near-collinear members merged first): stacked "
+             "(weights fitted on the other folds' labels, cross-fitted), latent "
+             "(latent-truth model, no labels), factor (one-factor model) or mean.")
+    ] = "stacked",
     seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:

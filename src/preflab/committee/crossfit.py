@@ -11,10 +11,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
-    """A seeded assignment of n items to folds of near-equal size."""
+def fold_ids(n: int, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """A seeded assignment of n items to folds; every member of a group (see
+    :func:`preflab.data.groups.pair_groups`) lands in its group's fold.
+
+    Groups, not items, are dealt out in a seeded random order, so folds hold
+    near-equal numbers of groups; with no groups (or all of size one, numbered by
+    position) this is the plain seeded assignment of items.
+    """
+    if groups is None:
+        groups = np.arange(n)
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError(f"fold_ids: {len(groups)} groups for {n} items")
+    n_groups = int(groups.max()) + 1 if n else 0
     rng = np.random.default_rng(seed)
-    return rng.permutation(np.arange(n) % folds)
+    return rng.permutation(np.arange(n_groups) % folds)[groups]
 
 
 def fit_bradley_terry(diff: np.ndarray, C: float = 1.0, weights: np.ndarray | None = None,
@@ -31,12 +43,16 @@ def fit_bradley_terry(diff: np.ndarray, C: float = 1.0, weights: np.ndarray | No
 
 
 def crossfit_linear_rewards(f_chosen: np.ndarray, f_rejected: np.ndarray, folds: int = 5,
-                            seed: int = 0, C: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold rewards (r_chosen, r_rejected) for every pair."""
+                            seed: int = 0, C: float = 1.0, groups: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold rewards (r_chosen, r_rejected) for every pair; pairs of one group
+    (copies, one prompt) share a fold, so no copy of a pair trains its scorer."""
     n = len(f_chosen)
-    if folds < 2 or n < folds:
-        raise ValueError(f"crossfit needs 2 <= folds <= pairs, got folds={folds}, pairs={n}")
-    assign = fold_ids(n, folds, seed)
+    n_groups = n if groups is None else len(np.unique(groups))
+    if folds < 2 or n_groups < folds:
+        raise ValueError(f"crossfit needs 2 <= folds <= groups of pairs, got folds={folds}, "
+                         f"pairs={n}, groups={n_groups}")
+    assign = fold_ids(n, folds, seed, groups)
     r_c, r_r = np.zeros(n), np.zeros(n)
     for k in range(folds):
         train, test = assign != k, assign == k

@@ -170,6 +170,7 @@ def score_embed_rm(spec: MemberSpec, pairs: list[PreferencePair],
 def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
                    engine: Engine) -> MemberScores:
     from preflab.committee.crossfit import crossfit_linear_rewards
+    from preflab.data.groups import pair_groups
 
     ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
     o = spec.options
@@ -177,7 +178,7 @@ def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
     r_c, r_r = crossfit_linear_rewards(pair_features(ctx_c, rep_c, kind),
                                        pair_features(ctx_r, rep_r, kind),
                                        folds=o.get("folds", 5), seed=o.get("seed", 0),
-                                       C=o.get("C", 1.0))
+                                       C=o.get("C", 1.0), groups=pair_groups(pairs))
     margin = r_c - r_r
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
                         {"folds": o.get("folds", 5), "features": kind})

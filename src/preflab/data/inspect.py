@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from preflab.data.groups import prompt_key
 from preflab.data.pair import EMPTY_REPLY, PREFIX_MISMATCH
 from preflab.data.read import ReadResult, read_pairs
 
@@ -59,6 +60,7 @@ def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
     subsets: Counter[str] = Counter()
     flags: Counter[str] = Counter()
     ids: Counter[str] = Counter()
+    prompts: Counter[str] = Counter()
     turns: list[int] = []
     lengths: dict[str, list[int]] = {"prompt": [], "chosen": [], "rejected": []}
     soft = flipped = 0
@@ -68,6 +70,7 @@ def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
             subsets[r["subset"] or "(none)"] += 1
             flags.update(r["flags"] or [])
             ids[r["id"]] += 1
+            prompts[prompt_key(r["prompt"])] += 1
             turns.append(len(r["prompt"]))
             soft += r["p_chosen"] not in (0.0, 1.0)
             flipped += bool(json.loads(r["meta"]).get("flipped"))
@@ -95,6 +98,8 @@ def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
         "empty_reply": flags[EMPTY_REPLY],
         "prefix_mismatch": flags[PREFIX_MISMATCH],
         "duplicate_ids": sum(c - 1 for c in ids.values() if c > 1),
+        "repeated_prompts": sum(c > 1 for c in prompts.values()),
+        "pairs_with_a_repeated_prompt": sum(c for c in prompts.values() if c > 1),
         "soft_labels": soft,
     }
     if flipped:

@@ -15,12 +15,13 @@ def split_pairs(pairs: list[PreferencePair], test_fraction: float = 0.5, seed: i
     """(train, test): a seeded random `test_fraction` of the pairs is held out; both
     parts keep the input order.
 
-    Pairs with the same prompt stay on one side, so no held-out prompt was trained
-    on: prompts are drawn in a seeded random order until the held-out part has
+    Pairs with the same prompt (case and whitespace folded; copies of a pair too:
+    :func:`preflab.data.groups.pair_groups`) stay on one side, so no held-out prompt
+    was trained on: prompts are drawn in a seeded random order until the held-out part has
     `test_fraction` of the pairs (the first prompt to reach it ends the draw). With
     every prompt distinct this is a plain random split of the pairs, and the held-out
     part of a smaller fraction is inside that of a larger one with the same seed."""
-    from preflab.data.prompts import prompt_of
+    from preflab.data.groups import pair_groups
 
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -28,9 +29,9 @@ def split_pairs(pairs: list[PreferencePair], test_fraction: float = 0.5, seed: i
     if not 0 < n_test < len(pairs):
         raise ValueError(f"cannot hold out {test_fraction:.0%} of {len(pairs)} pairs: one "
                          "part would be empty")
-    groups: dict[str, list[int]] = {}
-    for i, p in enumerate(pairs):
-        groups.setdefault(prompt_of(p.prompt).id, []).append(i)
+    groups: dict[int, list[int]] = {}
+    for i, g in enumerate(pair_groups(pairs)):
+        groups.setdefault(int(g), []).append(i)
     order = list(groups.values())
     test = np.zeros(len(pairs), dtype=bool)
     held = 0

@@ -1,0 +1,113 @@
+"""Every committee combination against the best single member, side by side in one run.
+
+At each flip rate a seeded fraction of DATA's labels is flipped (recorded demo flips
+are turned back first, so the injected flips are the whole noise), the noisy data
+is audited once by the committee (member scores come from the engine's cache), and
+from the audit's per-member margins every combination (``latent``, ``factor``,
+``stacked``, ``mean``; see :mod:`preflab.audit.combine`) and every single member is
+measured: ROC-AUC of its suspicion (1 - P(chosen), or minus the margin) against
+the injected flips, and its agreement with the uncorrupted labels. Rate 0 measures
+agreement with the data's own labels.
+
+Last line: JSON {"rows": [...], "default_minus_best_member": {rate: AUC difference},
+"peak_rss_mb": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from preflab.audit.audit_pairs import audit
+from preflab.audit.combine import COLLINEAR, DEFAULT, METHODS, committee_probability
+from preflab.audit.stats import member_names
+from preflab.clean.noise import inject_flips, restore_truth
+from preflab.data.demo import demo
+from preflab.data.groups import pair_groups
+from preflab.data.read import iter_pairs, read_pairs
+from preflab.data.write import write_pairs
+
+
+def _auc(flipped: np.ndarray, suspicion: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    if flipped.all() or not flipped.any():
+        return None
+    return round(float(roc_auc_score(flipped, np.nan_to_num(suspicion))), 4)
+
+
+def measure(table: pd.DataFrame, flipped: np.ndarray, groups: np.ndarray, seed: int,
+            collinear: float) -> list[dict[str, Any]]:
+    """One row per combination and per member: flip AUC and agreement with the truth."""
+    names = member_names(table)
+    margins = table[[f"margin.{n}" for n in names]].to_numpy(dtype=float)
+    member_p = table[[f"p_chosen.{n}" for n in names]].to_numpy(dtype=float)
+    rows = []
+    for method in METHODS:
+        p, _ = committee_probability(margins, method, seed=seed, member_p=member_p,
+                                     groups=groups, collinear=collinear)
+        rows.append({"scorer": f"combine={method}", "flip_auc": _auc(flipped, 1 - p),
+                     "agreement_with_truth": round(float(((p > 0.5) != flipped).mean()), 4)})
+    for k, name in enumerate(names):
+        x = margins[:, k]
+        rows.append({"scorer": name, "flip_auc": _auc(flipped, -x),
+                     "agreement_with_truth": round(float(((x > 0) != flipped).mean()), 4)})
+    return rows
+
+
+def run_rate(truth: list[Any], rate: float, args: argparse.Namespace) -> list[dict[str, Any]]:
+    noisy, mask = inject_flips(truth, rate, args.seed)
+    folder = Path(args.out) / f"rate-{rate:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_pairs(noisy, folder / "pairs.jsonl")
+    audit(folder / "pairs.jsonl", committee=args.committee, out=folder / "audit",
+          seed=args.seed)
+    table = pd.read_parquet(folder / "audit" / "audit.parquet")
+    rows = measure(table, mask, pair_groups(noisy), args.seed, args.collinear)
+    return [{"rate": rate, **r} for r in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=None,
+                        help="preference file; default: make demo's 500 pairs (its flips turned back)")
+    parser.add_argument("--pairs", type=int, default=None, help="first N pairs (default all)")
+    parser.add_argument("--rates", default="0.1,0.25,0.4")
+    parser.add_argument("--committee", default="cpu")
+    parser.add_argument("--collinear", type=float, default=COLLINEAR)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/bench-combination")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    data = args.data
+    if data is None:
+        data = str(Path(args.out) / "demo.jsonl")
+        demo(data, n=args.pairs or 500, flip_rate=0.25, seed=args.seed)  # make demo's pairs
+    pairs = list(iter_pairs(read_pairs(data).pairs))[: args.pairs]
+    truth, _ = restore_truth(pairs)
+    rows = [r for rate in map(float, args.rates.split(",")) for r in run_rate(truth, rate, args)]
+    frame = pd.DataFrame(rows)
+    print(frame.to_string(index=False))
+    gaps = {}
+    for rate, part in frame.groupby("rate"):
+        members = part[~part["scorer"].str.startswith("combine=")]
+        default = part[part["scorer"] == f"combine={DEFAULT}"]["flip_auc"].iloc[0]
+        best = members["flip_auc"].max()
+        if default is not None and not np.isnan(best):
+            gaps[f"{rate:g}"] = round(float(default - best), 4)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"data": data, "committee": args.committee, "pairs": len(truth),
+                      "default": DEFAULT, "rows": rows, "default_minus_best_member": gaps,
+                      "seconds": round(time.perf_counter() - started, 1),
+                      "peak_rss_mb": round(peak, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from preflab.audit.combine import (
+    DEFAULT,
+    METHODS,
+    committee_probability,
+    latent_posterior,
+    merge_collinear,
+)
+
+
+def committee(n: int = 2000, rate: float = 0.25, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Margins of four members with known truth: member k's margin is mu_k (label
+    right) or -mu_k (label flipped) plus unit noise. Returns margins, their own
+    probabilities and the flip mask."""
+    rng = np.random.default_rng(seed)
+    flipped = rng.random(n) < rate
+    s = np.where(flipped, -1.0, 1.0)
+    mu = np.array([1.5, 0.8, 0.4, 0.15])
+    margins = s[:, None] * mu + rng.normal(size=(n, len(mu)))
+    return margins, 1 / (1 + np.exp(-margins)), flipped
+
+
+def _p(margins: np.ndarray, member_p: np.ndarray, method: str) -> np.ndarray:
+    return committee_probability(margins, method, member_p=member_p)[0]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_copies_negation_and_rescaling_change_nothing(method: str) -> None:
+    margins, member_p, _ = committee()
+    base = _p(margins, member_p, method)
+    copies = np.hstack([margins, margins[:, [0, 0, 0]]])
+    copies_p = np.hstack([member_p, member_p[:, [0, 0, 0]]])
+    negated = np.hstack([margins, -margins[:, [1]]])
+    negated_p = np.hstack([member_p, 1 - member_p[:, [1]]])
+    scaled = margins.copy()
+    scaled[:, 2] *= 100
+    for m, p in ((copies, copies_p), (negated, negated_p), (scaled, member_p)):
+        assert np.abs(_p(m, p, method) - base).max() <= 0.02
+
+
+@pytest.mark.parametrize("method", [DEFAULT, "latent"])
+def test_pure_noise_members_cost_at_most_a_hundredth_of_auc(method: str) -> None:
+    margins, member_p, flipped = committee()
+    noise = np.random.default_rng(1).normal(size=(len(margins), 2)) * [1.0, 30.0]
+    auc = roc_auc_score(flipped, 1 - _p(margins, member_p, method))
+    noisy = np.hstack([margins, noise])
+    noisy_p = np.hstack([member_p, 1 / (1 + np.exp(-noise))])
+    auc_noisy = roc_auc_score(flipped, 1 - _p(noisy, noisy_p, method))
+    assert auc - auc_noisy <= 0.01
+    assert auc >= roc_auc_score(flipped, -margins[:, 0]) - 0.01  # as good as the best member
+
+
+def test_latent_weights_follow_accuracy_and_find_the_flip_rate() -> None:
+    margins, _, flipped = committee(rate=0.3)
+    x, _, _ = merge_collinear(margins)
+    p, info = latent_posterior(x)
+    w = info["group_weights"]
+    assert w[0] > w[1] > w[2] > w[3] > -0.1
+    assert info["labels_right"] == pytest.approx(0.7, abs=0.03)
+    assert info["group_accuracy"][0] == pytest.approx(0.5 + 0.5 * 0.866, abs=0.03)  # Phi(1.5)
+    assert ((p > 0.5) != flipped).mean() > 0.85
+
+
+def test_missing_margins_are_no_opinion() -> None:
+    margins, member_p, _ = committee(n=400)
+    margins[:50, 0] = np.nan
+    member_p[:50, 0] = np.nan
+    for method in METHODS:
+        p = _p(margins, member_p, method)
+        assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+
+
+def test_merged_members_are_reported() -> None:
+    margins, member_p, _ = committee(n=400)
+    both = np.hstack([margins, -3 * margins[:, [0]]])
+    _, info = committee_probability(both, member_p=np.hstack([member_p, member_p[:, [0]]]))
+    assert info["merged"] == [[0, 4]]
+    w = np.array(info["member_weights"])
+    assert np.abs(w).sum() == pytest.approx(1.0)
+    assert w[0] == pytest.approx(-w[4]) and w[0] > 0  # one member's weight, shared
+
+
+def test_unknown_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="combine must be one of"):
+        committee_probability(np.zeros((10, 2)), "vote")
