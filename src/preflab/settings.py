@@ -18,7 +18,7 @@ import tomllib
 import typing
 from dataclasses import MISSING, Field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -109,6 +109,15 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
     if path is not None:
         return config_from_file(cls, path, **overrides)
     return cls(**overrides)
+
+
+class FromFile:
+    """Base of the stages' settings dataclasses: ``Config.from_file(path, **overrides)``
+    is :func:`config_from_file` for that class."""
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> Self:
+        return config_from_file(cls, path, **overrides)
 
 
 # ---- writing ---------------------------------------------------------------------------

@@ -194,24 +194,25 @@ def confident_learning(view: AuditView, action: str = "remove", seed: int = 0,
                confident_learning_score(view))
 
 
+def _remove_top_of_member(view: AuditView, method: str, k: float, name: str,
+                          score: np.ndarray, reason: Callable[[float], str]) -> pd.DataFrame:
+    """Remove the top `k` fraction by member `name`'s `score` (`reason`: a pair's line)."""
+    return act(view.table["id"], top_fraction(score, k), "remove", [reason(s) for s in score],
+               method, {"k": k, "member": name}, score)
+
+
 def loss(view: AuditView, k: float = DEFAULT_K, member: str | None = None) -> pd.DataFrame:
     """Remove the top `k` fraction by a trained reward model's loss on the pair."""
     name = _trained(view, member)
-    score = loss_score(view, name)
-    mask = top_fraction(score, k)
-    reason = [f"{name}: loss {v:.2f} (top {k:.0%})" for v in score]
-    return act(view.table["id"], mask, "remove", reason, "loss", {"k": k, "member": name},
-               score)
+    return _remove_top_of_member(view, "loss", k, name, loss_score(view, name),
+                                 lambda v: f"{name}: loss {v:.2f} (top {k:.0%})")
 
 
 def ifd_gap(view: AuditView, k: float = DEFAULT_K, member: str | None = None) -> pd.DataFrame:
     """Remove the lowest `k` fraction by IFD gap (chosen follows the prompt no better)."""
     name = _ifd(view, member)
-    score = ifd_gap_score(view, name)
-    mask = top_fraction(score, k)
-    reason = [f"{name}: log IFD gap {-s:+.3f} (lowest {k:.0%})" for s in score]
-    return act(view.table["id"], mask, "remove", reason, "ifd-gap", {"k": k, "member": name},
-               score)
+    return _remove_top_of_member(view, "ifd-gap", k, name, ifd_gap_score(view, name),
+                                 lambda s: f"{name}: log IFD gap {-s:+.3f} (lowest {k:.0%})")
 
 
 BASELINES: dict[str, Any] = {

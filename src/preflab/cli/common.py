@@ -94,6 +94,10 @@ AllowEmptyOpt = Annotated[bool, typer.Option(
 JsonOpt = Annotated[bool, typer.Option(
     "--json", help="Print the summary as one JSON object on the last line of stdout.")]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+ModelOutOpt = Annotated[Path, typer.Option("--out", help="Output model folder.")]
+PairsArg = Annotated[str, typer.Argument(help="Preference pairs.")]
+TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
+ReplyBatchOpt = Annotated[int, typer.Option(help="Replies sampled at once.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", min=1, help="CPU threads for torch (default: torch's choice).")]
@@ -123,77 +127,6 @@ def print_truncation(tokens: dict[str, Any], max_length: int) -> None:
         out.print(f"[yellow]truncated to --max-length {max_length}[/]: "
                   f"{tokens['context_truncated']} contexts lost their oldest tokens, "
                   f"{tokens['reply_truncated']} replies were cut")
-
-
-RmLabels = Annotated[str | None, typer.Option(
-    "--labels", help="hard (Bradley-Terry on chosen > rejected), soft (cross-entropy "
-                     "against p_chosen, e.g. AI labels) or auto (soft if any p_chosen < 1).")]
-
-
-RmMaxLength = Annotated[int | None, typer.Option(
-    "--max-length", help="Tokens per (context, reply); contexts lose their oldest tokens "
-                         "first, a reply that does not fit is refused. [default: 512]")]
-
-
-RmMargin = Annotated[float | None, typer.Option(
-    "--margin", help="Bradley-Terry margin m: -log sigmoid(r_c - r_r - m) (per pair: "
-                     "meta.margin).")]
-
-
-RmSubsetWeight = Annotated[list[str] | None, typer.Option(
-    "--subset-weight", help="SUBSET=W: loss weight of a subset, e.g. harmless-base=0.5 for "
-                            "L = L_help + 0.5 L_harm (repeatable).")]
-
-
-RmEpochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 2]")]
-
-
-RmLr = Annotated[float | None, typer.Option(
-    "--lr", help="Learning rate. [default: 1e-4 encoders, 1e-5 decoders, 2e-4 LoRA]")]
-
-
-RmBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs per step. "
-                                                                  "[default: 8]")]
-
-
-RmLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (merged "
-                                                                   "into the saved model) "
-                                                                   "or full fine-tuning.")]
-
-
-RmHead = Annotated[str | None, typer.Option(
-    "--head", help="Encoders: cls (a [CLS] cross-encoder), bi-encoder (context and reply "
-                   "encoded alone, cosine head starting from the zero-shot cosine; loads "
-                   "elsewhere with trust_remote_code) or auto: bi-encoder for a BERT "
-                   "sentence-transformers folder pooled by the mean (the minilm-l6 preset; "
-                   "hub ids are not inspected), else cls. [default: auto]")]
-
-
-RmLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
-
-
-RmTrainLayers = Annotated[int | None, typer.Option(
-    "--train-layers", help="Train only the top N transformer layers and the head.")]
-
-
-RmPad = Annotated[str | None, typer.Option(
-    "--pad-token", help="Pad token for a tokenizer that has none ('eos' or a token).")]
-
-
-RmSeed = Annotated[int | None, typer.Option("--seed", help="Seed (head, order, split).")]
-
-
-RmConfig = Annotated[Path | None, typer.Option(
-    "--config", help="TOML/JSON file of settings (a model's preflab-train.json works); "
-                     "options given here override it.")]
-
-
-RmThreads = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
-
-
-RmDevice = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
-
-
 
 
 PConfig = Annotated[Path | None, typer.Option(
@@ -311,6 +244,61 @@ def pct(x: float | None) -> str:
     return "-" if x is None or x != x else f"{x:.1%}"
 
 
+class Rm:
+    """The reward-model training options: `preflab train-rm`'s, and `preflab eval-rm
+    --split-halves`'s (it trains two). None: not given (the --config file's value, else
+    the default)."""
+
+    Config = PConfig  # these four are the policy trainers' options, one definition each
+    LoraR = PLoraR
+    Device = PDevice
+    Threads = PThreads
+
+    Labels = Annotated[str | None, typer.Option(
+        "--labels", help="hard (Bradley-Terry on chosen > rejected), soft (cross-entropy "
+                         "against p_chosen, e.g. AI labels) or auto (soft if any p_chosen < 1).")]
+
+    MaxLength = Annotated[int | None, typer.Option(
+        "--max-length", help="Tokens per (context, reply); contexts lose their oldest tokens "
+                             "first, a reply that does not fit is refused. [default: 512]")]
+
+    Margin = Annotated[float | None, typer.Option(
+        "--margin", help="Bradley-Terry margin m: -log sigmoid(r_c - r_r - m) (per pair: "
+                         "meta.margin).")]
+
+    SubsetWeight = Annotated[list[str] | None, typer.Option(
+        "--subset-weight", help="SUBSET=W: loss weight of a subset, e.g. harmless-base=0.5 for "
+                                "L = L_help + 0.5 L_harm (repeatable).")]
+
+    Epochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 2]")]
+
+    Lr = Annotated[float | None, typer.Option(
+        "--lr", help="Learning rate. [default: per head: 2e-5 bi-encoder, 1e-4 cls encoder, "
+                     "1e-5 decoder (last token), 2e-4 with LoRA]")]
+
+    Batch = Annotated[int | None, typer.Option("--batch-size", help="Pairs per step. "
+                                                                    "[default: 8]")]
+
+    Lora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (merged "
+                                                                     "into the saved model) "
+                                                                     "or full fine-tuning.")]
+
+    Head = Annotated[str | None, typer.Option(
+        "--head", help="Encoders: cls (a [CLS] cross-encoder), bi-encoder (context and reply "
+                       "encoded alone, cosine head starting from the zero-shot cosine; loads "
+                       "elsewhere with trust_remote_code) or auto: bi-encoder for a BERT "
+                       "sentence-transformers folder pooled by the mean (the minilm-l6 preset; "
+                       "hub ids are not inspected), else cls. [default: auto]")]
+
+    TrainLayers = Annotated[int | None, typer.Option(
+        "--train-layers", help="Train only the top N transformer layers and the head.")]
+
+    Pad = Annotated[str | None, typer.Option(
+        "--pad-token", help="Pad token for a tokenizer that has none ('eos' or a token).")]
+
+    Seed = Annotated[int | None, typer.Option("--seed", help="Seed (head, order, split).")]
+
+
 def rm_config(config_file: Path | None, subset_weight: list[str] | None = None,
                **given: Any) -> Any:
     """A RewardConfig from a file (if any) with the options the user gave on top."""
@@ -341,11 +329,6 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 
 PromptLimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=1, help="Only the first N prompts. [default: all]")]
-
-
-RmLrOpt = Annotated[float | None, typer.Option(
-    "--lr", help="Learning rate. [default: per head: 2e-5 bi-encoder, 1e-4 cls encoder, "
-                 "1e-5 decoder (last token), 2e-4 with LoRA]")]
 
 
 def typed_options(ctx: typer.Context) -> dict[str, Any]:

@@ -12,25 +12,16 @@ from preflab.cli.common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    OutDirOpt,
     PJson,
     PLimit,
     PMaxNew,
     PPrompts,
     PromptLimitOpt,
-    RmBatch,
-    RmConfig,
-    RmDevice,
-    RmEpochs,
-    RmHead,
-    RmLabels,
-    RmLora,
-    RmLrOpt,
-    RmMaxLength,
-    RmPad,
-    RmSeed,
-    RmThreads,
-    RmTrainLayers,
+    ReplyBatchOpt,
+    Rm,
     SeedOpt,
+    TemperatureOpt,
     ThreadsOpt,
     floats,
     ints,
@@ -62,11 +53,11 @@ def eval_rm_cmd(
                                "divergence).")] = False,
     test_fraction: Annotated[float, typer.Option(
         help="--split-halves: share of DATA held out for the comparison.")] = 0.2,
-    config_file: RmConfig = None, labels: RmLabels = None, max_length: RmMaxLength = None,
-    epochs: RmEpochs = None, lr: RmLrOpt = None, batch_size: RmBatch = None,
-    lora: RmLora = None, head: RmHead = None, train_layers: RmTrainLayers = None,
-    pad_token: RmPad = None, seed: RmSeed = None, device: RmDevice = None,
-    threads: RmThreads = None, as_json: JsonOpt = False,
+    config_file: Rm.Config = None, labels: Rm.Labels = None, max_length: Rm.MaxLength = None,
+    epochs: Rm.Epochs = None, lr: Rm.Lr = None, batch_size: Rm.Batch = None,
+    lora: Rm.Lora = None, head: Rm.Head = None, train_layers: Rm.TrainLayers = None,
+    pad_token: Rm.Pad = None, seed: Rm.Seed = None, device: Rm.Device = None,
+    threads: Rm.Threads = None, as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a reward model: pairwise accuracy (overall and per subset), calibration
     (ECE, reliability diagram), score distributions; or the split-halves study.
@@ -108,10 +99,8 @@ PolicyArg = Annotated[str, typer.Argument(help="Policy A: a model, or a generati
 Judge = Annotated[str, typer.Option(help="Judge: a causal LM or an OpenAI-compatible URL.")]
 Task = Annotated[str, typer.Option(help="helpful, harmless or summary.")]
 Preamble = Annotated[str, typer.Option(help="base or detailed.")]
-Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
 MaxContext = Annotated[int | None, typer.Option(
     help="The judge's tokens of conversation before the replies (oldest cut first).")]
-Batch = Annotated[int, typer.Option(help="Replies sampled at once.")]
 
 
 @user_errors
@@ -120,10 +109,10 @@ def winrate_cmd(
     b: Annotated[str, typer.Argument(help="Policy B, the same way.")],
     prompts: Annotated[str, typer.Option(help="Prompts (a pair file or a prompt file).")],
     config_file: ConfigOpt = None, judge: Judge = WR.judge, task: Task = WR.task,
-    preamble: Preamble = WR.preamble, temperature: Temperature = WR.temperature,
+    preamble: Preamble = WR.preamble, temperature: TemperatureOpt = WR.temperature,
     max_new_tokens: PMaxNew = WR.max_new_tokens, limit: PromptLimitOpt = None,
-    max_context_tokens: MaxContext = WR.max_context_tokens, batch_size: Batch = WR.batch_size,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("winrate"),
+    max_context_tokens: MaxContext = WR.max_context_tokens,
+    batch_size: ReplyBatchOpt = WR.batch_size, out_dir: OutDirOpt = Path("winrate"),
     seed: SeedOpt = WR.seed, device: DeviceOpt = WR.device, threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -168,9 +157,8 @@ def eval_policy_cmd(
     temperatures: Temperatures = ",".join(map(str, EP.temperatures)),
     max_new_tokens: PMaxNew = EP.max_new_tokens, limit: PromptLimitOpt = None,
     instruction: Instruction = None, steer: Steer = None, coeff: Coeff = EP.coeff,
-    against: Against = None, batch_size: Batch = EP.batch_size,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")
-                       ] = Path("eval-policy"),
+    against: Against = None, batch_size: ReplyBatchOpt = EP.batch_size,
+    out_dir: OutDirOpt = Path("eval-policy"),
     seed: SeedOpt = EP.seed, device: DeviceOpt = EP.device, threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -260,7 +248,7 @@ def probe_cmd(
         help="Fit on a seeded random sample of N train pairs. [default: all]")] = None,
     heldout_sample: Annotated[int | None, typer.Option(
         help="Report on a seeded random sample of N held-out pairs. [default: all]")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("probe"),
+    out_dir: OutDirOpt = Path("probe"),
     max_length: Annotated[int, typer.Option(help="Tokens per prompt+reply.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

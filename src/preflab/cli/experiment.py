@@ -13,6 +13,7 @@ from preflab.cli.common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    PairsArg,
     PMaxNew,
     SeedOpt,
     ThreadsOpt,
@@ -66,7 +67,7 @@ DPO_OPTIONS = {"policy": "policy", "loss": "loss", "beta": "beta", "epochs": "ep
 @user_errors
 def clean_vs_original_cmd(
     ctx: typer.Context,
-    data: Annotated[str, typer.Argument(help="Preference pairs.")],
+    data: PairsArg,
     config_file: ConfigOpt = None, out_dir: OutDir = Path("clean-vs-original"),
     committee: Annotated[str, typer.Option(help="Audit committee: preset or TOML.")
                          ] = CVO.committee,
@@ -117,7 +118,7 @@ RAHF_OPTIONS = {"alpha": "alpha", "scit_lr": "learning_rate"}
 @user_errors
 def rahf_experiment_cmd(
     ctx: typer.Context,
-    data: Annotated[str, typer.Argument(help="Preference pairs.")],
+    data: PairsArg,
     config_file: ConfigOpt = None,
     reward: Annotated[str, typer.Option(help="Reward model for mean reward scores. "
                                              "Required (here or in --config).")] = RC.reward,

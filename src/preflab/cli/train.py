@@ -11,7 +11,10 @@ from preflab.cli.common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    ModelOutOpt,
+    OutDirOpt,
     PAccum,
+    PairsArg,
     PBatch,
     PConfig,
     PDevice,
@@ -30,23 +33,10 @@ from preflab.cli.common import (
     PromptLimitOpt,
     PSeed,
     PThreads,
-    RmBatch,
-    RmConfig,
-    RmDevice,
-    RmEpochs,
-    RmHead,
-    RmLabels,
-    RmLora,
-    RmLoraR,
-    RmLrOpt,
-    RmMargin,
-    RmMaxLength,
-    RmPad,
-    RmSeed,
-    RmSubsetWeight,
-    RmThreads,
-    RmTrainLayers,
+    ReplyBatchOpt,
+    Rm,
     SeedOpt,
+    TemperatureOpt,
     ThreadsOpt,
     ints,
     out,
@@ -70,32 +60,18 @@ def train_rm_cmd(
     base: Annotated[str | None, typer.Option(
         help="Base model: a causal LM (reward at the last token) or an encoder; preset, "
              "folder or hub id. [default: minilm-l6]")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")
-                       ] = Path("reward-model"),
-    config_file: RmConfig = None,
-    labels: RmLabels = None,
-    max_length: RmMaxLength = None,
-    margin: RmMargin = None,
-    subset_weight: RmSubsetWeight = None,
-    epochs: RmEpochs = None,
-    lr: RmLrOpt = None,
-    batch_size: RmBatch = None,
-    lora: RmLora = None,
-    head: RmHead = None,
-    lora_r: RmLoraR = None,
-    train_layers: RmTrainLayers = None,
-    pad_token: RmPad = None,
+    out_dir: ModelOutOpt = Path("reward-model"),
+    config_file: Rm.Config = None, labels: Rm.Labels = None, max_length: Rm.MaxLength = None,
+    margin: Rm.Margin = None, subset_weight: Rm.SubsetWeight = None, epochs: Rm.Epochs = None,
+    lr: Rm.Lr = None, batch_size: Rm.Batch = None, lora: Rm.Lora = None, head: Rm.Head = None,
+    lora_r: Rm.LoraR = None, train_layers: Rm.TrainLayers = None, pad_token: Rm.Pad = None,
     pmp: Annotated[str | None, typer.Option(
         help="Preference-model pretraining: train on this comparison set first, then "
              "fine-tune on DATA.")] = None,
     pmp_epochs: Annotated[float | None, typer.Option(help="Epochs of --pmp. [default: 1]")
                           ] = None,
-    seed: RmSeed = None,
-    device: RmDevice = None,
-    threads: RmThreads = None,
-    precision: PPrecision = None,
-    resume: PResume = True,
-    as_json: PJson = False,
+    seed: Rm.Seed = None, device: Rm.Device = None, threads: Rm.Threads = None,
+    precision: PPrecision = None, resume: PResume = True, as_json: PJson = False,
 ) -> None:
     """Train a scalar reward model (Bradley-Terry, soft labels, weights, PMP); the output
     folder loads with `AutoModelForSequenceClassification`, and its config.toml
@@ -129,7 +105,7 @@ def sft(
     base: Annotated[str | None, typer.Option(
         help="Causal LM to fine-tune: preset, folder or hub id. "
              "[default: smollm2-135m-instruct]")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("sft"),
+    out_dir: ModelOutOpt = Path("sft"),
     side: Annotated[str, typer.Option(help="Train on the chosen replies, or on the rejected "
                                            "ones (RAHF's dispreferred model).")] = "chosen",
     config_file: PConfig = None, max_length: PMaxLength = None, epochs: PEpochs = None,
@@ -155,13 +131,13 @@ def sft(
 
 @user_errors
 def dpo(
-    data: Annotated[str, typer.Argument(help="Preference pairs.")],
+    data: PairsArg,
     policy: Annotated[str | None, typer.Option(
         help="Policy to align (e.g. a `preflab sft` folder). [default: smollm2-135m-instruct]")
                       ] = None,
     reference: Annotated[str | None, typer.Option(
         help="Reference model. [default: the policy before training]")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("dpo"),
+    out_dir: ModelOutOpt = Path("dpo"),
     loss: Annotated[str | None, typer.Option(
         help="sigmoid (DPO), cdpo (label smoothing --eps), robust (flip rate --eps), ipo, "
              "or soft (each pair's p_chosen as the target). [default: sigmoid]")] = None,
@@ -207,19 +183,17 @@ BonReward = Annotated[str, typer.Option(help="Reward model (e.g. a `preflab trai
                                              "rewards are averaged; members take device and "
                                              "threads from the file). Required.")]
 BonN = Annotated[int, typer.Option("--n", help="Samples per prompt.")]
-Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
 TopP = Annotated[float, typer.Option(help="Nucleus sampling.")]
-BonBatch = Annotated[int, typer.Option(help="Replies sampled at once.")]
 
 
 @user_errors
 def bon(
     ctx: typer.Context, prompts: PPrompts, config_file: ConfigOpt = None,
     policy: Policy = BON.policy, reward: BonReward = BON.reward, n: BonN = BON.n,
-    temperature: Temperature = BON.temperature, top_p: TopP = BON.top_p,
+    temperature: TemperatureOpt = BON.temperature, top_p: TopP = BON.top_p,
     max_new_tokens: PMaxNew = BON.max_new_tokens, limit: PromptLimitOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("bon"),
-    seed: SeedOpt = BON.seed, batch_size: BonBatch = BON.batch_size,
+    out_dir: OutDirOpt = Path("bon"),
+    seed: SeedOpt = BON.seed, batch_size: ReplyBatchOpt = BON.batch_size,
     device: DeviceOpt = BON.device, threads: ThreadsOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Best-of-N rejection sampling: sample N replies per prompt, keep the one the reward
@@ -277,7 +251,7 @@ def rl_cmd(
     max_new_tokens: PMaxNew = RL.max_new_tokens,
     max_prompt_tokens: RlPromptTokens = RL.max_prompt_tokens, lora_r: RlLoraR = RL.lora_r,
     limit: PromptLimitOpt = None, save_steps: RlSave = RL.save_steps,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("rl"),
+    out_dir: ModelOutOpt = Path("rl"),
     seed: SeedOpt = RL.seed, device: DeviceOpt = RL.device, threads: ThreadsOpt = None,
     resume: PResume = True, as_json: JsonOpt = False,
 ) -> None:
@@ -300,7 +274,7 @@ def rl_cmd(
 
 @user_errors
 def rahf_cmd(
-    data: Annotated[str, typer.Argument(help="Preference pairs.")],
+    data: PairsArg,
     variant: Annotated[str | None, typer.Option(
         help="scit (one model, contrastive instruction tuning) or dual (preferred + "
              "dispreferred models). [default: scit, or the --config file's]")] = None,
@@ -363,10 +337,10 @@ def rahf_cmd(
 
 @user_errors
 def hir_cmd(
-    data: Annotated[str, typer.Argument(help="Preference pairs.")],
+    data: PairsArg,
     base: Annotated[str | None, typer.Option(
         help="Model to fine-tune. [default: smollm2-135m-instruct]")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output model folder.")] = Path("hir"),
+    out_dir: ModelOutOpt = Path("hir"),
     config_file: PConfig = None, max_length: PMaxLength = None, epochs: PEpochs = None,
     lr: PLr = None, batch_size: PBatch = None, grad_accum: PAccum = None, lora: PLora = None,
     seed: PSeed = None, device: PDevice = None, precision: PPrecision = None,
@@ -388,7 +362,7 @@ def hir_cmd(
 
 @user_errors
 def steer_extract(
-    data: Annotated[str, typer.Argument(help="Preference pairs.")],
+    data: PairsArg,
     model: Annotated[str, typer.Option(help="Model to steer.")] = "smollm2-135m-instruct",
     out_file: Annotated[Path, typer.Option("--out", help="Vector file (.safetensors).")
                         ] = Path("steering.safetensors"),

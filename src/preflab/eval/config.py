@@ -4,14 +4,12 @@ each run's ``OUT/config.toml`` reproduces it). Light: no torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from preflab.settings import config_from_file
+from preflab.settings import FromFile
 
 
 @dataclass
-class WinrateConfig:
+class WinrateConfig(FromFile):
     """Everything that defines a win-rate run but the two policies and the prompts."""
 
     judge: str = "smollm2-135m-instruct"  # a causal LM or an OpenAI-compatible URL
@@ -26,13 +24,9 @@ class WinrateConfig:
     device: str = "auto"
     threads: int | None = None
 
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> WinrateConfig:
-        return config_from_file(cls, path, **overrides)
-
 
 @dataclass
-class EvalPolicyConfig:
+class EvalPolicyConfig(FromFile):
     """Everything that defines a policy evaluation but the model and its data."""
 
     reward: str | None = None  # reward model scoring the replies (needs prompts)
@@ -51,7 +45,3 @@ class EvalPolicyConfig:
         self.temperatures = [float(t) for t in self.temperatures]
         if self.steer is not None:
             self.steer = str(self.steer)
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> EvalPolicyConfig:
-        return config_from_file(cls, path, **overrides)

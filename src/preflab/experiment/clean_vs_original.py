@@ -19,30 +19,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from preflab.experiment.config import CleanVsOriginalConfig
-from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
-from preflab.settings import write_config
+from preflab.experiment.stages import ExperimentRun, merge_timings, start_run
 from preflab.train.recipe import SUMMARY
 
 MODELS = ("original", "cleaned")
 
-
-@dataclass
-class Run:
-    """One experiment's folder, settings, split and stage timings."""
-
-    out: Path
-    config: CleanVsOriginalConfig
-    train_file: Path = Path()
-    eval_file: Path = Path()
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def stage(self, path: Path, name: str, fn: Any) -> dict[str, Any]:
-        return run_stage(path, name, fn, self.timings)
+Run = ExperimentRun[CleanVsOriginalConfig]
 
 
 def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
@@ -66,13 +53,7 @@ def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
 def setup(data: str | Path, out: Path, config: CleanVsOriginalConfig) -> Run:
     """Check a rerun is the same experiment, write config.toml, split the pairs."""
     config = replace(config, dpo=replace(config.dpo, seed=config.seed))  # both: one seed
-    out.mkdir(parents=True, exist_ok=True)
-    check_settings(out / "settings.json", {"data": str(data), **asdict(config)})
-    write_config(config, out)
-    run = Run(out, config)
-    run.train_file, run.eval_file = prepare_split(data, out / "split", config.eval_fraction,
-                                                  config.train_sample, config.seed)
-    return run
+    return start_run(Run(out, config), data)
 
 
 def audit_and_clean(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,17 +5,15 @@ tables (``[dpo]``, ``[policy]``, ``[rahf]``). Light: no torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from preflab.settings import config_from_file
+from preflab.settings import FromFile
 from preflab.train.config import PolicyConfig, RAHFConfig
 
 RAHF_METHODS = ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")
 
 
 @dataclass
-class CleanVsOriginalConfig:
+class CleanVsOriginalConfig(FromFile):
     """Everything that defines a clean-vs-original experiment but the data."""
 
     committee: str = "cpu"  # audit committee: a preset or a TOML file
@@ -31,13 +29,9 @@ class CleanVsOriginalConfig:
     temperature: float = 0.7
     seed: int = 0  # of every stage (the DPO runs' too)
 
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> CleanVsOriginalConfig:
-        return config_from_file(cls, path, **overrides)
-
 
 @dataclass
-class RAHFCompareConfig:
+class RAHFCompareConfig(FromFile):
     """Everything that defines a RAHF-vs-baselines experiment but the data."""
 
     reward: str = ""  # reward model for mean reward scores (required)
@@ -60,7 +54,3 @@ class RAHFCompareConfig:
     def __post_init__(self) -> None:
         self.temperatures = [float(t) for t in self.temperatures]
         self.methods = list(self.methods)
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> RAHFCompareConfig:
-        return config_from_file(cls, path, **overrides)

@@ -19,31 +19,23 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from preflab.experiment.config import RAHF_METHODS, RAHFCompareConfig
-from preflab.experiment.stages import check_settings, merge_timings, prepare_split, run_stage
-from preflab.settings import write_config
+from preflab.experiment.stages import ExperimentRun, merge_timings, start_run
 from preflab.train.recipe import SUMMARY
 
 METHODS = RAHF_METHODS
 
 
 @dataclass
-class Run:
-    """One experiment's folder, settings, data files and stage timings."""
+class Run(ExperimentRun[RAHFCompareConfig]):
+    """One experiment's folder, settings, split and stage timings, and the pairs whose
+    chosen replies measure perplexity."""
 
-    out: Path
-    config: RAHFCompareConfig
-    train_file: Path = Path()
-    eval_file: Path = Path()
     ppl_file: Path = Path()
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def stage(self, path: Path, name: str, fn: Any) -> dict[str, Any]:
-        return run_stage(path, name, fn, self.timings)
 
 
 def rahf_compare(data: str | Path, reward: str | None = None,
@@ -87,12 +79,7 @@ def setup(data: str | Path, out: Path, config: RAHFCompareConfig) -> Run:
                    step1_epochs=policy.epochs, save_steps=policy.save_steps,
                    device=policy.device, precision=policy.precision)
     config = replace(config, policy=policy, rahf=rahf)
-    out.mkdir(parents=True, exist_ok=True)
-    check_settings(out / "settings.json", {"data": str(data), **asdict(config)})
-    write_config(config, out)
-    run = Run(out, config)
-    run.train_file, run.eval_file = prepare_split(data, out / "split", config.eval_fraction,
-                                                  config.train_sample, config.seed)
+    run = start_run(Run(out, config), data)
     run.ppl_file = out / "split" / "perplexity.jsonl"
     if not run.ppl_file.exists():
         write_pairs(list(iter_pairs(load_pairs(run.eval_file)))[:config.perplexity_pairs],

@@ -1,11 +1,55 @@
-"""What the experiments share: resumable stages, a settings check, the data split."""
+"""What the experiments share: a run's folder and its resumable stages, a settings
+check, the data split."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
+
+from preflab.settings import write_config
+
+
+class SplitSettings(Protocol):
+    """What an experiment's settings hold for :func:`start_run`'s split."""
+
+    eval_fraction: float
+    train_sample: int | None
+    seed: int
+
+
+C = TypeVar("C", bound=SplitSettings)
+
+
+@dataclass
+class ExperimentRun(Generic[C]):
+    """One experiment's folder, settings, split and stage timings."""
+
+    out: Path
+    config: C
+    train_file: Path = Path()
+    eval_file: Path = Path()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def stage(self, path: Path, name: str, fn: Any) -> dict[str, Any]:
+        return run_stage(path, name, fn, self.timings)
+
+
+R = TypeVar("R", bound=ExperimentRun[Any])
+
+
+def start_run(run: R, data: str | Path) -> R:
+    """Check a rerun of `run` is the same experiment, write its config.toml, split the
+    pairs (its train and eval files)."""
+    out, config = run.out, run.config
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out / "settings.json", {"data": str(data), **asdict(config)})
+    write_config(config, out)
+    run.train_file, run.eval_file = prepare_split(data, out / "split", config.eval_fraction,
+                                                  config.train_sample, config.seed)
+    return run
 
 
 def run_stage(path: Path, name: str, fn: Any, timings: dict[str, float]) -> dict[str, Any]:

@@ -6,16 +6,13 @@ Read and written through :mod:`preflab.settings` (TOML, YAML or JSON; ``OUT/conf
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from preflab.settings import (
-    config_from_file,
-)
+from preflab.settings import FromFile
 
 
 @dataclass
-class PolicyConfig:
+class PolicyConfig(FromFile):
     """Everything that defines an SFT or DPO run (``preflab sft|dpo --config FILE``;
     ``OUT/config.toml`` or a model's preflab-train.json reproduces it)."""
 
@@ -45,10 +42,6 @@ class PolicyConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision on a GPU)
     threads: int | None = None
 
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> PolicyConfig:
-        return config_from_file(cls, path, **overrides)
-
     def lr(self, stage: str) -> float:
         """Default learning rates: SFT 2e-5 (LoRA 2e-4), DPO 5e-6 (LoRA 5e-5)."""
         if self.learning_rate is not None:
@@ -58,7 +51,7 @@ class PolicyConfig:
 
 
 @dataclass
-class RewardConfig:
+class RewardConfig(FromFile):
     """Everything that defines a reward-model run (``preflab train-rm --config FILE``;
     ``OUT/config.toml`` or the model's preflab-train.json reproduces it)."""
 
@@ -94,10 +87,6 @@ class RewardConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision on a GPU)
     threads: int | None = None
 
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> RewardConfig:
-        return config_from_file(cls, path, **overrides)
-
     def lr(self, encoder: bool, bi_encoder: bool = False) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
@@ -111,7 +100,7 @@ RAHF_VARIANTS = ("scit", "dual")
 
 
 @dataclass
-class RAHFConfig:
+class RAHFConfig(FromFile):
     """Everything that defines a RAHF run (``preflab rahf --config FILE``;
     ``OUT/config.toml`` reproduces it)."""
 
@@ -142,10 +131,6 @@ class RAHFConfig:
         if self.variant not in RAHF_VARIANTS:
             raise ValueError(f"variant must be one of {RAHF_VARIANTS}, got {self.variant!r}")
 
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> RAHFConfig:
-        return config_from_file(cls, path, **overrides)
-
     def lr(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
@@ -170,7 +155,7 @@ class RAHFConfig:
 
 
 @dataclass
-class RLConfig:
+class RLConfig(FromFile):
     """Everything that defines an RL run (``preflab rl --config FILE``;
     ``OUT/config.toml`` reproduces it)."""
 
@@ -196,13 +181,9 @@ class RLConfig:
     device: str = "auto"
     threads: int | None = None
 
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> RLConfig:
-        return config_from_file(cls, path, **overrides)
-
 
 @dataclass
-class BestOfNConfig:
+class BestOfNConfig(FromFile):
     """Everything that defines a best-of-N run (``preflab bon --config FILE``;
     ``OUT/config.toml`` reproduces it)."""
 
@@ -217,7 +198,3 @@ class BestOfNConfig:
     batch_size: int = 8  # replies sampled at once
     device: str = "auto"
     threads: int | None = None
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> BestOfNConfig:
-        return config_from_file(cls, path, **overrides)
