@@ -77,7 +77,7 @@ def run_rate(truth: list[Any], rate: float, args: argparse.Namespace) -> list[di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=None,
-                        help="preference file; default: make demo's 500 pairs (its flips turned back)")
+                        help="preference file; default: make demo's 500 pairs, flips undone")
     parser.add_argument("--pairs", type=int, default=None, help="first N pairs (default all)")
     parser.add_argument("--rates", default="0.1,0.25,0.4")
     parser.add_argument("--committee", default="cpu")

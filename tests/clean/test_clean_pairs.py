@@ -58,8 +58,10 @@ def test_clean_hh_keeps_the_hh_format_and_records_everything(tmp_path, hh_path) 
     assert (tmp_path / "t" / "cleaned.jsonl.gz").exists()
     other = tmp_path / "other.jsonl"
     write_pairs(pairs[:39], other)
-    bad = runner.invoke(app, ["clean", str(other), "--audit", str(tmp_path / "a")])
+    bad = runner.invoke(app, ["clean", str(other), "--audit", str(tmp_path / "a"), "--out",
+                              str(tmp_path / "never")])
     assert bad.exit_code == 2 and "covers 40 pairs but the data has 39" in bad.output
+    assert not (tmp_path / "never").exists()  # refused before any folder is made
 
 
 def test_clean_demo_reports_against_recorded_flips(tmp_path) -> None:

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import io
+import re
+import sys
+import time
+
 import numpy as np
 
+from preflab.data.pair import PreferencePair
 from preflab.engine import Engine, EngineOptions
+from preflab.engine.core import LogProgress, oversized, pair_texts, progress_seconds
 from preflab.engine.python import PythonScorer
 from preflab.engine.units import reply_unit
 from tests.helpers import length_reward
@@ -32,3 +39,43 @@ def test_dedup_cache_and_alignment(tmp_path) -> None:
     values2 = again.run(scorer2, [*units, reply_unit(CTX, "dddd")])
     assert scorer2.seen == 1 and again.last_stats.cached == 3
     np.testing.assert_array_equal(np.concatenate(values2[:5]), np.concatenate(values))
+
+
+def test_a_log_gets_plain_progress_lines(monkeypatch) -> None:
+    """Redirected to a log, a live bar showed only at the end (an 18-minute label run
+    printed nothing until it was done): a plain line every few seconds instead."""
+    stream = io.StringIO()
+    progress = LogProgress(every=0.05, stream=stream)
+    with progress:
+        task = progress.add_task("units", total=10)
+        progress.advance(task, 4)
+        time.sleep(0.3)
+        done = progress.add_task("cached", total=3)
+        progress.advance(done, 3)
+    lines = stream.getvalue().splitlines()
+    assert any(re.fullmatch(r"units: 4/10 \(40%\), [\d.]+/s, elapsed 0:00:00, ETA 0:00:0\d",
+                            line) for line in lines), lines
+    assert "cached: 3/3 (100%) done in 0:00:00" in lines[-1]  # finished: said once, at the end
+    assert lines[-2].startswith("units: 4/10 (40%)") and "done" not in lines[-2]
+    assert not any(line.startswith("cached") for line in lines[:-1])
+
+    monkeypatch.setenv("PREFLAB_PROGRESS_SECONDS", "0.2")
+    assert progress_seconds() == 0.2
+    for bad in ("soon", "0", "-1"):
+        monkeypatch.setenv("PREFLAB_PROGRESS_SECONDS", bad)
+        assert progress_seconds() == 30
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    assert isinstance(Engine(EngineOptions(cache_path=":memory:")).progress(), LogProgress)
+    quiet = Engine(EngineOptions(cache_path=":memory:", progress=False)).progress()
+    assert not isinstance(quiet, LogProgress) and quiet.disable
+
+
+def test_texts_over_every_context_are_counted_by_characters() -> None:
+    """As found: a 5 MB reply went in with no warning."""
+    huge = PreferencePair(prompt=[{"role": "user", "content": "Say hi"}],
+                          chosen="x" * 5_000_000, rejected="No.")
+    long_prompt = PreferencePair(prompt=[{"role": "user", "content": "y" * 9000}],
+                                 chosen="Hi", rejected="No.")
+    assert oversized(pair_texts([huge, long_prompt]), 2048) == 2
+    assert oversized(pair_texts([huge]), 2_000_000) == 0
+    assert oversized(pair_texts([huge]), None) == 0

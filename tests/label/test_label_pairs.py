@@ -89,6 +89,9 @@ def test_alignment_and_position_figures() -> None:
     # pair 0 agrees, 1 is a tie, 2 disagrees, 3 agrees (its human label is soft, < 0.5);
     # pair 4 has no label: counted apart, in no figure
     assert s["alignment"] == 0.5 and s["ties"] == 1
+    # each order alone: 0.9 0.6 0.2 | 0.4 (chosen first), 0.9 0.4 0.4 | 0.2 (second)
+    assert s["alignment_chosen_first"] == 0.75 and s["alignment_chosen_second"] == 0.5
+    assert "alignment_first_order_only" not in s
     assert s["position_consistency"] == 0.75 and s["first_position_rate"] == 5 / 8
     assert s["n_labelled"] == 4 and s["n_failed"] == 1 and s["failures"] == {"timed out": 1}
 
@@ -146,3 +149,68 @@ def test_direct_scoring_labels_pairs(tmp_path, data) -> None:
     with pytest.raises(ValueError, match="direct scoring"):
         label(data, "tiny-llama", out=tmp_path / "x", direct=True, cot=True,
               engine_options=QUIET)
+
+
+def test_alignment_of_each_order_shows_position_bias() -> None:
+    """As found: the only per-order figure was the chosen-first order's, which a judge
+    that always says "1" aces. Both orders now: 100% and 0% for that judge."""
+    from preflab.data.pair import PreferencePair
+
+    pairs = [PreferencePair(prompt=[{"role": "user", "content": f"q{i}"}], chosen="a",
+                            rejected="b") for i in range(4)]
+    says_one = pd.DataFrame({  # P(first is better) = 0.8 in either order
+        "p_ai": [0.5] * 4, "p_chosen_first": [0.8] * 4, "p_chosen_second": [0.2] * 4,
+        "consistent": [False] * 4, "first_preferred": [True] * 4,
+        "first_preferred_swapped": [True] * 4, "label_mass": [0.9] * 4, "failure": [None] * 4})
+    s = label_summary(says_one, pairs)
+    assert s["alignment_chosen_first"] == 1.0 and s["alignment_chosen_second"] == 0.0
+    assert s["alignment"] == 0.0 and s["ties"] == 4 and s["first_position_rate"] == 1.0
+
+
+def test_a_long_instruction_prompt_is_labelled_with_its_instruction(tmp_path) -> None:
+    """As found: every context was cut to its last 256 tokens, so on "Summarize the
+    following content.\n\n<long text>" the judge never read the task, silently."""
+    from preflab.engine.judge import MIDDLE
+    from preflab.label.config import LabelConfig
+    from preflab.label.label_pairs import build_prompt, make_scorer
+
+    task = "Summarize the following content."
+    body = " ".join(f"Sentence {i} is about bread and foxes." for i in range(400))
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"{task}\n\n{body}", "chosen": c,
+                                        "rejected": r}) + "\n"
+                            for c, r in [("Foxes and bread.", "Nothing."), ("Bread.", "No.")]))
+    result = runner.invoke(app, ["label", str(data), "--judge", "tiny-llama", "--task",
+                                 "summary", "--max-length", "512", "--out",
+                                 str(tmp_path / "l"), "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout.strip().splitlines()[-1])
+    assert s["context_truncated"] == 4 and s["truncated"] == 0  # 2 pairs x 2 orders
+    assert s["context_kept"].startswith("the first instruction")
+    assert "4 conversations were shortened" in result.stdout and MIDDLE in result.stdout
+    assert "alignment of each order alone" in result.stdout
+    # what the judge reads: the instruction, the marker, the end, within --max-length
+    config = LabelConfig(judge="tiny-llama", task="summary", max_length=512)
+    pairs = list(iter_pairs(read_pairs(data).pairs))
+    scorer = make_scorer(config, build_prompt(config, pairs, pairs))
+    ids = scorer.prompt_ids((("user", pairs[0].prompt[0]["content"]),), "Foxes.", "No.")
+    seen = scorer.tokenizer.decode(ids)
+    assert task in seen and MIDDLE in seen and "Sentence 399" in seen and len(ids) <= 512
+
+
+def test_label_skips_bad_records_when_asked(tmp_path, data) -> None:
+    lines = data.read_text().splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], '{"prompt": "Hi", "chosen": 3}', *lines[1:4]]) + "\n")
+    failed = runner.invoke(app, ["label", str(bad), "--judge", "tiny-llama", "--out",
+                                 str(tmp_path / "f")])
+    assert failed.exit_code == 2 and "line 2" in failed.stderr
+    rejects = tmp_path / "rejects.jsonl"
+    result = runner.invoke(app, ["label", str(bad), "--judge", "tiny-llama", "--on-error",
+                                 "skip", "--rejects", str(rejects), "--out",
+                                 str(tmp_path / "s"), "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout.strip().splitlines()[-1])
+    assert s["n_pairs"] == 4 and s["n_rejected_on_read"] == 1 and s["rejects"] == str(rejects)
+    assert rejects.read_text().count("\n") == 1
+    assert "1 of 5 records" in result.stderr

@@ -12,14 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.audit.audit_pairs import Notify, check_rejects_file, read_for_command
 from preflab.audit.noise_sources import tag_sources
 from preflab.audit.view import AuditView
 from preflab.clean.apply import apply_decisions, check_aligned
 from preflab.clean.decisions import counts
 from preflab.clean.methods import run_method
 from preflab.clean.metrics import detection_metrics
+from preflab.data.outputs import prepare_output_dir
 from preflab.data.pair import PreferencePair
-from preflab.data.read import iter_pairs, read_pairs
+from preflab.data.read import iter_pairs
 from preflab.data.write import write_pairs
 
 
@@ -68,21 +70,30 @@ def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
 
 def clean(data: str | Path, audit: str | Path, method: str = "sac",
           params: dict[str, Any] | None = None, out: str | Path = "clean",
-          to: str | None = None, on_error: str = "fail") -> dict[str, Any]:
+          to: str | None = None, on_error: str = "fail", rejects: str | Path | None = None,
+          overwrite: bool = True, notify: Notify | None = None) -> dict[str, Any]:
     """Clean a preference file with its audit; writes the cleaned data (the input's
-    format, or `to`), manifest.parquet and summary.json into `out`."""
+    format, or `to`), manifest.parquet and summary.json into `out`.
+
+    `out` must be missing, empty or a folder clean wrote before (its marker
+    ``.preflab-clean.json``), or `overwrite` (the command refuses by default, the
+    function keeps its old behaviour). With ``on_error="skip"`` bad records are
+    skipped as the audit skipped them (written to `rejects`; `notify` hears how many).
+    """
     started = time.perf_counter()
-    read = read_pairs(data, on_error=on_error)  # type: ignore[arg-type]
-    pairs = list(iter_pairs(read.pairs))
     view = AuditView.load(audit)
+    check_rejects_file(rejects, out, "clean", overwrite)
+    read = read_for_command(data, on_error, rejects, notify)
+    pairs = list(iter_pairs(read.pairs))
     cleaned, manifest, summary = clean_pairs(pairs, view, method, params)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out, "clean", overwrite, info={  # a bad input makes no folder
+        "data": str(data), "audit": str(audit), "rejects": str(rejects) if rejects else None})
     writer, name = output_target(data, read.format, to)
     write_pairs(cleaned, out / name, to=writer)
     manifest.to_parquet(out / "manifest.parquet", index=False)
     summary = {"data": str(data), "audit": str(audit), "output": str(out / name),
-               "format": writer, **summary,
+               "format": writer, **summary, "n_rejected_on_read": len(read.rejects),
+               "rejects": str(rejects) if rejects and read.rejects else None,
                "seconds": round(time.perf_counter() - started, 2)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

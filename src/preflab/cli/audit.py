@@ -6,18 +6,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from preflab.cli.common import (
     CommitteeOpt,
     JsonOpt,
     LimitOpt,
+    OnErrorChoice,
+    OnErrorOpt,
     OutDirOpt,
-    err,
+    OverwriteOpt,
+    RejectsOpt,
     out,
     print_json,
     user_errors,
+    warn,
 )
 
 
@@ -36,13 +39,19 @@ def audit(
              "(latent-truth model, no labels), factor (one-factor model) or mean.")
     ] = "stacked",
     seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
+    on_error: OnErrorOpt = OnErrorChoice.fail,
+    rejects: RejectsOpt = None,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Score every pair with a committee and report how many members agree with each label.
 
     Writes audit.parquet (per pair: each member's margin and vote, agreement, bin,
     the committee's P(chosen better)), summary.json and a self-contained report.html.
-    Scores are cached on disk: an interrupted audit resumes where it stopped.
+    Scores are cached on disk: an interrupted audit resumes where it stopped. A folder
+    audit wrote before (it holds `.preflab-audit.json`) is written again; any other
+    non-empty folder needs `--overwrite`. `--on-error skip` skips bad records (counted
+    in the summary, listed in `--rejects FILE`).
 
     Example: `preflab audit harmless-base-test.jsonl.gz --committee cpu --out audit-hh`
     """
@@ -51,7 +60,9 @@ def audit(
 
     summary = audit_fn(data, committee=committee, out=out_dir, limit=limit, combine=combine,
                        seed=seed, engine_options=EngineOptions(max_tokens=max_tokens,
-                                                               cache_path=cache))
+                                                               cache_path=cache),
+                       on_error=on_error.value, rejects=rejects, overwrite=overwrite,
+                       notify=warn)
     overall = summary["bins"]["overall"]
     table = Table("bin", "pairs", "share", title=f"audit of {summary['n_pairs']} pairs")
     for name, row in overall.items():
@@ -65,7 +76,7 @@ def audit(
                         f"{d['estimated_accuracy']:.1%}", f"{d['weight']:+.3f}")
     out.print(members)
     for warning in summary["member_warnings"]:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
+        warn(warning)
     repeats = summary["repeats"]
     if repeats["duplicate_pairs"] or repeats["repeated_prompt_groups"]:
         out.print(f"{repeats['duplicate_pairs']} exact duplicate pairs; "

@@ -11,11 +11,16 @@ from rich.table import Table
 from preflab.cli.common import (
     CommitteeOpt,
     JsonOpt,
+    OnErrorChoice,
+    OnErrorOpt,
     OutDirOpt,
+    OverwriteOpt,
+    RejectsOpt,
     Target,
     out,
     print_json,
     user_errors,
+    warn,
 )
 
 
@@ -35,12 +40,18 @@ def clean(
         help="Output format; default: the input's.")] = None,
     show_params: Annotated[bool, typer.Option(
         "--show-params", help="List the method's parameters and defaults, then exit.")] = False,
+    on_error: OnErrorOpt = OnErrorChoice.fail,
+    rejects: RejectsOpt = None,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Keep, flip, remove or soft-relabel each audited pair, and say why.
 
     Writes the cleaned data, manifest.parquet (every input pair: action, reason,
-    method, parameters, best-guess source of unreliability) and summary.json.
+    method, parameters, best-guess source of unreliability) and summary.json. A folder
+    clean wrote before (it holds `.preflab-clean.json`) is written again; any other
+    non-empty folder needs `--overwrite`. Data audited with `--on-error skip` is
+    cleaned with it too (the same records are skipped).
 
     Example: `preflab clean hh.jsonl.gz --audit audit-hh --method sac --out hh-clean`
     """
@@ -52,7 +63,8 @@ def clean(
         return
     params = parse_params(method, param or [])
     summary = clean_fn(data, audit_dir, method=method, params=params, out=out_dir,
-                       to=to.value if to else None)
+                       to=to.value if to else None, on_error=on_error.value, rejects=rejects,
+                       overwrite=overwrite, notify=warn)
     table = Table("action", "pairs", title=f"{method} on {summary['n_input']} pairs")
     for action in ("keep", "flip", "remove", "relabel"):
         table.add_row(action, str(summary[action]))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from preflab.cli.common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    OnErrorChoice,
+    OnErrorOpt,
+    RejectsOpt,
     SeedOpt,
     ThreadsOpt,
     out,
@@ -19,6 +24,7 @@ from preflab.cli.common import (
     print_json,
     stage_config,
     user_errors,
+    warn,
     write_stage_config,
 )
 from preflab.label.config import LabelConfig
@@ -50,7 +56,10 @@ Direct = Annotated[bool, typer.Option(help="Rate each reply 1-10 on its own (exp
 Temperature = Annotated[float, typer.Option(help="Temperature of the --sc rationales.")]
 MaxLength = Annotated[int, typer.Option(help="Tokens of a judge prompt.")]
 MaxContext = Annotated[int | None, typer.Option(
-    help="Tokens of the conversation before the replies (oldest cut first).")]
+    min=1, help="Cap on the tokens of the conversation before the replies; it never gets "
+                "more than --max-length leaves beside the template and the replies. A longer "
+                "one keeps its first instruction (the first paragraph of the first user "
+                "turn) and its most recent tokens, the middle replaced by [...].")]
 Grid = Annotated[bool, typer.Option(help="Run base/detailed x 0/1/2-shot x without/with CoT "
                                          "on the same pairs and print the alignment table "
                                          "(Table 2 of the paper).")]
@@ -84,32 +93,49 @@ def label_cmd(
     retries: Retries = D.retries, top_logprobs: TopLogprobs = D.top_logprobs,
     write_data: WriteData = D.write_data, device: DeviceOpt = D.device,
     threads: ThreadsOpt = None, out_dir: OutDir = Path("labels"), as_json: JsonOpt = False,
+    on_error: OnErrorOpt = OnErrorChoice.fail, rejects: RejectsOpt = None,
 ) -> None:
     """Label pairs with an LLM judge (log-prob soft labels, both orders averaged) and
     measure alignment with the human labels.
 
     Writes labels.parquet (id, p_ai, each order's P, consistency), summary.json
-    (alignment, position_consistency, first_position_rate, seconds) and config.toml
-    (`--config OUT/config.toml` reruns it).
+    (alignment; alignment_chosen_first / _second, each order alone, whose gap is
+    position bias; position_consistency, first_position_rate, seconds) and config.toml
+    (`--config OUT/config.toml` reruns it). `--on-error skip` skips bad records
+    (counted, listed in `--rejects FILE`).
 
     Example: `preflab label harmless-base-test.jsonl.gz --task harmless --sample 300 --grid`
     """
     config = stage_config(LabelConfig, ctx, config_file)
+    reading = {"on_error": on_error.value, "rejects": rejects, "notify": _once(warn)}
     if config.grid:
         write_stage_config(config, out_dir)  # each grid run writes its own too
-        return _grid(data, config, out_dir, as_json)
+        return _grid(data, config, out_dir, as_json, reading)
     from preflab.label.label_pairs import label as label_fn
 
-    summary = label_fn(data, out=out_dir, config=config)
+    summary = label_fn(data, out=out_dir, config=config, **reading)
     _print_summary(summary, config, out_dir)
     if as_json:
         print_json(summary)
 
 
-def _grid(data: str, config: LabelConfig, out_dir: Path, as_json: bool) -> None:
+def _once(notify: Callable[[str], None]) -> Callable[[str], None]:
+    """`notify`, each message once (the grid's runs read the same data)."""
+    seen: set[str] = set()
+
+    def once(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            notify(text)
+
+    return once
+
+
+def _grid(data: str, config: LabelConfig, out_dir: Path, as_json: bool,
+          reading: dict[str, Any]) -> None:
     from preflab.label.label_pairs import label_grid
 
-    frame = label_grid(data, out=out_dir, config=config)
+    frame = label_grid(data, out=out_dir, config=config, **reading)
     n = config.sample or config.limit or 300
     table = Table("prompt", "alignment", "position consistency", "first position",
                   "failed", title=f"{config.judge} on {n} pairs ({config.task})")
@@ -131,7 +157,26 @@ def _print_summary(summary: dict[str, Any], config: LabelConfig, out_dir: Path) 
               f"{pct(summary.get('alignment'))}, position consistency "
               f"{pct(summary.get('position_consistency'))}, first position preferred "
               f"{pct(summary.get('first_position_rate'))}")
+    if summary.get("alignment_chosen_first") is not None:
+        out.print(f"alignment of each order alone: {pct(summary['alignment_chosen_first'])} "
+                  f"with the chosen reply shown first, {pct(summary['alignment_chosen_second'])}"
+                  " shown second (the gap is position bias; both orders are averaged)")
+    _print_truncation(summary)
     if summary["n_failed"]:
         out.print(f"[yellow]{summary['n_failed']} pairs got no label[/]: "
                   + "; ".join(f"{n} x {reason}" for reason, n in summary["failures"].items()))
     out.print(f"labels: {out_dir / 'labels.parquet'}")
+
+
+def _print_truncation(summary: dict[str, Any]) -> None:
+    """How the prompts computed in this run were fitted into the judge, if they were."""
+    if summary.get("context_truncated"):
+        budget = summary["context_budget"]
+        cap = budget["max_context_tokens"]
+        out.print(f"[yellow]{summary['context_truncated']} conversations were shortened[/] "
+                  f"to what --max-length {budget['max_length']} leaves beside the template "
+                  f"and the replies{f' (at most {cap} tokens)' if cap else ''}: kept "
+                  f"{escape(summary['context_kept'])}")
+    if summary.get("truncated"):
+        out.print(f"[yellow]{summary['truncated']} prompts were over --max-length[/] "
+                  f"{summary['context_budget']['max_length']} even so and lost their start")

@@ -34,6 +34,10 @@ KINDS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optio
 # Every member may set `vote = false`: scored and written to the audit table as a
 # signal for cleaning rules, but not counted in votes or the committee probability.
 COMMON_KEYS = {"vote"}
+# Tokens a member reads, by kind when its file does not say (members.py's defaults).
+TOKEN_KEYS = {"max_length", "max_context_tokens", "max_reply_tokens", "folds"}
+DEFAULT_MAX_LENGTH = {"seq-rm": 2048, "causal-rm": 2048, "judge": 2048, "embed-rm": 256,
+                      "crossfit": 256, "ifd": 256}
 VOTES_BY_DEFAULT = {kind: kind != "ifd" for kind in KINDS}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 DEFAULT_BINS = (0.25, 0.75)  # low: 0 < v/M <= 0.25; high: 0.75 <= v/M < 1
@@ -53,6 +57,14 @@ class MemberSpec:
     def votes(self) -> bool:
         return bool(self.options.get("vote", VOTES_BY_DEFAULT[self.kind]))
 
+    @property
+    def max_tokens(self) -> int | None:
+        """The most tokens of one text (prompt or reply) this member reads; None: no limit."""
+        if self.kind == "ifd":
+            return max(self.options.get("max_context_tokens", 256),
+                       self.options.get("max_reply_tokens", 256))
+        return self.options.get("max_length", DEFAULT_MAX_LENGTH.get(self.kind))
+
 
 @dataclass
 class Committee:
@@ -62,6 +74,12 @@ class Committee:
     bins: tuple[float, float] = DEFAULT_BINS
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def max_tokens(self) -> int | None:
+        """The largest :attr:`MemberSpec.max_tokens` of the members (None: none has one):
+        a text longer than this is truncated by every member."""
+        limits = [m.max_tokens for m in self.members if m.max_tokens is not None]
+        return max(limits) if limits else None
 
 
 def preset_names() -> list[str]:
@@ -104,16 +122,19 @@ def parse_committee(data: dict[str, Any], source: str) -> Committee:
     seen: set[str] = set()
     for i, raw in enumerate(members_raw, 1):
         where = f"{source}, member {i}"
+        if not isinstance(raw, dict):
+            raise CommitteeError(f"{where}: expected a [[member]] table, got {raw!r}")
         name, kind = raw.get("name"), raw.get("kind")
         if not isinstance(name, str) or not name:
-            raise CommitteeError(f"{where}: missing 'name'")
-        where = f"{source}, member {name!r}"
+            raise CommitteeError(f"{where}: missing required key 'name'" if name is None else
+                                 f"{where}: name {name!r} is not a non-empty string")
+        where = f"{source}, member {i} ({name!r})"
         if name in seen:
             raise CommitteeError(f"{where}: duplicate member name")
         seen.add(name)
         if kind not in KINDS:
-            raise CommitteeError(f"{where}: unknown kind {kind!r}; choose one of "
-                                 f"{', '.join(KINDS)}")
+            what = "missing required key 'kind'" if kind is None else f"unknown kind {kind!r};"
+            raise CommitteeError(f"{where}: {what} (one of {', '.join(KINDS)})")
         required, optional = KINDS[kind]
         options = {k: v for k, v in raw.items() if k not in ("name", "kind")}
         unknown = set(options) - required - optional - COMMON_KEYS
@@ -122,8 +143,13 @@ def parse_committee(data: dict[str, Any], source: str) -> Committee:
                                  f"allowed: {sorted(required | optional | COMMON_KEYS)}")
         if not isinstance(options.get("vote", True), bool):
             raise CommitteeError(f"{where}: 'vote' must be true or false")
+        for key in sorted(TOKEN_KEYS & set(options)):
+            value = options[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise CommitteeError(f"{where}: '{key}' must be a positive whole number, "
+                                     f"got {value!r}")
         for key in sorted(required - set(options)):
-            raise CommitteeError(f"{where}: missing '{key}'")
+            raise CommitteeError(f"{where}: missing required key '{key}' for kind {kind}")
         if "model" in options and not _model_exists(str(options["model"])):
             raise CommitteeError(f"{where}: model {options['model']!r} not found: not a preset, "
                                  "an existing folder or a hub id")

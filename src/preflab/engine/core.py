@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 from rich.console import Console
@@ -22,10 +26,15 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from preflab.data.messages import as_messages
 from preflab.engine.cache import ScoreCache
 from preflab.engine.executor import Executor, LocalExecutor
 from preflab.engine.units import Unit
 from preflab.models.batching import plan_batches
+from preflab.models.chat import plain_context
+
+PROGRESS_SECONDS = 30.0  # between plain progress lines when stderr is not a terminal
+CHARS_PER_TOKEN = 4  # a text this many characters per token over a limit surely exceeds it
 
 
 class RateColumn(ProgressColumn):
@@ -34,6 +43,84 @@ class RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         return Text(f"{speed:.1f}/s" if speed else "-/s")
+
+
+def progress_seconds() -> float:
+    """Seconds between plain progress lines: $PREFLAB_PROGRESS_SECONDS, else 30."""
+    try:
+        seconds = float(os.environ.get("PREFLAB_PROGRESS_SECONDS", PROGRESS_SECONDS))
+    except ValueError:
+        return PROGRESS_SECONDS
+    return seconds if seconds > 0 else PROGRESS_SECONDS
+
+
+def _clock(seconds: float | None) -> str:
+    return "-" if seconds is None else str(timedelta(seconds=round(seconds)))
+
+
+def progress_line(task: Task) -> str:
+    """One plain line of a task's progress: done/total, rate and ETA (or time taken)."""
+    done, total, elapsed = int(task.completed), task.total, task.elapsed or 0.0
+    rate = task.finished_speed or task.speed or (done / elapsed if elapsed else None)
+    of = f"{done}/{int(total)} ({done / total:.0%})" if total else f"{done}"
+    speed = f"{rate:.1f}/s" if rate else "-/s"
+    if task.finished:  # a rate over less than a second (cache hits) means nothing
+        return f"{task.description}: {of} done in {_clock(elapsed)}" + (
+            f", {speed}" if elapsed >= 1 else "")
+    eta = (total - done) / rate if total and rate else None
+    return f"{task.description}: {of}, {speed}, elapsed {_clock(elapsed)}, ETA {_clock(eta)}"
+
+
+class LogProgress(Progress):
+    """Progress for a log file or a pipe, where a live bar would show only at the end:
+    one plain line per unfinished task every `every` seconds, and one per task when
+    the display stops. Written to `stream` (default: ``sys.stderr`` at the time)."""
+
+    def __init__(self, every: float = PROGRESS_SECONDS, stream: TextIO | None = None) -> None:
+        super().__init__(disable=True)
+        self.every = every
+        self.stream = stream
+        self._halt = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def _write(self, tasks: Iterable[Task]) -> None:
+        stream = self.stream or sys.stderr
+        for task in tasks:
+            stream.write(progress_line(task) + "\n")
+        stream.flush()
+
+    def _tick(self) -> None:
+        while not self._halt.wait(self.every):
+            self._write(t for t in self.tasks if not t.finished)
+
+    def start(self) -> None:
+        if self._ticker is None:
+            self._halt.clear()
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._halt.set()
+            self._ticker.join()
+            self._ticker = None
+            self._write(self.tasks)
+
+
+def oversized(texts: Iterable[str], max_tokens: int | None) -> int:
+    """How many `texts` are longer than :data:`CHARS_PER_TOKEN` characters per token of
+    `max_tokens`, so surely over it: a cheap count, no tokenizer."""
+    if max_tokens is None:
+        return 0
+    return sum(len(t) > CHARS_PER_TOKEN * max_tokens for t in texts)
+
+
+def pair_texts(pairs: Iterable[Any]) -> Iterable[str]:
+    """Every prompt (as a model reads it) and reply of preference pairs."""
+    for p in pairs:
+        yield plain_context(as_messages(p.prompt))
+        yield p.chosen
+        yield p.rejected
 
 
 class Scorer(Protocol):
@@ -155,13 +242,18 @@ class Engine:
             progress.advance(task, len(pairs))
 
     def progress(self) -> Progress:
-        """A progress display in the engine's style (off when `options.progress` is)."""
+        """A progress display in the engine's style (off when `options.progress` is): a
+        live bar on a terminal, else :class:`LogProgress` lines every
+        $PREFLAB_PROGRESS_SECONDS (30) seconds."""
         return self._progress()
 
     def _progress(self) -> Progress:
+        console = Console(stderr=True)
+        if self.options.progress and not (console.is_terminal or console.is_jupyter):
+            return LogProgress(progress_seconds())
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             RateColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=Console(stderr=True),
+            TimeRemainingColumn(), console=console,
             disable=not self.options.progress, transient=False,
         )

@@ -14,11 +14,10 @@ import numpy as np
 import torch
 
 from preflab.data.messages import Messages, text_hash
-from preflab.engine.judge import clip_text
+from preflab.engine.judge import MIN_CONTEXT, SLACK, keep_instruction
 from preflab.engine.label_prompt import load_template
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
 from preflab.engine.units import Unit
-from preflab.models.chat import plain_context
 from preflab.models.forward import PrefixSharing, Shared, last_hidden_states
 from preflab.models.runtime import Runtime, fingerprint, load_scoring_lm, model_fingerprint
 
@@ -51,6 +50,8 @@ class DirectScorer(PrefixSharing):
         self.max_length = max_length
         self.max_context_tokens = max_context_tokens
         self.truncated = 0
+        self.context_truncated = 0
+        self._fixed: int | None = None  # tokens of the prompt with no conversation, no reply
         tok = self.tokenizer
         self.digit_ids = label_token_ids(tok, self.ending, SCORES[:9])
         ten = tok(self.ending + "10", add_special_tokens=False)["input_ids"]
@@ -67,19 +68,33 @@ class DirectScorer(PrefixSharing):
         self.fingerprint = fingerprint("direct", model_fingerprint(model, resolved),
                                        self.template["direct"], self.template["direct_sample"],
                                        self.ending, max_length, max_context_tokens,
-                                       self.runtime.precision)
+                                       self.runtime.precision, "keep-task")
 
-    def prompt_ids(self, context: Messages, reply: str) -> list[int]:
+    def _render(self, conversation: str, reply: str) -> list[int]:
         tok = self.tokenizer
-        text, _ = clip_text(tok, plain_context(context), self.max_context_tokens)
         body = self.template["direct"] + "\n\n" + self.template["direct_sample"].format(
-            conversation=text, response=reply)
+            conversation=conversation, response=reply)
         if tok.chat_template:
             text = tok.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
                                            add_generation_prompt=True) + self.ending
-            ids = tok(text, add_special_tokens=False)["input_ids"]
-        else:
-            ids = tok(body + "\n\n" + self.ending)["input_ids"]
+            return tok(text, add_special_tokens=False)["input_ids"]
+        return tok(body + "\n\n" + self.ending)["input_ids"]
+
+    def context_budget(self, reply: str) -> int:
+        """Tokens the conversation may take: what the prompt leaves of `max_length` beside
+        `reply`, at most `max_context_tokens` when set."""
+        if self._fixed is None:
+            self._fixed = len(self._render("", ""))
+        used = len(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
+        room = max(self.max_length - self._fixed - used - SLACK, MIN_CONTEXT)
+        return room if self.max_context_tokens is None else min(room, self.max_context_tokens)
+
+    def prompt_ids(self, context: Messages, reply: str) -> list[int]:
+        """The prompt's ids; a long conversation keeps its first instruction and its most
+        recent tokens (:func:`~preflab.engine.judge.keep_instruction`)."""
+        text, clipped = keep_instruction(self.tokenizer, context, self.context_budget(reply))
+        self.context_truncated += clipped
+        ids = self._render(text, reply)
         if len(ids) > self.max_length:
             self.truncated += 1
             ids = ids[-self.max_length:]

@@ -129,7 +129,8 @@ class HttpJudgeScorer(JudgeReader):
 
     The value is [log P(1), log P(2), labels outside the top-k] (NaN when the judgement
     failed). `model` defaults to the server's first; `tokenizer` (a preset, folder or
-    hub id; default: the model's name) renders the prompt as the local judge does.
+    hub id; default: the model's name) renders the prompt as the local judge does,
+    conversations shortened as :class:`~preflab.engine.judge.JudgeReader` says.
     """
 
     def __init__(self, url: str, prompt: LabelPrompt, model: str | None = None,
@@ -137,7 +138,7 @@ class HttpJudgeScorer(JudgeReader):
                  max_context_tokens: int | None = 256, concurrency: int = 4,
                  timeout: float = 120.0, retries: int = 3, backoff: float = 0.5,
                  top_logprobs: int = 20, batch: int = 8, api_key: str | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, keep_task: bool = False) -> None:
         if concurrency < 1 or batch < 1:
             raise ValueError("concurrency and batch must be at least 1")
         self.client = HttpClient(api_base(url), timeout, retries, backoff, api_key)
@@ -150,7 +151,7 @@ class HttpJudgeScorer(JudgeReader):
         self.model_name = model
         tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, str) \
             else self._load_tokenizer(tokenizer or model)
-        super().__init__(tok, prompt, max_length, max_context_tokens)
+        super().__init__(tok, prompt, max_length, max_context_tokens, keep_task)
         self.concurrency = concurrency
         self.batch = batch
         self.top_logprobs = top_logprobs
@@ -158,7 +159,8 @@ class HttpJudgeScorer(JudgeReader):
         self.name = name or f"label:{model}@{urlparse(url).netloc}"
         self.fingerprint = fingerprint("http-judge", model, prompt.head, prompt.ending,
                                        max_length, max_context_tokens, top_logprobs,
-                                       self.tokenizer is not None, *self.prompt_fingerprint())
+                                       self.tokenizer is not None, *self.prompt_fingerprint(),
+                                       *(["keep-task"] if keep_task else []))
 
     @staticmethod
     def _load_tokenizer(name: str) -> Any | None:

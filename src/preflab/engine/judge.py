@@ -67,47 +67,119 @@ def clip_text(tokenizer: Any | None, text: str, max_tokens: int | None) -> tuple
     return "…" + tokenizer.decode(ids[-max_tokens:]), True
 
 
+MIDDLE = "[...]"  # where a shortened conversation lost its middle
+SLACK = 8  # tokens left free where the conversation meets the template (merges)
+MIN_CONTEXT = 32  # tokens a conversation keeps when the replies leave no room
+EXEMPLAR_CONTEXT = 256  # an exemplar's conversation, when no cap is given
+CONTEXT_CLIPPING = ("the first instruction (first paragraph of the first user turn) and the "
+                    f"most recent tokens; the middle replaced by {MIDDLE}")
+
+
+def instruction(context: Messages | str) -> str:
+    """The task a conversation sets: the first paragraph of its first user turn, as a
+    judge reads it (``Human: Summarize the following content.``)."""
+    if isinstance(context, str):
+        return context.lstrip().split("\n\n", 1)[0]
+    for role, content in context:
+        if role == "user":
+            return plain_context(((role, content.strip().split("\n\n", 1)[0]),))
+    return ""
+
+
+def keep_instruction(tokenizer: Any, context: Messages | str, budget: int
+                     ) -> tuple[str, bool]:
+    """`context` as text in about `budget` tokens, and whether it was shortened: the
+    :func:`instruction` (its first line, or its start, when it alone takes over half
+    the budget), :data:`MIDDLE`, then the most recent tokens."""
+    text = context if isinstance(context, str) else plain_context(context)
+
+    def ids(t: str) -> list[int]:
+        return tokenizer(t, add_special_tokens=False)["input_ids"]
+
+    full = ids(text)
+    if len(full) <= budget:
+        return text, False
+    task = instruction(context)
+    if len(ids(task)) > budget // 2:
+        task = task.split("\n", 1)[0]
+    if len(task_ids := ids(task)) > budget // 2:
+        task = tokenizer.decode(task_ids[:budget // 2]) + "…"
+    sep = f"\n\n{MIDDLE} "
+    keep = budget - len(ids(task + sep))
+    if not task.strip() or keep < 1:
+        return clip_text(tokenizer, text, budget)
+    return task + sep + tokenizer.decode(full[-keep:]).lstrip(), True
+
+
 class JudgeReader:
     """What a judge reads, as text or token ids: the prompt (preamble, exemplars, the
-    sample with its conversation clipped to the last `max_context_tokens` tokens),
-    through the tokenizer's chat template when it has one, up to the ending (or, for
-    chain of thought, up to the rationale). Shared by the local and HTTP judges.
+    sample with its conversation shortened to fit), through the tokenizer's chat
+    template when it has one, up to the ending (or, for chain of thought, up to the
+    rationale). Shared by the local and HTTP judges.
 
-    Without a tokenizer (an HTTP judge whose tokenizer cannot be loaded) the prompt is
-    plain text and nothing is clipped.
+    With `keep_task` (the labeler's choice) a conversation gets what the prompt leaves
+    of `max_length` once the template, the replies and the ending are in, at most
+    `max_context_tokens` when that is set; a longer one keeps its first instruction
+    and its most recent tokens (:func:`keep_instruction`). Without it (the default,
+    the audit's judges: their cached scores stay valid) it keeps its last
+    `max_context_tokens`. Without a tokenizer (an HTTP judge whose tokenizer cannot
+    be loaded) the prompt is plain text and nothing is shortened.
     """
 
     def __init__(self, tokenizer: Any | None, prompt: LabelPrompt, max_length: int = 2048,
-                 max_context_tokens: int | None = 256) -> None:
+                 max_context_tokens: int | None = 256, keep_task: bool = False) -> None:
         self.tokenizer = tokenizer
         self.prompt = prompt
         self.max_length = max_length
         self.max_context_tokens = max_context_tokens
+        self.keep_task = keep_task
         self.truncated = 0
         self.context_truncated = 0
         self.prompt_tokens = 0  # tokens of the prompts judged or explained (not cached)
         self.generated_tokens = 0  # tokens of rationales
         self._head_ids: list[int] | None = None
-        # the exemplars' conversations clipped as the samples' are
+        self._fixed: dict[tuple[bool, bool], int] = {}  # template tokens, by (cot, rationale)
+        # the exemplars' conversations shortened as the samples' are
+        cap = max_context_tokens if max_context_tokens is not None or not keep_task \
+            else EXEMPLAR_CONTEXT
         self.reading = replace(prompt, exemplars=tuple(
-            replace(e, context=self._clip(e.context if isinstance(e.context, str)
-                                          else plain_context(e.context))[0])
-            for e in prompt.exemplars))
+            replace(e, context=self._clip(e.context, cap)[0]) for e in prompt.exemplars))
 
-    def _clip(self, text: str) -> tuple[str, bool]:
-        return clip_text(self.tokenizer, text, self.max_context_tokens)
+    def _clip(self, context: Messages | str, budget: int | None) -> tuple[str, bool]:
+        if self.keep_task and budget is not None and self.tokenizer is not None:
+            return keep_instruction(self.tokenizer, context, budget)
+        text = context if isinstance(context, str) else plain_context(context)
+        return clip_text(self.tokenizer, text, budget)
 
-    def conversation(self, context: Messages) -> str:
-        """The conversation as the judge reads it: its last `max_context_tokens` tokens."""
-        text, clipped = self._clip(plain_context(context))
+    def _ids(self, text: str) -> list[int]:
+        tok = self.tokenizer
+        return tok(text, add_special_tokens=not tok.chat_template)["input_ids"]
+
+    def context_budget(self, a: str, b: str, rationale: str | None = None,
+                       cot: bool = False) -> int | None:
+        """Tokens the conversation may take beside replies `a` and `b` (see the class)."""
+        if not self.keep_task or self.tokenizer is None:
+            return self.max_context_tokens
+        key = (cot, rationale is not None)
+        if key not in self._fixed:
+            empty = self._render("", "", "", None if rationale is None else "", cot)
+            self._fixed[key] = len(self._ids(empty))
+        used = sum(len(self.tokenizer(t, add_special_tokens=False)["input_ids"])
+                   for t in (a, b, rationale or ""))
+        room = max(self.max_length - self._fixed[key] - used - SLACK, MIN_CONTEXT)
+        return room if self.max_context_tokens is None else min(room, self.max_context_tokens)
+
+    def conversation(self, context: Messages, a: str = "", b: str = "",
+                     rationale: str | None = None, cot: bool = False) -> str:
+        """The conversation as the judge reads it beside `a` and `b`: shortened to
+        :meth:`context_budget` tokens (counted in `context_truncated`)."""
+        text, clipped = self._clip(context, self.context_budget(a, b, rationale, cot))
         self.context_truncated += clipped
         return text
 
-    def prompt_text(self, context: Messages, a: str, b: str, rationale: str | None = None,
-                    cot: bool = False) -> str:
-        """The prompt as text: up to the ending (after `rationale` when given), or with
-        `cot` up to the chain-of-thought ending, where the rationale starts."""
-        body = self.reading.user_text(self.conversation(context), a, b)
+    def _render(self, conversation: str, a: str, b: str, rationale: str | None,
+                cot: bool) -> str:
+        body = self.reading.user_text(conversation, a, b)
         answer = self.reading.cot_ending if cot else self.reading.answer_prefix(rationale)
         tok = self.tokenizer
         if tok is not None and tok.chat_template:
@@ -115,14 +187,19 @@ class JudgeReader:
                                            add_generation_prompt=True) + answer
         return body + "\n\n" + answer
 
+    def prompt_text(self, context: Messages, a: str, b: str, rationale: str | None = None,
+                    cot: bool = False) -> str:
+        """The prompt as text: up to the ending (after `rationale` when given), or with
+        `cot` up to the chain-of-thought ending, where the rationale starts."""
+        return self._render(self.conversation(context, a, b, rationale, cot), a, b, rationale,
+                            cot)
+
     def prompt_ids(self, context: Messages, a: str, b: str, rationale: str | None = None,
                    cot: bool = False) -> list[int]:
         """:meth:`prompt_text` as token ids; a prompt over `max_length` keeps its end."""
-        tok = self.tokenizer
-        if tok is None:
+        if self.tokenizer is None:
             raise ValueError("this judge has no tokenizer; use prompt_text")
-        text = self.prompt_text(context, a, b, rationale, cot)
-        ids = tok(text, add_special_tokens=not tok.chat_template)["input_ids"]
+        ids = self._ids(self.prompt_text(context, a, b, rationale, cot))
         if len(ids) > self.max_length:  # keep the preamble's end and the replies
             self.truncated += 1
             ids = ids[-self.max_length:]
@@ -156,25 +233,27 @@ class JudgeScorer(JudgeReader, PrefixSharing):
     `share_prefix` says how the tokens every prompt starts with are reused: ``run``
     computes them once per scorer, ``batch`` once per batch, ``off`` never (every
     pair's prompt runs whole; the two orders of a pair still share theirs). The
-    scores agree up to float rounding, so they share one fingerprint.
+    scores agree up to float rounding, so they share one fingerprint. `keep_task`
+    (the labeler's) shortens conversations as :class:`JudgeReader` says; the
+    default keeps the audit's clipping (the last `max_context_tokens`).
     """
 
     def __init__(self, model: str, name: str | None = None, preamble: str = BASE_PREAMBLE,
                  max_length: int = 2048, max_context_tokens: int | None = 256,
                  runtime: Runtime | None = None, prompt: LabelPrompt | None = None,
-                 share_prefix: str = "run") -> None:
+                 share_prefix: str = "run", keep_task: bool = False) -> None:
         if share_prefix not in SHARE_PREFIX:
             raise ValueError(f"share_prefix must be one of {SHARE_PREFIX}, got {share_prefix!r}")
         self.share_prefix = share_prefix
         self._head: Head | None = None
         self.runtime, resolved, tokenizer, self.model = load_scoring_lm(model, runtime)
         super().__init__(tokenizer, prompt or audit_prompt(preamble), max_length,
-                         max_context_tokens)
+                         max_context_tokens, keep_task)
         self.backbone = self.model.base_model
         self.lm_head = self.model.get_output_embeddings()
         self.label_ids = label_token_ids(self.tokenizer, self.prompt.ending)
         self.name = name or f"judge:{model}"
-        extra = self.prompt_fingerprint()
+        extra = self.prompt_fingerprint() + (["keep-task"] if keep_task else [])
         if any(len(v) > 1 for v in self.label_ids):
             extra.append(self.label_ids)
         self.fingerprint = fingerprint("judge", model_fingerprint(model, resolved),

@@ -24,7 +24,8 @@ class LabelConfig:
     temperature: float = 1.0  # of the sc rationales
     direct: bool = False  # rate each reply 1-10 on its own instead of comparing
     max_length: int = 2048  # tokens of a judge prompt
-    max_context_tokens: int | None = 256  # tokens of the conversation so far; None: all
+    max_context_tokens: int | None = None  # cap on the conversation's tokens; None: what
+    # max_length leaves after the template, both replies and the ending (the task kept)
     write_data: bool = False  # also labelled.jsonl with p_chosen = the AI label
     grid: bool = False  # the paper's grid of prompts (command line only)
     grid_cot: bool = True  # the grid includes chain of thought

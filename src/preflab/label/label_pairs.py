@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.sample import sample_pairs
 from preflab.data.write import write_pairs
 from preflab.engine import Engine, EngineOptions
-from preflab.engine.judge import JudgeScorer, judge_unit, p_first
+from preflab.engine.core import CHARS_PER_TOKEN, oversized, pair_texts
+from preflab.engine.judge import CONTEXT_CLIPPING, JudgeScorer, judge_unit, p_first
 from preflab.engine.label_prompt import LabelPrompt, exemplars_from_pairs
 from preflab.engine.make_judge import is_url, make_judge
 from preflab.engine.units import Unit
@@ -33,6 +34,8 @@ from preflab.label.config import LabelConfig
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime, fingerprint
 from preflab.settings import write_config
+
+Notify = Callable[[str], None]
 
 
 def rationale_seed(seed: int, key: str, j: int) -> int:
@@ -166,7 +169,13 @@ def direct_table(pairs: Sequence[PreferencePair], scorer: Any, engine: Engine
 
 def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
     """Alignment with the human labels and the position figures over the pairs that got
-    a label; the others are counted by reason (pure)."""
+    a label; the others are counted by reason (pure).
+
+    ``alignment`` is that of the AI label (both orders averaged);
+    ``alignment_chosen_first`` / ``alignment_chosen_second`` are each order's alone
+    (the human-chosen reply shown first / second): a judge that prefers a position
+    scores high in one and low in the other, so their gap measures position bias
+    (None for direct scoring, which has no order)."""
     ok = table["p_ai"].notna().to_numpy()
     failed = table.loc[~ok, "failure"].fillna("unknown")
     out: dict[str, Any] = {"n_pairs": len(table), "n_labelled": int(ok.sum()),
@@ -175,26 +184,28 @@ def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[
     if not ok.any():
         return out
     t = table[ok]
-    if "first_preferred" not in t:  # direct scoring: no orders
-        t = t.assign(consistent=np.nan, first_preferred=np.nan, first_preferred_swapped=np.nan,
-                     p_chosen_first=t["p_ai"])
+    ordered = "first_preferred" in t
+    if not ordered:  # direct scoring: no orders
+        t = t.assign(consistent=np.nan, first_preferred=np.nan, first_preferred_swapped=np.nan)
     human_chosen = np.array([p.p_chosen >= 0.5 for p, good in zip(pairs, ok, strict=True)
                              if good])
-    p = t["p_ai"].to_numpy()
-    ties = p == 0.5
-    aligned = np.where(human_chosen, p > 0.5, p < 0.5) & ~ties
+
+    def alignment(column: str) -> float:  # a tie (0.5) is not aligned
+        p = t[column].to_numpy()
+        return round(float(np.where(human_chosen, p > 0.5, p < 0.5).mean()), 4)
+
+    ties = t["p_ai"].to_numpy() == 0.5
     first = np.concatenate([t["first_preferred"], t["first_preferred_swapped"]])
     return {
         **out,
-        "alignment": round(float(aligned.mean()), 4),
-        "alignment_first_order_only": round(float(
-            np.where(human_chosen, t["p_chosen_first"] > 0.5,
-                     t["p_chosen_first"] < 0.5).mean()), 4),
+        "alignment": alignment("p_ai"),
+        "alignment_chosen_first": alignment("p_chosen_first") if ordered else None,
+        "alignment_chosen_second": alignment("p_chosen_second") if ordered else None,
         "ties": int(ties.sum()),
         "position_consistency": _round(t["consistent"].mean()),
         "first_position_rate": _round(np.mean(first)),
         "label_token_mass": round(float(t["label_mass"].mean()), 4),
-        "mean_p_ai": round(float(p.mean()), 4),
+        "mean_p_ai": round(float(t["p_ai"].mean()), 4),
     }
 
 
@@ -212,7 +223,9 @@ def _round(x: Any) -> float | None:
 def label(data: str | Path, judge: str | None = None, out: str | Path = "labels",
           config: LabelConfig | None = None, *, engine_options: EngineOptions | None = None,
           runtime: Runtime | None = None, scorer: Any | None = None,
-          http: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
+          http: dict[str, Any] | None = None, on_error: str = "fail",
+          rejects: str | Path | None = None, notify: Notify | None = None,
+          **settings: Any) -> dict[str, Any]:
     """Label the pairs of `data` with ``config.judge`` (a model or an OpenAI-compatible
     URL); writes labels.parquet and summary.json. `judge` and `settings` (fields of
     :class:`LabelConfig`) override `config`.
@@ -226,13 +239,22 @@ def label(data: str | Path, judge: str | None = None, out: str | Path = "labels"
     rated 1-10 on its own (:func:`direct_table`) instead of compared. A pair the judge
     failed on has no label and says why (``failure``). With `write_data`,
     ``labelled.jsonl`` holds the labelled pairs with ``p_chosen`` = the AI label (for
-    soft-label reward models and DPO).
+    soft-label reward models and DPO). A conversation longer than the judge's room
+    keeps its first instruction and its most recent tokens (``context_truncated``
+    counts them). With ``on_error="skip"`` bad records are skipped (written to
+    `rejects`, replaced on every run); `notify` gets each warning as soon as it is
+    known (records rejected, texts over the judge's ``max_length``).
     """
     started = time.perf_counter()
     config = replace(config or LabelConfig(), **settings, **({"judge": judge} if judge
                                                                else {}))
     check_options(config)
-    everything, chosen = select_pairs(data, config)
+    everything, chosen, n_rejected = select_pairs(data, config, on_error, rejects, notify)
+    n_long = oversized(pair_texts(chosen), config.max_length)
+    if n_long and notify is not None:
+        notify(f"prompts or replies over {CHARS_PER_TOKEN * config.max_length:,} characters: "
+               f"{n_long}; more than the judge's --max-length of {config.max_length} tokens, "
+               "so they will be truncated")
     prompt = build_prompt(config, everything, chosen)
     if scorer is None:
         scorer = make_scorer(config, prompt, runtime, http)
@@ -251,15 +273,28 @@ def label(data: str | Path, judge: str | None = None, out: str | Path = "labels"
                **({"cot_tokens": config.cot_tokens, "temperature": sampling.temperature}
                   if config.cot else {}),
                "seed": config.seed, "limit": config.limit, "sample": config.sample,
+               "n_rejected_on_read": n_rejected,
+               "rejects": str(rejects) if rejects and n_rejected else None,
                **label_summary(table, chosen),
                "computed": engine.last_stats.computed, "cached": engine.last_stats.cached,
                "prompt_tokens": getattr(scorer, "prompt_tokens", None),
                "generated_tokens": getattr(scorer, "generated_tokens", 0),
-               "truncated": scorer.truncated,
-               "context_truncated": getattr(scorer, "context_truncated", None),
+               **truncation(scorer, config), "oversized": n_long,
                "seconds": round(time.perf_counter() - started, 2)}
     write_outputs(Path(out), table, chosen, summary, config, prompt)
     return summary
+
+
+def truncation(scorer: Any, config: LabelConfig) -> dict[str, Any]:
+    """What fitting the prompts computed in this run into the judge did: prompts cut
+    (``truncated``), conversations shortened (``context_truncated``) and how: a
+    conversation gets what ``max_length`` leaves beside the template and the replies,
+    at most ``max_context_tokens`` when set."""
+    return {"truncated": scorer.truncated,
+            "context_truncated": getattr(scorer, "context_truncated", None),
+            "context_budget": {"max_length": config.max_length,
+                               "max_context_tokens": config.max_context_tokens},
+            "context_kept": CONTEXT_CLIPPING}
 
 
 def check_options(config: LabelConfig) -> None:
@@ -272,11 +307,17 @@ def check_options(config: LabelConfig) -> None:
         raise ValueError("direct scoring takes no --cot, no --shots and a local judge")
 
 
-def select_pairs(data: str | Path, config: LabelConfig
-                 ) -> tuple[list[PreferencePair], list[PreferencePair]]:
+def select_pairs(data: str | Path, config: LabelConfig, on_error: str = "fail",
+                 rejects: str | Path | None = None, notify: Notify | None = None
+                 ) -> tuple[list[PreferencePair], list[PreferencePair], int]:
     """(every pair of `data`, the pairs to label: the first ``limit``, then a seeded
-    ``sample`` of them)."""
-    everything = list(iter_pairs(read_pairs(data).pairs))
+    ``sample`` of them, how many records were rejected on read)."""
+    read = read_pairs(data, on_error=on_error, rejects_path=rejects)  # type: ignore[arg-type]
+    if read.rejects and notify is not None:
+        seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
+        notify(f"{len(read.rejects)} of {read.n_records} records of {data} were rejected on "
+               f"read and skipped{seen}")
+    everything = list(iter_pairs(read.pairs))
     if not everything:
         raise ValueError(f"{data}: no pairs to label")
     chosen = everything[:config.limit] if config.limit is not None else everything
@@ -285,7 +326,7 @@ def select_pairs(data: str | Path, config: LabelConfig
         raise ValueError(f"{data}: {config.shots}-shot labeling needs exemplars that are not "
                          "labelled; label part of the pairs (--sample N or --limit N) so "
                          "they come from the rest")
-    return everything, chosen
+    return everything, chosen, len(read.rejects)
 
 
 def build_prompt(config: LabelConfig, everything: list[PreferencePair],
@@ -299,7 +340,9 @@ def build_prompt(config: LabelConfig, everything: list[PreferencePair],
 
 def make_scorer(config: LabelConfig, prompt: LabelPrompt, runtime: Runtime | None = None,
                 http: dict[str, Any] | None = None) -> Any:
-    """The judge: a direct (1-10) scorer, a local comparing judge or an HTTP one."""
+    """The judge: a direct (1-10) scorer, a local comparing judge or an HTTP one. A long
+    conversation keeps its first instruction and its most recent tokens
+    (:class:`~preflab.engine.judge.JudgeReader` with ``keep_task``)."""
     local = not is_url(config.judge)
     if runtime is None and local and (config.device != "auto" or config.threads is not None):
         runtime = Runtime(device=config.device, threads=config.threads)
@@ -308,10 +351,16 @@ def make_scorer(config: LabelConfig, prompt: LabelPrompt, runtime: Runtime | Non
 
         return DirectScorer(config.judge, config.task, config.template, config.max_length,
                             config.max_context_tokens, runtime)
-    if http is None and not local:
-        http = config.http()
-    return make_judge(config.judge, prompt, config.max_length, config.max_context_tokens,
-                      runtime, **(http or {}))
+    if local and http:
+        raise ValueError(f"options {sorted(http)} are for HTTP judges; {config.judge!r} is "
+                         "local")
+    if not local:
+        return make_judge(config.judge, prompt, config.max_length, config.max_context_tokens,
+                          keep_task=True, **(config.http() if http is None else http))
+    return JudgeScorer(config.judge, name=f"label:{config.judge}", prompt=prompt,
+                       max_length=config.max_length,
+                       max_context_tokens=config.max_context_tokens, runtime=runtime,
+                       keep_task=True)
 
 
 def write_outputs(out: Path, table: pd.DataFrame, chosen: list[PreferencePair],
