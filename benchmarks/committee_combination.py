@@ -62,16 +62,17 @@ def measure(table: pd.DataFrame, flipped: np.ndarray, groups: np.ndarray, seed: 
     return rows
 
 
-def run_rate(truth: list[Any], rate: float, args: argparse.Namespace) -> list[dict[str, Any]]:
-    noisy, mask = inject_flips(truth, rate, args.seed)
-    folder = Path(args.out) / f"rate-{rate:g}"
+def run_rate(truth: list[Any], rate: float, seed: int, args: argparse.Namespace
+             ) -> list[dict[str, Any]]:
+    """Flip a seeded `rate` of the labels, audit once, measure every scorer."""
+    noisy, mask = inject_flips(truth, rate, seed)
+    folder = Path(args.out) / f"seed-{seed}" / f"rate-{rate:g}"
     folder.mkdir(parents=True, exist_ok=True)
     write_pairs(noisy, folder / "pairs.jsonl")
-    audit(folder / "pairs.jsonl", committee=args.committee, out=folder / "audit",
-          seed=args.seed)
+    audit(folder / "pairs.jsonl", committee=args.committee, out=folder / "audit", seed=seed)
     table = pd.read_parquet(folder / "audit" / "audit.parquet")
-    rows = measure(table, mask, pair_groups(noisy), args.seed, args.collinear)
-    return [{"rate": rate, **r} for r in rows]
+    rows = measure(table, mask, pair_groups(noisy), seed, args.collinear)
+    return [{"seed": seed, "rate": rate, **r} for r in rows]
 
 
 def main() -> None:
@@ -82,26 +83,28 @@ def main() -> None:
     parser.add_argument("--rates", default="0.1,0.25,0.4")
     parser.add_argument("--committee", default="cpu")
     parser.add_argument("--collinear", type=float, default=COLLINEAR)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="flip and fold seeds, comma-separated")
     parser.add_argument("--out", default="runs/bench-combination")
     args = parser.parse_args()
     started = time.perf_counter()
     data = args.data
     if data is None:
         data = str(Path(args.out) / "demo.jsonl")
-        demo(data, n=args.pairs or 500, flip_rate=0.25, seed=args.seed)  # make demo's pairs
+        demo(data, n=args.pairs or 500, flip_rate=0.25, seed=0)  # make demo's pairs
     pairs = list(iter_pairs(read_pairs(data).pairs))[: args.pairs]
     truth, _ = restore_truth(pairs)
-    rows = [r for rate in map(float, args.rates.split(",")) for r in run_rate(truth, rate, args)]
+    rows = [r for seed in map(int, args.seeds.split(",")) for rate in map(float,
+            args.rates.split(",")) for r in run_rate(truth, rate, seed, args)]
     frame = pd.DataFrame(rows)
-    print(frame.to_string(index=False))
+    print(frame.pivot_table(index=["rate", "scorer"], columns="seed",
+                            values=["flip_auc", "agreement_with_truth"]).to_string())
     gaps = {}
-    for rate, part in frame.groupby("rate"):
+    for (seed, rate), part in frame.groupby(["seed", "rate"]):
         members = part[~part["scorer"].str.startswith("combine=")]
         default = part[part["scorer"] == f"combine={DEFAULT}"]["flip_auc"].iloc[0]
         best = members["flip_auc"].max()
         if default is not None and not np.isnan(best):
-            gaps[f"{rate:g}"] = round(float(default - best), 4)
+            gaps[f"seed {seed}, rate {rate:g}"] = round(float(default - best), 4)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"data": data, "committee": args.committee, "pairs": len(truth),
                       "default": DEFAULT, "rows": rows, "default_minus_best_member": gaps,

@@ -50,11 +50,11 @@ def test_unknown_key_names_the_file_and_the_key(tmp_path: Path) -> None:
 
 
 def test_none_json_yaml_and_overrides(tmp_path: Path) -> None:
-    config = LabelConfig(max_context_tokens=None, sample=5, template=None)
+    config = WinrateConfig(max_context_tokens=None, limit=5)  # default 256: None is written
     text = config_toml(config)
-    assert 'max_context_tokens = "none"' in text and "template" not in text
+    assert 'max_context_tokens = "none"' in text and "limit = 5" in text
     (tmp_path / "a.toml").write_text(text)
-    assert config_from_file(LabelConfig, tmp_path / "a.toml") == config
+    assert config_from_file(WinrateConfig, tmp_path / "a.toml") == config
     (tmp_path / "b.yaml").write_text("judge: tiny-llama\nsample: 7\n")
     assert config_from_file(LabelConfig, tmp_path / "b.yaml", seed=3) == LabelConfig(
         judge="tiny-llama", sample=7, seed=3)

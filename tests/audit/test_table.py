@@ -30,7 +30,7 @@ def test_stacking_trusts_the_informative_member() -> None:
     margins = np.stack([good, noise], axis=1)
     from sklearn.metrics import roc_auc_score
 
-    stacked, info = committee_probability(margins, "stacked")
+    stacked, info = committee_probability(margins, "selected")
     naive_mean, _ = committee_probability(margins, "mean", member_p=1 / (1 + np.exp(-margins)))
     assert info["selected_groups"] == [0]  # the noise member stays out
     auc = lambda p: roc_auc_score(flipped, 1 - p)  # noqa: E731
@@ -47,7 +47,7 @@ def test_selection_skips_a_redundant_copy_and_chance_members() -> None:
     other = truth + rng.normal(0, 1.5, n)  # independent and informative: joins
     chance = [rng.normal(0, 1, n) for _ in range(3)]
     margins = np.stack([good, copy, other, *chance], axis=1)
-    _, info = committee_probability(margins, "stacked")
+    _, info = committee_probability(margins, "selected")
     assert info["merged"] == [[0, 1]]  # the copy counts as one with the original
     assert sorted(info["selected_groups"]) == [0, 1]  # good (with its copy) and other
     w = info["member_weights"]

@@ -35,8 +35,9 @@ def audit(
         help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
     combine: Annotated[str, typer.Option(
         help="Committee probability (near-collinear members merged first): stacked "
-             "(weights fitted on the other folds' labels, cross-fitted), latent "
-             "(latent-truth model, no labels), factor (one-factor model) or mean.")
+             "(weights fitted on the other folds' labels, cross-fitted), selected (the "
+             "same after forward selection), latent (latent-truth model, no labels), "
+             "factor (one-factor model) or mean.")
     ] = "stacked",
     seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
     on_error: OnErrorOpt = OnErrorChoice.fail,
