@@ -168,3 +168,17 @@ def test_rahf_hir_and_probe_commands(tmp_path) -> None:
                  "--out", tmp_path / "pr")
     assert result.exit_code == 0, result.output
     assert "6 held-out pairs: accuracy" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["label", "x.jsonl", "--limit", "-5"],
+                                  ["label", "x.jsonl", "--sample", "0"],
+                                  ["dpo", "x.jsonl", "--lr", "-1"],
+                                  ["sft", "x.jsonl", "--epochs", "0"],
+                                  ["bon", "x.jsonl", "--n", "0"],
+                                  ["eval-rm", "m", "x.jsonl", "--split-halves",
+                                   "--test-fraction", "1.5"]])
+def test_numbers_out_of_range_are_one_line_before_any_work(argv: list[str]) -> None:
+    result = run(*argv)
+    assert result.exit_code == 2
+    flag = argv[-2]
+    assert f"error: {flag} must be" in result.stderr and len(result.stderr.splitlines()) == 1

@@ -47,13 +47,45 @@ def one_line(text: object) -> str:
     return escape(" ".join(str(text).splitlines()).strip())  # every kind of line break
 
 
+# Numeric options by name: the smallest value that makes sense (counts, sizes,
+# rates) and, for fractions, the largest. Checked for every command, before any work.
+AT_LEAST_1 = {"limit", "sample", "n", "pairs", "batch_size", "epochs", "grad_accum",
+              "max_length", "max_new_tokens", "lora_r", "steps", "sc", "cot_tokens",
+              "concurrency", "bins", "perplexity_pairs", "pmp_epochs", "save_steps",
+              "samples_per_prompt", "threads", "max_prompt_tokens", "max_context_tokens",
+              "step1_epochs", "train_sample", "heldout_sample", "eval_limit", "max_tokens",
+              "top_logprobs", "max_turns", "folds"}
+AT_LEAST_0 = {"shots", "retries", "port", "seed", "temperature", "margin", "eps"}
+POSITIVE = {"lr", "step1_lr", "scit_lr", "dual_lr", "value_lr", "beta", "alpha", "timeout",
+            "request_timeout", "max_body_mb", "max_logprobs_mb"}
+FRACTIONS = {"eval_fraction", "test_fraction", "top_p"}  # in (0, 1]
+
+
+def check_numbers(values: dict[str, Any]) -> None:
+    """A ValueError naming the option for a number out of its range (e.g. --limit -5)."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in AT_LEAST_1 and v < 1:
+            raise ValueError(f"{flag} must be at least 1, got {v}")
+        if name in AT_LEAST_0 and v < 0:
+            raise ValueError(f"{flag} must be 0 or more, got {v}")
+        if name in POSITIVE and v <= 0:
+            raise ValueError(f"{flag} must be greater than 0, got {v}")
+        if name in FRACTIONS and not 0 < v <= 1:
+            raise ValueError(f"{flag} must be in (0, 1], got {v}")
+
+
 def user_errors(fn: F) -> F:
     """Show errors a user must fix as one clear line and exit 2, not as a traceback;
-    Ctrl-C prints one line and exits 130 (long commands resume from their caches)."""
+    Ctrl-C prints one line and exits 130 (long commands resume from their caches).
+    Numeric options are range-checked first (:func:`check_numbers`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_numbers(kwargs)
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
             err.print(INTERRUPTED, highlight=False, soft_wrap=True)
