@@ -37,7 +37,7 @@ def test_a_bad_limit_is_one_line_and_exit_2() -> None:
 
 def test_sigint_during_a_request_answers_it_and_exits_0(serve_cache: str,
                                                           tmp_path: Path) -> None:
-    server = ServeProcess(["tiny-llama", "--port", "0", "--quiet", "--shutdown-grace", "0.5",
+    server = ServeProcess(["tiny-llama", "--port", "0", "--quiet", "--shutdown-grace", "0.1",
                            "--max-context", "8192", "--max-tokens", "8192",
                            "--max-batch-tokens", "400000"], serve_cache, tmp_path / "serve.log")
     try:
@@ -61,7 +61,9 @@ def test_sigint_during_a_request_answers_it_and_exits_0(serve_cache: str,
             server.proc.send_signal(signal.SIGINT)
             sock.settimeout(15)
             status, _, body = read_reply(sock)
-        assert status == 503 and json.loads(body)["error"]["code"] == "shutting_down"
+        # finished within the grace period (200) or cancelled (503): answered either way
+        assert status == 200 or (status == 503 and json.loads(body)["error"]["code"]
+                                 == "shutting_down"), (status, body[:200])
         assert server.proc.wait(15) == 0
         log = server.stderr()
         assert "terminate called" not in log and "Traceback" not in log, log
