@@ -21,6 +21,7 @@ from preflab.data.demo import demo
 from preflab.engine import EngineOptions
 from preflab.engine.http_judge import JudgeError, api_base, read_label_logprobs
 from preflab.label.label_pairs import label
+from tests.helpers import private_cache
 
 MEMORY = EngineOptions(cache_path=":memory:", progress=False)
 
@@ -28,14 +29,7 @@ MEMORY = EngineOptions(cache_path=":memory:", progress=False)
 @pytest.fixture(scope="module")
 def cache_env(tmp_path_factory) -> Iterator[str]:
     """One private cache for this module's process and its server (same tiny model)."""
-    path = str(tmp_path_factory.mktemp("cache"))
-    old = os.environ.get("PREFLAB_CACHE")
-    os.environ["PREFLAB_CACHE"] = path
-    yield path
-    if old is None:
-        os.environ.pop("PREFLAB_CACHE", None)
-    else:
-        os.environ["PREFLAB_CACHE"] = old
+    yield from private_cache(str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="module")

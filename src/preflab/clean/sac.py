@@ -1,4 +1,5 @@
-"""Source-Aware Cleaning (Yeh et al. 2024, reconstructed; see METHODS.md §2).
+"""Source-Aware Cleaning (Yeh et al. 2024, reconstructed; docs/methods.md,
+"Source-Aware Cleaning").
 
 Act on each flagged pair according to its source (:mod:`preflab.audit.noise_sources`):
 

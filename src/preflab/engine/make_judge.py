@@ -15,16 +15,19 @@ def is_url(judge: str) -> bool:
 
 def make_judge(judge: str, prompt: LabelPrompt, max_length: int = 2048,
                max_context_tokens: int | None = 256, runtime: Runtime | None = None,
-               **http: Any) -> Any:
+               keep_task: bool = False, **http: Any) -> Any:
     """A local judge (a causal-LM preset, folder or hub id) or, for a URL, an
     OpenAI-compatible server (:class:`~preflab.engine.http_judge.HttpJudgeScorer`;
-    `http` are its options)."""
+    `http` are its options). With `keep_task`, a conversation too long for the judge
+    keeps its first instruction (see :class:`~preflab.engine.judge.JudgeReader`)."""
     if is_url(judge):
         from preflab.engine.http_judge import HttpJudgeScorer
 
         return HttpJudgeScorer(judge, prompt=prompt, max_length=max_length,
-                               max_context_tokens=max_context_tokens, **http)
+                               max_context_tokens=max_context_tokens, keep_task=keep_task,
+                               **http)
     if http:
         raise ValueError(f"options {sorted(http)} are for HTTP judges; {judge!r} is local")
     return JudgeScorer(judge, name=f"label:{judge}", prompt=prompt, max_length=max_length,
-                       max_context_tokens=max_context_tokens, runtime=runtime)
+                       max_context_tokens=max_context_tokens, runtime=runtime,
+                       keep_task=keep_task)

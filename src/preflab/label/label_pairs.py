@@ -1,5 +1,5 @@
 """``preflab label``: AI-feedback labels for preference pairs, and how well they agree
-with the human ones (RLAIF, Lee et al. 2023; ../METHODS.md §3).
+with the human ones (RLAIF, Lee et al. 2023; docs/methods.md, "AI feedback labels").
 
 Each pair is judged in both orders (chosen shown first, then second) and the two
 soft labels are averaged (position debiasing). Alignment is the share of pairs
@@ -351,16 +351,9 @@ def make_scorer(config: LabelConfig, prompt: LabelPrompt, runtime: Runtime | Non
 
         return DirectScorer(config.judge, config.task, config.template, config.max_length,
                             config.max_context_tokens, runtime)
-    if local and http:
-        raise ValueError(f"options {sorted(http)} are for HTTP judges; {config.judge!r} is "
-                         "local")
-    if not local:
-        return make_judge(config.judge, prompt, config.max_length, config.max_context_tokens,
-                          keep_task=True, **(config.http() if http is None else http))
-    return JudgeScorer(config.judge, name=f"label:{config.judge}", prompt=prompt,
-                       max_length=config.max_length,
-                       max_context_tokens=config.max_context_tokens, runtime=runtime,
-                       keep_task=True)
+    http = config.http() if http is None and not local else (http or {})
+    return make_judge(config.judge, prompt, config.max_length, config.max_context_tokens,
+                      runtime, keep_task=True, **http)
 
 
 def write_outputs(out: Path, table: pd.DataFrame, chosen: list[PreferencePair],
