@@ -17,6 +17,7 @@ from preflab.audit.noise_sources import tag_sources
 from preflab.audit.view import AuditView
 from preflab.clean.apply import apply_decisions, check_aligned
 from preflab.clean.decisions import counts
+from preflab.clean.human import apply_review, load_review
 from preflab.clean.methods import run_method
 from preflab.clean.metrics import detection_metrics
 from preflab.data.outputs import prepare_output_dir
@@ -43,15 +44,22 @@ def output_target(source: str | Path, fmt: str | None, to: str | None) -> tuple[
 
 
 def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
-                params: dict[str, Any] | None = None
+                params: dict[str, Any] | None = None, reviews: pd.DataFrame | None = None,
+                uncertain: str = "keep"
                 ) -> tuple[list[PreferencePair], pd.DataFrame, dict[str, Any]]:
-    """Decide and apply: (cleaned pairs, manifest, summary). Pure over its inputs."""
+    """Decide and apply: (cleaned pairs, manifest, summary). Pure over its inputs.
+
+    `reviews` (``reviews.parquet`` of ``preflab review export``): people's consensus
+    overrides the method where there is one (:mod:`preflab.clean.human`)."""
     check_aligned(pairs, view.table, f"audit {view.source}")
     table = run_method(view, method, params)
     if "source" not in table:  # every method's flagged pairs get a best-guess source
         tags = tag_sources(view)
         table["source"] = np.where(table["action"] != "keep", tags["source"], "")
         table["signal"] = np.where(table["action"] != "keep", tags["signal"], "")
+    human = None
+    if reviews is not None:
+        table, human = apply_review(table, reviews, uncertain)
     cleaned, manifest = apply_decisions(pairs, table)
     c = counts(manifest)
     acted = manifest[manifest["action"] != "keep"]
@@ -62,6 +70,8 @@ def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
         "sources_of_changed_pairs": {k: int(v) for k, v in
                                      acted["source"].value_counts().items() if k},
     }
+    if human is not None:
+        summary["human_review"] = human
     flipped = [p.meta.get("flipped") for p in pairs]
     if all(isinstance(f, bool) for f in flipped) and any(flipped):
         summary["against_recorded_flips"] = detection_metrics(manifest, np.array(flipped))
@@ -71,7 +81,8 @@ def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
 def clean(data: str | Path, audit: str | Path, method: str = "sac",
           params: dict[str, Any] | None = None, out: str | Path = "clean",
           to: str | None = None, on_error: str = "fail", rejects: str | Path | None = None,
-          overwrite: bool = True, notify: Notify | None = None) -> dict[str, Any]:
+          overwrite: bool = True, notify: Notify | None = None,
+          review: str | Path | None = None, uncertain: str = "keep") -> dict[str, Any]:
     """Clean a preference file with its audit; writes the cleaned data (the input's
     format, or `to`), manifest.parquet and summary.json into `out`.
 
@@ -79,15 +90,19 @@ def clean(data: str | Path, audit: str | Path, method: str = "sac",
     ``.preflab-clean.json``), or `overwrite` (the command refuses by default, the
     function keeps its old behaviour). With ``on_error="skip"`` bad records are
     skipped as the audit skipped them (written to `rejects`; `notify` hears how many).
+    `review`: a ``preflab review export`` folder whose consensus overrides the method;
+    `uncertain`: keep or remove pairs people found uncertain.
     """
     started = time.perf_counter()
     view = AuditView.load(audit)
+    reviews = load_review(review) if review is not None else None
     check_rejects_file(rejects, out, "clean", overwrite)
     read = read_for_command(data, on_error, rejects, notify)
     pairs = list(iter_pairs(read.pairs))
-    cleaned, manifest, summary = clean_pairs(pairs, view, method, params)
+    cleaned, manifest, summary = clean_pairs(pairs, view, method, params, reviews, uncertain)
     out = prepare_output_dir(out, "clean", overwrite, info={  # a bad input makes no folder
-        "data": str(data), "audit": str(audit), "rejects": str(rejects) if rejects else None})
+        "data": str(data), "audit": str(audit), "rejects": str(rejects) if rejects else None,
+        "review": str(review) if review is not None else None})
     writer, name = output_target(data, read.format, to)
     write_pairs(cleaned, out / name, to=writer)
     manifest.to_parquet(out / "manifest.parquet", index=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,11 @@ from preflab.cli.common import (
 )
 
 
+class Uncertain(StrEnum):
+    keep = "keep"
+    remove = "remove"
+
+
 @user_errors
 def clean(
     data: Annotated[str, typer.Argument(help="The preference data that was audited.")],
@@ -44,6 +50,12 @@ def clean(
     rejects: RejectsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
+    review: Annotated[Path | None, typer.Option(
+        "--review", help="Folder written by `preflab review export`: where people reached a "
+                         "consensus it overrides the method (reason 'human review').")] = None,
+    uncertain: Annotated[Uncertain, typer.Option(
+        help="With --review: keep or remove the pairs people judged uncertain.")
+    ] = Uncertain.keep,
 ) -> None:
     """Keep, flip, remove or soft-relabel each audited pair, and say why.
 
@@ -64,7 +76,8 @@ def clean(
     params = parse_params(method, param or [])
     summary = clean_fn(data, audit_dir, method=method, params=params, out=out_dir,
                        to=to.value if to else None, on_error=on_error.value, rejects=rejects,
-                       overwrite=overwrite, notify=warn)
+                       overwrite=overwrite, notify=warn, review=review,
+                       uncertain=uncertain.value)
     table = Table("action", "pairs", title=f"{method} on {summary['n_input']} pairs")
     for action in ("keep", "flip", "remove", "relabel"):
         table.add_row(action, str(summary[action]))
@@ -78,6 +91,11 @@ def clean(
                   f"{m['precision'] if m['precision'] is None else round(m['precision'], 3)}, "
                   f"recall {m['recall']:.3f}, residual noise {m['residual_noise']:.1%} "
                   f"(was {m['noise_before']:.1%}), kept {m['kept_fraction']:.1%}")
+    if "human_review" in summary:
+        h = summary["human_review"]
+        out.print(f"human review: {h['with_consensus']} of {h['reviewed']} reviewed pairs with "
+                  f"a consensus ({', '.join(f'{a} {n}' for a, n in h['actions'].items())}); "
+                  f"{h['changed_from_method']} differ from {method}", highlight=False)
     out.print(f"cleaned data: {summary['output']}")
     if as_json:
         print_json(summary)

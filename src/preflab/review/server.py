@@ -1,0 +1,106 @@
+"""``preflab review serve``: the review app under uvicorn, on 127.0.0.1 by default.
+
+:class:`ReviewServer` serves in the main thread until SIGINT/SIGTERM
+(:meth:`~ReviewServer.serve_forever`) or in a background thread (:meth:`~ReviewServer.start`,
+:meth:`~ReviewServer.shutdown`), as tests and scripts use it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from preflab.review.app import MAX_BODY, create_app
+
+LOOPBACK = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach."""
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: a free port), not listening yet."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Uvicorn(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, banner: str | None) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.banner:
+            print(self.banner, flush=True)
+
+
+class ReviewServer:
+    """The review app of project `db` on a bound socket."""
+
+    def __init__(self, db: str | Path, sock: socket.socket, quiet: bool = True,
+                 banner: bool = False, secure_cookie: bool = False,
+                 max_body: int = MAX_BODY, max_connections: int = 256) -> None:
+        self.sock = sock
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        self.app = create_app(db, secure_cookie=secure_cookie, max_body=max_body)
+        config = uvicorn.Config(self.app, http="h11", loop="asyncio", lifespan="off",
+                                log_level="warning" if quiet else "info",
+                                access_log=not quiet, limit_concurrency=max_connections,
+                                timeout_graceful_shutdown=5)
+        self._server = _Uvicorn(config, f"serving review at {self.url}" if banner else None)
+        self._thread: threading.Thread | None = None
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT/SIGTERM (main thread) or :meth:`shutdown`."""
+        self._server.run(sockets=[self.sock])
+
+    def start(self, timeout: float = 30.0) -> ReviewServer:
+        """Serve in a background thread; returns once it accepts connections."""
+        self._thread = threading.Thread(target=self.serve_forever, name="preflab-review",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the review server did not start")
+            time.sleep(0.02)
+        return self
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.sock.close()
+
+
+def make_server(db: str | Path, host: str = "127.0.0.1", port: int = 8765, quiet: bool = True,
+                banner: bool = False, secure_cookie: bool = False) -> ReviewServer:
+    """A review server for project `db` on `host`:`port` (0 picks a free port)."""
+    sock = bind_socket(host, port)
+    try:
+        return ReviewServer(db, sock, quiet=quiet, banner=banner, secure_cookie=secure_cookie)
+    except BaseException:
+        sock.close()
+        raise

@@ -1,0 +1,113 @@
+"""`preflab review init`: which pairs, who judges them, and adding to a project."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from preflab.audit.table import BIN_NAMES
+from preflab.cli import app
+from preflab.review import store
+from preflab.review.project import init_review
+from preflab.review.select import allocate, choose_pairs
+from tests.review.helpers import write_data
+
+runner = CliRunner()
+
+
+def test_default_takes_the_no_and_low_agreement_pairs(hh_data, tmp_path) -> None:
+    data, audit = hh_data
+    table = pd.read_parquet(audit / "audit.parquet")
+    low = table[table["bin"].isin(["none", "low"])]
+    assert 0 < len(low) < len(table)
+    result = init_review(data, audit, tmp_path / "r.sqlite", reviewers=["ann", "bob"],
+                         per_pair=2)
+    with store.opened(tmp_path / "r.sqlite") as con:
+        pairs = store.all_pairs(con)
+    assert [p["pair_id"] for p in pairs] == choose_pairs(table)
+    assert {p["pair_id"] for p in pairs} == set(low["id"])
+    bins = [p["bin"] for p in pairs]
+    assert bins == sorted(bins, key=["none", "low"].index)  # none first
+    assert result["assignments"] == 2 * len(pairs) and sorted(result["tokens"]) == ["ann", "bob"]
+
+
+def test_stratified_sample_spreads_over_bins_and_is_seeded(hh_data) -> None:
+    _, audit = hh_data
+    table = pd.read_parquet(audit / "audit.parquet")
+    sizes = table["bin"].value_counts()
+    ids = choose_pairs(table, sample=12, strata="bin", seed=3)
+    assert len(ids) == len(set(ids)) == 12
+    got = table.set_index("id").loc[ids, "bin"].value_counts()
+    want = allocate({b: int(sizes[b]) for b in BIN_NAMES if b in sizes}, 12)  # none first
+    assert got.to_dict() == {b: n for b, n in want.items() if n}
+    assert ids == choose_pairs(table, sample=12, strata="bin", seed=3)
+    assert ids != choose_pairs(table, sample=12, strata="bin", seed=4)
+    assert allocate({"a": 1, "b": 10, "c": 10}, 12) == {"a": 1, "b": 6, "c": 5}
+    by_source = choose_pairs(table, sample=6, strata="source", seed=0)
+    assert len(by_source) == 6
+    with pytest.raises(ValueError, match="--sample"):
+        choose_pairs(table, strata="bin")
+
+
+def test_adding_pairs_and_reviewers_changes_nothing_judged(hh_data, tmp_path) -> None:
+    data, audit = hh_data
+    db = tmp_path / "r.sqlite"
+    first = init_review(data, audit, db, sample=6, strata="bin", per_pair=2,
+                        reviewers=["ann", "bob", "cy"])
+    with store.opened(db) as con:
+        before = [dict(r) for r in con.execute("SELECT * FROM assignments ORDER BY pair_id, "
+                                               "reviewer")]
+        pair = before[0]
+        store.record_vote(con, pair["reviewer"], store.Vote(
+            pair["pair_id"], "A", "", "", "test", "s-1"))
+    # each reviewer has a token that logs in; orders are random per (pair, reviewer)
+    with store.opened(db) as con:
+        for name, token in first["tokens"].items():
+            assert store.reviewer_for(con, token) == name
+        assert store.reviewer_for(con, "not-a-token") is None
+    assert {r["shown_order"] for r in before} == {"CR", "RC"}
+    second = init_review(data, audit, db, sample=4, strata="bin", per_pair=3,
+                         reviewers=["ann", "dee"])
+    assert second["pairs_added"] == 4 and second["pairs"] == 10
+    assert sorted(second["tokens"]) == ["dee"]  # ann keeps her token
+    with store.opened(db) as con:
+        after = [dict(r) for r in con.execute("SELECT * FROM assignments")]
+        kept = {(r["pair_id"], r["reviewer"]): r for r in after}
+        for r in before:
+            assert kept[(r["pair_id"], r["reviewer"])] == r
+        per_pair = pd.DataFrame(after).groupby("pair_id").size()
+        assert (per_pair == 3).all() and len(per_pair) == 10
+        assert store.latest_vote(con, pair["reviewer"], pair["pair_id"])["choice"] == "A"
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            con.execute("UPDATE votes SET choice = 'B'")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            con.execute("DELETE FROM votes")
+
+
+def test_init_refuses_bad_input_clearly(hh_data, hh_pairs, tmp_path) -> None:
+    data, audit = hh_data
+    result = runner.invoke(app, ["review", "init", str(data), "--audit", str(audit), "--db",
+                                 str(tmp_path / "x.sqlite")])
+    assert result.exit_code == 2 and "needs reviewers" in result.output
+    result = runner.invoke(app, ["review", "init", str(data), "--audit", str(audit), "--db",
+                                 str(tmp_path / "x.sqlite"), "--reviewers", "ann,<b>"])
+    assert result.exit_code == 2 and "reviewer name '<b>'" in result.output
+    other, _ = write_data(hh_pairs[40:], tmp_path / "other")
+    result = runner.invoke(app, ["review", "init", str(other), "--audit", str(audit), "--db",
+                                 str(tmp_path / "x.sqlite"), "--reviewers", "ann"])
+    assert result.exit_code == 2 and "the audit is of other data" in result.output
+    assert not (tmp_path / "x.sqlite").exists()
+    result = runner.invoke(app, ["review", "init", str(data), "--audit", str(audit), "--db",
+                                 str(tmp_path / "x.sqlite"), "--reviewers", "ann,bob",
+                                 "--sample", "5", "--per-pair", "3"])
+    assert result.exit_code == 0, result.output
+    assert "each pair gets 2" in result.output
+    assert result.output.count("/?token=") == 2
+    (tmp_path / "junk.sqlite").write_text("not a database")
+    for command in (["export", str(tmp_path / "junk.sqlite"), "--out", str(tmp_path / "e")],
+                    ["serve", str(tmp_path / "junk.sqlite"), "--port", "0"]):
+        result = runner.invoke(app, ["review", *command])
+        assert result.exit_code == 2 and "not a review project" in result.output
