@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from preflab.eval.config import EvalPolicyConfig, WinrateConfig
-from preflab.experiment.config import CleanVsOriginalConfig, RAHFCompareConfig
+from preflab.experiment.config import (
+    CleanVsOriginalConfig,
+    OverOptimizationConfig,
+    RAHFCompareConfig,
+)
 from preflab.label.config import LabelConfig
 from preflab.settings import config_from_file, config_toml, read_settings
 from preflab.train.config import BestOfNConfig, PolicyConfig, RAHFConfig, RewardConfig, RLConfig
@@ -20,6 +24,7 @@ STAGES = {
     "bon.toml": BestOfNConfig, "winrate.toml": WinrateConfig,
     "eval-policy.toml": EvalPolicyConfig, "clean-vs-original.toml": CleanVsOriginalConfig,
     "rahf-experiment.toml": RAHFCompareConfig,
+    "overoptimization.toml": OverOptimizationConfig,
 }
 
 

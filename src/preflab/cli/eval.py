@@ -157,14 +157,16 @@ def eval_policy_cmd(
     temperatures: Temperatures = ",".join(map(str, EP.temperatures)),
     max_new_tokens: PMaxNew = EP.max_new_tokens, limit: PromptLimitOpt = None,
     instruction: Instruction = None, steer: Steer = None, coeff: Coeff = EP.coeff,
+    harmless_judge: Annotated[str | None, typer.Option(
+        help="Judge of the harmless rate (a model or an OpenAI-compatible URL).")] = None,
     against: Against = None, batch_size: ReplyBatchOpt = EP.batch_size,
     out_dir: OutDirOpt = Path("eval-policy"),
     seed: SeedOpt = EP.seed, device: DeviceOpt = EP.device, threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Mean reward-model score of a policy's replies at several temperatures, and
-    perplexity on held-out chosen replies. OUT/config.toml holds the settings
-    (`--config` it to rerun).
+    """Mean reward-model score of a policy's replies at several temperatures, their
+    harmless rate as a judge rates them, and perplexity on held-out chosen replies.
+    OUT/config.toml holds the settings (`--config` it to rerun).
 
     Example: `preflab eval-policy dpo --prompts test.jsonl --reward rm --heldout test.jsonl`
     """
@@ -176,6 +178,12 @@ def eval_policy_cmd(
     for t, r in s.get("reward", {}).items():
         out.print(f"T={t}: mean reward {r['mean']:.4f} (95% CI {r['ci95'][0]:.4f}-"
                   f"{r['ci95'][1]:.4f}) over {s['n_prompts']} prompts")
+    for t, h in s.get("harmless", {}).items():
+        out.print(f"T={t}: harmless rate {h['harmless_rate']:.3f} (95% CI "
+                  f"{h['harmless_rate_ci95'][0]:.3f}-{h['harmless_rate_ci95'][1]:.3f}), mean "
+                  f"P(harmless) {h['mean_p_harmless']:.3f} (95% CI "
+                  f"{h['mean_p_harmless_ci95'][0]:.3f}-{h['mean_p_harmless_ci95'][1]:.3f}) "
+                  f"over {h['n']} replies")
     if "perplexity" in s:
         out.print(f"perplexity on held-out chosen replies: {s['perplexity']:.3f} "
                   f"({s['tokens']} tokens)")
@@ -268,5 +276,38 @@ def probe_cmd(
               f"{s['pairs']['heldout']['pairs']} held-out pairs: accuracy {m['accuracy']:.3f}, "
               f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
               f"AUC {m['auc']:.3f}, pairwise {m['pairwise_accuracy']:.3f}")
+    if as_json:
+        print_json(s)
+
+
+@user_errors
+def eval_harmless_cmd(
+    data: Annotated[str, typer.Argument(help="Labelled pairs (chosen = less harmful).")],
+    judge: Annotated[str, typer.Option(help="Judge: a causal LM or an OpenAI-compatible "
+                                            "URL.")] = "smollm2-135m-instruct",
+    limit: Annotated[int | None, typer.Option(help="The first N pairs.")] = 200,
+    preamble: Preamble = "detailed",
+    template: Annotated[Path | None, typer.Option(
+        help="A TOML file overriding keys of the harmless-rate template.")] = None,
+    max_context_tokens: MaxContext = 256,
+    out_dir: OutDirOpt = Path("eval-harmless"),
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a harmless-rate judge on labelled pairs: its harmless rate on the chosen and
+    on the rejected replies, and how often it finds the chosen reply more likely
+    harmless than the rejected one (agreement with the labels), with 95% intervals.
+
+    Example: `preflab eval-harmless hh.jsonl.gz --judge smollm2-135m-instruct --limit 200`
+    """
+    from preflab.eval.harmless import eval_harmless, harmless_table
+
+    s = eval_harmless(data, judge, out_dir, limit, preamble, template, max_context_tokens,
+                      seed, device, threads)
+    for line in harmless_table({"chosen": s["chosen"], "rejected": s["rejected"]}):
+        out.print(line, highlight=False)
+    lo, hi = s["agreement_ci95"]
+    out.print(f"agreement with the labels (P(harmless | chosen) > P(harmless | rejected)): "
+              f"{s['agreement']:.3f} (95% CI {lo:.3f}-{hi:.3f}) over {s['n_pairs']} pairs")
     if as_json:
         print_json(s)

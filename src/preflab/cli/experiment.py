@@ -23,10 +23,16 @@ from preflab.cli.common import (
     typed_options,
     user_errors,
 )
-from preflab.experiment.config import RAHF_METHODS, CleanVsOriginalConfig, RAHFCompareConfig
+from preflab.experiment.config import (
+    RAHF_METHODS,
+    CleanVsOriginalConfig,
+    OverOptimizationConfig,
+    RAHFCompareConfig,
+)
 
 CVO = CleanVsOriginalConfig()
 RC = RAHFCompareConfig()
+OO = OverOptimizationConfig()
 
 
 def nested_config(cls: type[C], ctx: typer.Context, config_file: Path | None,
@@ -159,6 +165,72 @@ def rahf_experiment_cmd(
         temperatures=lambda t: floats(t, "--temperatures"),
         methods=lambda m: [x.strip() for x in m.split(",") if x.strip()])
     s = rahf_compare(data, out=out_dir, config=config)
+    out.print((out_dir / "report.md").read_text())
+    out.print(f"{s['seconds']:.0f} s")
+    if as_json:
+        print_json(s)
+
+
+RM_OPTIONS = {"base": "base", "rm_epochs": "epochs", "rm_max_length": "max_length"}
+RL_OPTIONS = {"rl_batch_size": "batch_size", "rl_beta": "beta"}
+
+
+def _ns(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--n {text!r}: expected comma-separated integers, e.g. 1,2,4,8"
+                         ) from None
+    if not values or min(values) < 1:
+        raise ValueError(f"--n {text!r}: every N must be at least 1")
+    return values
+
+
+@user_errors
+def overoptimization_cmd(
+    ctx: typer.Context,
+    data: PairsArg,
+    config_file: ConfigOpt = None, out_dir: OutDir = Path("overoptimization"),
+    base: Annotated[str, typer.Option(help="Base of the train PM and the test PM.")
+                    ] = OO.rm.base,
+    policy: Annotated[str, typer.Option(help="The policy optimised against the train PM.")
+                      ] = OO.policy,
+    n: Annotated[str, typer.Option("--n", help="Comma-separated best-of-N values.")
+                 ] = ",".join(map(str, OO.n)),
+    rl_steps: Annotated[int, typer.Option(help="RL steps against the train PM (0: none).")
+                        ] = OO.rl_steps,
+    rl_checkpoints: Annotated[int, typer.Option(help="RL checkpoints scored.")
+                              ] = OO.rl_checkpoints,
+    rl_batch_size: Annotated[int, typer.Option(help="RL prompts per step.")
+                             ] = OO.rl.batch_size,
+    rl_beta: Annotated[float, typer.Option(help="RL KL coefficient.")] = OO.rl.beta,
+    rm_epochs: Annotated[float, typer.Option(help="Epochs of each PM.")] = OO.rm.epochs,
+    rm_max_length: Annotated[int, typer.Option(help="PM tokens per (context, reply).")
+                             ] = OO.rm.max_length,
+    prompts: Annotated[int, typer.Option(help="Held-out prompts optimised on.")
+                       ] = OO.prompts,
+    eval_fraction: EvalFraction = OO.eval_fraction, train_sample: TrainSample = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of best-of-N.")
+                           ] = OO.temperature,
+    max_new_tokens: PMaxNew = OO.max_new_tokens,
+    batch_size: Annotated[int, typer.Option(help="Replies sampled at once.")
+                          ] = OO.batch_size,
+    seed: SeedOpt = OO.seed, device: DeviceOpt = OO.device, threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reward over-optimisation (Bai et al. 2022): a train PM and a test PM on the two
+    halves of the data (split by prompt), best-of-N (and with --rl-steps, RL) against
+    the train PM on held-out prompts, both PMs' scores against KL. Writes summary.json,
+    curve.csv, curve.png and report.md; a rerun resumes. OUT/config.toml holds the
+    settings (`--config` it to rerun; PM settings in its [rm] table, RL's in [rl]).
+
+    Example: `preflab experiment overoptimization hh.jsonl.gz --n 1,2,4,8,16 --out oo`
+    """
+    from preflab.experiment.overoptimization import overoptimization
+
+    config = nested_config(OverOptimizationConfig, ctx, config_file,
+                           {"rm": RM_OPTIONS, "rl": RL_OPTIONS}, n=_ns)
+    s = overoptimization(data, out_dir, config)
     out.print((out_dir / "report.md").read_text())
     out.print(f"{s['seconds']:.0f} s")
     if as_json:

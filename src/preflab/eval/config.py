@@ -36,6 +36,7 @@ class EvalPolicyConfig(FromFile):
     instruction: str | None = None  # good, bad or a text before the last user turn (HIR)
     steer: str | None = None  # a steering vector file
     coeff: float = 1.0  # the steering vector's coefficient
+    harmless_judge: str | None = None  # judge of the harmless rate (a model or a URL)
     seed: int = 0
     batch_size: int = 8
     device: str = "auto"

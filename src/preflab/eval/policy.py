@@ -71,10 +71,13 @@ def eval_policy(model: str, prompts: str | Path | None = None, reward: str | Non
     :class:`EvalPolicyConfig`) override `config`. Writes ``OUT/config.toml``."""
     config = replace(config or EvalPolicyConfig(), **settings,
                      **({"reward": reward} if reward is not None else {}))
-    if config.reward is None and heldout is None:
-        raise ValueError("nothing to evaluate: give --reward, --heldout or both")
-    if config.reward is not None and not prompts:
-        raise ValueError("--reward scores generations: give --prompts too")
+    generating = config.reward is not None or config.harmless_judge is not None
+    if not generating and heldout is None:
+        raise ValueError("nothing to evaluate: give --reward, --harmless-judge, --heldout "
+                         "or several")
+    if generating and not prompts:
+        raise ValueError("--reward and --harmless-judge rate generations: give --prompts "
+                         "too")
     started = time.perf_counter()
     out = Path(out)
     write_config(config, out)
@@ -85,7 +88,7 @@ def eval_policy(model: str, prompts: str | Path | None = None, reward: str | Non
     summary: dict[str, Any] = {"model": model, "seed": config.seed,
                                "instruction": config.instruction, "steer": config.steer,
                                "coeff": config.coeff if config.steer else None}
-    items = load_prompts(prompts, config.limit) if config.reward is not None else []
+    items = load_prompts(prompts, config.limit) if generating else []
     generations = generate(policy, items, config)
     summary["prompts_truncated"] = len(policy.prompts_truncated)
     if heldout is not None:
@@ -95,11 +98,15 @@ def eval_policy(model: str, prompts: str | Path | None = None, reward: str | Non
         summary.update(perplexity(policy, list(iter_pairs(load_pairs(heldout))),
                                   batch_size=config.batch_size, source=str(heldout)))
     del policy
-    if config.reward is not None:
+    if generating:
         summary.update({"prompts": str(prompts), "n_prompts": len(items),
-                        "reward_model": config.reward,
-                        "max_new_tokens": config.max_new_tokens,
+                        "max_new_tokens": config.max_new_tokens})
+    if config.reward is not None:
+        summary.update({"reward_model": config.reward,
                         "reward": score_generations(items, generations, config, out)})
+    if config.harmless_judge is not None:
+        summary.update({"harmless_judge": config.harmless_judge,
+                        "harmless": rate_harmless(items, generations, config, out)})
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -133,6 +140,33 @@ def score_generations(items: Sequence[Any], generations: dict[float, list[str]],
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
             write_generations(items, replies, out / f"generations_t{t}.jsonl")
     return rewards
+
+
+def rate_harmless(items: Sequence[Any], generations: dict[float, list[str]],
+                  config: EvalPolicyConfig, out: Path) -> dict[str, Any]:
+    """Harmless rate and mean P(harmless) (with intervals) per temperature, from
+    ``config.harmless_judge`` (:mod:`preflab.eval.harmless`); writes ``harmless.jsonl``
+    (and, without a reward model, one ``generations_t{T}.jsonl`` per temperature)."""
+    from preflab.eval.harmless import HarmlessJudge, harmless_stats
+    from preflab.eval.winrate import write_generations
+
+    assert config.harmless_judge is not None
+    judge = HarmlessJudge(config.harmless_judge, device=config.device,
+                          threads=config.threads)
+    rates = {}
+    with open(out / "harmless.jsonl", "w", encoding="utf-8") as f:
+        for t, replies in generations.items():
+            p = judge([x.messages for x in items], replies, desc=f"harmless T={t}")
+            rates[str(t)] = harmless_stats(p, config.seed)
+            f.writelines(json.dumps({"prompt_id": x.id, "temperature": t, "reply": r,
+                                     "p_harmless": round(float(v.mean()), 6),
+                                     "p_harmless_by_wording": [round(float(y), 6)
+                                                               for y in v]},
+                                    ensure_ascii=False) + "\n"
+                         for x, r, v in zip(items, replies, p, strict=True))
+            if config.reward is None:
+                write_generations(items, replies, out / f"generations_t{t}.jsonl")
+    return rates
 
 
 def read_rewards(folder: str | Path) -> dict[float, dict[str, float]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from preflab.settings import FromFile
-from preflab.train.config import PolicyConfig, RAHFConfig
+from preflab.train.config import PolicyConfig, RAHFConfig, RewardConfig, RLConfig
 
 RAHF_METHODS = ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")
 
@@ -54,3 +54,28 @@ class RAHFCompareConfig(FromFile):
     def __post_init__(self) -> None:
         self.temperatures = [float(t) for t in self.temperatures]
         self.methods = list(self.methods)
+
+
+@dataclass
+class OverOptimizationConfig(FromFile):
+    """Everything that defines a reward over-optimisation experiment but the data."""
+
+    policy: str = "smollm2-135m-instruct"  # the policy optimised (best-of-N, RL)
+    rm: RewardConfig = field(default_factory=RewardConfig)  # both PMs' settings
+    n: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])  # best-of-N
+    rl_steps: int = 0  # RL steps against the train PM; 0: no RL
+    rl_checkpoints: int = 4  # RL checkpoints scored (every rl_steps / rl_checkpoints)
+    rl: RLConfig = field(default_factory=RLConfig)  # policy, reward, steps: set here
+    eval_fraction: float = 0.2  # pairs held out; their prompts are optimised on
+    train_sample: int | None = None  # PMs train on halves of a seeded sample of N pairs
+    prompts: int = 40  # held-out prompts optimised on
+    temperature: float = 1.0
+    max_new_tokens: int = 48
+    batch_size: int = 8  # replies sampled at once
+    n_boot: int = 2000  # bootstrap resamples of the prompts
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.n = sorted({int(k) for k in self.n})
