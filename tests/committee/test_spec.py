@@ -39,6 +39,18 @@ def write(tmp_path, text: str):
     ('[[member]]\nname = "a"\nkind = "ifd"\nmodel = "minilm-l6"\n', "at least one must vote"),
     ('[[member]]\nname = "a"\nkind = "seq-rm"\nmodel = "minilm-l6"\nvote = "yes"\n',
      "'vote' must be true or false"),
+    ('[[member]]\nname = "a"\nkind = "http-rm"\nurl = "ftp://host"\n',
+     "url 'ftp://host' is not an http(s) URL"),
+    ('[[member]]\nname = "a"\nkind = "http-rm"\nurl = "http://h"\napi = "grpc"\n',
+     "api must be one of pooling, classify, got 'grpc'"),
+    ('[[member]]\nname = "a"\nkind = "http-rm"\nurl = "http://h"\ntimeout = 0\n',
+     "'timeout' must be a positive number of seconds"),
+    ('[[member]]\nname = "a"\nkind = "seq-rm"\nmodel = "org/m"\nclass = "Model"\n',
+     "'class' must be 'module:Name', got 'Model'"),
+    ('[[member]]\nname = "a"\nkind = "seq-rm"\nmodel = "org/m"\nparams = -1\n',
+     "'params' must be a positive number, got -1"),
+    ('[[member]]\nname = "a"\nkind = "causal-rm"\nmodel = "org/m"\nreward_output = "x"\n',
+     "unknown key(s) ['reward_output'] for kind causal-rm"),
 ])
 def test_bad_committee_is_rejected_before_any_model_loads(tmp_path, body: str,
                                                           message: str) -> None:
@@ -61,7 +73,8 @@ def test_committee_without_kind_names_file_member_and_key(tmp_path) -> None:
     with pytest.raises(CommitteeError) as e:
         load_committee(path)
     assert str(e.value) == (f"{path}, member 1 ('rm'): missing required key 'kind' (one of "
-                            "seq-rm, causal-rm, judge, embed-rm, crossfit, python, ifd)")
+                            "seq-rm, causal-rm, judge, embed-rm, crossfit, python, ifd, "
+                            "http-rm, scores)")
     assert "None" not in str(e.value)
 
 

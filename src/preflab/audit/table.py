@@ -34,6 +34,9 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     m = margins.shape[1]
     votes = (margins > 0).astype(np.int8)  # a tie is not a vote for the human label
     v = votes.sum(axis=1)
+    # A member with no score for a pair (NaN: a request that failed, a pair missing from
+    # a scores file) casts no vote: the pair is judged by the members that scored it.
+    present = (~np.isnan(margins)).sum(axis=1)
     table = pd.DataFrame({"id": list(ids), "subset": [s or "(none)" for s in subsets]})
     if flipped is not None:
         table["flipped"] = np.asarray(flipped, dtype=bool)
@@ -44,9 +47,11 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
         table[f"r_rejected.{name}"] = r_rejected[:, k]
         table[f"p_chosen.{name}"] = member_p[:, k]
     table["votes"] = v
-    table["members"] = m
-    table["agreement"] = v / m
-    table["bin"] = agreement_bin(v, m, *bins)
+    table["members"] = present
+    if (present < m).any():
+        table["missing_votes"] = m - present
+    table["agreement"] = v / np.maximum(present, 1)
+    table["bin"] = agreement_bin(v, np.maximum(present, 1), *bins)
     table["p_chosen"], info = committee_probability(margins, combine, seed=seed,
                                                     member_p=member_p, groups=groups)
     table["spread"] = np.nanstd(member_p, axis=1)

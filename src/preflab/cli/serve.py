@@ -13,7 +13,9 @@ from preflab.cli.common import err, user_errors
 
 @user_errors
 def serve(
-    model: Annotated[str, typer.Argument(help="A causal-LM preset, folder or hub id.")],
+    model: Annotated[str, typer.Argument(
+        help="A causal-LM preset, folder or hub id; or a reward model (a train-rm folder, "
+             "any sequence-classification model).")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8000,
     served_name: Annotated[str | None, typer.Option(
@@ -44,6 +46,11 @@ def serve(
     max_context: Annotated[int | None, typer.Option(
         min=2, help="Most tokens (prompt + completion) per sequence; longer prompts get a "
                     "400 (default: the model's context length).")] = None,
+    reward: Annotated[bool | None, typer.Option(
+        "--reward/--generate",
+        help="Serve a reward model on vLLM's Pooling and Classify APIs (/pooling, "
+             "/classify), or a causal LM on /v1/completions (default: a folder whose "
+             "config names a sequence-classification model is a reward model).")] = None,
 ) -> None:
     """Serve a local model over the OpenAI-compatible API a judge needs (/v1/completions
     with logprobs, /v1/chat/completions, /v1/models), so a team can share one judge:
@@ -53,6 +60,10 @@ def serve(
     runs at a time; prompts longer than the model's context, bodies, max_tokens and
     batches over the limits are refused; a client that leaves stops its generation.
     SIGINT or SIGTERM shuts down cleanly (exit 0).
+
+    A reward model is served on vLLM's Pooling and Classify APIs instead, so an
+    `http-rm` committee member scores through it as through `vllm serve MODEL --runner
+    pooling`.
 
     Example: `preflab serve smollm2-135m-instruct --port 8000`
     """
@@ -72,7 +83,7 @@ def serve(
               else f"cannot listen on {host}:{port}: {e.strerror or e}")
     try:
         server = make_server(model, sock=sock, served_name=served_name, quiet=quiet,
-                             limits=limits, banner=True)
+                             limits=limits, banner=True, reward=reward)
     except OSError as e:  # a hub id that cannot be fetched, a folder without weights...
         if isinstance(e, FileNotFoundError | PermissionError):
             raise

@@ -7,8 +7,10 @@ absolute rewards of both replies.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,12 +74,56 @@ def _reward_scorer(spec: MemberSpec) -> Any:
     return RewardScorer(o["model"], name=spec.name, output_index=o.get("output_index", 0),
                         max_length=o.get("max_length", 2048), runtime=_runtime(o),
                         head_seed=o.get("head_seed", 0),
-                        trust_remote_code=o.get("trust_remote_code", False))
+                        trust_remote_code=o.get("trust_remote_code", False),
+                        model_class=o.get("class"),
+                        reward_output=o.get("reward_output", "logits"),
+                        pad_token=o.get("pad_token"), tokenizer=o.get("tokenizer"),
+                        attn_implementation=o.get("attn_implementation"),
+                        device_map=o.get("device_map"))
+
+
+def device_max_tokens(free_bytes: int, layers: int, hidden: int, value_bytes: int,
+                      floor: int) -> int:
+    """Padded tokens per batch that fit in half of a device's free memory: a token holds
+    its KV rows (2 x layers x hidden values) and about 16 x hidden values of
+    activations in flight; never below `floor`."""
+    per_token = (2 * layers + 16) * hidden * value_bytes
+    return max(floor, int(0.5 * free_bytes / per_token))
+
+
+@contextlib.contextmanager
+def device_batches(engine: Engine, model: Any) -> Iterator[None]:
+    """On a CUDA device, while a member runs, batches as large as the memory left after
+    its weights allows (:func:`device_max_tokens`), when the engine keeps the default
+    cap; elsewhere nothing changes."""
+    import torch
+
+    from preflab.engine import EngineOptions
+
+    device = getattr(model, "device", None)
+    if (device is None or device.type != "cuda"
+            or engine.options.max_tokens != EngineOptions().max_tokens):
+        yield
+        return
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
+        else model.config
+    free, _ = torch.cuda.mem_get_info(device)
+    cap = device_max_tokens(free, config.num_hidden_layers, config.hidden_size,
+                            next(model.parameters()).element_size(),
+                            engine.options.max_tokens)
+    saved = engine.options
+    engine.options = dataclasses.replace(saved, max_tokens=cap)
+    try:
+        yield
+    finally:
+        engine.options = saved
 
 
 def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair],
                        engine: Engine) -> MemberScores:
-    return _pointwise(spec, _reward_scorer(spec), pairs, engine)
+    scorer = _reward_scorer(spec)
+    with device_batches(engine, scorer.model):
+        return _pointwise(spec, scorer, pairs, engine)
 
 
 def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
@@ -227,6 +273,60 @@ def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) 
     return _pointwise(spec, _python_scorer(spec), pairs, engine)
 
 
+def _missing_info(ids: Sequence[str], reasons: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a member reports of the pairs it could not score (they count as missing
+    votes): how many, and the first ids (with the reason, when there is one)."""
+    from preflab.committee.scores import SHOW_MISSING
+
+    shown = list(ids)[:SHOW_MISSING]
+    return {"missing": len(ids),
+            "missing_ids": {i: reasons.get(i, "") for i in shown} if reasons else shown}
+
+
+def score_scores(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    """Rewards or margins read from a file (:mod:`preflab.committee.scores`); a pair the
+    file lacks has a NaN margin, reported under ``missing``."""
+    from preflab.committee.scores import file_scores
+
+    margin, r_c, r_r, missing = file_scores(pairs, spec.options["path"],
+                                            spec.options.get("key"))
+    engine.last_stats = type(engine.last_stats)()  # nothing ran through the engine
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        _missing_info(missing))
+
+
+def _http_reward_scorer(spec: MemberSpec) -> Any:
+    from preflab.engine.http_reward import HttpRewardScorer
+
+    o = spec.options
+    return HttpRewardScorer(
+        o["url"], model=o.get("model"), tokenizer=o.get("tokenizer"),
+        api=o.get("api", "pooling"), output_index=o.get("output_index", 0),
+        max_length=o.get("max_length", 2048), concurrency=o.get("concurrency", 4),
+        timeout=o.get("timeout", 120.0), retries=o.get("retries", 3),
+        backoff=o.get("backoff", 0.5), batch=o.get("batch", 16), name=spec.name)
+
+
+def score_http_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+    """Rewards from a served reward model; a pair whose request failed has a NaN margin
+    (never a score), reported with its reason under ``missing``."""
+    scorer = _http_reward_scorer(spec)
+    contexts, replies = _sides(pairs)
+    units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+    r = np.array([v[0] for v in engine.run(scorer, units, desc=spec.name)], dtype=np.float64)
+    n = len(pairs)
+    r_c, r_r = r[:n], r[n:]
+    margin = r_c - r_r
+    failed = [p.id for p, m in zip(pairs, margin, strict=True) if np.isnan(m)]
+    reasons = {}
+    for j, p in enumerate(pairs):
+        why = scorer.failures.get(units[j].key) or scorer.failures.get(units[n + j].key)
+        if why:
+            reasons[p.id] = why
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
+                        {**_missing_info(failed, reasons), "truncated": scorer.truncated})
+
+
 SCORERS = {
     "seq-rm": score_reward_model,
     "causal-rm": score_reward_model,
@@ -235,17 +335,35 @@ SCORERS = {
     "crossfit": score_crossfit,
     "python": score_python,
     "ifd": score_ifd,
+    "scores": score_scores,
+    "http-rm": score_http_rm,
 }
 
 
+def free_memory() -> None:
+    """Release what a finished member held (its weights, CUDA's cached blocks), so the
+    next member of a committee loads into the whole device."""
+    import gc
+
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def score_member(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
-    """Scores of one member on all pairs."""
-    return SCORERS[spec.kind](spec, pairs, engine)
+    """Scores of one member on all pairs; members load one at a time and their models
+    are freed before the next loads."""
+    try:
+        return SCORERS[spec.kind](spec, pairs, engine)
+    finally:
+        free_memory()
 
 
 # Members that give each reply a reward of its own; judges compare two replies and
 # crossfit members need the pairs' labels.
-POINTWISE = ("seq-rm", "causal-rm", "embed-rm", "python", "ifd")
+POINTWISE = ("seq-rm", "causal-rm", "embed-rm", "python", "ifd", "http-rm")
 
 
 def reply_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
@@ -257,5 +375,6 @@ def reply_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Seque
         return embed_rewards(spec, *embed_items(spec, contexts, replies, engine))
     if spec.kind == "ifd":
         return ifd_rewards(spec, contexts, replies, engine)[0]
-    scorer = _python_scorer(spec) if spec.kind == "python" else _reward_scorer(spec)
+    scorer = _python_scorer(spec) if spec.kind == "python" else \
+        _http_reward_scorer(spec) if spec.kind == "http-rm" else _reward_scorer(spec)
     return _scalar_rewards(scorer, contexts, replies, engine, spec.name)

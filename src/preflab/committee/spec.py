@@ -22,22 +22,36 @@ from typing import Any
 
 PRESETS_DIR = resources.files("preflab.committee.presets")  # the committee presets (TOML)
 RUNTIME_KEYS = {"precision", "device", "threads"}
+# How a big model loads on GPUs (passed to `from_pretrained`).
+GPU_KEYS = {"attn_implementation", "device_map"}
+# A model's conventions, from its card: the class to load (`module:Name` for a class the
+# card defines), which output holds the reward, the pad token, a tokenizer of its own.
+CONVENTION_KEYS = {"class", "reward_output", "pad_token", "tokenizer", "output_index"}
+# Declared sizes, for `--plan` when the model's config is not at hand offline.
+SIZE_KEYS = {"params", "layers", "hidden", "context"}
 KINDS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optional keys)
-    "seq-rm": ({"model"}, {"output_index", "max_length", "trust_remote_code"} | RUNTIME_KEYS),
-    "causal-rm": ({"model"}, {"output_index", "max_length", "head_seed"} | RUNTIME_KEYS),
+    "seq-rm": ({"model"}, {"max_length", "trust_remote_code"} | CONVENTION_KEYS | GPU_KEYS
+               | RUNTIME_KEYS),
+    "causal-rm": ({"model"}, {"output_index", "max_length", "head_seed"} | GPU_KEYS
+                  | RUNTIME_KEYS),
     "judge": ({"model"}, {"preamble", "max_length", "max_context_tokens"} | RUNTIME_KEYS),
     "embed-rm": ({"model"}, {"head", "max_length"} | RUNTIME_KEYS),
     "crossfit": ({"model"}, {"folds", "seed", "features", "C", "max_length"} | RUNTIME_KEYS),
     "python": (set(), {"function", "entry_point"}),
     "ifd": ({"model"}, {"max_context_tokens", "max_reply_tokens"} | RUNTIME_KEYS),
+    "http-rm": ({"url"}, {"model", "tokenizer", "api", "output_index", "max_length",
+                          "concurrency", "timeout", "retries", "backoff", "batch"}),
+    "scores": ({"path"}, {"key"}),
 }
 # Every member may set `vote = false`: scored and written to the audit table as a
 # signal for cleaning rules, but not counted in votes or the committee probability.
-COMMON_KEYS = {"vote"}
+COMMON_KEYS = {"vote"} | SIZE_KEYS
 # Tokens a member reads, by kind when its file does not say (members.py's defaults).
 TOKEN_KEYS = {"max_length", "max_context_tokens", "max_reply_tokens", "folds"}
-DEFAULT_MAX_LENGTH = {"seq-rm": 2048, "causal-rm": 2048, "judge": 2048, "embed-rm": 256,
-                      "crossfit": 256, "ifd": 256}
+DEFAULT_MAX_LENGTH = {"seq-rm": 2048, "causal-rm": 2048, "http-rm": 2048, "judge": 2048,
+                      "embed-rm": 256, "crossfit": 256, "ifd": 256}
+HTTP_APIS = ("pooling", "classify")
+SCORE_KEYS = ("id", "text")
 VOTES_BY_DEFAULT = {kind: kind != "ifd" for kind in KINDS}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 DEFAULT_BINS = (0.25, 0.75)  # low: 0 < v/M <= 0.25; high: 0.75 <= v/M < 1
@@ -150,7 +164,8 @@ def parse_committee(data: dict[str, Any], source: str) -> Committee:
                                      f"got {value!r}")
         for key in sorted(required - set(options)):
             raise CommitteeError(f"{where}: missing required key '{key}' for kind {kind}")
-        if "model" in options and not _model_exists(str(options["model"])):
+        _check_kind_options(where, kind, options)
+        if kind != "http-rm" and "model" in options and not _model_exists(str(options["model"])):
             raise CommitteeError(f"{where}: model {options['model']!r} not found: not a preset, "
                                  "an existing folder or a hub id")
         if kind == "python" and ("function" in options) == ("entry_point" in options):
@@ -169,3 +184,48 @@ def parse_committee(data: dict[str, Any], source: str) -> Committee:
     return Committee(name=data.get("name", Path(source).stem), members=members, source=source,
                      bins=(float(bins[0]), float(bins[1])),
                      description=data.get("description", ""))
+
+
+def _check_kind_options(where: str, kind: str, options: dict[str, Any]) -> None:
+    """The value checks of the newer keys: sizes, conventions, http-rm and scores."""
+    for key in sorted(SIZE_KEYS & set(options)):
+        value = options[key]
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise CommitteeError(f"{where}: '{key}' must be a positive number, got {value!r}")
+    cls = options.get("class")
+    if cls is not None and (not isinstance(cls, str) or cls.count(":") != 1):
+        raise CommitteeError(f"{where}: 'class' must be 'module:Name', got {cls!r}")
+    output = options.get("reward_output")
+    if output is not None and (not isinstance(output, str) or not output):
+        raise CommitteeError(f"{where}: 'reward_output' must name an output field "
+                             f"(logits, score...), got {output!r}")
+    index = options.get("output_index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool)
+                              or index < 0):
+        raise CommitteeError(f"{where}: 'output_index' must be a whole number >= 0, "
+                             f"got {index!r}")
+    if kind == "http-rm":
+        url = str(options["url"])
+        if not url.startswith(("http://", "https://")):
+            raise CommitteeError(f"{where}: url {url!r} is not an http(s) URL")
+        if options.get("api", "pooling") not in HTTP_APIS:
+            raise CommitteeError(f"{where}: api must be one of {', '.join(HTTP_APIS)}, "
+                                 f"got {options['api']!r}")
+        for key in ("timeout", "backoff"):
+            value = options.get(key, 1.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise CommitteeError(f"{where}: '{key}' must be a positive number of seconds, "
+                                     f"got {value!r}")
+        for key in ("concurrency", "batch", "retries"):
+            value = options.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (
+                    key != "retries" and value < 1):
+                raise CommitteeError(f"{where}: '{key}' must be a whole number "
+                                     f"{'>= 0' if key == 'retries' else '>= 1'}, got {value!r}")
+    if kind == "scores":
+        path = Path(str(options["path"])).expanduser()
+        if not path.is_file():
+            raise CommitteeError(f"{where}: scores file {str(path)!r} not found")
+        if options.get("key", "id") not in SCORE_KEYS:
+            raise CommitteeError(f"{where}: key must be one of {', '.join(SCORE_KEYS)}, "
+                                 f"got {options['key']!r}")

@@ -86,6 +86,46 @@ def _head(model: Any) -> torch.nn.Module | None:
     return None
 
 
+def load_class(path: str) -> Any:
+    """The class named by ``module:Name`` (a class a model card defines, in a module on
+    the Python path); ValueError naming it when it cannot be imported."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"class {path!r} cannot be imported ({e}): put the class the model "
+                         "card defines in a module on the Python path") from None
+
+
+def reward_field(output: Any, field: str) -> torch.Tensor:
+    """The output of a model's forward that holds the reward, as [batch, outputs]:
+    `field` names it (``logits``, ``score``, ``rewards``...; a number indexes a tuple)."""
+    try:
+        value = output[int(field)] if field.isdigit() else (
+            output[field] if isinstance(output, dict) else getattr(output, field))
+    except (KeyError, AttributeError, IndexError, TypeError):
+        raise ValueError(f"the model's output has no {field!r} (reward_output); it has "
+                         f"{list(output.keys()) if hasattr(output, 'keys') else type(output)}"
+                         ) from None
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"the model's output {field!r} is not a tensor (reward_output)")
+    return value if value.dim() == 2 else value.reshape(value.shape[0], -1)
+
+
+def strip_pad(ids: list[int], pad_id: int | None) -> list[int]:
+    """`ids` without trailing pad tokens (at least one kept): a sequence-classification
+    model reads its reward at the last token that is not padding, so a sequence that
+    ends in the pad token is read one token earlier, here as in the model's own class."""
+    if pad_id is None:
+        return ids
+    n = len(ids)
+    while n > 1 and ids[n - 1] == pad_id:
+        n -= 1
+    return ids[:n]
+
+
 class RewardScorer(PrefixSharing):
     """Scores (context, reply) units with a sequence-classification reward model.
 
@@ -95,12 +135,28 @@ class RewardScorer(PrefixSharing):
         output_index: which output of a multi-output head is the reward.
         max_length: longer inputs keep their last `max_length` tokens (counted in
             ``self.truncated``).
+        model_class: ``module:Name`` of the class to load (one a model card defines);
+            default ``AutoModelForSequenceClassification``.
+        reward_output: the output field that holds the reward (``logits``, ``score``...).
+        pad_token: the pad token (a token of the vocabulary); default the model config's,
+            else the tokenizer's. A model with neither runs one sequence at a time where
+            it runs whole, as its card's snippet does.
+        tokenizer: a tokenizer other than the model's own.
+        attn_implementation, device_map: passed to ``from_pretrained`` (GPU runs:
+            ``flash_attention_2``, ``auto`` for a model larger than one GPU).
+
+    Built-in transformers classes read through the ``logits`` share each prompt's
+    forward pass between its replies; other classes and outputs run whole sequences
+    through the model's own forward, batched with right padding.
     """
 
     def __init__(self, model: str, name: str | None = None, output_index: int = 0,
                  max_length: int = 2048, runtime: Runtime | None = None,
                  head_seed: int = 0, prefix_sharing: bool = True,
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, model_class: str | None = None,
+                 reward_output: str = "logits", pad_token: str | None = None,
+                 tokenizer: str | None = None, attn_implementation: str | None = None,
+                 device_map: str | None = None) -> None:
         from transformers import AutoModelForSequenceClassification
 
         from preflab.models.bi_encoder import register
@@ -110,32 +166,59 @@ class RewardScorer(PrefixSharing):
         self.runtime = runtime or Runtime()
         self.runtime.apply_threads()
         resolved = resolve(model)
-        self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        self.tokenizer = load_tokenizer(tokenizer or model, trust_remote_code=trust_remote_code)
         torch.manual_seed(head_seed)  # a new head (causal LM folder) is seeded
-        extra = {} if _has_head(resolved) else {"num_labels": output_index + 1}
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            resolved, dtype=self.runtime.weight_dtype(), trust_remote_code=trust_remote_code,
-            **extra).to(self.runtime.torch_device()).eval()
+        extra: dict[str, Any] = {} if _has_head(resolved) else {"num_labels": output_index + 1}
+        if attn_implementation:
+            extra["attn_implementation"] = attn_implementation
+        if device_map:
+            extra["device_map"] = device_map
+        cls = load_class(model_class) if model_class else AutoModelForSequenceClassification
+        loaded = cls.from_pretrained(resolved, dtype=self.runtime.weight_dtype(),
+                                     trust_remote_code=trust_remote_code, **extra)
+        self.model = (loaded if device_map else loaded.to(self.runtime.torch_device())).eval()
+        self.pad_id = self._pad_id(pad_token)
+        self.model.config.pad_token_id = self.pad_id
+        self.fill_id = self.pad_id if self.pad_id is not None else (
+            self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0)
         if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model.config.pad_token_id = self.tokenizer.pad_token_id
+            self.tokenizer.pad_token_id = self.fill_id
         self.encoder = is_encoder(self.model.config)
         self.sep_id = type_separator(self.tokenizer, self.model.config) if self.encoder else None
         self.backbone = self.model.base_model
         self.head = _head(self.model)
-        # Custom reward models (remote code, multi-objective heads) run whole.
-        self.prefix_sharing = prefix_sharing and not self.encoder and self.head is not None
+        builtin = type(self.model).__module__.startswith("transformers.")
+        # Custom reward models (remote code, a card's class, another output) run whole.
+        self.prefix_sharing = (prefix_sharing and not self.encoder and self.head is not None
+                               and builtin and reward_output == "logits")
         self.output_index = output_index
+        self.reward_output = reward_output
         self.max_length = max_length
         self.name = name or f"rm:{model}"
         self.truncated = 0
+        conventions = [c for c in (model_class, None if reward_output == "logits" else
+                                   reward_output, pad_token, tokenizer) if c]
         self.fingerprint = fingerprint("reward-v3", model_fingerprint(model, resolved), head_seed,
-                                       output_index, max_length, self.runtime.precision)
+                                       output_index, max_length, self.runtime.precision,
+                                       *([conventions] if conventions else []))
+
+    def _pad_id(self, pad_token: str | None) -> int | None:
+        """The pad id the model reads: `pad_token`, else the config's, else the tokenizer's."""
+        if pad_token is not None:
+            pad_id = self.tokenizer.convert_tokens_to_ids(pad_token)
+            if pad_id is None or (pad_id == self.tokenizer.unk_token_id
+                                  and pad_token != self.tokenizer.unk_token):
+                raise ValueError(f"pad_token {pad_token!r} is not in the tokenizer's vocabulary")
+            return int(pad_id)
+        config_pad = getattr(self.model.config, "pad_token_id", None)
+        if isinstance(config_pad, int):
+            return config_pad
+        return self.tokenizer.pad_token_id
 
     def _ids(self, context: Any, reply: str) -> list[int]:
         x = reward_input(self.tokenizer, self.encoder, context, reply, self.max_length)
         self.truncated += bool(x.context_cut or x.reply_cut)
-        return x.ids
+        return x.ids if self.encoder else strip_pad(x.ids, self.pad_id)
 
     def encode(self, units: list[Unit]) -> Shared:
         context = units[0].payload[0]
@@ -146,27 +229,35 @@ class RewardScorer(PrefixSharing):
         prefix, suffixes = split_shared_prefix(full, hint)
         return Shared(prefix, suffixes)
 
+    def outputs(self, seqs: list[list[int]]) -> torch.Tensor:
+        """The reward output (all its columns) of whole token sequences through the
+        model's own forward: right padding, or one at a time for a model without a pad
+        token. Shape [n, outputs]."""
+        if self.pad_id is None and len(seqs) > 1:
+            return torch.cat([self.outputs([s]) for s in seqs])
+        width = max(len(s) for s in seqs)
+        dev = self.model.device
+        ids = torch.full((len(seqs), width), self.fill_id, dtype=torch.long, device=dev)
+        mask = torch.zeros_like(ids)
+        for j, s in enumerate(seqs):
+            ids[j, :len(s)] = torch.tensor(s)
+            mask[j, :len(s)] = 1
+        extra = {} if self.sep_id is None else {
+            "token_type_ids": token_types(ids, self.sep_id)}
+        return reward_field(self.model(input_ids=ids, attention_mask=mask, **extra),
+                            self.reward_output)
+
     @torch.inference_mode()
     def run(self, items: list[Shared]) -> list[np.ndarray]:
-        pad = self.tokenizer.pad_token_id
         with self.runtime.autocast():
             if not self.prefix_sharing:  # whole sequences through the model's own forward
-                seqs = [i.prefix + s for i in items for s in i.suffixes]
-                width = max(len(s) for s in seqs)
-                dev = self.runtime.torch_device()
-                ids = torch.full((len(seqs), width), pad, dtype=torch.long, device=dev)
-                mask = torch.zeros_like(ids)
-                for j, s in enumerate(seqs):
-                    ids[j, :len(s)] = torch.tensor(s)
-                    mask[j, :len(s)] = 1
-                extra = {} if self.sep_id is None else {
-                    "token_type_ids": token_types(ids, self.sep_id)}
-                scores = self.model(input_ids=ids, attention_mask=mask, **extra).logits
+                scores = self.outputs([i.prefix + s for i in items
+                                       for s in i.suffixes])[:, self.output_index]
             else:
                 hidden = last_hidden_states(self.backbone, [(i.prefix, i.suffixes)
-                                                            for i in items], pad)
-                scores = self.head(hidden)
-        return list(scores[:, self.output_index].float().cpu().numpy()[:, None])
+                                                            for i in items], self.fill_id)
+                scores = self.head(hidden)[:, self.output_index]
+        return list(scores.float().cpu().numpy()[:, None])
 
 
 def _has_head(path: str) -> bool:

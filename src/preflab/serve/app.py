@@ -10,6 +10,8 @@ log-probs of the model's raw distribution at each generated token) and
 request run as a batch), a bounded number wait (:mod:`preflab.serve.gate`), and every
 refusal is an OpenAI-style error: 400 (bad or too large a request), 404, 405, 413
 (body over the limit), 503 (busy, timed out, shutting down; ``Retry-After`` when busy).
+A reward model is served on vLLM's Pooling and Classify APIs instead (``POST /pooling``,
+``POST /classify``: :mod:`preflab.serve.reward`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from preflab.serve.api import Plan, answer, parse_chat, parse_completion
 from preflab.serve.errors import ApiError, bad_request
 from preflab.serve.gate import ClientGone, Gate
 from preflab.serve.limits import Limits
-from preflab.serve.model import JudgeModel
+from preflab.serve.model import Job, JudgeModel
+from preflab.serve.reward import RewardModel, answer_pool, parse_pool
 
 log = logging.getLogger(__name__)
 
 Parser = Callable[[JudgeModel, Limits, dict[str, Any]], Plan]
+Work = Callable[[Job], dict[str, Any]]
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -74,8 +78,9 @@ def _paths(path: str) -> list[str]:
     return [path, path + "/"]
 
 
-def create_app(judge: JudgeModel, limits: Limits | None = None) -> Starlette:
-    """The ASGI app serving `judge` within `limits`; ``app.state.gate`` is its queue."""
+def create_app(judge: JudgeModel | RewardModel, limits: Limits | None = None) -> Starlette:
+    """The ASGI app serving `judge` (a causal LM, or a reward model on the Pooling and
+    Classify APIs) within `limits`; ``app.state.gate`` is its queue."""
     limits = limits or Limits()
     gate = Gate(limits.max_queue, limits.request_timeout)
 
@@ -87,16 +92,16 @@ def create_app(judge: JudgeModel, limits: Limits | None = None) -> Starlette:
             {"id": judge.name, "object": "model", "created": judge.created,
              "owned_by": "preflab"}]})
 
-    async def generate(request: Request, parse: Parser) -> Response:
+    async def handle(request: Request, plan: Callable[[dict[str, Any]], Work]) -> Response:
+        """Read the body, check the model, `plan` the work (400s on arrival), run it on
+        the model thread through the gate and answer."""
         try:
             body = await read_json(request, limits.max_body_bytes)
             model = body.get("model")
             if model not in (None, judge.name):
                 raise ApiError(404, f"model {model!r} is not served here; this server serves "
                                     f"{judge.name!r}", param="model", code="model_not_found")
-            plan = parse(judge, limits, body)
-            reply = await gate.run(lambda job: answer(judge, limits, plan, job),
-                                   request.receive)
+            reply = await gate.run(plan(body), request.receive)
         except ApiError as e:
             return error_response(e)
         except (ClientGone, ClientDisconnect):
@@ -106,11 +111,31 @@ def create_app(judge: JudgeModel, limits: Limits | None = None) -> Starlette:
             return error_response(ApiError(500, f"{type(e).__name__}: {e}", kind="server_error"))
         return json_response(200, reply)
 
+    def generation(parse: Parser) -> Callable[[dict[str, Any]], Work]:
+        def plan(body: dict[str, Any]) -> Work:
+            assert isinstance(judge, JudgeModel)
+            checked = parse(judge, limits, body)
+            return lambda job: answer(judge, limits, checked, job)
+        return plan
+
+    def pooling(endpoint: str) -> Callable[[dict[str, Any]], Work]:
+        def plan(body: dict[str, Any]) -> Work:
+            assert isinstance(judge, RewardModel)
+            checked = parse_pool(endpoint, body)
+            return lambda job: answer_pool(judge, limits, checked, job)
+        return plan
+
     async def completions(request: Request) -> Response:
-        return await generate(request, parse_completion)
+        return await handle(request, generation(parse_completion))
 
     async def chat_completions(request: Request) -> Response:
-        return await generate(request, parse_chat)
+        return await handle(request, generation(parse_chat))
+
+    async def pool(request: Request) -> Response:
+        return await handle(request, pooling("pooling"))
+
+    async def classify_route(request: Request) -> Response:
+        return await handle(request, pooling("classify"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -121,10 +146,20 @@ def create_app(judge: JudgeModel, limits: Limits | None = None) -> Starlette:
     routes = [
         *(Route(p, health, methods=["GET"]) for p in _paths("/health") + _paths("/v1/health")),
         *(Route(p, models, methods=["GET"]) for p in _paths("/v1/models")),
-        *(Route(p, completions, methods=["POST"]) for p in _paths("/v1/completions")),
-        *(Route(p, chat_completions, methods=["POST"])
-          for p in _paths("/v1/chat/completions")),
     ]
+    if isinstance(judge, RewardModel):  # vLLM's pooling runner serves these at the root
+        routes += [
+            *(Route(p, pool, methods=["POST"]) for p in _paths("/pooling")
+              + _paths("/v1/pooling")),
+            *(Route(p, classify_route, methods=["POST"]) for p in _paths("/classify")
+              + _paths("/v1/classify")),
+        ]
+    else:
+        routes += [
+            *(Route(p, completions, methods=["POST"]) for p in _paths("/v1/completions")),
+            *(Route(p, chat_completions, methods=["POST"])
+              for p in _paths("/v1/chat/completions")),
+        ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         HTTPException: _http_error, Exception: _server_error})
     app.state.gate = gate

@@ -28,6 +28,7 @@ from preflab.serve.app import create_app
 from preflab.serve.gate import Gate
 from preflab.serve.limits import Limits
 from preflab.serve.model import JudgeModel
+from preflab.serve.reward import RewardModel, is_reward_model
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -103,7 +104,8 @@ class JudgeServer:
     """A model behind the API on a bound socket: :meth:`serve_forever` in the main
     thread (until SIGINT/SIGTERM), or :meth:`start` in a thread and :meth:`shutdown`."""
 
-    def __init__(self, judge: JudgeModel, sock: socket.socket, limits: Limits | None = None,
+    def __init__(self, judge: JudgeModel | RewardModel, sock: socket.socket,
+                 limits: Limits | None = None,
                  quiet: bool = False, banner: bool = False) -> None:
         self.judge = judge
         self.limits = limits or Limits()
@@ -159,13 +161,23 @@ class JudgeServer:
 def make_server(model: str, host: str = "127.0.0.1", port: int = 8000,
                 runtime: Runtime | None = None, served_name: str | None = None,
                 quiet: bool = False, limits: Limits | None = None,
-                sock: socket.socket | None = None, banner: bool = False) -> JudgeServer:
+                sock: socket.socket | None = None, banner: bool = False,
+                reward: bool | None = None) -> JudgeServer:
     """A server for `model` on `host`:`port` (``port=0`` picks a free one) or on `sock`,
     bound before the model loads, not yet serving. With `banner` it prints
-    ``serving MODEL at http://HOST:PORT/v1`` once it accepts connections."""
+    ``serving MODEL at http://HOST:PORT/v1`` once it accepts connections. A reward model
+    (`reward`; by default: a folder whose config names a sequence-classification or
+    reward architecture) is served on the Pooling and Classify APIs."""
+    from preflab.models.offline import resolve
+
     sock = sock or bind_socket(host, port)
     try:
-        judge = JudgeModel(model, runtime, served_name, (limits or Limits()).max_context)
+        context = (limits or Limits()).max_context
+        if reward is None:
+            reward = is_reward_model(resolve(model))
+        judge: JudgeModel | RewardModel = (
+            RewardModel(model, runtime, served_name, context) if reward
+            else JudgeModel(model, runtime, served_name, context))
     except BaseException:
         sock.close()
         raise

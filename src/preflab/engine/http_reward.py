@@ -1,0 +1,191 @@
+"""A reward model behind a server: vLLM's pooling runner, or ``preflab serve``.
+
+``vllm serve MODEL --runner pooling`` serves a sequence-classification reward model on
+vLLM's Pooling API: ``POST /pooling`` with ``{"model", "input", "task": "classify",
+"use_activation": false}`` answers ``{"data": [{"index", "object": "pooling",
+"data": [logit, ...]}]}`` (raw logits, as the model's head gives them); ``api =
+"classify"`` uses ``POST /classify`` instead, whose items carry ``"probs"``. The
+inputs are token ids when the model's tokenizer is at hand (rendered and truncated as
+the local ``seq-rm`` member renders them, so a served model scores exactly as a local
+one), else the conversation as chat ``messages``, one request each, for the server's
+template to render.
+
+Requests run `concurrency` at a time, each with a `timeout`; a connection error, a
+timeout, a 429 or a 5xx is retried `retries` times with exponential backoff
+(:class:`~preflab.engine.http_judge.HttpClient`). A reward that still fails, or a
+reply that cannot be read, becomes NaN with its reason in
+:attr:`HttpRewardScorer.failures` — never a score (NaN values are not cached, so the
+next run asks again).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from preflab.data.messages import Messages
+from preflab.engine.http_judge import HttpClient, JudgeError
+from preflab.engine.units import Unit
+from preflab.models.runtime import ENCODER_TYPES, fingerprint
+
+APIS = {"pooling": "/pooling", "classify": "/classify"}
+
+
+def server_root(url: str) -> str:
+    """The server's root (vLLM serves ``/pooling`` there, not under ``/v1``)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url.rstrip("/").removesuffix("/v1")
+
+
+def read_reward(item: Any, api: str, index: int) -> float:
+    """The reward in one item of a Pooling or Classify reply: column `index` of its
+    ``data`` (the last row of per-token data) or ``probs``."""
+    if not isinstance(item, dict):
+        raise JudgeError("a reply item is not a JSON object")
+    value = item.get("probs" if api == "classify" else "data")
+    if isinstance(value, list) and value and isinstance(value[-1], list):
+        value = value[-1]  # a token-level reward model: the last token's row
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or len(value) <= index:
+        raise JudgeError(f"the reply item has no output {index}: {str(value)[:80]}")
+    reward = value[index]
+    if isinstance(reward, bool) or not isinstance(reward, int | float) \
+            or not math.isfinite(reward):
+        raise JudgeError(f"the reward is not a finite number: {reward!r}")
+    return float(reward)
+
+
+def _encoder_folder(name: str) -> bool:
+    """True when `name` resolves to a folder holding an encoder's config."""
+    from preflab.models.offline import resolve
+
+    try:
+        config = Path(resolve(name)) / "config.json"
+    except Exception:  # a hub id: not here
+        return False
+    return config.exists() and json.loads(config.read_text()).get("model_type") in ENCODER_TYPES
+
+
+class HttpRewardScorer:
+    """Scores (context, reply) units through a served reward model.
+
+    `model` defaults to the server's first (``GET /v1/models``); `tokenizer` (a preset,
+    folder or hub id; default: the model's name) renders and truncates the inputs as
+    :func:`~preflab.engine.reward.reward_input` does; without one the conversations go
+    as chat messages. The value is [reward], NaN when it could not be had (reason in
+    :attr:`failures`, by unit key).
+    """
+
+    def __init__(self, url: str, model: str | None = None, tokenizer: str | None = None,
+                 api: str = "pooling", output_index: int = 0, max_length: int = 2048,
+                 concurrency: int = 4, timeout: float = 120.0, retries: int = 3,
+                 backoff: float = 0.5, batch: int = 16, api_key: str | None = None,
+                 name: str | None = None) -> None:
+        if api not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, got {api!r}")
+        if concurrency < 1 or batch < 1:
+            raise ValueError("concurrency and batch must be at least 1")
+        self.client = HttpClient(server_root(url), timeout, retries, backoff, api_key)
+        if model is None:
+            listed = self.client.get("/v1/models")
+            try:
+                model = str(listed["data"][0]["id"])
+            except (KeyError, IndexError, TypeError):
+                raise ValueError(f"{url}: /v1/models lists no model; set model") from None
+        self.model_name = model
+        self.api = api
+        self.path = APIS[api]
+        self.output_index = output_index
+        self.max_length = max_length
+        self.concurrency = concurrency
+        self.batch = batch
+        self.tokenizer = self._load_tokenizer(tokenizer or model)
+        self.encoder = _encoder_folder(tokenizer or model) if self.tokenizer else False
+        self.failures: dict[str, str] = {}
+        self.truncated = 0
+        self.name = name or f"rm:{model}@{urlparse(url).netloc}"
+        self.fingerprint = fingerprint("http-reward", model, api, output_index, max_length,
+                                       self.tokenizer is not None, self.encoder)
+
+    @staticmethod
+    def _load_tokenizer(name: str) -> Any | None:
+        """The tokenizer when it is here (a preset, a folder, the hub's cache); never
+        downloaded: a remote model's name need not be a hub id."""
+        from preflab.models.offline import OFFLINE_MODELS, load_tokenizer
+
+        local = name in OFFLINE_MODELS or Path(name).expanduser().exists()
+        try:
+            return load_tokenizer(name, **({} if local else {"local_files_only": True}))
+        except Exception:  # a remote model whose tokenizer is not here: chat messages
+            return None
+
+    def _input(self, context: Messages, reply: str) -> list[int] | list[dict[str, str]]:
+        if self.tokenizer is None:
+            return [{"role": r, "content": c} for r, c in context] + [
+                {"role": "assistant", "content": reply}]
+        from preflab.engine.reward import reward_input
+
+        x = reward_input(self.tokenizer, self.encoder, context, reply, self.max_length)
+        self.truncated += bool(x.context_cut or x.reply_cut)
+        return x.ids
+
+    # Engine protocol: one item per unit, no prefix sharing (the server batches).
+    def encode(self, units: list[Unit]) -> list[tuple[str, Any]]:
+        return [(u.key, self._input(*u.payload)) for u in units]
+
+    def sort_key(self, item: list[tuple[str, Any]]) -> tuple[int, ...]:
+        return (max(len(x) for _, x in item),)
+
+    def cost(self, items: list[list[tuple[str, Any]]]) -> tuple[int, int]:
+        n = sum(len(i) for i in items)
+        return n, n
+
+    def _body(self, chunk: list[tuple[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model_name, "use_activation": False}
+        if self.api == "pooling":
+            body["task"] = "classify"
+        if self.tokenizer is None:  # one conversation per request
+            body["messages"] = chunk[0][1]
+        else:
+            body["input"] = [x for _, x in chunk]
+            body["add_special_tokens"] = False
+        return body
+
+    def _score(self, chunk: list[tuple[str, Any]]) -> list[np.ndarray]:
+        try:
+            reply = self.client.post(self.path, self._body(chunk))
+            data = reply.get("data")
+            if not isinstance(data, list):
+                raise JudgeError("the reply has no 'data' list")
+            items = sorted(data, key=lambda d: d.get("index", 0) if isinstance(d, dict) else 0)
+            if len(items) != len(chunk):
+                raise JudgeError(f"{len(items)} results for {len(chunk)} inputs")
+        except JudgeError as e:
+            for key, _ in chunk:
+                self.failures[key] = str(e)
+            return [np.full(1, np.nan) for _ in chunk]
+        out = []
+        for (key, _), item in zip(chunk, items, strict=True):
+            try:
+                out.append(np.array([read_reward(item, self.api, self.output_index)]))
+            except JudgeError as e:
+                self.failures[key] = str(e)
+                out.append(np.full(1, np.nan))
+        return out
+
+    def run(self, items: list[list[tuple[str, Any]]]) -> list[np.ndarray]:
+        flat = [x for item in items for x in item]
+        size = self.batch if self.tokenizer is not None else 1
+        chunks = [flat[i:i + size] for i in range(0, len(flat), size)]
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            results = list(pool.map(self._score, chunks))
+        return [v for r in results for v in r]

@@ -1,0 +1,202 @@
+"""`http-rm` members against real local servers: `preflab serve` hosting a reward model
+(the same margins as the local member), and servers that time out, answer 500 or
+answer malformed JSON (failures recorded per pair, never scores)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from preflab.committee.members import score_member
+from preflab.committee.spec import parse_committee
+from preflab.engine import Engine, EngineOptions
+from preflab.engine.http_reward import HttpRewardScorer, read_reward
+
+
+@pytest.fixture(scope="module")
+def rm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised Llama reward model (sequence classification)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from preflab.models.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, pad_token_id=tok.pad_token_id,
+                         num_labels=1)
+    folder = tmp_path_factory.mktemp("rm") / "tiny-rm"
+    LlamaForSequenceClassification(config).eval().save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(rm_folder: Path) -> Iterator[str]:
+    """`preflab serve` hosting the reward model in this process, on a free port."""
+    from preflab.serve.server import make_server
+
+    server = make_server(str(rm_folder), port=0, quiet=True, served_name="tiny-rm").start()
+    yield server.url
+    server.shutdown()
+
+
+def pairs_of(hh_result: Any, n: int) -> list[Any]:
+    from preflab.data.read import iter_pairs
+
+    return list(islice(iter_pairs(hh_result.pairs), n))
+
+
+def engine() -> Engine:
+    return Engine(EngineOptions(cache_path=":memory:", progress=False))
+
+
+def test_served_reward_model_gives_the_local_margins(served: str, rm_folder: Path,
+                                                     hh_result: Any) -> None:
+    pairs = pairs_of(hh_result, 40)
+    committee = parse_committee({"member": [
+        {"name": "local", "kind": "seq-rm", "model": str(rm_folder), "max_length": 256},
+        {"name": "served", "kind": "http-rm", "url": served, "tokenizer": str(rm_folder),
+         "max_length": 256, "batch": 8, "concurrency": 3},
+        {"name": "served-classify", "kind": "http-rm", "url": served + "/v1",
+         "tokenizer": str(rm_folder), "max_length": 256, "api": "classify"}]}, "http")
+    e = engine()
+    local, served_, classify = (score_member(m, pairs, e) for m in committee.members)
+    assert np.isfinite(local.margin).all() and np.std(local.margin) > 0
+    assert np.abs(served_.margin - local.margin).max() <= 1e-5
+    assert np.abs(classify.margin - local.margin).max() <= 1e-5
+    assert served_.info["missing"] == 0 and served_.info["truncated"] > 0
+
+
+def test_without_a_tokenizer_the_server_renders_the_chat(served: str, rm_folder: Path,
+                                                          hh_result: Any) -> None:
+    """The served name is no model here: conversations go as messages, one a request,
+    rendered by the server's template (truncated to its context, 512 tokens)."""
+    pairs = pairs_of(hh_result, 6)
+    committee = parse_committee({"member": [
+        {"name": "local", "kind": "seq-rm", "model": str(rm_folder), "max_length": 512},
+        {"name": "served", "kind": "http-rm", "url": served, "model": "tiny-rm"}]}, "http")
+    local, remote = (score_member(m, pairs, engine()) for m in committee.members)
+    assert np.abs(remote.margin - local.margin).max() <= 1e-5
+
+
+class FaultServer:
+    """A real HTTP server on 127.0.0.1 that misbehaves in one way; counts requests."""
+
+    def __init__(self, mode: str, delay: float = 0.0) -> None:
+        self.mode, self.delay, self.requests = mode, delay, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                outer.requests += 1
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                n = len(body.get("input") or [1])
+                if outer.mode == "timeout":
+                    time.sleep(outer.delay)
+                if outer.mode == "500":
+                    reply, status = b'{"error": "boom"}', 500
+                elif outer.mode == "malformed":
+                    reply, status = b'{"data": [{"index": 0, "data": [0.5', 200
+                elif outer.mode == "bad-item":  # the first input of each request is unreadable
+                    data = [{"index": i, "object": "pooling", "data": ["x"] if i == 0 else [1.0]}
+                            for i in range(n)]
+                    reply, status = json.dumps({"data": data}).encode(), 200
+                else:
+                    data = [{"index": i, "data": [1.0]} for i in range(n)]
+                    reply, status = json.dumps({"data": data}).encode(), 200
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("mode", "reason"), [
+    ("timeout", "timed out after 0.3 s (2 tries)"),
+    ("500", "HTTP 500"),
+    ("malformed", "the reply is not JSON"),
+])
+def test_failed_requests_are_recorded_per_pair_never_scored(mode: str, reason: str,
+                                                             rm_folder: Path,
+                                                             hh_result: Any) -> None:
+    pairs = pairs_of(hh_result, 5)
+    fault = FaultServer(mode, delay=1.0)
+    try:
+        committee = parse_committee({"member": [{
+            "name": "flaky", "kind": "http-rm", "url": fault.url, "model": "m",
+            "tokenizer": str(rm_folder), "timeout": 0.3, "retries": 1, "backoff": 0.01,
+            "batch": 4}]}, "http")
+        e = engine()
+        scores = score_member(committee.members[0], pairs, e)
+        assert np.isnan(scores.margin).all() and np.isnan(scores.r_chosen).all()
+        assert scores.info["missing"] == len(pairs)
+        assert set(scores.info["missing_ids"]) == {p.id for p in pairs}
+        assert all(reason in why for why in scores.info["missing_ids"].values())
+        if mode != "malformed":  # retried once: two tries per request
+            assert fault.requests == 2 * -(-2 * len(pairs) // 4)
+        # nothing was cached: the next run asks again
+        before = fault.requests
+        score_member(committee.members[0], pairs, e)
+        assert fault.requests > before
+    finally:
+        fault.close()
+
+
+def test_an_unreadable_item_fails_only_its_pairs(rm_folder: Path, hh_result: Any) -> None:
+    pairs = pairs_of(hh_result, 6)
+    fault = FaultServer("bad-item")
+    try:
+        committee = parse_committee({"member": [{
+            "name": "partial", "kind": "http-rm", "url": fault.url, "model": "m",
+            "tokenizer": str(rm_folder), "batch": 4, "retries": 0}]}, "http")
+        scores = score_member(committee.members[0], pairs, engine())
+        bad = np.isnan(scores.margin)
+        assert 0 < bad.sum() < len(pairs)
+        assert scores.info["missing"] == int(bad.sum())
+        assert np.all(scores.margin[~bad] == 0.0)  # both replies read 1.0
+        assert all("not a finite number" in why for why in scores.info["missing_ids"].values())
+    finally:
+        fault.close()
+
+
+@pytest.mark.parametrize(("item", "api", "index", "expected"), [
+    ({"data": [0.25, 2.0]}, "pooling", 1, 2.0),
+    ({"data": [[9.0], [0.5]]}, "pooling", 0, 0.5),  # per-token rewards: the last token
+    ({"data": 1.5}, "pooling", 0, 1.5),
+    ({"probs": [-3.0]}, "classify", 0, -3.0),
+])
+def test_read_reward_shapes(item: dict[str, Any], api: str, index: int,
+                            expected: float) -> None:
+    assert read_reward(item, api, index) == expected
+
+
+def test_bad_server_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an http"):
+        HttpRewardScorer("ftp://x", model="m")
