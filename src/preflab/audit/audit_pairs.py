@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from preflab.audit.combine import DEFAULT
 from preflab.audit.noise_sources import SourceRules, source_counts, tag_sources
-from preflab.audit.report import render_report
+from preflab.audit.report import render_report, report_ids
 from preflab.audit.stats import member_diagnostics, summarize
+from preflab.audit.stream import CHUNK, PairSpill, RowFile, spill_pairs
 from preflab.audit.table import audit_table
 from preflab.audit.view import AuditView
 from preflab.committee.spec import Committee, load_committee
-from preflab.data.groups import pair_groups, repeat_counts
+from preflab.data.groups import repeat_counts
 from preflab.data.outputs import check_output_file, marker_path, prepare_output_dir
-from preflab.data.pair import PreferencePair
-from preflab.data.read import ReadResult, iter_pairs, read_pairs
+from preflab.data.read import ReadResult, read_pairs
 from preflab.engine import Engine, EngineOptions
-from preflab.engine.core import CHARS_PER_TOKEN, oversized, pair_texts
+from preflab.engine.core import CHARS_PER_TOKEN, make_executor, oversized, pair_texts
+from preflab.engine.executor import ExecutorOptions
 
 Notify = Callable[[str], None]
+ROW_GROUP = 65536  # rows of audit.parquet converted and written at a time
 
 
 def check_rejects_file(rejects: str | Path | None, out: str | Path, command: str,
@@ -57,7 +60,8 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
           limit: int | None = None, engine_options: EngineOptions | None = None,
           combine: str = DEFAULT, seed: int = 0, on_error: str = "fail",
           rejects: str | Path | None = None, overwrite: bool = True,
-          notify: Notify | None = None) -> dict[str, Any]:
+          notify: Notify | None = None, executor: ExecutorOptions | None = None,
+          chunk: int = CHUNK) -> dict[str, Any]:
     """Audit a preference file; writes audit.parquet, summary.json and report.html in `out`.
 
     The committee is validated, the data read and `out` made ready before any model
@@ -67,68 +71,227 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
     records are skipped (and written to `rejects`). `notify` gets each warning as soon
     as it is known: records rejected, prompts or replies over every member's length.
     Scores go through the engine's disk cache, so a rerun after an interruption, or
-    with one more member, computes only what is missing.
+    with one more member, computes only what is missing. `executor` says where batches
+    run (default: the committee file's ``[engine]`` table, else this process); pairs a
+    member's scorer failed on are left out of the table and listed in failures.jsonl.
+
+    The audit streams: pairs are read once into a Parquet file on disk and scored
+    `chunk` pairs at a time, cross-fitting features go to memory-mapped files, the
+    table is written in row groups and the report fetches only the pairs it shows,
+    so memory grows with the per-pair numbers, not with the texts.
     """
     started = time.perf_counter()
     spec = load_committee(committee)
     check_rejects_file(rejects, out, "audit", overwrite)
-    read = read_for_command(data, on_error, rejects, notify)
-    pairs = list(islice(iter_pairs(read.pairs), limit))
-    if not pairs:
-        raise ValueError(f"{data}: no pairs to audit")
-    out = prepare_output_dir(out, "audit", overwrite, info={  # a bad input makes no folder
-        "data": str(data), "committee": spec.name, "rejects": str(rejects) if rejects else None})
     longest = spec.max_tokens()
-    n_long = oversized(pair_texts(pairs), longest)
-    if n_long and notify is not None and longest is not None:
-        notify(f"prompts or replies over {CHARS_PER_TOKEN * longest:,} characters: {n_long}; "
-               f"more than the {longest} tokens the longest-reading member of committee "
-               f"{spec.name} takes, so every member will truncate them")
-    engine = Engine(engine_options)
-    table, summary = committee_audit(spec, pairs, engine, combine, seed, str(out))
-    seconds = time.perf_counter() - started
-    summary = {"data": str(data), "committee": spec.name, **summary,
-               "n_rejected_on_read": len(read.rejects),
-               "rejects": str(rejects) if rejects and read.rejects else None,
-               "oversized": n_long, "seconds": round(seconds, 2),
-               "pairs_per_s": round(len(pairs) / seconds, 3)}
-    table.to_parquet(out / "audit.parquet", index=False)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    by_id = {p.id: p for p in pairs}
-    (out / "report.html").write_text(render_report(table, summary, by_id), encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="preflab-audit-") as work:
+        spill = spill_pairs(data, Path(work) / "pairs.parquet", on_error, rejects, limit,
+                            lambda chunk: oversized(pair_texts(chunk), longest), chunk)
+        if spill.rejects and notify is not None:
+            seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
+            notify(f"{len(spill.rejects)} of {spill.n_records} records of {data} were "
+                   f"rejected on read and skipped{seen}")
+        if not len(spill):
+            raise ValueError(f"{data}: no pairs to audit")
+        out = prepare_output_dir(out, "audit", overwrite, info={  # a bad input makes no folder
+            "data": str(data), "committee": spec.name,
+            "rejects": str(rejects) if rejects else None})
+        n_long = spill.oversized
+        if n_long and notify is not None and longest is not None:
+            notify(f"prompts or replies over {CHARS_PER_TOKEN * longest:,} characters: "
+                   f"{n_long}; more than the {longest} tokens the longest-reading member of "
+                   f"committee {spec.name} takes, so every member will truncate them")
+        options = executor or engine_executor(spec)
+        engine = Engine(engine_options, make_executor(options))
+        try:
+            table, summary = committee_audit(spec, spill, engine, combine, seed, str(out),
+                                             chunk=chunk, work=Path(work))
+            info = getattr(engine.executor, "info", None)
+            summary["executor_info"] = info() if info else {}
+        finally:
+            engine.executor.close()
+        failures = summary.pop("failures")
+        write_failures(out / "failures.jsonl", failures)
+        seconds = time.perf_counter() - started
+        summary = {"data": str(data), "committee": spec.name, **summary,
+                   "n_rejected_on_read": len(spill.rejects),
+                   "rejects": str(rejects) if rejects and spill.rejects else None,
+                   "oversized": n_long, "executor": options.kind if options else "local",
+                   "n_failed": len(failures),
+                   "failures": str(out / "failures.jsonl") if failures else None,
+                   "seconds": round(seconds, 2),
+                   "pairs_per_s": round(len(spill.ids) / seconds, 3)}
+        write_table(table, out / "audit.parquet")
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        shown = spill.fetch(report_ids(table, summary))
+        (out / "report.html").write_text(render_report(table, summary, shown),
+                                         encoding="utf-8")
     return summary
 
 
-def score_committee(spec: Committee, pairs: list[PreferencePair], engine: Engine
-                    ) -> tuple[list[Any], dict[str, Any]]:
-    """Every member's scores of `pairs`, and per member what its run did."""
-    from preflab.committee.members import score_member  # torch: only once there is work
+def write_table(table: pd.DataFrame, path: Path, rows: int = ROW_GROUP) -> None:
+    """The audit table as Parquet, converted and written `rows` at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    schema = pa.Schema.from_pandas(table.iloc[:0], preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, len(table), rows):
+            writer.write_table(pa.Table.from_pandas(table.iloc[start:start + rows],
+                                                    schema=schema, preserve_index=False))
+
+
+def engine_executor(spec: Committee) -> ExecutorOptions | None:
+    """The executor a committee file asks for in its ``[engine]`` table, if any."""
+    import tomllib
+
+    path = Path(spec.source)
+    if not path.is_file():  # a preset: no [engine] table
+        return None
+    table = tomllib.loads(path.read_text()).get("engine")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ValueError(f"{spec.source}: [engine] must be a table")
+    return ExecutorOptions.from_table(table, spec.source)
+
+
+def write_failures(path: Path, failures: list[dict[str, Any]]) -> None:
+    """One JSON line per pair left out because a member could not score it (the file
+    is removed when there is none, so an old one does not linger)."""
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    with path.open("w", encoding="utf-8") as f:
+        for row in failures:
+            f.write(json.dumps(row) + "\n")
+
+
+def score_committee(spec: Committee, spill: PairSpill, engine: Engine, chunk: int = CHUNK,
+                    work: Path | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """Every member's scores of the pairs of `spill`, and per member what its run did."""
     scores, runs = [], {}
     for member in spec.members:
         member_started = time.perf_counter()
-        s = score_member(member, pairs, engine)
+        s, done = score_streamed(member, spill, engine, chunk, work)
         scores.append(s)
         runs[member.name] = {"kind": member.kind,
                              "seconds": round(time.perf_counter() - member_started, 2),
-                             "computed": engine.last_stats.computed,
-                             "cached": engine.last_stats.cached, **s.info}
+                             "computed": done["computed"], "cached": done["cached"], **s.info}
+        if done["failures"]:
+            runs[member.name]["failed_units"] = len(done["failures"])
+            runs[member.name]["errors"] = sorted(set(done["failures"].values()))[:5]
     return scores, runs
 
 
-def committee_audit(spec: Committee, pairs: list[PreferencePair], engine: Engine,
-                    combine: str, seed: int, source: str) -> tuple[Any, dict[str, Any]]:
-    """Score `pairs` with the committee: (the audit table, its summary)."""
-    scores, runs = score_committee(spec, pairs, engine)
+def merge_info(parts: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """Per-chunk info of a member as one: counts added, rates averaged by pairs, lists
+    and mappings joined (their first 20 kept)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    total = sum(n for n, _ in parts)
+    merged: dict[str, Any] = {}
+    for key in parts[0][1]:
+        values = [(n, info.get(key)) for n, info in parts]
+        first = values[0][1]
+        if isinstance(first, dict):
+            merged[key] = dict(list({k: v for _, d in values
+                                     for k, v in (d or {}).items()}.items())[:20])
+        elif isinstance(first, bool) or not isinstance(first, int | float | list | tuple):
+            merged[key] = first
+        elif isinstance(first, int):
+            merged[key] = sum(v or 0 for _, v in values)
+        elif isinstance(first, float):
+            merged[key] = sum(n * v for n, v in values if v is not None) / total
+        else:
+            merged[key] = [x for _, v in values for x in (v or [])][:20]
+    return merged
+
+
+def score_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
+                   work: Path | None) -> tuple[Any, dict[str, Any]]:
+    """One member's scores of every kept pair of `spill`, `chunk` pairs at a time, and
+    what the engine did (computed, cached, failures by unit key)."""
+    from preflab.committee.members import MemberScores, score_member, sigmoid
+
+    done: dict[str, Any] = {"computed": 0, "cached": 0, "failures": {}}
+
+    def count() -> None:
+        done["computed"] += engine.last_stats.computed
+        done["cached"] += engine.last_stats.cached
+        done["failures"].update(engine.failures)
+
+    if member.kind == "crossfit":
+        return crossfit_streamed(member, spill, engine, chunk, work, count), done
+    parts = []
+    for pairs in spill.chunks(chunk):
+        parts.append(score_member(member, pairs, engine))
+        count()
+    join = lambda attr: np.concatenate([getattr(s, attr) for s in parts])  # noqa: E731
+    margin, p = join("margin"), join("p_chosen")
+    if member.kind == "embed-rm" and len(parts) > 1:  # its scale is the spread of all margins
+        p = sigmoid(margin / (float(np.std(margin)) or 1.0))
+    info = merge_info([(len(s.margin), s.info) for s in parts])
+    return MemberScores(member.name, member.kind, margin, p, join("r_chosen"),
+                        join("r_rejected"), info), done
+
+
+def crossfit_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
+                      work: Path | None, count: Any) -> Any:
+    """A crossfit member: its features computed a chunk at a time into files on disk
+    (:class:`~preflab.audit.stream.RowFile`), then cross-fitted (as
+    :func:`preflab.committee.members.score_crossfit` does)."""
+    from preflab.committee.crossfit import crossfit_linear_rewards
+    from preflab.committee.members import MemberScores, embeddings, pair_features, sigmoid
+
+    o = member.options
+    kind = o.get("features", "full")
+    features: list[RowFile] = []
+    with tempfile.TemporaryDirectory(dir=work, prefix="crossfit-") as folder:
+        for pairs in spill.chunks(chunk):
+            ctx_c, rep_c, ctx_r, rep_r = embeddings(member, pairs, engine)
+            count()
+            f_c, f_r = pair_features(ctx_c, rep_c, kind), pair_features(ctx_r, rep_r, kind)
+            if not features:
+                features = [RowFile(Path(folder) / side, f_c.shape[1])
+                            for side in ("chosen", "rejected")]
+            features[0].append(f_c)
+            features[1].append(f_r)
+        r_c, r_r = crossfit_linear_rewards(features[0], features[1],  # type: ignore[arg-type]
+                                           folds=o.get("folds", 5), seed=o.get("seed", 0),
+                                           C=o.get("C", 1.0), groups=spill.groups())
+    margin = r_c - r_r
+    return MemberScores(member.name, member.kind, margin, sigmoid(margin), r_c, r_r,
+                        {"folds": o.get("folds", 5), "features": kind})
+
+
+def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: str,
+                    seed: int, source: str, chunk: int = CHUNK, work: Path | None = None
+                    ) -> tuple[Any, dict[str, Any]]:
+    """Score `pairs` with the committee: (the audit table, its summary). Pairs a
+    member's scorer failed on are left out (``failures`` in the summary) and the rest
+    scored again from the cache, so a failure shifts no fold or statistic."""
+    scores, runs = score_committee(spec, spill, engine, chunk, work)
+    failures = failed_pairs(spill.pair_ids(), scores, runs)
+    if failures:
+        spill = spill.without({f["id"] for f in failures})
+        if not len(spill):
+            raise RuntimeError(f"the committee failed on every pair; first: {failures[0]}")
+        scores, again = score_committee(spec, spill, engine, chunk, work)
+        for name, run in runs.items():
+            again[name] = {**again[name], **{k: run[k] for k in ("failed_units", "errors")
+                                            if k in run}}
+        runs = again
     voting = {m.name for m in spec.members if m.votes}
     signals = [s for s in scores if s.name not in voting]
     scores = [s for s in scores if s.name in voting]
     names = [s.name for s in scores]
     stack = lambda attr: np.stack([getattr(s, attr) for s in scores], axis=1)  # noqa: E731
-    flipped = [p.meta.get("flipped") for p in pairs]
+    flipped = spill.pair_flipped()
     has_flips = all(isinstance(f, bool) for f in flipped)
-    groups = pair_groups(pairs)
-    table, combined = audit_table([p.id for p in pairs], [p.subset for p in pairs], names,
+    groups = spill.groups()
+    ids = spill.pair_ids()
+    table, combined = audit_table(ids, spill.pair_subsets(), names,
                                   stack("margin"), stack("p_chosen"), stack("r_chosen"),
                                   stack("r_rejected"), bins=spec.bins, combine=combine,
                                   flipped=flipped if has_flips else None, seed=seed,
@@ -142,10 +305,30 @@ def committee_audit(spec: Committee, pairs: list[PreferencePair], engine: Engine
     tags = tag_sources(view)
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     members, warnings = member_diagnostics(table, combined["weights"])
+    warnings += [f"{name}: no score for {run['missing']} pairs (missing votes, not ties; "
+                 f"first: {', '.join(list(run['missing_ids'])[:3])})"
+                 for name, run in runs.items() if run.get("missing")]
     return table, {**summarize(table),
                    "member_diagnostics": members, "member_warnings": warnings,
-                   "repeats": repeat_counts(groups, [p.id for p in pairs]),
+                   "repeats": repeat_counts(groups, ids),
                    "sources": source_counts(tags), "source_rules": SourceRules().params(view),
                    "member_kinds": kinds, "signals": [s.name for s in signals],
                    "committee_probability": combined, "bin_thresholds": list(spec.bins),
-                   "member_runs": runs}
+                   "member_runs": runs, "failures": failures}
+
+
+def failed_pairs(ids: list[str], scores: list[Any], runs: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """Pairs with no finite margin from a member whose scorer failed on some units:
+    their ids, those members and the members' errors."""
+    broken = [s for s in scores if runs[s.name].get("failed_units")]
+    if not broken:
+        return []
+    bad = np.zeros(len(ids), dtype=bool)
+    for s in broken:
+        bad |= ~np.isfinite(s.margin)
+    return [{"id": pair_id,
+             "members": [s.name for s in broken if not np.isfinite(s.margin[i])],
+             "errors": sorted({e for s in broken if not np.isfinite(s.margin[i])
+                               for e in runs[s.name]["errors"]})}
+            for i, pair_id in enumerate(ids) if bad[i]]

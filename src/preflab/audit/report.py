@@ -95,14 +95,40 @@ def _cut(text: str, n: int = 400) -> str:
     return html.escape(text)
 
 
-def _examples(table: pd.DataFrame, pairs: dict[str, Any], per_bin: int) -> str:
-    parts = []
+def _bin_examples(table: pd.DataFrame, per_bin: int
+                  ) -> list[tuple[str, int, pd.DataFrame]]:
+    """(bin, its number of pairs, the rows shown) for each bin that has pairs."""
+    shown = []
     for b in BIN_NAMES:
         rows = table[table["bin"] == b]
-        if rows.empty:
-            continue
-        parts.append(f"<h3>{b}: {BIN_TEXT[b]} ({len(rows)} pairs)</h3>")
-        for _, row in rows.sample(min(per_bin, len(rows)), random_state=0).iterrows():
+        if not rows.empty:
+            shown.append((b, len(rows), rows.sample(min(per_bin, len(rows)), random_state=0)))
+    return shown
+
+
+def _source_examples(table: pd.DataFrame, summary: dict[str, Any], per_source: int
+                     ) -> list[tuple[str, pd.DataFrame]]:
+    """(source, the rows shown) for each source of unreliability counted."""
+    counts = summary.get("sources")
+    if not counts or "source" not in table:
+        return []
+    return [(source, table[table["source"] == source].head(per_source)) for source in counts]
+
+
+def report_ids(table: pd.DataFrame, summary: dict[str, Any], per_bin: int = 3,
+               per_source: int = 2) -> set[str]:
+    """The ids of the pairs the report shows: all it needs of the texts, so an audit
+    fetches only these instead of holding every pair."""
+    ids = {i for _, _, rows in _bin_examples(table, per_bin) for i in rows["id"]}
+    return ids | {i for _, rows in _source_examples(table, summary, per_source)
+                  for i in rows["id"]}
+
+
+def _examples(table: pd.DataFrame, pairs: dict[str, Any], per_bin: int) -> str:
+    parts = []
+    for b, n, rows in _bin_examples(table, per_bin):
+        parts.append(f"<h3>{b}: {BIN_TEXT[b]} ({n} pairs)</h3>")
+        for _, row in rows.iterrows():
             pair = pairs[row["id"]]
             last = pair.prompt[-1]["content"] if pair.prompt else ""
             flip = " · <b>injected flip</b>" if row.get("flipped", False) else ""
@@ -154,9 +180,8 @@ def _sources(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any]
              f"rest). {_against(table)}</p>{_rules_in_force(summary)}"
              "<table><tr><th>source</th><th>signal"
              f"</th><th>pairs</th><th>share of flagged</th></tr>{rows}</table>"]
-    for source in counts:
-        sub = table[table["source"] == source]
-        for _, row in sub.head(per_source).iterrows():
+    for source, sub in _source_examples(table, summary, per_source):
+        for _, row in sub.iterrows():
             pair = pairs[row["id"]]
             last = pair.prompt[-1]["content"] if pair.prompt else ""
             parts.append(

@@ -11,14 +11,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from preflab.cli.common import (
+    ActorCpusOpt,
+    ActorGpusOpt,
+    ActorsOpt,
     ConfigOpt,
     DeviceOpt,
+    ExecutorOpt,
     JsonOpt,
     OnErrorChoice,
     OnErrorOpt,
+    RayAddressOpt,
     RejectsOpt,
     SeedOpt,
     ThreadsOpt,
+    executor_options,
     out,
     pct,
     print_json,
@@ -94,6 +100,8 @@ def label_cmd(
     write_data: WriteData = D.write_data, device: DeviceOpt = D.device,
     threads: ThreadsOpt = None, out_dir: OutDir = Path("labels"), as_json: JsonOpt = False,
     on_error: OnErrorOpt = OnErrorChoice.fail, rejects: RejectsOpt = None,
+    executor: ExecutorOpt = None, ray_address: RayAddressOpt = None, actors: ActorsOpt = None,
+    actor_cpus: ActorCpusOpt = None, actor_gpus: ActorGpusOpt = None,
 ) -> None:
     """Label pairs with an LLM judge (log-prob soft labels, both orders averaged) and
     measure alignment with the human labels.
@@ -107,7 +115,9 @@ def label_cmd(
     Example: `preflab label harmless-base-test.jsonl.gz --task harmless --sample 300 --grid`
     """
     config = stage_config(LabelConfig, ctx, config_file)
-    reading = {"on_error": on_error.value, "rejects": rejects, "notify": _once(warn)}
+    reading = {"on_error": on_error.value, "rejects": rejects, "notify": _once(warn),
+               "executor": executor_options(executor, ray_address, actors, actor_cpus,
+                                            actor_gpus)}
     if config.grid:
         write_stage_config(config, out_dir)  # each grid run writes its own too
         return _grid(data, config, out_dir, as_json, reading)

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+ROWS = 65536  # rows read at a time from (possibly memory-mapped) features
+# Pairs a fold's model is fitted on at most: a seeded sample of its training folds
+# beyond this (a linear model of a few hundred features is settled long before),
+# so fitting memory stays bounded as the data grows. Smaller sets are used whole.
+MAX_TRAIN = 40_000
+
 
 def fold_ids(n: int, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """A seeded assignment of n items to folds; every member of a group (see
@@ -46,16 +52,31 @@ def crossfit_linear_rewards(f_chosen: np.ndarray, f_rejected: np.ndarray, folds:
                             seed: int = 0, C: float = 1.0, groups: np.ndarray | None = None
                             ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold rewards (r_chosen, r_rejected) for every pair; pairs of one group
-    (copies, one prompt) share a fold, so no copy of a pair trains its scorer."""
+    (copies, one prompt) share a fold, so no copy of a pair trains its scorer. A pair
+    whose features are not finite (the engine failed on one of its texts) trains
+    nothing and gets NaN rewards. The features may be memory-mapped arrays: each fold
+    reads its rows, and is fitted on at most :data:`MAX_TRAIN` of them (a seeded
+    sample)."""
     n = len(f_chosen)
     n_groups = n if groups is None else len(np.unique(groups))
     if folds < 2 or n_groups < folds:
         raise ValueError(f"crossfit needs 2 <= folds <= groups of pairs, got folds={folds}, "
                          f"pairs={n}, groups={n_groups}")
     assign = fold_ids(n, folds, seed, groups)
-    r_c, r_r = np.zeros(n), np.zeros(n)
+    finite = np.ones(n, dtype=bool)
+    for start in range(0, n, ROWS):
+        rows = slice(start, start + ROWS)
+        finite[rows] = (np.isfinite(f_chosen[rows]).all(axis=1)
+                        & np.isfinite(f_rejected[rows]).all(axis=1))
+    r_c, r_r = np.full(n, np.nan), np.full(n, np.nan)
     for k in range(folds):
-        train, test = assign != k, assign == k
+        train, test = np.flatnonzero((assign != k) & finite), np.flatnonzero(
+            (assign == k) & finite)
+        if len(train) > MAX_TRAIN:
+            rng = np.random.default_rng([seed, k])
+            train = np.sort(rng.choice(train, MAX_TRAIN, replace=False))
         w = fit_bradley_terry(f_chosen[train] - f_rejected[train], C=C, seed=seed)
-        r_c[test], r_r[test] = f_chosen[test] @ w, f_rejected[test] @ w
+        for start in range(0, len(test), ROWS):
+            rows = test[start:start + ROWS]
+            r_c[rows], r_r[rows] = f_chosen[rows] @ w, f_rejected[rows] @ w
     return r_c, r_r

@@ -28,7 +28,13 @@ from rich.text import Text
 
 from preflab.data.messages import as_messages
 from preflab.engine.cache import ScoreCache
-from preflab.engine.executor import Executor, LocalExecutor
+from preflab.engine.executor import (
+    BatchFailure,
+    Executor,
+    ExecutorOptions,
+    LocalExecutor,
+    describe,
+)
 from preflab.engine.units import Unit
 from preflab.models.batching import plan_batches
 from preflab.models.chat import plain_context
@@ -169,7 +175,19 @@ class RunStats:
     cached: int = 0
     computed: int = 0
     batches: int = 0
+    failed: int = 0  # units the scorer raised on (their keys in Engine.failures)
     seconds: float = 0.0
+
+
+def make_executor(options: ExecutorOptions | None) -> Executor:
+    """The executor `options` ask for (local when None)."""
+    if options is None or options.kind == "local":
+        return LocalExecutor()
+    from preflab.engine.ray_executor import RayExecutor
+
+    return RayExecutor(address=options.address, actors=options.actors,
+                       num_cpus=options.num_cpus, num_gpus=options.num_gpus,
+                       threads=options.threads).start()
 
 
 class Engine:
@@ -186,12 +204,18 @@ class Engine:
         self.cache = ScoreCache(None if str(path) == ":memory:" else path)
         self.executor = executor or LocalExecutor()
         self.last_stats = RunStats()
+        self.failures: dict[str, str] = {}  # unit key -> why it failed, last run
 
     def run(self, scorer: Scorer, units: Sequence[Unit], desc: str | None = None
             ) -> list[np.ndarray]:
-        """One value per unit (aligned with `units`), computing only what is not cached."""
+        """One value per unit (aligned with `units`), computing only what is not cached.
+
+        A unit the scorer failed on (its batch raised, or its text could not be encoded:
+        see :attr:`failures`) gets a vector of NaN of the others' width; a failed batch
+        of several units is retried unit by unit first, so only the culprits fail."""
         started = time.perf_counter()
         stats = RunStats(units=len(units))
+        self.failures = {}
         unique: dict[str, Unit] = {}
         for u in units:
             unique.setdefault(u.key, u)
@@ -211,6 +235,13 @@ class Engine:
                     self._compute(scorer, missing, values, stats, progress, task)
         stats.seconds = time.perf_counter() - started
         self.last_stats = stats
+        if self.failures:
+            width = next((len(v) for v in values.values()), None)
+            if width is None:
+                raise RuntimeError(f"scorer {scorer.name} failed on every unit; first error: "
+                                   f"{next(iter(self.failures.values()))}")
+            for key in self.failures:
+                values[key] = np.full(width, np.nan, dtype=np.float32)
         return [values[u.key] for u in units]
 
     def _compute(self, scorer: Scorer, missing: list[Unit], values: dict[str, np.ndarray],
@@ -218,28 +249,57 @@ class Engine:
         groups: dict[str, list[Unit]] = {}
         for u in missing:
             groups.setdefault(u.group, []).append(u)
-        items = [(scorer.encode(g), g) for g in groups.values()]
+        items = []
+        for g in groups.values():
+            try:
+                items.append((scorer.encode(g), g))
+            except Exception as e:  # a text the tokenizer rejects: those units fail alone
+                self._fail(g, f"encode: {describe(e)}", stats, progress, task)
         plan = plan_batches(items, sort_key=lambda it: scorer.sort_key(it[0]),
                             cost=lambda its: scorer.cost([i[0] for i in its]),
                             max_tokens=self.options.max_tokens, max_rows=self.options.max_rows,
-                            max_waste=self.options.max_waste)
+                            max_waste=self.options.max_waste) if items else []
         batches = [[items[i] for i in idx] for idx in plan]
-        results = self.executor.map(lambda b: scorer.run([i[0] for i in b]), batches)
-        for batch, result in zip(batches, results, strict=True):
-            batch_units = [u for _, g in batch for u in g]
-            if len(result) != len(batch_units):
-                raise RuntimeError(f"scorer {scorer.name} returned {len(result)} values for "
-                                   f"{len(batch_units)} units")
-            pairs = [(u.key, np.asarray(v, dtype=np.float32).reshape(-1))
-                     for u, v in zip(batch_units, result, strict=True)]
-            # a value that is not finite is a failed judgement: returned, never cached,
-            # so the next run asks again
-            self.cache.put_many(scorer.fingerprint,
-                                [(k, v) for k, v in pairs if np.isfinite(v).all()])
-            values.update(pairs)
-            stats.computed += len(pairs)
-            stats.batches += 1
-            progress.advance(task, len(pairs))
+        again: list[list[Any]] = []  # units of failed batches, each to be tried alone
+        for rounds in range(2):
+            for index, result in self.executor.run(scorer, [[i[0] for i in b] for b in batches]):
+                batch = batches[index]
+                units = [u for _, g in batch for u in g]
+                if isinstance(result, BatchFailure):
+                    if rounds == 0 and len(units) > 1:
+                        again.extend([(scorer.encode([u]), [u])] for u in units)
+                    else:
+                        self._fail(units, result.error, stats, progress, task)
+                    continue
+                self._store(scorer, units, result, values, stats)
+                progress.advance(task, len(units))
+            if not again:
+                break
+            batches, again = again, []
+
+    def _store(self, scorer: Scorer, units: list[Unit], result: list[Any],
+               values: dict[str, np.ndarray], stats: RunStats) -> None:
+        """Keep one batch's values and commit the finite ones to the cache."""
+        if len(result) != len(units):
+            raise RuntimeError(f"scorer {scorer.name} returned {len(result)} values for "
+                               f"{len(units)} units")
+        pairs = [(u.key, np.asarray(v, dtype=np.float32).reshape(-1))
+                 for u, v in zip(units, result, strict=True)]
+        # a value that is not finite is a failed judgement: returned, never cached,
+        # so the next run asks again
+        self.cache.put_many(scorer.fingerprint,
+                            [(k, v) for k, v in pairs if np.isfinite(v).all()])
+        values.update(pairs)
+        stats.computed += len(pairs)
+        stats.batches += 1
+
+    def _fail(self, units: list[Unit], error: str, stats: RunStats, progress: Progress,
+              task: Any) -> None:
+        """Units the scorer could not score: recorded with why, never given a score."""
+        for u in units:
+            self.failures[u.key] = error
+        stats.failed += len(units)
+        progress.advance(task, len(units))
 
     def progress(self) -> Progress:
         """A progress display in the engine's style (off when `options.progress` is): a

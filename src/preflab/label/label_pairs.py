@@ -25,7 +25,8 @@ from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.sample import sample_pairs
 from preflab.data.write import write_pairs
 from preflab.engine import Engine, EngineOptions
-from preflab.engine.core import CHARS_PER_TOKEN, oversized, pair_texts
+from preflab.engine.core import CHARS_PER_TOKEN, make_executor, oversized, pair_texts
+from preflab.engine.executor import ExecutorOptions
 from preflab.engine.judge import CONTEXT_CLIPPING, JudgeScorer, judge_unit, p_first
 from preflab.engine.label_prompt import LabelPrompt, exemplars_from_pairs
 from preflab.engine.make_judge import is_url, make_judge
@@ -98,7 +99,8 @@ def label_table(pairs: Sequence[PreferencePair], scorer: JudgeScorer, engine: En
               for t in ts if not (cot and t is None)]
     values = iter(engine.run(scorer, scored, desc=scorer.name) if scored else [])
     p1, mass, reasons = first_preferred(base, texts, values,
-                                        getattr(scorer, "failures", {}), cot)
+                                        {**getattr(scorer, "failures", {}), **engine.failures},
+                                        cot)
     if scorer.prompt.invert:  # it named the worse reply
         p1 = 1.0 - p1
     p_fwd, p_bwd = p1[:n], 1.0 - p1[n:]
@@ -225,7 +227,7 @@ def label(data: str | Path, judge: str | None = None, out: str | Path = "labels"
           runtime: Runtime | None = None, scorer: Any | None = None,
           http: dict[str, Any] | None = None, on_error: str = "fail",
           rejects: str | Path | None = None, notify: Notify | None = None,
-          **settings: Any) -> dict[str, Any]:
+          executor: ExecutorOptions | None = None, **settings: Any) -> dict[str, Any]:
     """Label the pairs of `data` with ``config.judge`` (a model or an OpenAI-compatible
     URL); writes labels.parquet and summary.json. `judge` and `settings` (fields of
     :class:`LabelConfig`) override `config`.
@@ -243,7 +245,9 @@ def label(data: str | Path, judge: str | None = None, out: str | Path = "labels"
     keeps its first instruction and its most recent tokens (``context_truncated``
     counts them). With ``on_error="skip"`` bad records are skipped (written to
     `rejects`, replaced on every run); `notify` gets each warning as soon as it is
-    known (records rejected, texts over the judge's ``max_length``).
+    known (records rejected, texts over the judge's ``max_length``). `executor`: where
+    the judge's scoring batches run (local by default, or Ray actors, each with its own
+    copy of the judge; rationales are generated in this process).
     """
     started = time.perf_counter()
     config = replace(config or LabelConfig(), **settings, **({"judge": judge} if judge
@@ -260,14 +264,17 @@ def label(data: str | Path, judge: str | None = None, out: str | Path = "labels"
         scorer = make_scorer(config, prompt, runtime, http)
     elif not config.direct and scorer.prompt != prompt:
         raise ValueError("the scorer given reads another prompt than the one asked for")
-    engine = Engine(engine_options)
+    engine = Engine(engine_options, make_executor(executor))
     sampling = Sampling(max_new_tokens=config.cot_tokens,
                         temperature=0.0 if config.sc == 1 else config.temperature)
-    if config.direct:
-        table = direct_table(chosen, scorer, engine)
-    else:
-        table = label_table(chosen, scorer, engine, cot=config.cot, sc=config.sc,
-                            sampling=sampling, seed=config.seed)
+    try:
+        if config.direct:
+            table = direct_table(chosen, scorer, engine)
+        else:
+            table = label_table(chosen, scorer, engine, cot=config.cot, sc=config.sc,
+                                sampling=sampling, seed=config.seed)
+    finally:
+        engine.executor.close()
     summary = {"data": str(data), "judge": config.judge, **prompt.describe(),
                "direct": config.direct, "cot": config.cot, "sc": config.sc,
                **({"cot_tokens": config.cot_tokens, "temperature": sampling.temperature}
@@ -277,6 +284,7 @@ def label(data: str | Path, judge: str | None = None, out: str | Path = "labels"
                "rejects": str(rejects) if rejects and n_rejected else None,
                **label_summary(table, chosen),
                "computed": engine.last_stats.computed, "cached": engine.last_stats.cached,
+               "executor": executor.kind if executor else "local",
                "prompt_tokens": getattr(scorer, "prompt_tokens", None),
                "generated_tokens": getattr(scorer, "generated_tokens", 0),
                **truncation(scorer, config), "oversized": n_long,
