@@ -3,10 +3,11 @@
 At each flip rate a seeded fraction of DATA's labels is flipped (recorded demo flips
 are turned back first, so the injected flips are the whole noise), the noisy data
 is audited once by the committee (member scores come from the engine's cache), and
-from the audit's per-member margins every combination (``latent``, ``factor``,
-``stacked``, ``mean``; see :mod:`preflab.audit.combine`) and every single member is
-measured: ROC-AUC of its suspicion (1 - P(chosen), or minus the margin) against
-the injected flips, and its agreement with the uncorrupted labels. Rate 0 measures
+from the audit's per-member margins every combination (see
+:mod:`preflab.audit.combine`), cleanlab's CROWDLAB (members' votes and the label as
+annotators, the default combination as its model) and every single member is
+measured: ROC-AUC of its suspicion (1 - P(chosen), or minus the margin) against the
+injected flips, and its agreement with the uncorrupted labels. Rate 0 measures
 agreement with the data's own labels.
 
 Last line: JSON {"rows": [...], "default_minus_best_member": {rate: AUC difference},
@@ -43,6 +44,24 @@ def _auc(flipped: np.ndarray, suspicion: np.ndarray) -> float | None:
     return round(float(roc_auc_score(flipped, np.nan_to_num(suspicion))), 4)
 
 
+def crowdlab_suspicion(margins: np.ndarray, p: np.ndarray, names: list[str]) -> np.ndarray:
+    """cleanlab's CROWDLAB with the human label and every member's vote as annotators
+    and the default combination's probability as the model: 1 - the estimated
+    quality of the human label (a member with no opinion on a pair is missing)."""
+    import warnings
+
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    votes = np.where(np.isnan(margins) | (margins == 0), np.nan, (margins > 0).astype(float))
+    labels = pd.DataFrame(np.hstack([np.ones((len(margins), 1)), votes]),
+                          columns=["human", *names])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = get_label_quality_multiannotator(labels, np.stack([1 - p, p], axis=1),
+                                                  verbose=False)
+    return 1 - result["detailed_label_quality"]["quality_annotator_human"].to_numpy()
+
+
 def measure(table: pd.DataFrame, flipped: np.ndarray, groups: np.ndarray, seed: int,
             collinear: float) -> list[dict[str, Any]]:
     """One row per combination and per member: flip AUC and agreement with the truth."""
@@ -53,11 +72,17 @@ def measure(table: pd.DataFrame, flipped: np.ndarray, groups: np.ndarray, seed: 
     for method in METHODS:
         p, _ = committee_probability(margins, method, seed=seed, member_p=member_p,
                                      groups=groups, collinear=collinear)
-        rows.append({"scorer": f"combine={method}", "flip_auc": _auc(flipped, 1 - p),
+        if method == DEFAULT:
+            stacked_p = p
+        rows.append({"scorer": f"combine={method}", "kind": "combination",
+                     "flip_auc": _auc(flipped, 1 - p),
                      "agreement_with_truth": round(float(((p > 0.5) != flipped).mean()), 4)})
+    crowd = crowdlab_suspicion(margins, stacked_p, names)
+    rows.append({"scorer": "crowdlab", "kind": "crowdlab", "flip_auc": _auc(flipped, crowd),
+                 "agreement_with_truth": round(float(((crowd < 0.5) != flipped).mean()), 4)})
     for k, name in enumerate(names):
         x = margins[:, k]
-        rows.append({"scorer": name, "flip_auc": _auc(flipped, -x),
+        rows.append({"scorer": name, "kind": "member", "flip_auc": _auc(flipped, -x),
                      "agreement_with_truth": round(float(((x > 0) != flipped).mean()), 4)})
     return rows
 
@@ -100,7 +125,7 @@ def main() -> None:
                             values=["flip_auc", "agreement_with_truth"]).to_string())
     gaps = {}
     for (seed, rate), part in frame.groupby(["seed", "rate"]):
-        members = part[~part["scorer"].str.startswith("combine=")]
+        members = part[part["kind"] == "member"]
         default = part[part["scorer"] == f"combine={DEFAULT}"]["flip_auc"].iloc[0]
         best = members["flip_auc"].max()
         if default is not None and not np.isnan(best):

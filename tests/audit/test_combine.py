@@ -89,3 +89,32 @@ def test_merged_members_are_reported() -> None:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="combine must be one of"):
         committee_probability(np.zeros((10, 2)), "vote")
+
+
+def test_stacked_turns_a_reversed_member_round() -> None:
+    """A member declared the wrong way round (its margins negated) disagrees with the
+    labels far beyond chance, so it is turned round and counts as before."""
+    margins, member_p, _ = committee()
+    reversed_ = margins.copy()
+    reversed_[:, 0] *= -1
+    base = _p(margins, member_p, "stacked")
+    assert np.abs(_p(reversed_, member_p, "stacked") - base).max() <= 0.02
+
+
+def test_stacked_never_weighs_a_member_against_its_own_opinion() -> None:
+    """Two members that each agree with the labels, where the second only adds what
+    the first says plus noise that goes against the labels (a suppressor): a free fit
+    gives the second a negative weight, `stacked` gives it 0 and keeps the first."""
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=4000)
+    second = first + rng.normal(size=4000)
+    a = np.stack([first, second], axis=1)
+    right = rng.random(4000) < 1 / (1 + np.exp(-(2.0 * first - 0.5 * second)))
+    margins = np.where(right[:, None], a, -a)
+    member_p = 1 / (1 + np.exp(-margins))
+    assert ((margins > 0).mean(axis=0) > 0.6).all()  # each member agrees on its own
+    bounded = committee_probability(margins, "stacked", member_p=member_p)[1]
+    free = committee_probability(margins, "stacked-free", member_p=member_p)[1]
+    assert bounded["member_weights"][1] == pytest.approx(0, abs=1e-6)
+    assert bounded["member_weights"][0] == pytest.approx(1)
+    assert free["member_weights"][1] < -0.1

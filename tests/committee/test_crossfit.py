@@ -21,14 +21,16 @@ def test_pairs_group_by_id_and_by_normalised_prompt() -> None:
     def pair(prompt: str, chosen: str, rejected: str) -> PreferencePair:
         return PreferencePair([{"role": "user", "content": prompt}], chosen, rejected)
 
-    pairs = [pair("Hi  there", "a", "b"), pair("hi there", "c", "d"), pair("other", "a", "b"),
-             pair("Hi  there", "a", "b"), pair("third", "x", "y")]
+    pairs = [pair("Hi  there", "a", "b"), pair("hi there", "c", "d"), pair("other", "e", "f"),
+             pair("Hi  there", "a", "b"), pair("third", "x", "y"), pair("fourth", "F", "z")]
     groups = pair_groups(pairs)
-    assert list(groups) == [0, 0, 1, 0, 2]
+    assert list(groups) == [0, 0, 1, 0, 2, 1]  # the last shares reply "f" with the third
     assert prompt_key([{"role": "user", "content": "A\n b"}]) == prompt_key([("user", "a b")])
     assert repeat_counts(groups, [p.id for p in pairs]) == {
-        "duplicate_pairs": 1, "pairs_in_repeated_prompt_groups": 3, "repeated_prompt_groups": 1}
+        "duplicate_pairs": 1, "pairs_in_shared_groups": 5, "shared_groups": 2}
     assert list(group_ids(["a", "b", "a"], ["p", "q", "r"])) == [0, 1, 0]
+    assert list(group_ids(["a", "b", "c"], ["p", "q", "r"], [("x",), ("y",), ("x",)])) == [
+        0, 1, 0]
 
 
 def _agreement_on_copies(groups: np.ndarray | None) -> tuple[float, float]:

@@ -9,9 +9,17 @@ of a member, its negation, or two views of one signal count as one member. Then:
 
 - ``stacked`` (default): a Bradley-Terry (logistic, L2-regularised) combination of
   all merged members whose weights are fitted on the labels of the OTHER folds
-  (cross-fitted, grouped), so no pair's own label decides its verdict; label flips
-  that do not depend on the members leave each fitted weight pointing the way of
-  the member's accuracy, and a member at chance gets a weight near zero.
+  (cross-fitted, grouped), so no pair's own label decides its verdict, and are
+  kept >= 0: a member counts for the committee in the direction it is oriented,
+  never against its own opinion. Its orientation is the one it is declared in
+  (margin = chosen minus rejected score) unless, on the fitting folds, it
+  disagrees with the labels beyond chance (z < -3): a reversed scorer is then
+  turned round, so negating a member changes nothing. Without the bound, noisy
+  labels gave weak members negative weights that follow the noise: on the demo
+  data at 40% injected flips the unbounded fit (``stacked-free``) detected flips
+  with AUC 0.70-0.75 where the bounded one reached 0.74-0.92, and it was never
+  better by more than 0.002 anywhere measured.
+- ``stacked-free``: the same without the bound (weights of either sign).
 - ``selected``: the same over members chosen by forward selection on the
   cross-fitted likelihood (the previous ``stacked``). Measured over three seeds it
   is unstable at high noise (flip AUC 0.92, 0.81 and 0.50 at 40% flips on the
@@ -29,7 +37,7 @@ of a member, its negation, or two views of one signal count as one member. Then:
   labels, cross-fitted.
 - ``mean``: the average of the members' own probabilities (one per merged member).
 
-Cross-fitting deals out groups of pairs (copies of a pair, pairs of one prompt:
+Cross-fitting deals out groups of pairs (copies, pairs of one prompt or sharing a reply:
 :func:`preflab.data.groups.pair_groups`) so that no pair's weights saw its copies.
 """
 
@@ -41,7 +49,7 @@ import numpy as np
 
 from preflab.committee.crossfit import fit_bradley_terry, fold_ids
 
-METHODS = ("stacked", "selected", "latent", "factor", "mean")
+METHODS = ("stacked", "stacked-free", "selected", "latent", "factor", "mean")
 DEFAULT = "stacked"
 COLLINEAR = 0.95  # |r| above which two members count as one
 
@@ -137,14 +145,47 @@ def factor_weights(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return -w if w @ x.mean(axis=0) < 0 else w
 
 
-def crossfit_logits(x: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None
-                    ) -> np.ndarray:
+REVERSED_Z = -3.0  # a member disagreeing with the labels beyond this z is turned round
+
+
+def orientation(x: np.ndarray, z_reversed: float = REVERSED_Z) -> np.ndarray:
+    """+1 per column, or -1 where the column's sign disagrees with the labels (chosen
+    better) beyond chance: sign test z = (agree - disagree) / sqrt(agree + disagree)."""
+    s = np.sign(x)
+    agree, disagree = (s > 0).sum(axis=0), (s < 0).sum(axis=0)
+    z = (agree - disagree) / np.sqrt(np.maximum(agree + disagree, 1))
+    return np.where(z < z_reversed, -1.0, 1.0)
+
+
+def fit_nonnegative_bradley_terry(diff: np.ndarray, C: float = 1.0) -> np.ndarray:
+    """w >= 0 maximising sum log sigmoid(w . diff) - |w|^2 / 2C after each column is
+    oriented (:func:`orientation`); returned with the orientation folded in."""
+    from scipy.optimize import minimize
+
+    sign = orientation(diff)
+    x = diff * sign
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ w
+        grad = -(x * _sigmoid(-z)[:, None]).sum(axis=0) + w / C
+        return float(np.logaddexp(0, -z).sum() + w @ w / (2 * C)), grad
+
+    start = np.full(x.shape[1], 0.1)
+    fit = minimize(objective, start, jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, None)] * x.shape[1])
+    return fit.x * sign
+
+
+def crossfit_logits(x: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None,
+                    nonnegative: bool = False) -> np.ndarray:
     """Out-of-fold Bradley-Terry logits of a weighted sum of the columns of x."""
     assign = fold_ids(len(x), folds, seed, groups)
     z = np.zeros(len(x))
     for k in range(folds):
         if (assign == k).any():
-            w = fit_bradley_terry(x[assign != k], seed=seed)
+            train = x[assign != k]
+            w = (fit_nonnegative_bradley_terry(train) if nonnegative
+                 else fit_bradley_terry(train, seed=seed))
             z[assign == k] = x[assign == k] @ w
     return z
 
@@ -202,9 +243,12 @@ def _combine_merged(x: np.ndarray, method: str, folds: int, seed: int,
         score = filled @ w
         z = crossfit_logits((score / (score.std() + 1e-12))[:, None], folds, seed, groups)
         return _sigmoid(z), w, {"method": "factor"}
-    if method == "stacked":
-        w = fit_bradley_terry(filled, seed=seed)
-        return _sigmoid(crossfit_logits(filled, folds, seed, groups)), w, {"method": "stacked"}
+    if method in ("stacked", "stacked-free"):
+        bounded = method == "stacked"
+        w = fit_nonnegative_bradley_terry(filled) if bounded else fit_bradley_terry(
+            filled, seed=seed)
+        z = crossfit_logits(filled, folds, seed, groups, nonnegative=bounded)
+        return _sigmoid(z), w, {"method": method}
     chosen, fitted = select_members(filled, folds, seed, groups=groups)
     w = np.zeros(x.shape[1])
     w[chosen] = fitted
