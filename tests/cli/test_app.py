@@ -74,12 +74,13 @@ def registered_commands() -> list[list[str]]:
 
 def test_the_app_registers_every_stage() -> None:
     names = {" ".join(c) for c in registered_commands()}
-    assert len(names) == 26
+    assert len(names) == 31
     assert {"inspect", "convert", "split", "data demo", "audit", "clean", "bench noise",
             "label", "train-rm", "eval-rm", "sft", "dpo", "bon", "rl", "rahf", "hir",
             "steer extract", "steer generate", "probe", "winrate", "eval-policy",
-            "experiment clean-vs-original", "experiment rahf", "models list",
-            "models prepare", "serve"} == names
+            "eval-harmless", "experiment clean-vs-original", "experiment rahf",
+            "experiment overoptimization", "models list", "models prepare", "serve",
+            "review init", "review serve", "review export"} == names
 
 
 @pytest.mark.parametrize("command", registered_commands(), ids=" ".join)

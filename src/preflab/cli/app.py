@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from preflab.cli import audit, clean, data, eval, experiment, label, models, serve, train
+from preflab.cli import audit, clean, data, eval, experiment, label, models, review, serve, train
 
 app = typer.Typer(help="preflab: read, audit, clean, label and train on preference feedback.",
                   no_args_is_help=True, rich_markup_mode="markdown",
@@ -20,6 +20,8 @@ experiment_app = typer.Typer(help="End-to-end experiments, one command each.",
                              no_args_is_help=True)
 steer_app = typer.Typer(help="Steering vectors: extract from preference pairs, generate with one.",
                         no_args_is_help=True)
+review_app = typer.Typer(help="Human review: people judge the pairs the committee doubts.",
+                         no_args_is_help=True)
 
 app.command("inspect")(data.inspect_cmd)
 app.command("convert")(data.convert)
@@ -40,6 +42,7 @@ app.command("bon")(train.bon)
 app.command("rl")(train.rl_cmd)
 app.command("winrate")(eval.winrate_cmd)
 app.command("eval-policy")(eval.eval_policy_cmd)
+app.command("eval-harmless")(eval.eval_harmless_cmd)
 experiment_app.command("clean-vs-original")(experiment.clean_vs_original_cmd)
 app.command("rahf")(train.rahf_cmd)
 app.command("hir")(train.hir_cmd)
@@ -47,12 +50,17 @@ steer_app.command("extract")(train.steer_extract)
 steer_app.command("generate")(eval.steer_generate)
 app.command("probe")(eval.probe_cmd)
 experiment_app.command("rahf")(experiment.rahf_experiment_cmd)
+review_app.command("init")(review.review_init)
+review_app.command("serve")(review.review_serve)
+review_app.command("export")(review.review_export)
+experiment_app.command("overoptimization")(experiment.overoptimization_cmd)
 
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(steer_app, name="steer")
+app.add_typer(review_app, name="review")
 
 
 def main() -> None:

@@ -9,14 +9,20 @@ import typer
 from rich.table import Table
 
 from preflab.cli.common import (
+    ActorCpusOpt,
+    ActorGpusOpt,
+    ActorsOpt,
     CommitteeOpt,
+    ExecutorOpt,
     JsonOpt,
     LimitOpt,
     OnErrorChoice,
     OnErrorOpt,
     OutDirOpt,
     OverwriteOpt,
+    RayAddressOpt,
     RejectsOpt,
+    executor_options,
     out,
     print_json,
     user_errors,
@@ -35,7 +41,8 @@ def audit(
         help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
     combine: Annotated[str, typer.Option(
         help="Committee probability (near-collinear members merged first): stacked "
-             "(weights fitted on the other folds' labels, cross-fitted), selected (the "
+             "(weights >= 0 fitted on the other folds' labels, cross-fitted), stacked-free "
+             "(weights of either sign), selected (the "
              "same after forward selection), latent (latent-truth model, no labels), "
              "factor (one-factor model) or mean.")
     ] = "stacked",
@@ -44,6 +51,18 @@ def audit(
     rejects: RejectsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    actor_cpus: ActorCpusOpt = None,
+    actor_gpus: ActorGpusOpt = None,
+    plan: Annotated[bool, typer.Option(
+        "--plan", help="Print what the run would cost per member (parameters, memory, "
+                       "tokens after deduplication and prefix sharing, time on "
+                       "--plan-device) without loading any weights, and stop.")] = False,
+    plan_device: Annotated[str, typer.Option(
+        help="Device the --plan times are for: h200, h100, a100-80gb, a100-40gb, l40s, "
+             "cpu.")] = "h200",
 ) -> None:
     """Score every pair with a committee and report how many members agree with each label.
 
@@ -56,14 +75,28 @@ def audit(
 
     Example: `preflab audit harmless-base-test.jsonl.gz --committee cpu --out audit-hh`
     """
+    if plan:
+        from preflab.committee.plan import plan_audit
+
+        result = plan_audit(data, committee=committee, limit=limit, device=plan_device,
+                            max_batch_tokens=max_tokens)
+        out.print(plan_table(result))
+        if as_json:
+            print_json(result)
+        return
     from preflab.audit.audit_pairs import audit as audit_fn
+    from preflab.audit.audit_pairs import engine_executor
+    from preflab.committee.spec import load_committee
     from preflab.engine import EngineOptions
 
     summary = audit_fn(data, committee=committee, out=out_dir, limit=limit, combine=combine,
                        seed=seed, engine_options=EngineOptions(max_tokens=max_tokens,
                                                                cache_path=cache),
                        on_error=on_error.value, rejects=rejects, overwrite=overwrite,
-                       notify=warn)
+                       notify=warn,
+                       executor=executor_options(
+                           executor, ray_address, actors, actor_cpus, actor_gpus,
+                           base=lambda: engine_executor(load_committee(committee))))
     overall = summary["bins"]["overall"]
     table = Table("bin", "pairs", "share", title=f"audit of {summary['n_pairs']} pairs")
     for name, row in overall.items():
@@ -79,10 +112,10 @@ def audit(
     for warning in summary["member_warnings"]:
         warn(warning)
     repeats = summary["repeats"]
-    if repeats["duplicate_pairs"] or repeats["repeated_prompt_groups"]:
+    if repeats["duplicate_pairs"] or repeats["shared_groups"]:
         out.print(f"{repeats['duplicate_pairs']} exact duplicate pairs; "
-                  f"{repeats['pairs_in_repeated_prompt_groups']} pairs share a prompt with "
-                  f"another ({repeats['repeated_prompt_groups']} prompts): each group stays "
+                  f"{repeats['pairs_in_shared_groups']} pairs share a prompt or a reply with "
+                  f"another ({repeats['shared_groups']} groups): each group stays "
                   "in one cross-fitting fold")
     if "flip_detection_auc" in summary:
         out.print(f"flip detection AUC (committee): "
@@ -90,3 +123,31 @@ def audit(
     out.print(f"report: {out_dir / 'report.html'}")
     if as_json:
         print_json(summary)
+
+
+def plan_table(plan: dict) -> Table:
+    """The ``--plan`` table: one row per member and the total."""
+    def num(x: float | None, fmt: str) -> str:
+        return "?" if x is None else format(x, fmt)
+
+    table = Table("member", "params", "GiB", "tokens", "shared", f"min on {plan['device']}",
+                  "notes", title=f"plan: committee {plan['committee']} on {plan['pairs']} pairs",
+                  caption=f"~: tokens estimated at {plan['chars_per_token_estimate']:g} "
+                          f"characters per token (no tokenizer offline). params: "
+                          f"d = declared in the committee, c = from the config. GiB: weights "
+                          f"+ one batch's KV cache. {plan['assumptions']}")
+    for m in plan["members"]:
+        memory = None if m["weights_gib"] is None else m["weights_gib"] + (m["kv_gib"] or 0)
+        tokens = ("~" if m["tokens_estimated"] else "") + f"{m['tokens']:,}"
+        source = {"declared": " d", "config (offline)": " c"}.get(m["params_source"], "")
+        params = "-" if m["params_source"] == "none" else num(
+            m["params"] and m["params"] / 1e9, ".2f") + "B" + source
+        minutes = num(m["seconds"] and m["seconds"] / 60, ".1f") \
+            if m["runs_on"] == "this device" else m["runs_on"]
+        notes = [n for n in m["notes"] if not n.startswith("tokens estimated")]
+        table.add_row(m["name"], params, num(memory, ".1f"), tokens,
+                      "yes" if m["prefix_sharing"] else "no", minutes, "; ".join(notes))
+    total = plan["total"]
+    table.add_row("total", "", f"{total['peak_memory_gib']:.1f} peak", f"{total['tokens']:,}",
+                  "", num(total["seconds"] and total["seconds"] / 60, ".1f"), "")
+    return table
