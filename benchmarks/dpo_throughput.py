@@ -13,16 +13,21 @@ the timed part; reference precomputation and training are inside it. Tokens/s
 counts prompt+chosen and prompt+rejected of every pair, the same count for both.
 
 Per model: tokens/s of both, speedup, the loss of the first step of each and the
-largest per-step loss difference. Last line: JSON with ``preflab_tokens_per_s``,
-``trl_tokens_per_s``, ``speedup``, ``first_loss_diff`` (of the first model, smollm2
-with LoRA by default) and every model's figures under ``models``.
+largest per-step loss difference. Each side runs in its own child process, whose
+peak resident memory is reported (``preflab_peak_rss_mb``, ``trl_peak_rss_mb``).
+The defaults (64 pairs, batch 4, max length 512) fit this 24 GB, 2-core machine
+and are the figures the docs quote: TRL's side at batch 8 and 4096 tokens was
+killed for memory at 24 GB resident. Last line: JSON with ``preflab_tokens_per_s``,
+``trl_tokens_per_s``, ``speedup``, ``first_loss_diff``, both peak memories (of the
+first model, smollm2 with LoRA by default) and every model's figures under
+``models``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -31,12 +36,14 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from child import in_child
 from preflab.data.read import iter_pairs, load_pairs
 from preflab.data.sample import sample_pairs
 from preflab.models.causal_lm import fit_max_length, load_policy
 from preflab.models.examples import build_policy_examples
 from preflab.models.logps import collate_policy, reference_logps
-from preflab.train.dpo import dpo_trainer_class
+from preflab.train.dpo import PreflabDPOTrainer
 from preflab.train.recipe import PolicyConfig, training_args
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]
@@ -62,10 +69,10 @@ def run_preflab(config: PolicyConfig, examples: list[Any], pad_id: int, out: Pat
     for e, (c, r) in zip(examples, reference_logps(model, examples, pad_id, config.batch_size,
                                                    config.share_prefix), strict=True):
         e.ref_chosen, e.ref_rejected = c, r
-    trainer = dpo_trainer_class()(model=model, args=training_args(out, config, "dpo"),
-                                  train_dataset=examples,
-                                  data_collator=lambda b: collate_policy(b, pad_id))
-    trainer.config, trainer.order = config, "sequential"
+    trainer = PreflabDPOTrainer(model=model, args=training_args(out, config, "dpo"),
+                                train_dataset=examples,
+                                data_collator=lambda b: collate_policy(b, pad_id),
+                                config=config, order="sequential")
     trainer.args.save_strategy = "no"
     trainer.train()
     seconds = time.perf_counter() - started
@@ -137,19 +144,20 @@ def bench_model(name: str, lora: bool, pairs: list[Any], args: argparse.Namespac
                               "context_truncated": report.context_truncated,
                               "reply_truncated": report.reply_truncated}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {}
+        runs, peaks = {}, {}
         for side in args.order.split(","):
             if side == "preflab":
-                runs[side] = run_preflab(config, [replace(e) for e in examples],
-                                         tokenizer.pad_token_id, Path(tmp) / side)
+                runs[side], peaks[side] = in_child(run_preflab, config, examples,
+                                                   tokenizer.pad_token_id, Path(tmp) / side)
             else:
-                runs[side] = run_trl(config, examples, tokenizer, Path(tmp) / side)
-            gc.collect()
+                runs[side], peaks[side] = in_child(run_trl, config, examples, tokenizer,
+                                                   Path(tmp) / side)
     (p_s, p_loss), (t_s, t_loss) = runs["preflab"], runs["trl"]
     result.update({
         "preflab_seconds": round(p_s, 2), "trl_seconds": round(t_s, 2),
         "preflab_tokens_per_s": round(tokens / p_s, 1), "trl_tokens_per_s": round(tokens / t_s, 1),
         "speedup": round(t_s / p_s, 3),
+        "preflab_peak_rss_mb": round(peaks["preflab"]), "trl_peak_rss_mb": round(peaks["trl"]),
         "first_loss_preflab": p_loss[0], "first_loss_trl": t_loss[0],
         "first_loss_diff": abs(p_loss[0] - t_loss[0]),
         "max_loss_diff": max(abs(a - b) for a, b in zip(p_loss, t_loss, strict=True)),
@@ -165,10 +173,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=64, help="seeded sample")
     parser.add_argument("--models", default="smollm2-135m-instruct:lora,tiny-gpt2:full",
                         help="MODEL:lora|full, comma-separated; the first one is headlined")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=4096)
+    parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--order", default="trl,preflab", help="which runs first")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -188,6 +196,9 @@ def main() -> None:
                       "preflab_tokens_per_s": head["preflab_tokens_per_s"],
                       "trl_tokens_per_s": head["trl_tokens_per_s"], "speedup": head["speedup"],
                       "first_loss_diff": head["first_loss_diff"],
+                      "max_length": head["max_length"],
+                      "preflab_peak_rss_mb": head["preflab_peak_rss_mb"],
+                      "trl_peak_rss_mb": head["trl_peak_rss_mb"],
                       "max_loss_diff": head["max_loss_diff"], "models": models}))
 
 

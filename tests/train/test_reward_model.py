@@ -33,6 +33,7 @@ def test_overfits_and_scores_the_same_through_every_loader(data, tmp_path):
     summary = train_rm(data, out, config)
     stage = summary["stages"][0]
     assert stage["steps"] == 50 and stage["labels"] == "hard"
+    assert stage["share_prefix"]  # a decoder: each pair's prompt ran once
     assert stage["loss_curve"][-1]["loss"] < 0.3 < stage["loss_curve"][0]["loss"]
     assert not (out / "checkpoints").exists()
     # the engine's scorer (prefix sharing over the chat template) ...
@@ -67,7 +68,8 @@ def test_soft_labels_are_matched_not_sharpened(tmp_path):
 def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
     config = RewardConfig(base="tiny-bert", epochs=2, learning_rate=1e-3,
                           **{**FAST, "save_steps": 2})
-    train_rm(data, tmp_path / "straight", config)
+    straight = train_rm(data, tmp_path / "straight", config)
+    assert not straight["stages"][0]["share_prefix"]  # an encoder keeps its path
     with pytest.raises(KeyboardInterrupt):
         train_rm(data, tmp_path / "resumed", config, callbacks=[StopAt(3)])
     assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-2").is_dir()

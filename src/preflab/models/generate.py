@@ -65,46 +65,68 @@ def _pick(logits: torch.Tensor, sampling: Sampling, generators: Sequence[torch.G
 @torch.inference_mode()
 def decode(model: torch.nn.Module, head: Head | None, rests: Sequence[list[int]],
            seeds: Sequence[int], sampling: Sampling, stop_ids: set[int], pad_id: int,
-           return_logprobs: bool = False) -> Any:
+           return_logprobs: bool = False, copies: int = 1) -> Any:
     """New token ids for each prompt (`head` + rest), stopping at `stop_ids` (left out).
+
+    With `copies` > 1 each prompt runs once and `copies` continuations are decoded
+    against copies of its KV cache: one result per (prompt, copy), prompt-major, and
+    one seed each. Rows that have stopped leave the batch once a quarter of it has.
 
     With `return_logprobs`: (ids with the stop token kept, and per token the log-probs
     of the model's raw distribution over the vocabulary at that step).
     """
     backbone, lm_head = model.base_model, model.get_output_embeddings()
     device = next(model.parameters()).device
-    n = len(rests)
+    n = len(rests) * copies
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {len(rests)} prompts x {copies} copies")
     offset = len(head.ids) if head is not None else 0
     cache = None
     if head is not None:
-        cache = select_rows(head.cache, torch.zeros(n, dtype=torch.long, device=device))
+        cache = select_rows(head.cache, torch.zeros(len(rests), dtype=torch.long,
+                                                    device=device))
     if any(len(r) == 0 for r in rests):
         raise ValueError("every prompt needs at least one token after the head")
     cache, mask, last = extend_prefix(backbone, cache, offset, [list(r) for r in rests], pad_id,
                                 device, want_last=True)
     positions = torch.tensor([offset + len(r) for r in rests], device=device)
+    if copies > 1:
+        cache.batch_repeat_interleave(copies)
+        mask, last, positions = (t.repeat_interleave(copies, 0) for t in (mask, last, positions))
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     out: list[list[int]] = [[] for _ in range(n)]
     logps: list[list[torch.Tensor]] = [[] for _ in range(n)]
-    done = torch.zeros(n, dtype=torch.bool, device=device)
+    active = list(range(n))  # the original row of each batch row
     for step in range(sampling.max_new_tokens):
         logits = lm_head(last).float()
-        token = _pick(logits, sampling, generators)
+        tokens = _pick(logits, sampling, generators).tolist()
         logp = torch.log_softmax(logits, dim=-1) if return_logprobs else None
-        for r in range(n):
-            if not done[r]:
-                t = int(token[r])
-                if logp is not None:
-                    logps[r].append(logp[r])
-                if t in stop_ids:
-                    done[r] = True
-                    if return_logprobs:
-                        out[r].append(t)
-                else:
+        keep = []
+        for b, (r, t) in enumerate(zip(active, tokens, strict=True)):
+            if r < 0:  # stopped earlier, still in the batch
+                continue
+            if logp is not None:
+                logps[r].append(logp[b])
+            if t in stop_ids:
+                if return_logprobs:
                     out[r].append(t)
-        if bool(done.all()) or step == sampling.max_new_tokens - 1:
+            else:
+                out[r].append(t)
+                keep.append(b)
+        if not keep or step == sampling.max_new_tokens - 1:
             break
-        mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+        token = torch.tensor(tokens, device=device)
+        if len(keep) <= 0.75 * len(active):  # drop the rows that stopped (and dead ones)
+            rows = torch.tensor(keep, device=device)
+            cache.batch_select_indices(rows)
+            mask, last, positions, token = (t[rows] for t in (mask, last, positions, token))
+            active = [active[b] for b in keep]
+            generators = [generators[b] for b in keep]
+        elif len(keep) < len(active):  # finished rows run on (their tokens are ignored)
+            kept = set(keep)
+            active = [r if b in kept else -1 for b, r in enumerate(active)]
+        mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)],
+                         dim=1)
         result = backbone(input_ids=token[:, None], attention_mask=mask,
                           position_ids=positions[:, None], past_key_values=cache, use_cache=True)
         cache, last = result.past_key_values, result.last_hidden_state[:, -1]

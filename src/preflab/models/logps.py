@@ -79,6 +79,32 @@ def _token_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Ten
     return torch.cat(out) if out else hidden.new_zeros(0)
 
 
+def prefix_then_continuations(body: torch.nn.Module, batch: dict[str, torch.Tensor]
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the left-padded prefixes once, then every continuation (k per prefix, from
+    :func:`collate_continuations`) against a copy of its prefix's KV cache, gradients
+    flowing through the cache. Returns (final hidden state at each prefix's last token,
+    repeated per continuation [rows, H]; continuation hidden states [rows, width, H])."""
+    pids, pmask = batch["prefix_ids"], batch["prefix_mask"]
+    cids, cmask = batch["cont_ids"], batch["cont_mask"]
+    k = cids.shape[0] // pids.shape[0]
+    plen = pmask.sum(1).repeat_interleave(k)
+    positions = (pmask.cumsum(-1) - 1).clamp(min=0)
+    out = body(input_ids=pids, attention_mask=pmask, position_ids=positions, use_cache=True)
+    cache = out.past_key_values
+    if cache is None or cache.get_seq_length() == 0:
+        raise RuntimeError("the model returned no KV cache (gradient checkpointing?); "
+                           "call with share_prefix=False")
+    if k > 1:
+        cache.batch_repeat_interleave(k)
+    last = out.last_hidden_state[:, -1].repeat_interleave(k, 0)
+    cpos = plen[:, None] + (cmask.cumsum(-1) - 1).clamp(min=0)  # padding: no new positions
+    hidden = body(input_ids=cids, attention_mask=torch.cat([pmask.repeat_interleave(k, 0),
+                                                            cmask], 1),
+                  position_ids=cpos, past_key_values=cache, use_cache=True).last_hidden_state
+    return last, hidden
+
+
 def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool = True,
                 per_token: bool = False) -> tuple[torch.Tensor, ...]:
     """(summed log-prob of each row's reply tokens, reply token counts), one per
@@ -92,21 +118,7 @@ def reply_logps(model: Any, batch: dict[str, torch.Tensor], share_prefix: bool =
     k = rows // pids.shape[0]  # continuations per prefix
     plen = pmask.sum(1).repeat_interleave(k)
     if share_prefix:
-        positions = (pmask.cumsum(-1) - 1).clamp(min=0)
-        out = body(input_ids=pids, attention_mask=pmask, position_ids=positions,
-                   use_cache=True)
-        cache = out.past_key_values
-        if cache is None or cache.get_seq_length() == 0:
-            raise RuntimeError("the model returned no KV cache (gradient checkpointing?); "
-                               "call with share_prefix=False")
-        if k > 1:
-            cache.batch_repeat_interleave(k)
-        last = out.last_hidden_state[:, -1].repeat_interleave(k, 0)
-        cpos = plen[:, None] + (cmask.cumsum(-1) - 1).clamp(min=0)  # padding: no new positions
-        hidden = body(input_ids=cids, attention_mask=torch.cat([pmask.repeat_interleave(k, 0),
-                                                                cmask], 1),
-                      position_ids=cpos, past_key_values=cache, use_cache=True
-                      ).last_hidden_state
+        last, hidden = prefix_then_continuations(body, batch)
         # Token j of a continuation is predicted at continuation position j - 1, the
         # first one at the prefix's last token.
         pred = torch.cat([last[:, None], hidden[:, :-1]], 1)

@@ -4,6 +4,12 @@ Sample j of prompt p draws from a generator seeded by (seed, p, j), so a reply d
 not depend on batch size or on which other prompts are generated. Prompts go
 through the chat template (or HH-style text) and keep their last
 `max_prompt_tokens` tokens.
+
+Each prompt runs once: its N samples decode against copies of its KV cache
+(``batch_size // N`` prompts per batch; with N > batch_size the prompt's cache is
+kept and its samples decode batch_size at a time), where ``generate`` with
+``num_return_sequences`` would run the prompt N times
+(``benchmarks/sample_throughput.py``).
 """
 
 from __future__ import annotations
@@ -84,18 +90,21 @@ class Policy:
                   return_logprobs: bool, out: list[list[Any]]) -> None:
         from tqdm.auto import tqdm
 
-        def run(head: Head | None, rests: list[list[int]], chunk: list[tuple[int, int]]) -> None:
+        def run(head: Head | None, rests: list[list[int]], chunk: list[tuple[int, int]],
+                copies: int = 1) -> None:
             result = decode(self.model, head, rests,
                             [sample_seed(seed, keys[i], j) for i, j in chunk], sampling,
-                            self.stop_ids, self.pad_id, return_logprobs=return_logprobs)
+                            self.stop_ids, self.pad_id, return_logprobs=return_logprobs,
+                            copies=copies)
             if return_logprobs:
                 result = list(zip(*result, strict=True))
             for (i, j), r in zip(chunk, result, strict=True):
                 out[i][j] = r
 
+        rows = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         with tqdm(total=len(ids) * n, desc=f"sampling {self.name}",
                   disable=not progress) as bar:
-            if n > 1:  # the samples of one prompt share its KV cache, computed once
+            if n > batch_size:  # one prompt's KV cache, computed once, for all its chunks
                 for i, prompt in enumerate(ids):
                     head = head_cache(self.model.base_model, prompt[:-1]) if len(prompt) > 1 \
                         else None
@@ -104,11 +113,14 @@ class Policy:
                         run(head, [prompt[-1:] if head else prompt] * len(chunk), chunk)
                         bar.update(len(chunk))
                 return
-            rows = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-            for start in range(0, len(rows), batch_size):
-                chunk = [(i, 0) for i in rows[start:start + batch_size]]
-                run(None, [ids[i] for i, _ in chunk], chunk)
-                bar.update(len(chunk))
+            # batch_size // n prompts at a time, each run once; its n samples decode
+            # against copies of its KV cache
+            per = max(1, batch_size // n)
+            for start in range(0, len(rows), per):
+                group = rows[start:start + per]
+                run(None, [ids[i] for i in group], [(i, j) for i in group for j in range(n)],
+                    copies=n)
+                bar.update(len(group) * n)
 
     def generate(self, contexts: Sequence[Messages], keys: Sequence[str], n: int = 1,
                  sampling: Sampling | None = None, seed: int = 0, batch_size: int = 8,

@@ -78,6 +78,7 @@ class RewardConfig(FromFile):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     train_layers: int | None = None  # train only the top N layers and the head
+    share_prefix: bool = True  # decoders: each pair's prompt runs once for both replies
     pad_token: str | None = None  # needed when the tokenizer has none ("eos" or a token)
     pmp: str | None = None  # preference-model pretraining data, trained on first
     pmp_epochs: float = 1.0

@@ -10,6 +10,13 @@ minilm-l6 preset) a bi-encoder cosine head that starts from the zero-shot cosine
 (`train_layers`) or with LoRA adapters merged at the end. The loop is the
 transformers ``Trainer`` (checkpoints, resume, progress, seeding); only the loss is
 ours, since TRL's ``RewardTrainer`` has neither soft labels nor per-pair weights.
+
+A decoder base runs each pair's prompt once: the tokens chosen and rejected share
+run left-padded and fill the KV cache, both replies run against copies of it with
+gradients through the cache (as DPO does), sorted by length into chunks with
+little padding, and the head reads only each reply's last token. The saved model is
+a standard one, scored the same by a plain forward (``config.share_prefix`` off:
+whole rows; ``benchmarks/rm_throughput.py`` measures it against TRL).
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ from transformers import Trainer, TrainingArguments
 
 from preflab.data.pair import PreferencePair
 from preflab.engine.reward import token_types, type_separator
+from preflab.models.batching import plan_batches
 from preflab.models.bi_encoder import MODEL_TYPE as BI_ENCODER
 from preflab.models.bi_encoder import register as register_bi_encoder
+from preflab.models.forward import select_rows
 from preflab.models.reward_folder import SUMMARY
 from preflab.models.runtime import Runtime, is_encoder
 from preflab.settings import write_config
@@ -224,6 +233,66 @@ def check_last_tokens(examples: list[RewardExample], pad_id: int, encoder: bool,
                          "reward one token early. Choose another --pad-token.")
 
 
+def reward_body_and_head(model: Any) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """(transformer body, scalar head) of a decoder sequence-classification model
+    (through a peft wrapper), or None when it has no such plain layout."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if is_encoder(inner.config) or inner.config.model_type == BI_ENCODER:
+        return None
+    head = getattr(inner, "score", None)
+    body = getattr(inner, "base_model", None)
+    if head is None or body is None or body is inner:
+        return None
+    return body, head
+
+
+def shared_prefix_rewards(model: Any, batch: dict[str, torch.Tensor],
+                          max_waste: float = 1.3) -> torch.Tensor:
+    """Rewards of the continuation rows of a :func:`~preflab.train.rm_data.shared_layout`
+    batch (chosen, rejected of pair 0, then pair 1...).
+
+    The prefixes run once, left-padded, and fill the KV cache. The replies, sorted by
+    length, run in chunks whose padding stays within `max_waste`, each against the
+    cache rows of its own prefix (gradients flow through the cache into the prefix).
+    The head reads only each reply's last token, as
+    ``AutoModelForSequenceClassification`` does on the whole sequence.
+    """
+    found = reward_body_and_head(model)
+    if found is None:
+        raise ValueError(f"{type(model).__name__}: not a decoder with a `score` head; "
+                         "prefix sharing does not apply")
+    body, head = found
+    pids, pmask = batch["prefix_ids"], batch["prefix_mask"]
+    cids, cmask = batch["cont_ids"], batch["cont_mask"]
+    k = cids.shape[0] // pids.shape[0]
+    positions = (pmask.cumsum(-1) - 1).clamp(min=0)
+    cache = body(input_ids=pids, attention_mask=pmask, position_ids=positions,
+                 use_cache=True).past_key_values
+    if cache is None or cache.get_seq_length() == 0:
+        raise RuntimeError("the model returned no KV cache (gradient checkpointing?); "
+                           "set share_prefix = false")
+    plen = pmask.sum(1)
+    lengths = cmask.sum(1).tolist()
+    chunks = plan_batches(lengths, sort_key=lambda n: (n,),
+                          cost=lambda ns: (len(ns) * max(ns), sum(ns)),
+                          max_tokens=2**62, max_rows=len(lengths), max_waste=max_waste)
+    rewards, order = [], []
+    for chunk in chunks:
+        rows = torch.tensor(chunk, device=cids.device)
+        owners = rows // k
+        width = max(lengths[j] for j in chunk)
+        ids, mask = cids[rows, :width], cmask[rows, :width]
+        cpos = plen[owners][:, None] + (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = body(input_ids=ids, attention_mask=torch.cat([pmask[owners], mask], 1),
+                      position_ids=cpos, past_key_values=select_rows(cache, owners),
+                      use_cache=True).last_hidden_state
+        last = hidden[torch.arange(len(chunk), device=ids.device), mask.sum(1) - 1]
+        rewards.append(head(last)[:, 0].float())
+        order += chunk
+    out = torch.cat(rewards)
+    return out[torch.argsort(torch.tensor(order, device=out.device))]
+
+
 class PairwiseRewardTrainer(Trainer):
     """Trainer whose batches are B chosen rows then B rejected rows and whose loss is
     :func:`preflab.train.losses.reward_loss` (Bradley-Terry, or with `soft` the
@@ -239,8 +308,12 @@ class PairwiseRewardTrainer(Trainer):
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor],
                      return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
         p, w, m = inputs.pop("p_chosen"), inputs.pop("weight"), inputs.pop("margin")
-        r = model(**inputs).logits[:, 0].float()
-        r_c, r_r = r[:len(p)], r[len(p):]
+        if "prefix_ids" in inputs:  # the prompt once, both replies against its KV cache
+            r = shared_prefix_rewards(model, inputs).view(-1, 2)
+            r_c, r_r = r[:, 0], r[:, 1]
+        else:
+            r = model(**inputs).logits[:, 0].float()
+            r_c, r_r = r[:len(p)], r[len(p):]
         loss = reward_loss(r_c, r_r, p if self.soft else None, w, m)
         return (loss, {"r_chosen": r_c, "r_rejected": r_r}) if return_outputs else loss
 
@@ -297,8 +370,10 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
         label_names=[], use_cpu=not gpu, bf16=gpu and config.precision == "bf16",
         fp16=gpu and config.precision == "fp16", dataloader_num_workers=0,
         disable_tqdm=False)
+    share = config.share_prefix and reward_body_and_head(model) is not None
     trainer = PairwiseRewardTrainer(model=model, args=args, train_dataset=examples,
-                                    data_collator=PairCollator(tokenizer.pad_token_id, sep_id),
+                                    data_collator=PairCollator(tokenizer.pad_token_id, sep_id,
+                                                               share_prefix=share),
                                     callbacks=callbacks, soft=report.labels == "soft")
     checkpoint = _last_checkpoint(out / CHECKPOINTS) if resume else None
     started = time.perf_counter()
@@ -313,6 +388,7 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
     return {
         "data": source, "n_pairs": report.n_pairs, "labels": report.labels,
         "head": "bi-encoder" if bi_encoder else "cls" if encoder else "last-token",
+        "share_prefix": share,
         "learning_rate": args.learning_rate,
         "epochs": epochs, "steps": result.global_step, "train_loss": round(result.training_loss, 4),
         "trainable_parameters": trainable, "seconds": round(seconds, 1),

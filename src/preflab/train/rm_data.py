@@ -19,6 +19,8 @@ from preflab.data.messages import as_messages
 from preflab.data.pair import PreferencePair
 from preflab.engine.reward import reward_input, token_types
 from preflab.errors import PairError
+from preflab.models.forward import split_shared_prefix
+from preflab.models.logps import collate_continuations
 
 Labels = Literal["auto", "hard", "soft"]
 
@@ -143,13 +145,31 @@ def _check_label_column(pairs: list[PreferencePair], labels: Labels, source: str
 
 class PairCollator:
     """Pads a batch of examples into one tensor: B chosen rows, then B rejected rows
-    (with segment ids when `sep_id` is given, as the scorer adds them)."""
+    (with segment ids when `sep_id` is given, as the scorer adds them).
 
-    def __init__(self, pad_id: int, sep_id: int | None = None) -> None:
+    With `share_prefix` (decoders) each pair's tokens are split into the prefix both
+    sides start with (the prompt) and the two replies after it, as
+    :func:`preflab.models.logps.collate_continuations` lays them out (left-padded
+    prefixes; chosen, rejected of pair 0, then pair 1...), with a loss mask at each
+    reply's last token, where the reward is read. A batch in which some pair shares
+    no token falls back to whole rows."""
+
+    def __init__(self, pad_id: int, sep_id: int | None = None,
+                 share_prefix: bool = False) -> None:
         self.pad_id = pad_id
         self.sep_id = sep_id
+        self.share_prefix = share_prefix
 
     def __call__(self, batch: list[RewardExample]) -> dict[str, torch.Tensor]:
+        labels = {
+            "p_chosen": torch.tensor([e.p_chosen for e in batch], dtype=torch.float32),
+            "weight": torch.tensor([e.weight for e in batch], dtype=torch.float32),
+            "margin": torch.tensor([e.margin for e in batch], dtype=torch.float32),
+        }
+        if self.share_prefix:
+            shared = shared_layout(batch, self.pad_id)
+            if shared is not None:
+                return {**shared, **labels}
         seqs = [e.chosen_ids for e in batch] + [e.rejected_ids for e in batch]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
@@ -158,9 +178,17 @@ class PairCollator:
             ids[j, :len(s)] = torch.tensor(s)
             mask[j, :len(s)] = 1
         extra = {} if self.sep_id is None else {"token_type_ids": token_types(ids, self.sep_id)}
-        return {
-            "input_ids": ids, "attention_mask": mask, **extra,
-            "p_chosen": torch.tensor([e.p_chosen for e in batch], dtype=torch.float32),
-            "weight": torch.tensor([e.weight for e in batch], dtype=torch.float32),
-            "margin": torch.tensor([e.margin for e in batch], dtype=torch.float32),
-        }
+        return {"input_ids": ids, "attention_mask": mask, **extra, **labels}
+
+
+def shared_layout(batch: list[RewardExample], pad_id: int) -> dict[str, torch.Tensor] | None:
+    """Prefix/continuation tensors of a batch (see :class:`PairCollator`), or None when
+    a pair's two sequences share no first token."""
+    prefixes, sides = [], []
+    for e in batch:
+        prefix, (chosen, rejected) = split_shared_prefix([e.chosen_ids, e.rejected_ids])
+        if not prefix:
+            return None
+        prefixes.append(prefix)
+        sides += [(chosen, 1), (rejected, 1)]
+    return collate_continuations(prefixes, sides, pad_id)
