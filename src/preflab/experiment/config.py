@@ -61,7 +61,9 @@ class OverOptimizationConfig(FromFile):
     """Everything that defines a reward over-optimisation experiment but the data."""
 
     policy: str = "smollm2-135m-instruct"  # the policy optimised (best-of-N, RL)
-    rm: RewardConfig = field(default_factory=RewardConfig)  # both PMs' settings
+    # both PMs' settings; one epoch each (train-rm's default is 2): the two PMs are
+    # most of the run's time, about 20 min each on 2 CPU cores at one epoch
+    rm: RewardConfig = field(default_factory=lambda: RewardConfig(epochs=1.0))
     n: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])  # best-of-N
     rl_steps: int = 0  # RL steps against the train PM; 0: no RL
     rl_checkpoints: int = 4  # RL checkpoints scored (every rl_steps / rl_checkpoints)
