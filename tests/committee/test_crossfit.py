@@ -33,6 +33,16 @@ def test_pairs_group_by_id_and_by_normalised_prompt() -> None:
         0, 1, 0]
 
 
+def test_a_reply_most_pairs_hold_links_nothing() -> None:
+    """A generic reply ("Hi!") held by more than max(2, 1% of pairs) pairs would chain
+    the data into one group; it links nothing, while a reply two pairs share does."""
+    n = 10
+    ids, prompts = [str(i) for i in range(n)], [f"p{i}" for i in range(n)]
+    replies = [("hi", f"r{i}") for i in range(n)]
+    replies[3] = ("hi", "r1")  # pair 3 reuses pair 1's rejected reply
+    assert list(group_ids(ids, prompts, replies)) == [0, 1, 2, 1, 3, 4, 5, 6, 7, 8]
+
+
 def _agreement_on_copies(groups: np.ndarray | None) -> tuple[float, float]:
     """A crossfit model's agreement with random labels on copied vs unique pairs.
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from preflab.data.containers import iter_records, kind_of, parquet_types, unit_of
-from preflab.data.groups import prompt_key, text_key
+from preflab.data.groups import frequent_replies, prompt_key, text_key
 from preflab.data.hh import subset_from_filename
 from preflab.data.pair import PAIR_SCHEMA, PreferencePair
 from preflab.data.read import Reject, _RecordParser
@@ -48,11 +48,13 @@ def first_appearance_groups(keys: np.ndarray) -> np.ndarray:
     n = len(keys)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    frequent = np.zeros(keys.shape, dtype=bool)
+    frequent[:, 2:] = frequent_replies(keys[:, 2:])  # columns: id, prompt, replies...
     rows, cols = [], []
-    for column in keys.T:  # link each row to the first row holding the same key
+    for k, column in enumerate(keys.T):  # link each row to the first row holding the key
         _, first, inverse = np.unique(column, return_index=True, return_inverse=True)
         rows.append(np.arange(n))
-        cols.append(first[inverse])
+        cols.append(np.where(frequent[:, k], np.arange(n), first[inverse]))
     r, c = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)

@@ -39,10 +39,35 @@ def prompt_key(messages: Sequence[Any] | None) -> str:
     return hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()[:24]
 
 
+def reply_link_limit(n: int) -> int:
+    """How many pairs may share a reply text for it to link them: max(2, 1% of pairs).
+
+    A reply reused by a few pairs ties them (the leak above); a generic one that many
+    pairs hold ("Hi!", a stock refusal) would chain most of the data into one group
+    and leave nothing to cross-fit, so it links nothing.
+    """
+    return max(2, n // 100)
+
+
+def frequent_replies(reply_keys: np.ndarray) -> np.ndarray:
+    """Mask of the entries of `reply_keys` [pairs, replies] whose text is held by more
+    pairs than :func:`reply_link_limit` allows (a pair holding it twice counts once)."""
+    keys = np.asarray(reply_keys)
+    if keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    first = np.ones(keys.shape, dtype=bool)  # the first copy of a key within its row
+    for j in range(1, keys.shape[1]):
+        first[:, j] = ~(keys[:, :j] == keys[:, [j]]).any(axis=1)
+    values, inverse = np.unique(keys, return_inverse=True)
+    counts = np.bincount(inverse.reshape(-1)[first.reshape(-1)], minlength=len(values))
+    return counts[inverse.reshape(keys.shape)] > reply_link_limit(len(keys))
+
+
 def group_ids(ids: Sequence[str], prompt_keys: Sequence[str],
               reply_keys: Sequence[Sequence[str]] | None = None) -> np.ndarray:
-    """Group index of each pair: pairs sharing an id, a prompt key or any reply key
-    share a group (transitively).
+    """Group index of each pair: pairs sharing an id, a prompt key or a reply key share
+    a group (transitively); a reply key held by too many pairs
+    (:func:`reply_link_limit`) links nothing.
 
     Groups are numbered by first appearance, so with no repeats the group of pair i
     is i.
@@ -55,7 +80,11 @@ def group_ids(ids: Sequence[str], prompt_keys: Sequence[str],
             i = parent[i]
         return i
 
-    replies = reply_keys if reply_keys is not None else [()] * len(ids)
+    replies = [list(r) for r in reply_keys] if reply_keys is not None else [[]] * len(ids)
+    if replies and all(len(r) == len(replies[0]) for r in replies) and replies[0]:
+        frequent = frequent_replies(np.array(replies, dtype=object).astype(str))
+        replies = [[k for k, f in zip(r, fr, strict=True) if not f]
+                   for r, fr in zip(replies, frequent, strict=True)]
     first: dict[tuple[str, str], int] = {}
     for i, (pair_id, prompt, reply) in enumerate(zip(ids, prompt_keys, replies, strict=True)):
         keys = [("id", pair_id), ("prompt", prompt), *(("reply", r) for r in reply)]
