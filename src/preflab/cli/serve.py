@@ -68,7 +68,8 @@ def serve(
     Example: `preflab serve smollm2-135m-instruct --port 8000`
     """
     from preflab.serve.limits import Limits
-    from preflab.serve.server import bind_socket, make_server
+    from preflab.serve.server import make_server
+    from preflab.sockets import bind_socket
 
     limits = Limits(max_body_mb=max_body_mb, max_tokens=max_tokens,
                     max_batch_tokens=max_batch_tokens, max_logprobs=max_logprobs,

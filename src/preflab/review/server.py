@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from preflab.review.app import MAX_BODY, create_app
+from preflab.sockets import bind_socket
 
 LOOPBACK = ("localhost",)
 
@@ -28,20 +29,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port` (0: a free port), not listening yet."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class _Uvicorn(uvicorn.Server):

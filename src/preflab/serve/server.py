@@ -29,6 +29,7 @@ from preflab.serve.gate import Gate
 from preflab.serve.limits import Limits
 from preflab.serve.model import JudgeModel
 from preflab.serve.reward import RewardModel, is_reward_model
+from preflab.sockets import bind_socket
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -39,22 +40,6 @@ def _log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
     return config
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port` (0: a free port), not listening yet.
-
-    Raises OSError (``errno.EADDRINUSE`` when the port is taken)."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class _Uvicorn(uvicorn.Server):
