@@ -33,11 +33,10 @@ EXAMPLE_OPEN = ">>>>>>>> Example >>>>>>>>"
 EXAMPLES_CLOSE = ">>>>>>>> Follow the instructions and the example(s) above >>>>>>>>"
 
 
-def load_template(task: str, override: str | Path | None = None) -> dict[str, Any]:
-    """The task's built-in template, with the keys of `override` (a TOML file) on top."""
-    if task not in TASKS:
-        raise ValueError(f"unknown labeling task {task!r}; tasks: {', '.join(TASKS)}")
-    text = resources.files("preflab.engine").joinpath("templates", f"{task}.toml").read_text()
+def read_template(name: str, override: str | Path | None, keys: set[str]) -> dict[str, Any]:
+    """The built-in template `name` (``engine/templates/NAME.toml``), with the keys of
+    `override` (a TOML file, each key one of `keys`) on top."""
+    text = resources.files("preflab.engine").joinpath("templates", f"{name}.toml").read_text()
     template = tomllib.loads(text)
     if override is not None:
         path = Path(override)
@@ -47,11 +46,19 @@ def load_template(task: str, override: str | Path | None = None) -> dict[str, An
             raise FileNotFoundError(f"{path}: template file not found") from None
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path}: not valid TOML: {e}") from None
-        unknown = set(extra) - KEYS
+        unknown = set(extra) - keys
         if unknown:
             raise ValueError(f"{path}: unknown template keys {sorted(unknown)}; "
-                             f"known: {sorted(KEYS)}")
+                             f"known: {sorted(keys)}")
         template.update(extra)
+    return template
+
+
+def load_template(task: str, override: str | Path | None = None) -> dict[str, Any]:
+    """The task's built-in template, with the keys of `override` (a TOML file) on top."""
+    if task not in TASKS:
+        raise ValueError(f"unknown labeling task {task!r}; tasks: {', '.join(TASKS)}")
+    template = read_template(task, override, KEYS)
     for key in PLACEHOLDERS:
         if key not in template["sample"]:
             raise ValueError(f"template {override or task}: 'sample' lacks the placeholder "

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-import tomllib
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from preflab.data.messages import Messages
 from preflab.engine import Engine
 from preflab.engine.core import EngineOptions
 from preflab.engine.judge import judge_unit, p_first
-from preflab.engine.label_prompt import PREAMBLES, LabelPrompt
+from preflab.engine.label_prompt import PREAMBLES, LabelPrompt, read_template
 from preflab.models.runtime import Runtime
 
 TEMPLATE = "harmless-rate"
@@ -41,23 +39,8 @@ KEYS = {"base", "detailed", "sample", "ending"}
 def load_harmless_template(override: str | Path | None = None) -> dict[str, str]:
     """The built-in ``harmless-rate`` template, with the keys of `override` (a TOML
     file) on top; checks its placeholders."""
-    text = resources.files("preflab.engine").joinpath("templates", f"{TEMPLATE}.toml"
-                                                      ).read_text()
-    template = tomllib.loads(text)
+    template = read_template(TEMPLATE, override, KEYS)
     where = str(override) if override is not None else TEMPLATE
-    if override is not None:
-        path = Path(override)
-        try:
-            extra = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: template file not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path}: not valid TOML: {e}") from None
-        unknown = set(extra) - KEYS
-        if unknown:
-            raise ValueError(f"{path}: unknown template keys {sorted(unknown)}; known: "
-                             f"{sorted(KEYS)}")
-        template.update(extra)
     for key in ("{conversation}", "{response}"):
         if key not in template["sample"]:
             raise ValueError(f"template {where}: 'sample' lacks the placeholder {key}")
