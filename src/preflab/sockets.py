@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Callable
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -19,3 +22,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def serve_in_thread(run: Callable[[], None], started: Callable[[], bool], name: str,
+                    timeout: float, what: str) -> threading.Thread:
+    """Call `run` (a server's serve-forever loop) in a daemon thread and return once
+    `started()` is true; RuntimeError naming `what` when the thread dies first or
+    `timeout` seconds pass."""
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not started():
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.02)
+    return thread

@@ -10,13 +10,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-import time
 from pathlib import Path
 
 import uvicorn
 
 from preflab.review.app import MAX_BODY, create_app
-from preflab.sockets import bind_socket
+from preflab.sockets import bind_socket, serve_in_thread
 
 LOOPBACK = ("localhost",)
 
@@ -65,14 +64,8 @@ class ReviewServer:
 
     def start(self, timeout: float = 30.0) -> ReviewServer:
         """Serve in a background thread; returns once it accepts connections."""
-        self._thread = threading.Thread(target=self.serve_forever, name="preflab-review",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the review server did not start")
-            time.sleep(0.02)
+        self._thread = serve_in_thread(self.serve_forever, lambda: self._server.started,
+                                       "preflab-review", timeout, "the review server")
         return self
 
     def shutdown(self, timeout: float = 10.0) -> None:

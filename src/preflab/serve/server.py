@@ -15,7 +15,6 @@ import copy
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -29,7 +28,7 @@ from preflab.serve.gate import Gate
 from preflab.serve.limits import Limits
 from preflab.serve.model import JudgeModel
 from preflab.serve.reward import RewardModel, is_reward_model
-from preflab.sockets import bind_socket
+from preflab.sockets import bind_socket, serve_in_thread
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -126,14 +125,8 @@ class JudgeServer:
 
     def start(self, timeout: float = 60.0) -> JudgeServer:
         """Serve in a background thread; returns once it accepts connections."""
-        self._thread = threading.Thread(target=self.serve_forever, name="preflab-serve",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.02)
+        self._thread = serve_in_thread(self.serve_forever, lambda: self._server.started,
+                                       "preflab-serve", timeout, "the server")
         return self
 
     def shutdown(self, timeout: float = 30.0) -> None:
