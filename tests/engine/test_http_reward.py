@@ -25,19 +25,11 @@ from preflab.engine.http_reward import HttpRewardScorer, read_reward
 @pytest.fixture(scope="module")
 def rm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised Llama reward model (sequence classification)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    from preflab.models.tiny import tiny_tokenizer
+    from preflab.models.tiny import tiny_reward_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, pad_token_id=tok.pad_token_id,
-                         num_labels=1)
     folder = tmp_path_factory.mktemp("rm") / "tiny-rm"
-    LlamaForSequenceClassification(config).eval().save_pretrained(folder)
+    tiny_reward_model(tok, num_labels=1, seed=0).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 

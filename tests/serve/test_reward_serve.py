@@ -17,19 +17,11 @@ from tests.serve.helpers import assert_openai_error
 @pytest.fixture(scope="module")
 def rm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny reward model with two outputs (a multi-objective head)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    from preflab.models.tiny import tiny_tokenizer
+    from preflab.models.tiny import tiny_reward_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
-    torch.manual_seed(1)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=64, pad_token_id=tok.pad_token_id,
-                         num_labels=2)
     folder = tmp_path_factory.mktemp("rm2") / "rm"
-    LlamaForSequenceClassification(config).eval().save_pretrained(folder)
+    tiny_reward_model(tok, num_labels=2, seed=1, max_position_embeddings=64).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 

@@ -67,3 +67,20 @@ def tiny_encoder(tokenizer: Any, seed: int = 0) -> Any:
                         num_attention_heads=4, intermediate_size=64,
                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
     return AutoModel.from_config(config).eval()
+
+
+def tiny_reward_model(tokenizer: Any, num_labels: int = 1, seed: int = 0,
+                      **overrides: Any) -> Any:
+    """A randomly initialised Llama reward model (sequence classification, `num_labels`
+    outputs) of the same size as :func:`tiny_causal_lm`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                         num_labels=num_labels)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return LlamaForSequenceClassification(config).eval()
