@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from preflab.audit.stats import fleiss_kappa, summarize
+from preflab.audit.stats import CHANCE_Z, fleiss_kappa, member_diagnostics, summarize
 from preflab.audit.table import agreement_bin, audit_table, committee_probability
 from preflab.committee.crossfit import crossfit_linear_rewards
 
@@ -97,3 +97,23 @@ def test_summary_fields() -> None:
     assert set(summary["flip_detection_auc"]) == {"committee", "m1", "m2"}
     assert isinstance(table, pd.DataFrame) and set(table["bin"]) <= {
         "none", "low", "mixed", "high", "unanimous"}
+
+
+def test_a_weighted_member_within_chance_is_warned_about() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    truth = np.where(rng.random(n) < 0.2, -1.0, 1.0)
+    margins = np.stack([truth * 2 + rng.normal(0, 1.5, n), rng.normal(0, 1, n)], axis=1)
+    table, _ = audit_table([str(i) for i in range(n)], ["s"] * n, ["good", "coin"], margins,
+                           1 / (1 + np.exp(-margins)), margins, np.zeros_like(margins))
+    rows, warnings = member_diagnostics(table, {"good": 0.9, "coin": 0.1})
+    coin = rows["coin"]
+    agree = int((margins[:, 1] > 0).sum())
+    assert coin["sign_test_z"] == round((2 * agree - n) / np.sqrt(n), 2)
+    assert abs(coin["sign_test_z"]) < CHANCE_Z < rows["good"]["sign_test_z"]
+    assert warnings == [
+        f"coin: agrees with the labels on {agree / n:.1%} of {n} pairs, within chance "
+        f"(sign test z = {coin['sign_test_z']:+.2f}, |z| < 2); the labels give no evidence "
+        "that it is accurate, so its weight (0.100) may follow their noise"]
+    # a member the combination leaves out is not warned about
+    assert member_diagnostics(table, {"good": 1.0, "coin": 0.0})[1] == []

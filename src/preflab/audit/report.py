@@ -216,6 +216,7 @@ def _member_rows(summary: dict[str, Any]) -> tuple[str, str, str]:
     rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{html.escape(str(summary['member_kinds'].get(n, '')))}"
         f"</td><td>{fmt(d.get('agreement_with_labels'), '.1%')}</td>"
+        f"<td>{fmt(d.get('sign_test_z'), '+.1f')}</td>"
         f"<td>{fmt(d.get('estimated_accuracy'), '.1%')}</td><td>{fmt(d.get('weight'), '+.3f')}"
         "</td>" + (f"<td>{aucs[n]:.3f}</td>" if n in aucs else "") + "</tr>"
         for n, d in diag.items())
@@ -271,13 +272,17 @@ agreement</p>{auc_line}
 <h2>Votes per pair</h2><img src="{figs['votes']}" alt="vote histogram">
 <h2>Bins per subset</h2><img src="{figs['bins']}" alt="bins per subset">
 <h2>Members</h2><table><tr><th>member</th><th>kind</th><th>agrees with labels</th>
-<th>estimated accuracy</th><th>weight (|weights| sum to 1)</th>{auc_head}</tr>{members_rows}
+<th>sign-test z</th><th>estimated accuracy</th><th>weight (|weights| sum to 1)</th>{auc_head}
+</tr>{members_rows}
 </table>
 <p>The committee's P(chosen better) combines the members' margins (method
 <code>{html.escape(str(combined.get('method', '')))}</code>; members whose margins correlate at
 |r| &ge; {combined.get('collinear_threshold', '')} are merged first and count as one). A
 member's estimated accuracy is how often its vote matches the committee's verdict, weighed
-by the committee's certainty; its weight is its share of the verdict.</p>{warnings}
+by the committee's certainty; its weight is its share of the verdict. Its sign-test z is
+(agreements - disagreements with the labels) / &radic;(their sum): below 2 in size, the labels
+cannot tell the member from chance, and a weight fitted on them may follow their noise.</p>
+{warnings}
 <h3>Correlation of the members' margins</h3>{correlation_table}
 <h3>How often two members vote the same way</h3><img src="{figs['matrix']}" alt="matrix">
 <h2>Margin distributions</h2><img src="{figs['margins']}" alt="margins">

@@ -10,6 +10,8 @@ import pandas as pd
 from preflab.audit.combine import COLLINEAR, correlations
 from preflab.audit.table import BIN_NAMES
 
+CHANCE_Z = 2.0  # |sign-test z| below which a member's agreement with the labels is chance
+
 
 def member_names(table: pd.DataFrame) -> list[str]:
     return [c.split(".", 1)[1] for c in table.columns if c.startswith("vote.")]
@@ -54,10 +56,14 @@ def flip_detection_auc(table: pd.DataFrame) -> dict[str, float] | None:
 
 def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = None,
                        threshold: float = COLLINEAR) -> tuple[dict[str, Any], list[str]]:
-    """Per member: agreement with the labels, estimated accuracy under the committee
-    (expected agreement with the committee's P(chosen better), ties half), normalised
-    weight, correlation with every other member; and a warning for each pair of
-    members that correlate above `threshold` (they count as one)."""
+    """Per member: agreement with the labels and its sign-test z (agreements minus
+    disagreements over the square root of their sum; ties left out), estimated
+    accuracy under the committee (expected agreement with the committee's
+    P(chosen better), ties half), normalised weight, correlation with every other
+    member; a warning for each pair of members that correlate above `threshold` (they
+    count as one), and one for each weighted member whose agreement with the labels
+    is within chance (|z| < :data:`CHANCE_Z`): the labels give no evidence that it is
+    accurate, so its weight may follow their noise."""
     names = member_names(table)
     margins = table[[f"margin.{n}" for n in names]].to_numpy(dtype=float)
     r = correlations(margins)
@@ -67,8 +73,11 @@ def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = N
         x = margins[:, k]
         seen = ~np.isnan(x)
         right = np.where(x > 0, q, np.where(x < 0, 1 - q, 0.5))[seen]
+        agree, disagree = int((x[seen] > 0).sum()), int((x[seen] < 0).sum())
+        z = (agree - disagree) / np.sqrt(agree + disagree) if agree + disagree else None
         rows[name] = {
             "agreement_with_labels": round(float((x[seen] > 0).mean()), 4) if seen.any() else None,
+            "sign_test_z": None if z is None else round(float(z), 2),
             "estimated_accuracy": round(float(right.mean()), 4) if seen.any() else None,
             "weight": None if weights is None else weights.get(name),
             "correlation": {o: round(float(r[k, j]), 3) for j, o in enumerate(names) if j != k},
@@ -76,6 +85,13 @@ def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = N
     warnings = [f"{a} and {b} correlate {r[i, j]:+.2f} (|r| >= {threshold}): these two count "
                 f"as one" for i, a in enumerate(names) for j, b in enumerate(names)
                 if i < j and abs(r[i, j]) >= threshold]
+    warnings += [f"{n}: agrees with the labels on {d['agreement_with_labels']:.1%} of "
+                 f"{int((~np.isnan(margins[:, k])).sum())} pairs, within chance (sign test "
+                 f"z = {d['sign_test_z']:+.2f}, |z| < {CHANCE_Z:g}); the labels give no "
+                 f"evidence that it is accurate, so its weight ({d['weight']:.3f}) may follow "
+                 f"their noise" for k, (n, d) in enumerate(rows.items())
+                 if d["sign_test_z"] is not None and abs(d["sign_test_z"]) < CHANCE_Z
+                 and (d["weight"] or 0) > 0]
     return rows, warnings
 
 

@@ -103,10 +103,11 @@ def audit(
         table.add_row(name, str(row["count"]), f"{row['fraction']:.1%}")
     out.print(table)
     out.print(f"low or no agreement: [bold]{summary['low_or_no_agreement_fraction']:.1%}[/]")
-    members = Table("member", "agrees with labels", "estimated accuracy", "weight",
+    members = Table("member", "agrees with labels", "sign-test z", "estimated accuracy",
+                    "weight",
                     title=f"members (combine={summary['committee_probability']['method']})")
     for name, d in summary["member_diagnostics"].items():
-        members.add_row(name, f"{d['agreement_with_labels']:.1%}",
+        members.add_row(name, f"{d['agreement_with_labels']:.1%}", f"{d['sign_test_z']:+.1f}",
                         f"{d['estimated_accuracy']:.1%}", f"{d['weight']:+.3f}")
     out.print(members)
     for warning in summary["member_warnings"]:
