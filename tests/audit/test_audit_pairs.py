@@ -102,3 +102,27 @@ def test_killed_audit_resumes_from_cache_with_equal_result(tmp_path, demo_file) 
     assert (a["votes"] == b["votes"]).all() and (a["bin"] == b["bin"]).all()
     assert fresh["bins"] == resumed["bins"]
     assert json.loads((tmp_path / "fresh" / "summary.json").read_text())["n_pairs"] == 60
+
+
+def test_an_empty_reply_keeps_its_pair_and_has_no_ifd(tmp_path, demo_file) -> None:
+    """As found on HH: pairs with an empty chosen reply failed the ifd member and left
+    the audit. The pair stays; its IFD is undefined, so the ifd signal has no value
+    there and says why."""
+    rows = [json.loads(line) for line in demo_file.read_text().splitlines()[:30]]
+    rows[3]["chosen"], rows[3]["flags"] = "", ["empty_reply"]  # as the HH reader marks it
+    data = tmp_path / "empty.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = audit(data, committee="tiny", out=tmp_path / "a",
+                    engine_options=EngineOptions(progress=False))
+    assert summary["n_pairs"] == 30 and summary["n_failed"] == 0
+    from preflab.data.read import iter_pairs, read_pairs
+
+    empty_id = list(iter_pairs(read_pairs(data).pairs))[3].id
+    table = pd.read_parquet(tmp_path / "a" / "audit.parquet").set_index("id")
+    assert np.isnan(table.loc[empty_id, "margin.tiny-ifd"])
+    assert table["margin.tiny-ifd"].notna().sum() == 29
+    run = summary["member_runs"]["tiny-ifd"]
+    assert run["missing"] == 1 and run["missing_ids"] == {
+        empty_id: "empty reply: its IFD is undefined"}
+    assert f"tiny-ifd: no score for 1 pairs (a signal: those pairs come last in the rules " \
+           f"that use it; first: {empty_id})" in summary["member_warnings"]

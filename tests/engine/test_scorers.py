@@ -124,3 +124,17 @@ def test_judge_prefix_sharing_modes_agree_with_a_plain_forward() -> None:
     assert len({round(float(v), 5) for v in out["run"][:, 0]}) > 3
     with pytest.raises(ValueError, match="share_prefix"):
         JudgeScorer("tiny-llama", share_prefix="always")
+
+
+def test_loglik_of_empty_replies_alone_is_zero_tokens_not_a_crash() -> None:
+    """As found on HH: four chosen replies are empty, and a batch holding only their
+    reply-alone units built float index tensors (IndexError); the ifd member lost them."""
+    from preflab.engine.loglik import LoglikScorer
+
+    scorer = LoglikScorer("tiny-llama")
+    empties = [reply_unit((), ""), reply_unit((), "")]
+    assert [list(v) for v in scorer.run([scorer.encode([u]) for u in empties])] == [
+        [0.0, 0.0], [0.0, 0.0]]
+    mixed = [reply_unit((), ""), reply_unit((), REPLIES[0]), reply_unit(CONTEXTS[0], "")]
+    values = np.stack(engine().run(scorer, mixed))
+    assert list(values[0]) == [0.0, 0.0] and values[1, 1] > 0 and values[2, 1] > 0

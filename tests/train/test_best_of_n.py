@@ -79,6 +79,15 @@ def test_committee_rewards_are_the_mean_of_standardised_members(tmp_path):
                                                              abs=1e-3)
 
 
+def test_a_reply_a_member_cannot_score_ranks_below_every_reply_it_scored():
+    """An empty sample has no IFD: the ifd member gives it NaN, which must not turn
+    every committee reward into NaN."""
+    from preflab.committee.rewards import _standardised
+
+    assert list(_standardised(np.array([1.0, np.nan, 3.0]))) == [-1.0, -2.0, 1.0]
+    assert list(_standardised(np.full(2, np.nan))) == [0.0, 0.0]
+
+
 def test_committee_with_a_judge_is_refused_before_sampling(tmp_path):
     from preflab.committee.spec import CommitteeError
 

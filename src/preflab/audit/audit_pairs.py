@@ -305,8 +305,11 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
     tags = tag_sources(view)
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     members, warnings = member_diagnostics(table, combined["weights"])
-    warnings += [f"{name}: no score for {run['missing']} pairs (missing votes, not ties; "
-                 f"first: {', '.join(list(run['missing_ids'])[:3])})"
+    signal_names = {s.name for s in signals}
+    warnings += [f"{name}: no score for {run['missing']} pairs ("
+                 + ("a signal: those pairs come last in the rules that use it"
+                    if name in signal_names else "missing votes, not ties")
+                 + f"; first: {', '.join(list(run['missing_ids'])[:3])})"
                  for name, run in runs.items() if run.get("missing")]
     return table, {**summarize(table),
                    "member_diagnostics": members, "member_warnings": warnings,

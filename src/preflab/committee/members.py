@@ -238,13 +238,16 @@ def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> 
     n = len(pairs)
     r_c, r_r = r[:n], r[n:]
     margin = r_c - r_r
+    empty = {p.id: "empty reply: its IFD is undefined" for p, m in zip(pairs, margin, strict=True)
+             if np.isnan(m)}
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
-                        {"truncated": truncated})
+                        {**_missing_info(list(empty), empty), "truncated": truncated})
 
 
 def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
                 engine: Engine) -> tuple[np.ndarray, int]:
-    """-log IFD of each (context, reply), and how many inputs were truncated."""
+    """-log IFD of each (context, reply) (NaN for an empty reply, which has no
+    perplexity), and how many inputs were truncated."""
     from preflab.engine.loglik import LoglikScorer
 
     o = spec.options
@@ -259,7 +262,8 @@ def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequenc
     v = np.stack(engine.run(scorer, units, desc=spec.name)).astype(float)
     mean_logp = v[:, 0] / np.maximum(v[:, 1], 1)
     n = len(replies)
-    return mean_logp[:n] - mean_logp[n:], scorer.truncated
+    r = np.where(v[n:, 1] > 0, mean_logp[:n] - mean_logp[n:], np.nan)
+    return r, scorer.truncated
 
 
 def _python_scorer(spec: MemberSpec) -> Any:

@@ -99,8 +99,17 @@ class CommitteeReward:
             return np.zeros(0)
         self.member_rewards = {m.name: reply_rewards(m, contexts, replies, self.engine)
                                for m in self.members}
-        z = [(r - r.mean()) / (r.std() or 1.0) for r in self.member_rewards.values()]
-        return np.mean(z, axis=0)
+        return np.mean([_standardised(r) for r in self.member_rewards.values()], axis=0)
+
+
+def _standardised(r: np.ndarray) -> np.ndarray:
+    """z-scores of one member's rewards; a reply it gives no reward (NaN: an empty
+    reply has no IFD) ranks one standard deviation below the lowest it scored."""
+    seen = ~np.isnan(r)
+    if not seen.any():
+        return np.zeros(len(r))
+    z = (r - r[seen].mean()) / (r[seen].std() or 1.0)
+    return np.where(seen, z, z[seen].min() - 1.0)
 
 
 def is_committee(reward: str | Path) -> bool:

@@ -2,8 +2,9 @@
 
 The value of a (context, reply) unit is [sum log p(reply tokens | context),
 number of reply tokens]. An empty context gives the reply's unconditional
-likelihood; the two together give the instruction-following difficulty
-IFD(x, y) = PPL(y | x) / PPL(y) (Li et al. 2024) used by the ``ifd`` member.
+likelihood (an empty reply alone has no tokens: [0, 0]); the two together give the
+instruction-following difficulty IFD(x, y) = PPL(y | x) / PPL(y) (Li et al. 2024)
+used by the ``ifd`` member.
 With context, the reply is the assistant's turn of the chat template; alone, it
 is the reply's plain tokens after the start token.
 """
@@ -86,9 +87,12 @@ class LoglikScorer:
         with self.runtime.autocast():
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
             # Only the positions that predict a reply token go through the LM head.
-            rows = torch.tensor([j for j, (p, t) in enumerate(seqs) for _ in t], device=dev)
+            rows = torch.tensor([j for j, (p, t) in enumerate(seqs) for _ in t],
+                                dtype=torch.long, device=dev)
             cols = torch.tensor([len(p) - 1 + i for p, t in seqs for i in range(len(t))],
-                                device=dev)
+                                dtype=torch.long, device=dev)
+            if not len(rows):  # only empty replies in this batch: nothing to predict
+                return [np.array([0.0, 0]) for _ in seqs]
             targets = ids[rows, cols + 1]
             head = self.model.get_output_embeddings()
             # In slices of positions: a [positions, vocab] logit matrix for a whole batch
