@@ -148,13 +148,18 @@ def factor_weights(x: np.ndarray, seed: int = 0) -> np.ndarray:
 REVERSED_Z = -3.0  # a member disagreeing with the labels beyond this z is turned round
 
 
+def sign_test_z(x: np.ndarray) -> np.ndarray:
+    """Per column, how far its signs agree with the labels (chosen better) beyond
+    chance: z = (agree - disagree) / sqrt(agree + disagree), ties and NaN left out
+    (0 for a column with no sign at all)."""
+    agree, disagree = (x > 0).sum(axis=0), (x < 0).sum(axis=0)
+    return (agree - disagree) / np.sqrt(np.maximum(agree + disagree, 1))
+
+
 def orientation(x: np.ndarray, z_reversed: float = REVERSED_Z) -> np.ndarray:
-    """+1 per column, or -1 where the column's sign disagrees with the labels (chosen
-    better) beyond chance: sign test z = (agree - disagree) / sqrt(agree + disagree)."""
-    s = np.sign(x)
-    agree, disagree = (s > 0).sum(axis=0), (s < 0).sum(axis=0)
-    z = (agree - disagree) / np.sqrt(np.maximum(agree + disagree, 1))
-    return np.where(z < z_reversed, -1.0, 1.0)
+    """+1 per column, or -1 where the column's sign disagrees with the labels beyond
+    chance (:func:`sign_test_z` below `z_reversed`)."""
+    return np.where(sign_test_z(x) < z_reversed, -1.0, 1.0)
 
 
 def fit_nonnegative_bradley_terry(diff: np.ndarray, C: float = 1.0) -> np.ndarray:

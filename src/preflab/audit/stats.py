@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.audit.combine import COLLINEAR, correlations
+from preflab.audit.combine import COLLINEAR, correlations, sign_test_z
 from preflab.audit.table import BIN_NAMES
 
 CHANCE_Z = 2.0  # |sign-test z| below which a member's agreement with the labels is chance
@@ -67,32 +67,33 @@ def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = N
     names = member_names(table)
     margins = table[[f"margin.{n}" for n in names]].to_numpy(dtype=float)
     r = correlations(margins)
+    z = sign_test_z(margins)
     q = table["p_chosen"].to_numpy(dtype=float)
     rows: dict[str, Any] = {}
+    chance: list[str] = []
     for k, name in enumerate(names):
         x = margins[:, k]
         seen = ~np.isnan(x)
         right = np.where(x > 0, q, np.where(x < 0, 1 - q, 0.5))[seen]
-        agree, disagree = int((x[seen] > 0).sum()), int((x[seen] < 0).sum())
-        z = (agree - disagree) / np.sqrt(agree + disagree) if agree + disagree else None
+        agreement = float((x[seen] > 0).mean()) if seen.any() else None
+        z_k = round(float(z[k]), 2) if (x[seen] != 0).any() else None
+        weight = None if weights is None else weights.get(name)
         rows[name] = {
-            "agreement_with_labels": round(float((x[seen] > 0).mean()), 4) if seen.any() else None,
-            "sign_test_z": None if z is None else round(float(z), 2),
+            "agreement_with_labels": None if agreement is None else round(agreement, 4),
+            "sign_test_z": z_k,
             "estimated_accuracy": round(float(right.mean()), 4) if seen.any() else None,
-            "weight": None if weights is None else weights.get(name),
+            "weight": weight,
             "correlation": {o: round(float(r[k, j]), 3) for j, o in enumerate(names) if j != k},
         }
+        if z_k is not None and abs(z_k) < CHANCE_Z and (weight or 0) > 0:
+            chance.append(f"{name}: agrees with the labels on {agreement:.1%} of {seen.sum()} "
+                          f"pairs, within chance (sign test z = {z_k:+.2f}, |z| < "
+                          f"{CHANCE_Z:g}); the labels give no evidence that it is accurate, "
+                          f"so its weight ({weight:.3f}) may follow their noise")
     warnings = [f"{a} and {b} correlate {r[i, j]:+.2f} (|r| >= {threshold}): these two count "
                 f"as one" for i, a in enumerate(names) for j, b in enumerate(names)
                 if i < j and abs(r[i, j]) >= threshold]
-    warnings += [f"{n}: agrees with the labels on {d['agreement_with_labels']:.1%} of "
-                 f"{int((~np.isnan(margins[:, k])).sum())} pairs, within chance (sign test "
-                 f"z = {d['sign_test_z']:+.2f}, |z| < {CHANCE_Z:g}); the labels give no "
-                 f"evidence that it is accurate, so its weight ({d['weight']:.3f}) may follow "
-                 f"their noise" for k, (n, d) in enumerate(rows.items())
-                 if d["sign_test_z"] is not None and abs(d["sign_test_z"]) < CHANCE_Z
-                 and (d["weight"] or 0) > 0]
-    return rows, warnings
+    return rows, warnings + chance
 
 
 def summarize(table: pd.DataFrame) -> dict[str, Any]:
