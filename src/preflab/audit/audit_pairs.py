@@ -116,6 +116,7 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
         summary = {"data": str(data), "committee": spec.name, **summary,
                    "n_rejected_on_read": len(spill.rejects),
                    "rejects": str(rejects) if rejects and spill.rejects else None,
+                   "limit": limit,  # clean takes the same first pairs
                    "oversized": n_long, "executor": options.kind if options else "local",
                    "n_failed": len(failures),
                    "failures": str(out / "failures.jsonl") if failures else None,
