@@ -43,14 +43,15 @@ def write_audit(pairs: list[PreferencePair], folder: Path, seed: int = 0) -> Pat
     r_chosen = r_rejected + margins
     r_chosen[:, 2] = r_rejected[:, 2] = np.nan  # a judge has no absolute rewards
     member_p = 1 / (1 + np.exp(-margins))
-    table, _ = audit_table([p.id for p in pairs], [p.subset for p in pairs], MEMBERS, margins,
+    table, combined = audit_table([p.id for p in pairs], [p.subset for p in pairs], MEMBERS, margins,
                            member_p, r_chosen, r_rejected, seed=seed)
     tags = tag_sources(AuditView(table, dict(KINDS)))
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     folder.mkdir(parents=True, exist_ok=True)
     table.to_parquet(folder / "audit.parquet", index=False)
     (folder / "summary.json").write_text(json.dumps(
-        {"member_kinds": KINDS, "sources": source_counts(tags)}))
+        {"member_kinds": KINDS, "sources": source_counts(tags),
+         "committee_probability": combined}))
     return folder
 
 

@@ -62,7 +62,8 @@ def test_clean_follows_peoples_consensus(hh_data, hh_pairs, tmp_path) -> None:
     for p, (_, want) in zip(pairs, PLAN, strict=True):
         row = manifest.loc[p["pair_id"]]
         if want is None:  # no majority: the method decides, as without --review
-            assert row["action"] == plain.loc[p["pair_id"], "action"] and row["review"] == ""
+            assert row["action"] == plain.loc[p["pair_id"], "action"]
+            assert row["review"] == "no majority: 1/3" and row["reason"] != "human review"
             continue
         assert row["action"] == ("remove" if want == "uncertain" else want)
         assert row["reason"] == "human review" and row["review"].endswith("/3")
@@ -86,8 +87,10 @@ def test_clean_follows_peoples_consensus(hh_data, hh_pairs, tmp_path) -> None:
 def test_a_review_of_other_pairs_is_refused() -> None:
     table = pd.DataFrame({"id": ["p1", "p2"], "action": ["keep", "remove"],
                           "reason": ["", "x"], "p_new": [float("nan")] * 2})
-    reviews = pd.DataFrame({"pair_id": ["p2", "p9"], "consensus": ["chosen", "rejected"],
-                            "support": [2, 3], "n_votes": [3, 3], "human_source": ["", ""]})
+    reviews = pd.DataFrame({"pair_id": ["p2", "p9"], "assigned": [3, 3], "n_votes": [3, 3],
+                            "n_chosen": [2, 0], "n_rejected": [1, 3], "n_both_good": [0, 0],
+                            "n_both_bad": [0, 0], "n_uncertain": [0, 0],
+                            "human_source": ["", ""]})
     with pytest.raises(ValueError, match="1 reviewed pairs are not in the data"):
         apply_review(table, reviews)
     out, stats = apply_review(table, reviews.iloc[:1])

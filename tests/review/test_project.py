@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from preflab.audit.table import BIN_NAMES
 from preflab.cli import app
 from preflab.review import store
-from preflab.review.project import init_review
+from preflab.review.project import add_pairs, add_reviewers, init_review
 from preflab.review.select import allocate, choose_pairs
 from tests.review.helpers import write_data
 
@@ -69,10 +69,12 @@ def test_adding_pairs_and_reviewers_changes_nothing_judged(hh_data, tmp_path) ->
             assert store.reviewer_for(con, token) == name
         assert store.reviewer_for(con, "not-a-token") is None
     assert {r["shown_order"] for r in before} == {"CR", "RC"}
-    second = init_review(data, audit, db, sample=4, strata="bin", per_pair=3,
-                         reviewers=["ann", "dee"])
-    assert second["pairs_added"] == 4 and second["pairs"] == 10
-    assert sorted(second["tokens"]) == ["dee"]  # ann keeps her token
+    third = add_reviewers(db, ["dee"], per_pair=3)  # every pair gets a third reviewer
+    assert third["pairs_added"] == 0 and third["pairs"] == 6
+    assert sorted(third["tokens"]) == ["dee"] and third["assignments_added"] == 6
+    assert third["assigned_to"]["dee"] >= 4  # the least loaded first: dee until level
+    second = add_pairs(data, audit, db, sample=4, strata="bin")
+    assert second["pairs_added"] == 4 and second["pairs"] == 10 and second["per_pair"] == 3
     with store.opened(db) as con:
         after = [dict(r) for r in con.execute("SELECT * FROM assignments")]
         kept = {(r["pair_id"], r["reviewer"]): r for r in after}

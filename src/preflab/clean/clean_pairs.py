@@ -43,14 +43,64 @@ def output_target(source: str | Path, fmt: str | None, to: str | None) -> tuple[
     return to, f"cleaned{ext}"
 
 
+def audit_limit(audit: str | Path) -> int | None:
+    """The ``--limit`` the audit in folder `audit` was made with (its summary.json), if any."""
+    path = Path(audit) / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        limit = json.loads(path.read_text(encoding="utf-8")).get("limit")
+    except (ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: not an audit summary ({e})") from None
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"{path}: field 'limit' must be a positive integer, got {limit!r}")
+    return limit
+
+
+def audited_pairs(pairs: list[PreferencePair], view: AuditView, limit: int | None = None,
+                  recorded: int | None = None, data: str | Path = "the data",
+                  notify: Notify | None = None) -> list[PreferencePair]:
+    """The pairs the audit covers: the first `limit` (clean's ``--limit``, the audit's
+    meaning: the first N pairs read), else the first `recorded` (the audit's own
+    ``--limit``), else, when the audit's ids are the data's first pairs (an audit made
+    with ``--limit`` before its summary recorded it), those; else all of them.
+    `notify` hears how many pairs are left out."""
+    n_audit = len(view.table)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be at least 1, got {limit}")
+        if recorded is not None and limit != recorded:
+            raise ValueError(f"--limit {limit}, but the audit {view.source} was made with "
+                             f"--limit {recorded}: give --limit {recorded} or leave it out")
+        if min(limit, len(pairs)) != n_audit:
+            raise ValueError(f"--limit {limit}: the audit {view.source} covers {n_audit} "
+                             f"pairs; clean the pairs the audit covers (--limit {n_audit}, "
+                             "or leave it out)")
+        take = limit
+    elif recorded is not None:
+        take = recorded
+    elif len(pairs) > n_audit and [p.id for p in pairs[:n_audit]] == list(view.table["id"]):
+        take = n_audit
+    else:
+        return pairs
+    if take < len(pairs) and notify is not None:
+        why = f"--limit {limit}" if limit is not None else (
+            f"the audit's --limit {recorded}" if recorded is not None
+            else "the audit covers only them")
+        notify(f"cleaning the first {take} of the {len(pairs)} pairs of {data} ({why}); "
+               f"the other {len(pairs) - take} are not in the output")
+    return pairs[:take]
+
+
 def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
                 params: dict[str, Any] | None = None, reviews: pd.DataFrame | None = None,
-                uncertain: str = "keep"
+                uncertain: str = "keep", min_votes: int | None = None
                 ) -> tuple[list[PreferencePair], pd.DataFrame, dict[str, Any]]:
     """Decide and apply: (cleaned pairs, manifest, summary). Pure over its inputs.
 
     `reviews` (``reviews.parquet`` of ``preflab review export``): people's consensus
-    overrides the method where there is one (:mod:`preflab.clean.human`)."""
+    overrides the method where a pair has its quorum (`min_votes`, by default a strict
+    majority of its assigned reviewers) and a majority (:mod:`preflab.clean.human`)."""
     check_aligned(pairs, view.table, f"audit {view.source}")
     table = run_method(view, method, params)
     if "source" not in table:  # every method's flagged pairs get a best-guess source
@@ -59,7 +109,7 @@ def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
         table["signal"] = np.where(table["action"] != "keep", tags["signal"], "")
     human = None
     if reviews is not None:
-        table, human = apply_review(table, reviews, uncertain)
+        table, human = apply_review(table, reviews, uncertain, min_votes=min_votes)
     cleaned, manifest = apply_decisions(pairs, table)
     c = counts(manifest)
     acted = manifest[manifest["action"] != "keep"]
@@ -82,7 +132,8 @@ def clean(data: str | Path, audit: str | Path, method: str = "sac",
           params: dict[str, Any] | None = None, out: str | Path = "clean",
           to: str | None = None, on_error: str = "fail", rejects: str | Path | None = None,
           overwrite: bool = True, notify: Notify | None = None,
-          review: str | Path | None = None, uncertain: str = "keep") -> dict[str, Any]:
+          review: str | Path | None = None, uncertain: str = "keep",
+          min_votes: int | None = None, limit: int | None = None) -> dict[str, Any]:
     """Clean a preference file with its audit; writes the cleaned data (the input's
     format, or `to`), manifest.parquet and summary.json into `out`.
 
@@ -91,15 +142,29 @@ def clean(data: str | Path, audit: str | Path, method: str = "sac",
     function keeps its old behaviour). With ``on_error="skip"`` bad records are
     skipped as the audit skipped them (written to `rejects`; `notify` hears how many).
     `review`: a ``preflab review export`` folder whose consensus overrides the method;
-    `uncertain`: keep or remove pairs people found uncertain.
+    `uncertain`: keep or remove pairs people found uncertain; `min_votes`: the votes a
+    pair needs before people's verdict counts (default: a strict majority of the
+    reviewers assigned to it; `notify` hears how many pairs are below it).
+    An audit made with ``--limit N`` cleans the first N pairs (its summary records N);
+    `limit` says the same explicitly (see :func:`audited_pairs`).
     """
     started = time.perf_counter()
+    if min_votes is not None and min_votes < 1:
+        raise ValueError(f"--min-votes must be at least 1, got {min_votes}")
     view = AuditView.load(audit)
     reviews = load_review(review) if review is not None else None
     check_rejects_file(rejects, out, "clean", overwrite)
     read = read_for_command(data, on_error, rejects, notify)
-    pairs = list(iter_pairs(read.pairs))
-    cleaned, manifest, summary = clean_pairs(pairs, view, method, params, reviews, uncertain)
+    every = list(iter_pairs(read.pairs))
+    pairs = audited_pairs(every, view, limit, audit_limit(audit), data, notify)
+    cleaned, manifest, summary = clean_pairs(pairs, view, method, params, reviews, uncertain,
+                                             min_votes)
+    human = summary.get("human_review")
+    if human and human["below_quorum"] and notify is not None:
+        notify(f"the review is incomplete: {human['below_quorum']} of {human['reviewed']} "
+               f"reviewed pairs are below their quorum ({human['votes_missing']} votes "
+               "missing); clean left them to the method (the manifest's review column "
+               "says why)")
     out = prepare_output_dir(out, "clean", overwrite, info={  # a bad input makes no folder
         "data": str(data), "audit": str(audit), "rejects": str(rejects) if rejects else None,
         "review": str(review) if review is not None else None})
@@ -107,7 +172,8 @@ def clean(data: str | Path, audit: str | Path, method: str = "sac",
     write_pairs(cleaned, out / name, to=writer)
     manifest.to_parquet(out / "manifest.parquet", index=False)
     summary = {"data": str(data), "audit": str(audit), "output": str(out / name),
-               "format": writer, **summary, "n_rejected_on_read": len(read.rejects),
+               "format": writer, **summary, "limit": len(pairs) if len(pairs) < len(every)
+               else None, "n_rejected_on_read": len(read.rejects),
                "rejects": str(rejects) if rejects and read.rejects else None,
                "seconds": round(time.perf_counter() - started, 2)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

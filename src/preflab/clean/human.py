@@ -1,12 +1,16 @@
 """People's judgements over a cleaning method's decisions (``preflab clean --review``).
 
-Reads ``reviews.parquet`` from ``preflab review export``. Where people reached a
-consensus (more than half of a pair's latest votes agree) it overrides the method:
+Reads ``reviews.parquet`` from ``preflab review export`` and decides each pair's
+consensus again from its verdict counts, so the quorum is the one `clean` is given:
+a pair's verdict counts only once it has its quorum (by default a strict majority of
+the reviewers assigned to it, 2 of 3; ``min_votes`` sets it) and more than half of
+its latest votes agree. Where people reached a consensus it overrides the method:
 ``rejected`` (people prefer the rejected reply) flips, ``both-bad`` removes,
 ``chosen`` and ``both-good`` keep, ``uncertain`` keeps or removes (`uncertain`). The
 reason becomes ``human review``; the ``review`` column says what people decided and
-with what support (e.g. ``rejected 2/3``). Pairs with no consensus, or nobody's
-review, keep the method's decision. Pure functions over tables.
+with what support (e.g. ``rejected 2/3``), or why nothing was done (``below quorum:
+1 of 2 votes``, ``no majority: 1/3``). Those pairs, and the pairs nobody reviewed,
+keep the method's decision. Pure functions over tables.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.review.agreement import VERDICTS, decide, quorum
+
 REASON = "human review"
 UNCERTAIN = ("keep", "remove")
 ACTION_OF = {"chosen": "keep", "rejected": "flip", "both-good": "keep", "both-bad": "remove"}
-NEEDED = ("pair_id", "consensus", "support", "n_votes", "human_source")
+COUNTS = {v: f"n_{v.replace('-', '_')}" for v in VERDICTS}
+NEEDED = ("pair_id", "assigned", "n_votes", *COUNTS.values(), "human_source")
 
 
 def load_review(folder: str | Path) -> pd.DataFrame:
@@ -34,18 +41,48 @@ def load_review(folder: str | Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; export again with "
                          "this preflab")
-    bad = sorted(set(reviews["consensus"]) - {"", "uncertain", *ACTION_OF})
-    if bad:
-        raise ValueError(f"{path}: field 'consensus': unknown verdict(s) {bad}")
+    counted = reviews[list(COUNTS.values())].sum(axis=1)
+    bad = np.flatnonzero(counted.to_numpy() != reviews["n_votes"].to_numpy())
+    if len(bad):
+        raise ValueError(f"{path}: row {bad[0] + 1} (pair {reviews['pair_id'].iloc[bad[0]]}): "
+                         "field 'n_votes' is not the sum of the verdict counts")
     return reviews
 
 
+def decide_pairs(reviews: pd.DataFrame, min_votes: int | None = None) -> pd.DataFrame:
+    """Per reviewed pair: ``consensus`` ('' below the quorum or without a majority),
+    ``support``, ``quorum``, ``votes_missing`` and ``review`` (the verdict and its
+    support, or why there is none)."""
+    quorum(1, min_votes)
+    rows = []
+    for r in reviews.itertuples(index=False):
+        verdicts = [v for v, col in COUNTS.items() for _ in range(int(getattr(r, col)))]
+        top, n, missing = decide(verdicts, int(r.assigned), min_votes)
+        need = quorum(int(r.assigned), min_votes)
+        if top:
+            note = f"{top} {n}/{len(verdicts)}"
+        elif missing:
+            note = f"below quorum: {len(verdicts)} of {need} votes"
+        elif verdicts:
+            note = f"no majority: {n}/{len(verdicts)}"
+        else:
+            note = ""
+        rows.append({"pair_id": r.pair_id, "consensus": top, "support": n,
+                     "n_votes": len(verdicts), "quorum": need, "votes_missing": missing,
+                     "review": note, "human_source": r.human_source})
+    return pd.DataFrame(rows, columns=["pair_id", "consensus", "support", "n_votes", "quorum",
+                                       "votes_missing", "review", "human_source"])
+
+
 def apply_review(table: pd.DataFrame, reviews: pd.DataFrame, uncertain: str = "keep",
-                 where: str = "the review export") -> tuple[pd.DataFrame, dict[str, Any]]:
+                 where: str = "the review export", min_votes: int | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The decisions with people's consensus in force, and what it changed.
 
-    Adds ``review`` (people's verdict and support, '' where none) and ``review_support``
-    (the fraction of votes behind it, NaN where none) to every row."""
+    Adds ``review`` (people's verdict and support, or why it is not used; '' for pairs
+    nobody reviewed) and ``review_support`` (the fraction of votes behind a consensus,
+    NaN elsewhere) to every row. Only pairs that reached their quorum (see
+    :func:`decide_pairs`) change."""
     if uncertain not in UNCERTAIN:
         raise ValueError(f"--uncertain must be keep or remove, got {uncertain!r}")
     ids = set(table["id"])
@@ -53,18 +90,17 @@ def apply_review(table: pd.DataFrame, reviews: pd.DataFrame, uncertain: str = "k
     if unknown:
         raise ValueError(f"{where}: {len(unknown)} reviewed pairs are not in the data (first: "
                          f"{unknown[0]}): the review is of other data")
-    agreed = reviews[reviews["consensus"] != ""].set_index("pair_id")
+    decided = decide_pairs(reviews, min_votes).set_index("pair_id")
+    agreed = decided[decided["consensus"] != ""]
     out = table.copy()
     hit = out["id"].isin(agreed.index).to_numpy()
-    verdict = out["id"].map(agreed["consensus"]).fillna("").to_numpy(dtype=object)
+    verdict = np.array([agreed["consensus"].get(i, "") for i in out["id"]], dtype=object)
     support = out["id"].map(agreed["support"]).to_numpy(dtype=float)
     votes = out["id"].map(agreed["n_votes"]).to_numpy(dtype=float)
-    tag = out["id"].map(agreed["human_source"]).fillna("").to_numpy(dtype=object)
+    tag = np.array([agreed["human_source"].get(i, "") or "" for i in out["id"]], dtype=object)
     wanted = np.array([ACTION_OF.get(v, uncertain) for v in verdict], dtype=object)
     before = out["action"].to_numpy(dtype=object)
-    out["review"] = np.where(hit, [f"{v} {s:.0f}/{n:.0f}" if h else ""
-                                   for v, s, n, h in zip(verdict, support, votes, hit,
-                                                         strict=True)], "")
+    out["review"] = [decided["review"].get(i, "") for i in out["id"]]
     out["review_support"] = np.where(hit, support / np.maximum(votes, 1), np.nan)
     out.loc[hit, "action"] = wanted[hit]
     out.loc[hit, "reason"] = REASON
@@ -75,11 +111,15 @@ def apply_review(table: pd.DataFrame, reviews: pd.DataFrame, uncertain: str = "k
         out.loc[hit & (wanted == "keep"), "source"] = ""
     if "signal" in out:
         out.loc[hit, "signal"] = "people: " + out.loc[hit, "review"]
+    below = decided["votes_missing"] > 0
     stats = {
         "reviewed": len(reviews), "with_consensus": int(hit.sum()),
         "no_consensus": int(len(reviews) - hit.sum()),
-        "consensus": {v: int((verdict[hit] == v).sum())
-                      for v in ("chosen", "rejected", "both-good", "both-bad", "uncertain")},
+        "below_quorum": int(below.sum()),
+        "votes_missing": int(decided["votes_missing"].sum()),
+        "no_majority": int(((decided["consensus"] == "") & ~below).sum()),
+        "min_votes": min_votes,
+        "consensus": {v: int((verdict[hit] == v).sum()) for v in VERDICTS},
         "actions": {a: int((wanted[hit] == a).sum()) for a in ("keep", "flip", "remove")},
         "changed_from_method": int((before[hit] != wanted[hit]).sum()),
         "uncertain": uncertain,

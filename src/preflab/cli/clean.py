@@ -56,6 +56,14 @@ def clean(
     uncertain: Annotated[Uncertain, typer.Option(
         help="With --review: keep or remove the pairs people judged uncertain.")
     ] = Uncertain.keep,
+    min_votes: Annotated[int | None, typer.Option(
+        "--min-votes", min=1,
+        help="With --review: votes a pair needs before people's verdict counts. "
+             "[default: a strict majority of the reviewers assigned to it, 2 of 3]")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1,
+        help="Clean only the first N pairs, as `preflab audit --limit N` audited them "
+             "(an audit made with --limit is cleaned that way without it).")] = None,
 ) -> None:
     """Keep, flip, remove or soft-relabel each audited pair, and say why.
 
@@ -77,7 +85,7 @@ def clean(
     summary = clean_fn(data, audit_dir, method=method, params=params, out=out_dir,
                        to=to.value if to else None, on_error=on_error.value, rejects=rejects,
                        overwrite=overwrite, notify=warn, review=review,
-                       uncertain=uncertain.value)
+                       uncertain=uncertain.value, min_votes=min_votes, limit=limit)
     table = Table("action", "pairs", title=f"{method} on {summary['n_input']} pairs")
     for action in ("keep", "flip", "remove", "relabel"):
         table.add_row(action, str(summary[action]))
@@ -95,12 +103,12 @@ def clean(
         h = summary["human_review"]
         out.print(f"human review: {h['with_consensus']} of {h['reviewed']} reviewed pairs with "
                   f"a consensus ({', '.join(f'{a} {n}' for a, n in h['actions'].items())}); "
-                  f"{h['changed_from_method']} differ from {method}", highlight=False)
+                  f"{h['changed_from_method']} differ from {method}; {h['below_quorum']} "
+                  f"below quorum, {h['no_majority']} without a majority (left to {method})",
+                  highlight=False)
     out.print(f"cleaned data: {summary['output']}")
     if as_json:
         print_json(summary)
-
-
 
 
 @user_errors

@@ -36,6 +36,28 @@ def consensus(verdicts: Sequence[str]) -> tuple[str, int]:
     return (top if 2 * n > len(verdicts) else ""), n
 
 
+def quorum(assigned: int, min_votes: int | None = None) -> int:
+    """The votes a pair needs before people's verdict on it counts: `min_votes` when
+    given, else a strict majority of the reviewers assigned to it (2 of 3, 3 of 4)."""
+    if min_votes is not None:
+        if min_votes < 1:
+            raise ValueError(f"--min-votes must be at least 1, got {min_votes}")
+        return int(min_votes)
+    return int(assigned) // 2 + 1
+
+
+def decide(verdicts: Sequence[str], assigned: int, min_votes: int | None = None
+           ) -> tuple[str, int, int]:
+    """(consensus, support, votes missing) of one pair: the consensus is the verdict more
+    than half of `verdicts` share once the pair has its :func:`quorum` ('' before, or
+    without a majority); support counts the most common verdict; votes missing is how
+    many more the quorum needs (0 once it is met)."""
+    need = quorum(assigned, min_votes)
+    top, n = consensus(verdicts)
+    missing = max(0, need - len(verdicts))
+    return ("" if missing else top), n, missing
+
+
 def fleiss_kappa(counts: np.ndarray) -> float:
     """Fleiss' kappa of an [items, categories] table of how many raters put each item
     in each category.

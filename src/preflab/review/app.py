@@ -1,7 +1,8 @@
 """The reviewer's web app: an ASGI app (Starlette; Jinja2 page, one static script).
 
 Routes: ``GET /`` (the page; ``/?token=T`` logs in: it sets an HttpOnly, SameSite=Strict
-cookie and redirects to ``/`` so the token leaves the address bar), ``GET /api/state``
+cookie that lasts `session_days` and redirects to ``/`` so the token leaves the address
+bar; a browser signed in as another reviewer is asked first), ``GET /api/state``
 (the reviewer's queue and progress), ``GET /api/pairs/{id}`` (one of their pairs, the
 replies in their shown order; the committee's votes and the original label only once
 they have judged it), ``POST /api/votes`` (a judgement), ``GET /healthz`` and
@@ -40,8 +41,9 @@ from preflab.audit.noise_sources import SOURCES
 from preflab.review import store
 from preflab.review.agreement import to_verdict
 
-PAGE_VERSION = "review-page/1"
+PAGE_VERSION = "review-page/2"
 COOKIE = "preflab_review"
+SESSION_DAYS = 30.0
 MAX_BODY = 64 * 1024
 MAX_NOTE = 4000
 HERE = Path(__file__).parent
@@ -87,12 +89,19 @@ def reveal(row: Any) -> dict[str, Any]:
     p = committee.get("p_chosen")
     members = committee["members"]
     votes = committee["votes"]
+    combination = committee.get("combination") or ""
     return {
         "original_label": "A" if cr else "B",
         "committee": {
             "prefer_A": votes if cr else members - votes, "members": members,
             "p_A": None if p is None else round(p if cr else 1 - p, 3),
-            "member_votes": {m: ("A" if bool(v) == cr else "B")
+            "combination": combination,
+            "weights_note": (
+                f"P(A better) is the committee's combination"
+                f"{f' ({combination})' if combination else ''} of the members' scores: "
+                "members differ in weight and in how strongly they prefer a reply, so the "
+                "vote count and this probability can disagree."),
+            "member_votes": {m: (None if v is None else "A" if bool(v) == cr else "B")
                              for m, v in committee["member_votes"].items()},
             "bin": row["bin"], "source": row["source"], "signal": committee.get("signal", ""),
         },
@@ -178,6 +187,7 @@ class Project:
         self.db = Path(db)
         with store.opened(self.db) as con:
             store.check_project(con, self.db)
+            store.upgrade(con)
             self.secret = bytes.fromhex(store.meta(con)["secret"])
         self._local = threading.local()
 
@@ -206,10 +216,14 @@ def _same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == here
 
 
-def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_BODY
-               ) -> Starlette:
+def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_BODY,
+               session_days: float = SESSION_DAYS) -> Starlette:
     """The app over the project database `db`. `secure_cookie`: mark the login cookie
-    Secure (behind HTTPS)."""
+    Secure (behind HTTPS); `session_days`: how long the login cookie lasts (it survives
+    a browser restart)."""
+    if not session_days > 0:
+        raise ValueError(f"--session-days must be above 0, got {session_days}")
+    max_age = max(1, round(session_days * 86400))
     project = Project(db)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
@@ -231,16 +245,24 @@ def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_
     async def page(request: Request) -> Response:
         token = request.query_params.get("token")
         if token is not None:
-            if await run_in_threadpool(store.reviewer_for, project.con(), token) is None:
+            other = await run_in_threadpool(store.reviewer_for, project.con(), token)
+            if other is None:
                 return _page_error(env, 401, "This link's token is not valid for this project.")
+            current = await run_in_threadpool(store.reviewer_for, project.con(),
+                                              request.cookies.get(COOKIE, ""))
+            if current not in (None, other) and request.query_params.get("switch") != "1":
+                html = env.get_template("switch.html").render(current=current, other=other,
+                                                              token=token)
+                return HTMLResponse(html, headers=SECURITY_HEADERS)
             reply = RedirectResponse("/", 303, headers=SECURITY_HEADERS)
-            reply.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+            reply.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="strict",
                              secure=secure_cookie, path="/")
             return reply
         try:
             name, token, _ = await run_in_threadpool(login, request)
         except Refused as e:
             return _page_error(env, e.status, "Open the link with your token to review.")
+        await run_in_threadpool(store.mark_seen, project.con(), name)
         html = env.get_template("page.html").render(
             reviewer=name, csrf=project.csrf(token), page_version=PAGE_VERSION,
             choices=CHOICE_TEXT, sources=SOURCE_HELP)

@@ -27,7 +27,15 @@ from preflab.audit.table import BIN_NAMES
 from preflab.data.outputs import prepare_output_dir
 from preflab.figures import png, pyplot
 from preflab.review import store
-from preflab.review.agreement import VERDICTS, consensus, fleiss_kappa, to_verdict, verdict_counts
+from preflab.review.agreement import (
+    VERDICTS,
+    consensus,
+    decide,
+    fleiss_kappa,
+    quorum,
+    to_verdict,
+    verdict_counts,
+)
 
 REVIEW_COLUMNS = {
     "pair_id": "the pair's id in the data",
@@ -41,8 +49,12 @@ REVIEW_COLUMNS = {
     "assigned": "reviewers assigned",
     "n_votes": "reviewers who judged it (their latest vote counts)",
     **{f"n_{v.replace('-', '_')}": f"latest votes meaning {v}" for v in VERDICTS},
-    "consensus": "the verdict more than half share (chosen: the label stands; rejected: "
-                 "a reversal; both-good, both-bad, uncertain), '' without a majority",
+    "quorum": "votes the pair needs before a consensus counts (by default a strict "
+              "majority of the reviewers assigned: 2 of 3)",
+    "votes_missing": "votes still needed to reach the quorum (0 once it is met)",
+    "consensus": "the verdict more than half share once the quorum is met (chosen: the "
+                 "label stands; rejected: a reversal; both-good, both-bad, uncertain), '' "
+                 "below the quorum or without a majority",
     "support": "votes for the consensus (or for the most common verdict)",
     "support_fraction": "support / n_votes",
     "human_source": "the source tag most reviewers gave ('' when none)",
@@ -62,9 +74,12 @@ def _kappa(verdicts: list[list[str]]) -> dict[str, Any]:
     return {"kappa": None if math.isnan(k) else round(k, 4), "n_pairs": len(items)}
 
 
-def review_tables(pairs: list[dict[str, Any]], votes: list[dict[str, Any]]
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(reviews, votes) tables from the project's pairs and vote rows."""
+def review_tables(pairs: list[dict[str, Any]], votes: list[dict[str, Any]],
+                  min_votes: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reviews, votes) tables from the project's pairs and vote rows; a pair's consensus
+    needs its quorum (:func:`preflab.review.agreement.quorum`: `min_votes`, or a strict
+    majority of its assigned reviewers)."""
+    quorum(1, min_votes)  # a bad --min-votes fails before anything is read
     vt = pd.DataFrame(votes, columns=["id", "submission", "pair_id", "reviewer", "shown_order",
                                       "choice", "source_tag", "note", "created_at",
                                       "page_version"])
@@ -79,7 +94,7 @@ def review_tables(pairs: list[dict[str, Any]], votes: list[dict[str, Any]]
         g = by_pair.get(p["pair_id"])
         verdicts = [] if g is None else list(g["verdict"])
         tags = Counter(t for t in ([] if g is None else g["source_tag"]) if t)
-        top, n = consensus(verdicts)
+        top, n, missing = decide(verdicts, len(p["assigned"]), min_votes)
         c = p["committee"]
         tag, tag_n = tags.most_common(1)[0] if tags else ("", 0)
         rows.append({
@@ -89,6 +104,7 @@ def review_tables(pairs: list[dict[str, Any]], votes: list[dict[str, Any]]
             "committee_votes": c["votes"], "members": c["members"],
             "assigned": len(p["assigned"]), "n_votes": len(verdicts),
             **{f"n_{v.replace('-', '_')}": verdicts.count(v) for v in VERDICTS},
+            "quorum": quorum(len(p["assigned"]), min_votes), "votes_missing": missing,
             "consensus": top, "support": n,
             "support_fraction": round(n / len(verdicts), 4) if verdicts else float("nan"),
             "human_source": tag, "human_source_votes": tag_n,
@@ -164,8 +180,10 @@ def summarize_review(reviews: pd.DataFrame, vt: pd.DataFrame, reviewers: list[st
         "fleiss_kappa": kappa,
         "consensus": {**{v: int((reviews["consensus"] == v).sum()) for v in VERDICTS},
                       "no_majority": int(((reviews["consensus"] == "")
-                                          & (reviews["n_votes"] > 0)).sum()),
+                                          & (reviews["votes_missing"] == 0)).sum()),
+                      "below_quorum": int((reviews["votes_missing"] > 0).sum()),
                       "not_judged": int((reviews["n_votes"] == 0).sum())},
+        "votes_missing": int(reviews["votes_missing"].sum()),
         "choice_shares": _share(verdicts, VERDICTS),
         "choice_shares_as_shown": _share(shown, store.CHOICES),
         "source_shares": _share(tags, SOURCES), "n_source_tags": sum(tags.values()),
@@ -235,7 +253,8 @@ def render_report(summary: dict[str, Any], reviews: pd.DataFrame) -> str:
     sources = [[s, r["pairs"], r["with_consensus"], *(r[v] for v in verdict_cols),
                 r["reversal_share"], r["people_source"]]
                for s, r in summary["by_committee_source"].items()]
-    pair_rows = [[r.pair_id, r.bin, r.committee_source, r.n_votes, r.consensus or "-",
+    pair_rows = [[r.pair_id, r.bin, r.committee_source, r.n_votes, r.quorum,
+                  r.votes_missing, r.consensus or ("below quorum" if r.votes_missing else "-"),
                   f"{r.support}/{r.n_votes}", r.human_source]
                  for r in reviews.itertuples()]
     c = summary["committee_vs_people"]
@@ -250,7 +269,9 @@ margin:0.5em 0}}.big{{font-size:1.3em}}</style></head><body>
 <p class="big">Fleiss kappa {html.escape(str(k['overall']['kappa']))} over
 {k['overall']['n_pairs']} pairs judged by two or more reviewers;
 {summary['n_judgements']} judgements ({summary['n_vote_rows']} vote rows,
-{summary['n_edits']} edits), {summary['pairs_complete']} pairs complete.</p>
+{summary['n_edits']} edits), {summary['pairs_complete']} pairs complete;
+{summary['consensus']['below_quorum']} pairs below their quorum
+({summary['votes_missing']} votes missing; {html.escape(summary['quorum_rule'])}).</p>
 <p>Verdicts are in the data's terms: <b>chosen</b> = the label stands, <b>rejected</b> =
 people prefer the rejected reply (a reversal); both-good, both-bad, uncertain as chosen.
 The committee sided with people's decisive consensus on {c['committee_agrees']} of
@@ -271,24 +292,44 @@ The committee sided with people's decisive consensus on {c['committee_agrees']} 
 {_table(['verdict', 'share'], [[v, s] for v, s in summary['choice_shares'].items()])}
 {_table(['source', 'share'], [[v, s] for v, s in summary['source_shares'].items()])}
 <h2>Pairs</h2>
-{_table(['pair', 'bin', 'committee source', 'votes', 'consensus', 'support', 'source'],
-        pair_rows)}
+{_table(['pair', 'bin', 'committee source', 'votes', 'quorum', 'missing votes', 'consensus',
+         'support', 'source'], pair_rows)}
 </body></html>
 """
 
 
-def export_review(db: str | Path, out: str | Path, overwrite: bool = True) -> dict[str, Any]:
-    """Export project `db` into the folder `out` (see the module doc); the summary."""
+def quorum_rule(min_votes: int | None) -> str:
+    """The quorum in words."""
+    if min_votes is None:
+        return "quorum: a strict majority of the reviewers assigned to the pair"
+    return f"quorum: {min_votes} vote{'s' * (min_votes != 1)} (--min-votes)"
+
+
+def export_review(db: str | Path, out: str | Path, overwrite: bool = True,
+                  min_votes: int | None = None) -> dict[str, Any]:
+    """Export project `db` into the folder `out` (see the module doc); the summary.
+    A pair's consensus needs its quorum: `min_votes` votes, by default a strict
+    majority of the reviewers assigned to it."""
+    quorum(1, min_votes)
     with store.opened(db) as con:
         store.check_project(con, db)
         pairs = store.all_pairs(con)
         votes = store.all_votes(con)
         reviewers = store.reviewer_names(con)
-    reviews, vt = review_tables(pairs, votes)
-    summary = {"db": str(db), **summarize_review(reviews, vt, reviewers)}
+    reviews, vt = review_tables(pairs, votes, min_votes)
+    summary = {"db": str(db), "min_votes": min_votes, "quorum_rule": quorum_rule(min_votes),
+               **summarize_review(reviews, vt, reviewers)}
     out = prepare_output_dir(out, "review-export", overwrite, info={"db": str(db)})
     reviews.to_parquet(out / "reviews.parquet", index=False)
     vt.to_parquet(out / "votes.parquet", index=False)
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     (out / "report.html").write_text(render_report(summary, reviews), encoding="utf-8")
     return summary
+
+
+def missing_votes(out: str | Path) -> list[dict[str, Any]]:
+    """The pairs of export `out` below their quorum, project order: pair_id, n_votes,
+    quorum, votes_missing."""
+    reviews = pd.read_parquet(Path(out) / "reviews.parquet",
+                              columns=["pair_id", "n_votes", "quorum", "votes_missing"])
+    return reviews[reviews["votes_missing"] > 0].to_dict("records")

@@ -1,16 +1,22 @@
-"""``preflab review init``: create a review project, or add pairs and reviewers to one."""
+"""``preflab review init | add-pairs | add-reviewers | tokens | status``: create a review
+project, add to it without choosing again what is there, replace a lost token, and
+see where it stands."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from preflab.audit.view import AuditView
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.review import store
+from preflab.review.agreement import decide, quorum, to_verdict
 from preflab.review.select import choose_pairs
 
 Notify = Callable[[str], None]
@@ -21,13 +27,29 @@ def _number(x: Any) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
-def pair_row(pair: PreferencePair, audit: dict[str, Any], members: Sequence[str]) -> store.PairRow:
+def _vote(x: Any) -> int | None:
+    """A member's vote, None where it has no score."""
+    return None if pd.isna(x) else int(x)
+
+
+def combination_of(audit: str | Path) -> str:
+    """How the audit in folder `audit` combined its members (its summary), '' unknown."""
+    path = Path(audit) / "summary.json"
+    try:
+        combined = json.loads(path.read_text(encoding="utf-8")).get("committee_probability")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return str(combined.get("method") or "") if isinstance(combined, dict) else ""
+
+
+def pair_row(pair: PreferencePair, audit: dict[str, Any], members: Sequence[str],
+             combination: str = "") -> store.PairRow:
     """What the project keeps of one pair: its texts and the committee's view."""
     committee = {
         "p_chosen": _number(audit["p_chosen"]), "votes": int(audit["votes"]),
         "members": int(audit["members"]), "agreement": _number(audit["agreement"]),
-        "member_votes": {m: int(audit[f"vote.{m}"]) for m in members},
-        "signal": str(audit.get("source_signal") or ""),
+        "member_votes": {m: _vote(audit[f"vote.{m}"]) for m in members},
+        "signal": str(audit.get("source_signal") or ""), "combination": combination,
     }
     body = {"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected,
             "rejected_prompt": pair.rejected_prompt, "subset": pair.subset,
@@ -36,35 +58,24 @@ def pair_row(pair: PreferencePair, audit: dict[str, Any], members: Sequence[str]
                          committee)
 
 
-def init_review(data: str | Path, audit: str | Path, db: str | Path, sample: int | None = None,
-                strata: str | None = None, per_pair: int = 3,
-                reviewers: Sequence[str] = (), seed: int = 0, on_error: str = "fail",
-                notify: Notify | None = None) -> dict[str, Any]:
-    """Create the review project `db` (or add to it): choose pairs from the audit of
-    `data` (see :func:`preflab.review.select.choose_pairs`), add `reviewers`, give each
-    pair `per_pair` reviewers. Pairs, reviewers, assignments and votes already in the
-    project never change. Returns the counts and ``tokens``: {reviewer: token} of the
-    reviewers created now (their only appearance; the database keeps a hash)."""
-    if per_pair < 1:
-        raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
-    if sample is not None and sample < 1:
-        raise ValueError(f"--sample must be at least 1, got {sample}")
+def _reviewer_names(reviewers: Sequence[str]) -> list[str]:
     names = [store.check_name(n.strip()) for n in reviewers if n.strip()]
     if len(set(names)) != len(names):
         raise ValueError(f"--reviewers names a reviewer twice: {', '.join(names)}")
-    view = AuditView.load(audit)
-    db = Path(db)
-    new_project = not db.exists()
-    if new_project and not names:
-        raise ValueError("a new review project needs reviewers: --reviewers alice,bob,carol")
-    if db.exists():
-        with store.opened(db) as con:
-            store.check_project(con, db)
-            have = {p["pair_id"] for p in store.all_pairs(con)}
-    else:
-        have = set()
+    return names
+
+
+def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, sample: int | None,
+                 strata: str | None, seed: int, on_error: str, have: set[str]
+                 ) -> list[store.PairRow]:
+    """The pairs the selection options choose from the audit (none already in the
+    project), with their texts from `data`."""
+    if sample is not None and sample < 1:
+        raise ValueError(f"--sample must be at least 1, got {sample}")
     ids = choose_pairs(view.table, sample, strata, seed, exclude=have)
-    if not ids and not have:
+    if not ids:
+        if have:
+            return []
         raise ValueError(f"{audit}: no pair in the none or low agreement bins; choose pairs "
                          "with --sample N (and --strata bin|source)")
     wanted = set(ids)
@@ -77,22 +88,175 @@ def init_review(data: str | Path, audit: str | Path, db: str | Path, sample: int
         raise ValueError(f"{audit}: {len(missing)} chosen pairs are not in {data} (first: "
                          f"{missing[0]}): the audit is of other data")
     rows_by_id = view.table.set_index("id")
-    rows = [pair_row(by_id[i], rows_by_id.loc[i].to_dict(), view.members) for i in ids]
+    how = combination_of(audit)
+    return [pair_row(by_id[i], rows_by_id.loc[i].to_dict(), view.members, how) for i in ids]
+
+
+def _counts(con: Any) -> dict[str, Any]:
+    return {"pairs": con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0],
+            "assignments": con.execute("SELECT COUNT(*) FROM assignments").fetchone()[0],
+            "reviewers": store.reviewer_names(con), "per_pair": store.per_pair(con)}
+
+
+def _bins(rows: Sequence[store.PairRow]) -> dict[str, int]:
+    return {b: sum(1 for r in rows if r.bin == b) for b in dict.fromkeys(r.bin for r in rows)}
+
+
+def _open_project(db: str | Path) -> Any:
+    """The existing project `db`, checked and brought up to this version's tables."""
+    con = store.connect(db)
+    try:
+        store.check_project(con, db)
+        store.upgrade(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def init_review(data: str | Path, audit: str | Path, db: str | Path, sample: int | None = None,
+                strata: str | None = None, per_pair: int = 3,
+                reviewers: Sequence[str] = (), seed: int = 0, on_error: str = "fail",
+                notify: Notify | None = None) -> dict[str, Any]:
+    """Create the review project `db`: choose pairs from the audit of `data` (see
+    :func:`preflab.review.select.choose_pairs`), add `reviewers`, give each pair
+    `per_pair` reviewers. An existing project is refused: :func:`add_pairs` and
+    :func:`add_reviewers` add to one without choosing again what is there. Returns the
+    counts and ``tokens``: {reviewer: token} (their only appearance; the database
+    keeps a hash)."""
+    if per_pair < 1:
+        raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
+    names = _reviewer_names(reviewers)
+    db = Path(db)
+    if db.exists():
+        raise FileExistsError(
+            f"{db}: a review project is already there; `review init` makes a new one and "
+            f"never chooses pairs again for an existing one. Add reviewers with `preflab "
+            f"review add-reviewers {db} --reviewers NAMES`, pairs with `preflab review "
+            f"add-pairs DATA --audit DIR --db {db} --sample N`")
+    if not names:
+        raise ValueError("a new review project needs reviewers: --reviewers alice,bob,carol")
+    view = AuditView.load(audit)
+    rows = _chosen_rows(data, view, audit, sample, strata, seed, on_error, set())
     db.parent.mkdir(parents=True, exist_ok=True)
     with store.opened(db, create=True) as con:
-        store.create_schema(con, seed)
+        store.create_schema(con, seed, per_pair)
         added = store.add_pairs(con, rows)
         tokens = store.add_reviewers(con, names)
-        all_names = store.reviewer_names(con)
-        if per_pair > len(all_names) and notify is not None:
-            notify(f"--per-pair {per_pair} but the project has {len(all_names)} reviewers: "
-                   f"each pair gets {len(all_names)}")
+        if per_pair > len(names) and notify is not None:
+            notify(f"--per-pair {per_pair} but the project has {len(names)} reviewers: "
+                   f"each pair gets {len(names)} (add-reviewers tops them up)")
         made = store.assign(con, per_pair)
-        n_pairs = con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
-        n_assign = con.execute("SELECT COUNT(*) FROM assignments").fetchone()[0]
-    return {"db": str(db), "created": new_project, "pairs_added": added, "pairs": n_pairs,
-            "reviewers": all_names, "reviewers_added": sorted(tokens),
-            "assignments_added": made, "assignments": n_assign,
-            "bins_added": {b: sum(1 for r in rows if r.bin == b)
-                           for b in dict.fromkeys(r.bin for r in rows)},
-            "tokens": tokens}
+        counts = _counts(con)
+    return {"db": str(db), "created": True, "pairs_added": added, **counts,
+            "reviewers_added": sorted(tokens), "assignments_added": made,
+            "bins_added": _bins(rows), "tokens": tokens}
+
+
+def add_pairs(data: str | Path, audit: str | Path, db: str | Path, sample: int | None = None,
+              strata: str | None = None, per_pair: int | None = None, seed: int = 0,
+              on_error: str = "fail") -> dict[str, Any]:
+    """Add pairs to the existing project `db`, chosen from the audit as ``review init``
+    chooses (`sample`, `strata`, `seed`; pairs already there are never chosen again),
+    each given `per_pair` reviewers (default: the project's) among its reviewers.
+    Nothing already there changes."""
+    if per_pair is not None and per_pair < 1:
+        raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
+    view = AuditView.load(audit)
+    con = _open_project(db)
+    try:
+        have = {p["pair_id"] for p in store.all_pairs(con)}
+        rows = _chosen_rows(data, view, audit, sample, strata, seed, on_error, have)
+        if not rows:
+            raise ValueError(f"{audit}: every pair this selection chooses is already in {db}; "
+                             "choose more with --sample N")
+        target = per_pair if per_pair is not None else store.per_pair(con)
+        if per_pair is not None:
+            store.set_per_pair(con, per_pair)
+        added = store.add_pairs(con, rows)
+        made = store.assign(con, target)
+        counts = _counts(con)
+    finally:
+        con.close()
+    return {"db": str(db), "pairs_added": added, **counts, "assignments_added": made,
+            "bins_added": _bins(rows)}
+
+
+def add_reviewers(db: str | Path, reviewers: Sequence[str], per_pair: int | None = None,
+                  notify: Notify | None = None) -> dict[str, Any]:
+    """Add reviewers to the existing project `db` without adding any pair.
+
+    The rule: every pair is topped up to `per_pair` reviewers (default: the project's,
+    as ``review init --per-pair`` set it), the least loaded reviewer first, so the new
+    ones (who have no pairs yet) take the places that are free. A pair that already
+    has that many keeps its reviewers; to give the new reviewers pairs that are full,
+    raise `per_pair` (each pair then gets one more reviewer, and its quorum follows).
+    Existing reviewers keep their tokens, assignments and votes. Returns the counts,
+    ``assigned_to``: {new reviewer: pairs they got} and ``tokens``."""
+    names = _reviewer_names(reviewers)
+    if not names:
+        raise ValueError("--reviewers: name at least one reviewer to add")
+    if per_pair is not None and per_pair < 1:
+        raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
+    con = _open_project(db)
+    try:
+        known = [n for n in names if n in set(store.reviewer_names(con))]
+        if known:
+            raise ValueError(f"{db}: {', '.join(known)} already in the project (a lost link: "
+                             f"`preflab review tokens {db} --reissue NAME`)")
+        if per_pair is not None:
+            store.set_per_pair(con, per_pair)
+        target = store.per_pair(con)
+        tokens = store.add_reviewers(con, names)
+        made = store.assign(con, target)
+        got = {n: con.execute("SELECT COUNT(*) FROM assignments WHERE reviewer = ?",
+                              (n,)).fetchone()[0] for n in names}
+        counts = _counts(con)
+    finally:
+        con.close()
+    idle = [n for n, k in got.items() if k == 0]
+    if idle and notify is not None:
+        notify(f"every pair already has {target} reviewers: {', '.join(idle)} got no pairs; "
+               f"give --per-pair {target + 1} to add a reviewer to every pair, or add pairs "
+               "with `preflab review add-pairs`")
+    return {"db": str(db), "pairs_added": 0, **counts, "reviewers_added": names,
+            "assignments_added": made, "assigned_to": got, "tokens": tokens}
+
+
+def reissue_token(db: str | Path, name: str) -> str:
+    """A new token for reviewer `name` of project `db`; their old one (and any browser
+    logged in with it) is refused from now on."""
+    con = _open_project(db)
+    try:
+        return store.reissue_token(con, name)
+    finally:
+        con.close()
+
+
+def review_status(db: str | Path, min_votes: int | None = None) -> dict[str, Any]:
+    """Where the project stands: per reviewer (assigned, judged, last seen) and per pair
+    (assigned, votes, quorum, votes missing, consensus so far)."""
+    quorum(1, min_votes)
+    con = _open_project(db)
+    try:
+        people = store.reviewer_status(con)
+        pairs = store.all_pairs(con)
+        votes = store.all_votes(con)
+        counts = _counts(con)
+    finally:
+        con.close()
+    latest: dict[tuple[str, str], str] = {}
+    for v in votes:  # oldest first: the last one of a (pair, reviewer) stays
+        latest[(v["pair_id"], v["reviewer"])] = to_verdict(v["choice"], v["shown_order"])
+    rows = []
+    for p in pairs:
+        verdicts = [latest[(p["pair_id"], r)] for r in p["assigned"]
+                    if (p["pair_id"], r) in latest]
+        top, _, missing = decide(verdicts, len(p["assigned"]), min_votes)
+        rows.append({"pair_id": p["pair_id"], "bin": p["bin"], "assigned": len(p["assigned"]),
+                     "votes": len(verdicts), "quorum": quorum(len(p["assigned"]), min_votes),
+                     "votes_missing": missing, "consensus": top})
+    return {"db": str(db), **counts, "reviewer_status": people, "pair_status": rows,
+            "pairs_at_quorum": sum(r["votes_missing"] == 0 for r in rows),
+            "pairs_with_consensus": sum(bool(r["consensus"]) for r in rows),
+            "votes_missing": sum(r["votes_missing"] for r in rows)}

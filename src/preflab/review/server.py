@@ -2,22 +2,42 @@
 
 :class:`ReviewServer` serves in the main thread until SIGINT/SIGTERM
 (:meth:`~ReviewServer.serve_forever`) or in a background thread (:meth:`~ReviewServer.start`,
-:meth:`~ReviewServer.shutdown`), as tests and scripts use it.
+:meth:`~ReviewServer.shutdown`), as tests and scripts use it. The access log never
+shows a token: a login link's ``token=`` value is written as ``[redacted]``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import socket
 import threading
 from pathlib import Path
 
 import uvicorn
 
-from preflab.review.app import MAX_BODY, create_app
+from preflab.review.app import MAX_BODY, SESSION_DAYS, create_app
 from preflab.sockets import bind_socket, serve_in_thread
 
 LOOPBACK = ("localhost",)
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+
+
+class RedactTokens(logging.Filter):
+    """Replaces the value of every ``token=`` query parameter in a log record's
+    arguments (uvicorn's access line: client, method, path with query, version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str)
+                                else a for a in record.args)
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+REDACT = RedactTokens()
 
 
 def is_loopback(host: str) -> bool:
@@ -46,15 +66,19 @@ class ReviewServer:
 
     def __init__(self, db: str | Path, sock: socket.socket, quiet: bool = True,
                  banner: bool = False, secure_cookie: bool = False,
-                 max_body: int = MAX_BODY, max_connections: int = 256) -> None:
+                 max_body: int = MAX_BODY, max_connections: int = 256,
+                 session_days: float = SESSION_DAYS) -> None:
         self.sock = sock
         host, port = sock.getsockname()[:2]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        self.app = create_app(db, secure_cookie=secure_cookie, max_body=max_body)
+        self.app = create_app(db, secure_cookie=secure_cookie, max_body=max_body,
+                              session_days=session_days)
         config = uvicorn.Config(self.app, http="h11", loop="asyncio", lifespan="off",
                                 log_level="warning" if quiet else "info",
                                 access_log=not quiet, limit_concurrency=max_connections,
                                 timeout_graceful_shutdown=5)
+        for name in ("uvicorn.access", "uvicorn.error"):  # after the config set logging up
+            logging.getLogger(name).addFilter(REDACT)
         self._server = _Uvicorn(config, f"serving review at {self.url}" if banner else None)
         self._thread: threading.Thread | None = None
 
@@ -76,11 +100,14 @@ class ReviewServer:
 
 
 def make_server(db: str | Path, host: str = "127.0.0.1", port: int = 8765, quiet: bool = True,
-                banner: bool = False, secure_cookie: bool = False) -> ReviewServer:
-    """A review server for project `db` on `host`:`port` (0 picks a free port)."""
+                banner: bool = False, secure_cookie: bool = False,
+                session_days: float = SESSION_DAYS) -> ReviewServer:
+    """A review server for project `db` on `host`:`port` (0 picks a free port);
+    `session_days`: how long a reviewer's login lasts."""
     sock = bind_socket(host, port)
     try:
-        return ReviewServer(db, sock, quiet=quiet, banner=banner, secure_cookie=secure_cookie)
+        return ReviewServer(db, sock, quiet=quiet, banner=banner, secure_cookie=secure_cookie,
+                            session_days=session_days)
     except BaseException:
         sock.close()
         raise

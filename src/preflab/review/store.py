@@ -7,7 +7,8 @@ judges which pair, and the order the two replies are shown in: ``CR`` = chosen a
 ``RC`` = rejected as A) and ``votes``: append-only, one row per submission (triggers
 refuse UPDATE and DELETE). An edit is a new row; the latest row of a (pair, reviewer)
 counts. Each submission carries a client-made id (``submission``, UNIQUE), so a retried
-request never makes a second row.
+request never makes a second row. ``seen`` keeps when each reviewer last opened the page.
+``meta`` also keeps ``per_pair``, the reviewers each pair is meant to have.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction on its own connection with a busy
 timeout, so concurrent servers, threads and commands queue rather than fail;
@@ -69,6 +70,10 @@ CREATE TABLE IF NOT EXISTS votes (
     created_at TEXT NOT NULL,
     page_version TEXT NOT NULL,
     FOREIGN KEY (pair_id, reviewer) REFERENCES assignments(pair_id, reviewer)
+);
+CREATE TABLE IF NOT EXISTS seen (
+    reviewer TEXT PRIMARY KEY REFERENCES reviewers(name),
+    at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS votes_by_reviewer ON votes (reviewer, pair_id, id);
 CREATE TRIGGER IF NOT EXISTS votes_append_only_update BEFORE UPDATE ON votes
@@ -138,13 +143,37 @@ def opened(path: str | Path, create: bool = False) -> Iterator[sqlite3.Connectio
         con.close()
 
 
-def create_schema(con: sqlite3.Connection, seed: int) -> None:
-    """The tables (idempotent) and, for a new project, its seed and CSRF secret."""
+def create_schema(con: sqlite3.Connection, seed: int, per_pair: int | None = None) -> None:
+    """The tables (idempotent) and, for a new project, its seed, CSRF secret and the
+    reviewers per pair."""
     con.executescript(SCHEMA)
     with transaction(con):
         for key, value in (("schema_version", SCHEMA_VERSION), ("seed", str(seed)),
-                           ("secret", secrets.token_hex(32)), ("created_at", now())):
+                           ("secret", secrets.token_hex(32)), ("created_at", now()),
+                           *((("per_pair", str(per_pair)),) if per_pair else ())):
             con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def upgrade(con: sqlite3.Connection) -> None:
+    """Add the tables a project made by an earlier preflab lacks (idempotent)."""
+    con.executescript(SCHEMA)
+
+
+def per_pair(con: sqlite3.Connection) -> int:
+    """The reviewers each pair is meant to have: as recorded, else (a project made
+    before it was recorded) the most any pair has."""
+    value = meta(con).get("per_pair")
+    if value is not None:
+        return int(value)
+    row = con.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM assignments "
+                      "GROUP BY pair_id)").fetchone()
+    return int(row[0] or 1)
+
+
+def set_per_pair(con: sqlite3.Connection, value: int) -> None:
+    with transaction(con):
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('per_pair', ?)",
+                    (str(value),))
 
 
 def meta(con: sqlite3.Connection) -> dict[str, str]:
@@ -213,6 +242,27 @@ def add_reviewers(con: sqlite3.Connection, names: Iterable[str]) -> dict[str, st
     return tokens
 
 
+def reissue_token(con: sqlite3.Connection, name: str) -> str:
+    """A new access token for reviewer `name` (returned once); the old one stops
+    working at once. KeyError for an unknown reviewer."""
+    token = secrets.token_urlsafe(32)
+    with transaction(con):
+        cur = con.execute("UPDATE reviewers SET token_hash = ? WHERE name = ?",
+                          (token_hash(token), name))
+        if cur.rowcount != 1:
+            known = ", ".join(r[0] for r in con.execute("SELECT name FROM reviewers "
+                                                        "ORDER BY name"))
+            raise KeyError(f"no reviewer {name!r} in this project (it has: {known})")
+    return token
+
+
+def mark_seen(con: sqlite3.Connection, reviewer: str) -> None:
+    """Record that `reviewer` opened the page now."""
+    with transaction(con):
+        con.execute("INSERT INTO seen (reviewer, at) VALUES (?, ?) ON CONFLICT (reviewer) "
+                    "DO UPDATE SET at = excluded.at", (reviewer, now()))
+
+
 def shown_order(seed: str, pair_id: str, reviewer: str) -> str:
     """The order the replies are shown to `reviewer`: random per (pair, reviewer) and
     reproducible from the project's seed."""
@@ -222,7 +272,8 @@ def shown_order(seed: str, pair_id: str, reviewer: str) -> str:
 
 def assign(con: sqlite3.Connection, per_pair: int) -> int:
     """Give every pair up to `per_pair` reviewers (the least loaded first, ties broken by
-    the seed); existing assignments never change. How many were made."""
+    the seed; a pair's reviewers are all different); existing assignments never change.
+    How many were made."""
     made = 0
     with transaction(con):
         seed = meta(con)["seed"]
@@ -268,11 +319,11 @@ def queue(con: sqlite3.Connection, reviewer: str) -> list[dict[str, Any]]:
 
 def progress(con: sqlite3.Connection, reviewer: str) -> dict[str, Any]:
     """The reviewer's judged/assigned pairs, and the project's judged assignments and
-    pairs with all their judgements in."""
+    pairs with all their judgements in. Pairs, not vote rows: an edit counts once."""
     mine_total, mine_done = con.execute(
-        "SELECT COUNT(*), COUNT(DISTINCT v.pair_id) FROM assignments a LEFT JOIN votes v "
-        "ON v.pair_id = a.pair_id AND v.reviewer = a.reviewer WHERE a.reviewer = ?",
-        (reviewer,)).fetchone()
+        "SELECT COUNT(DISTINCT a.pair_id), COUNT(DISTINCT v.pair_id) FROM assignments a "
+        "LEFT JOIN votes v ON v.pair_id = a.pair_id AND v.reviewer = a.reviewer "
+        "WHERE a.reviewer = ?", (reviewer,)).fetchone()
     total = con.execute("SELECT COUNT(*) FROM assignments").fetchone()[0]
     done = con.execute("SELECT COUNT(*) FROM (SELECT DISTINCT pair_id, reviewer FROM votes)"
                        ).fetchone()[0]
@@ -361,3 +412,23 @@ def all_pairs(con: sqlite3.Connection) -> list[dict[str, Any]]:
 
 def reviewer_names(con: sqlite3.Connection) -> list[str]:
     return [r[0] for r in con.execute("SELECT name FROM reviewers ORDER BY name")]
+
+
+def reviewer_status(con: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per reviewer: pairs assigned, pairs judged, votes (edits included), when they
+    last voted and last opened the page (None: never)."""
+    rows = con.execute(
+        "SELECT r.name, r.created_at, "
+        "(SELECT COUNT(*) FROM assignments a WHERE a.reviewer = r.name), "
+        "(SELECT COUNT(DISTINCT v.pair_id) FROM votes v WHERE v.reviewer = r.name), "
+        "(SELECT COUNT(*) FROM votes v WHERE v.reviewer = r.name), "
+        "(SELECT MAX(v.created_at) FROM votes v WHERE v.reviewer = r.name), "
+        "(SELECT s.at FROM seen s WHERE s.reviewer = r.name) "
+        "FROM reviewers r ORDER BY r.name").fetchall()
+    out = []
+    for name, created, assigned, judged, n_votes, voted, opened in rows:
+        last = max((t for t in (voted, opened) if t), default=None)
+        out.append({"reviewer": name, "created_at": created, "assigned": assigned,
+                    "judged": judged, "open": assigned - judged, "vote_rows": n_votes,
+                    "last_vote": voted, "last_seen": last})
+    return out

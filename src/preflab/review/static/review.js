@@ -76,11 +76,15 @@
     box.appendChild(el("p", "label", "Original label: " + r.original_label + " is better" +
       (r.your_verdict === "chosen" ? " (you agree)" : r.your_verdict === "rejected" ? " (you reverse it)" : "")));
     const c = r.committee;
-    box.appendChild(el("p", null, `Committee: ${c.prefer_A} of ${c.members} members prefer A` +
-      (c.p_A === null ? "" : `, P(A better) = ${c.p_A.toFixed(2)}`) + `; agreement bin ${c.bin}` +
-      (c.source ? `; its guess: ${c.source}` : "")));
+    box.appendChild(el("p", null, `Members: ${c.prefer_A} of ${c.members} prefer A; agreement bin ${c.bin}` +
+      (c.source ? `; the committee's guess: ${c.source}` : "")));
+    if (c.p_A !== null) {
+      box.appendChild(el("p", "combined", "Committee" + (c.combination ? ` (${c.combination})` : "") +
+        `: P(A better) = ${c.p_A.toFixed(2)}`));
+    }
+    if (c.weights_note) box.appendChild(el("p", "muted weights-note", c.weights_note));
     const list = el("ul", "members");
-    for (const [name, side] of Object.entries(c.member_votes)) list.appendChild(el("li", null, `${name}: ${side}`));
+    for (const [name, side] of Object.entries(c.member_votes)) list.appendChild(el("li", null, `${name}: ${side === null ? "no score" : side}`));
     box.appendChild(list);
     return box;
   }
