@@ -43,8 +43,8 @@ def write_audit(pairs: list[PreferencePair], folder: Path, seed: int = 0) -> Pat
     r_chosen = r_rejected + margins
     r_chosen[:, 2] = r_rejected[:, 2] = np.nan  # a judge has no absolute rewards
     member_p = 1 / (1 + np.exp(-margins))
-    table, combined = audit_table([p.id for p in pairs], [p.subset for p in pairs], MEMBERS, margins,
-                           member_p, r_chosen, r_rejected, seed=seed)
+    table, combined = audit_table([p.id for p in pairs], [p.subset for p in pairs], MEMBERS,
+                                  margins, member_p, r_chosen, r_rejected, seed=seed)
     tags = tag_sources(AuditView(table, dict(KINDS)))
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     folder.mkdir(parents=True, exist_ok=True)

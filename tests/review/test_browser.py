@@ -4,6 +4,7 @@ carrying HTML and script shown as text."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 
@@ -77,7 +78,11 @@ def test_a_reviewer_judges_ten_pairs_with_the_keyboard(hh_pairs, tmp_path, brows
             page.keyboard.press("Enter")
             page.wait_for_function(
                 f"document.querySelector('#pair').dataset.pairId !== {current!r}")
-            assert f"Pair {k + 1} (just judged)" in text(page, "#reveal")
+            reveal = text(page, "#reveal")
+            assert f"Pair {k + 1} (just judged)" in reveal
+            # the combination's probability, and why it can differ from the vote count
+            assert re.search(r"Committee \([a-z-]+\): P\(A better\) = [01]\.\d\d", reveal)
+            assert "members differ in weight" in reveal
         assert saw_xss and page.evaluate("window.__xss") is None
         assert page.is_visible("#done") and "All done" in text(page, "#done-title")
         assert "10 of 10 judged" in text(page, "#progress-mine")
@@ -91,13 +96,14 @@ def test_a_reviewer_judges_ten_pairs_with_the_keyboard(hh_pairs, tmp_path, brows
         page.keyboard.press("Enter")
         page.wait_for_function("document.querySelector('#pair').dataset.pairId === ''")
         expect[last] = "both-good"
+        assert "10 of 10 judged" in text(page, "#progress-mine")  # an edit is no new pair
         page.check("#hide-reveal")
         assert text(page, "#reveal") == "Hidden."
     finally:
         server.shutdown()
     con = sqlite3.connect(db)
     assert con.execute("SELECT COUNT(*) FROM votes").fetchone()[0] == 11
-    assert {r[0] for r in con.execute("SELECT page_version FROM votes")} == {"review-page/1"}
+    assert {r[0] for r in con.execute("SELECT page_version FROM votes")} == {"review-page/2"}
     con.close()
     export_review(db, tmp_path / "export")
     reviews = pd.read_parquet(tmp_path / "export" / "reviews.parquet")
