@@ -46,6 +46,5 @@ def test_a_hub_failure_is_one_line(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SourceError) as e:
         read_pairs("o/n")
-    assert str(e.value) == ("o/n: no such local file, and the hub dataset cannot be loaded "
-                            "(offline: HF_HUB_OFFLINE is set): Couldn't reach 'o/n' on the Hub "
-                            "(OfflineModeIsEnabled)")
+    assert str(e.value) == ("o/n: no such local file, not in the local cache, and the hub is "
+                            "unreachable: offline mode (HF_HUB_OFFLINE is set)")

@@ -44,7 +44,7 @@ def models_prepare(
     """
     import time
 
-    from preflab.models.offline import OFFLINE_MODELS, load_causal_lm, prepare
+    from preflab.models.offline import OFFLINE_MODELS, load_causal_lm, load_pretrained, prepare
 
     if name not in OFFLINE_MODELS:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(OFFLINE_MODELS)}")
@@ -59,7 +59,7 @@ def models_prepare(
         started = time.perf_counter()
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        AutoModelForCausalLM._model_mapping[type(AutoConfig.from_pretrained(path))]
+        AutoModelForCausalLM._model_mapping[type(load_pretrained(AutoConfig, path))]
         report["import_seconds"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
         load_causal_lm(name)

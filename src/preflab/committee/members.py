@@ -308,7 +308,8 @@ def _http_reward_scorer(spec: MemberSpec) -> Any:
         api=o.get("api", "pooling"), output_index=o.get("output_index", 0),
         max_length=o.get("max_length", 2048), concurrency=o.get("concurrency", 4),
         timeout=o.get("timeout", 120.0), retries=o.get("retries", 3),
-        backoff=o.get("backoff", 0.5), batch=o.get("batch", 16), name=spec.name)
+        backoff=o.get("backoff", 0.5), batch=o.get("batch", 16), name=spec.name,
+        trust_remote_code=o.get("trust_remote_code", False))
 
 
 def score_http_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:

@@ -59,11 +59,12 @@ class MemberPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def _offline_config(model: str) -> tuple[Any | None, str | None]:
+def _offline_config(model: str, trust_remote_code: bool = False
+                   ) -> tuple[Any | None, str | None]:
     """(the model's config, where it loads from) when it is here offline, else (None, None)."""
     from transformers import AutoConfig
 
-    from preflab.models.offline import OFFLINE_MODELS, is_prepared, prepare
+    from preflab.models.offline import OFFLINE_MODELS, is_prepared, load_pretrained, prepare
 
     try:
         if model in OFFLINE_MODELS:
@@ -72,7 +73,8 @@ def _offline_config(model: str) -> tuple[Any | None, str | None]:
             path = str(prepare(model))
         else:
             path = model
-        return AutoConfig.from_pretrained(path, local_files_only=True), path
+        return load_pretrained(AutoConfig, path, local_files_only=True,
+                               trust_remote_code=trust_remote_code), path
     except Exception:  # not in the cache, no network: the declared sizes
         return None, None
 
@@ -95,10 +97,11 @@ def _tokenizer(model: str, options: dict[str, Any]) -> Any | None:
 
     name = options.get("tokenizer") or model
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a plan never downloads
+    trust = bool(options.get("trust_remote_code"))
     try:
         if name not in OFFLINE_MODELS and not Path(name).exists():
-            return load_tokenizer(name, local_files_only=True)
-        return load_tokenizer(name)
+            return load_tokenizer(name, local_files_only=True, trust_remote_code=trust)
+        return load_tokenizer(name, trust_remote_code=trust)
     except Exception:
         return None
 
@@ -198,7 +201,8 @@ def plan_member(spec: MemberSpec, pairs: Sequence[PreferencePair], device: str =
         return MemberPlan(spec.name, spec.kind, model, None, "none", "-", None, None,
                           len(pairs), 0, False, False, 0.0, 0.0,
                           "nowhere (file)" if spec.kind == "scores" else "this process")
-    config, _ = _offline_config(model) if spec.kind != "http-rm" else (None, None)
+    config, _ = (_offline_config(model, bool(o.get("trust_remote_code")))
+                 if spec.kind != "http-rm" else (None, None))
     params = _count_params(config) if config is not None else None
     source = "config (offline)" if params is not None else "unknown"
     if params is None and "params" in o:

@@ -40,7 +40,8 @@ KINDS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optio
     "python": (set(), {"function", "entry_point"}),
     "ifd": ({"model"}, {"max_context_tokens", "max_reply_tokens"} | RUNTIME_KEYS),
     "http-rm": ({"url"}, {"model", "tokenizer", "api", "output_index", "max_length",
-                          "concurrency", "timeout", "retries", "backoff", "batch"}),
+                          "concurrency", "timeout", "retries", "backoff", "batch",
+                          "trust_remote_code"}),
     "scores": ({"path"}, {"key"}),
 }
 # Every member may set `vote = false`: scored and written to the audit table as a
@@ -155,8 +156,9 @@ def parse_committee(data: dict[str, Any], source: str) -> Committee:
         if unknown:
             raise CommitteeError(f"{where}: unknown key(s) {sorted(unknown)} for kind {kind}; "
                                  f"allowed: {sorted(required | optional | COMMON_KEYS)}")
-        if not isinstance(options.get("vote", True), bool):
-            raise CommitteeError(f"{where}: 'vote' must be true or false")
+        for key in ("vote", "trust_remote_code"):
+            if not isinstance(options.get(key, True), bool):
+                raise CommitteeError(f"{where}: '{key}' must be true or false")
         for key in sorted(TOKEN_KEYS & set(options)):
             value = options[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

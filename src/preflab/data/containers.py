@@ -14,7 +14,6 @@ import csv
 import gzip
 import io
 import json
-import os
 import re
 import zlib
 from collections.abc import Iterator
@@ -260,14 +259,24 @@ def iter_records(path: str | Path, split: str | None = None) -> Iterator[Item]:
 
 
 def _load_hub(name: str, split: str | None) -> Any:
-    """A hub dataset, or a one-line :class:`SourceError` saying why it cannot be had."""
+    """A hub dataset, or a one-line :class:`SourceError` saying why it cannot be had.
+
+    An unreachable hub (:func:`preflab.data.hub.unreachable`) fails at once, without
+    the hub client's retries; in offline mode a cached copy is still read.
+    """
+    from preflab.data.hub import offline_mode, unreachable
+
+    hub_down = unreachable()
+    if hub_down and not offline_mode():
+        raise SourceError(f"{name}: no such local file, and {hub_down} (HF_HUB_OFFLINE=1 "
+                          "reads a cached copy)")
     from datasets import load_dataset
 
     try:
         return load_dataset(name, split=split or "train")
     except Exception as e:  # datasets and the hub client raise many kinds
-        offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-                      for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-        why = " (offline: HF_HUB_OFFLINE is set)" if offline else ""
+        if hub_down:
+            raise SourceError(f"{name}: no such local file, not in the local cache, and "
+                              f"{hub_down}") from None
         raise SourceError(f"{name}: no such local file, and the hub dataset cannot be "
-                          f"loaded{why}: {_first_line(e)}") from None
+                          f"loaded: {_first_line(e)}") from None

@@ -30,13 +30,13 @@ class EmbedScorer:
                  runtime: Runtime | None = None) -> None:
         from transformers import AutoModel
 
-        from preflab.models.offline import load_tokenizer, resolve
+        from preflab.models.offline import load_pretrained, load_tokenizer, resolve
 
         self.runtime = runtime or Runtime()
         self.runtime.apply_threads()
         resolved = resolve(model)
         self.tokenizer = load_tokenizer(model)
-        self.model = AutoModel.from_pretrained(resolved).to(self.runtime.torch_device()).eval()
+        self.model = load_pretrained(AutoModel, model).to(self.runtime.torch_device()).eval()
         self.max_length = max_length
         self.truncated = 0
         self.name = f"embed:{model}"

@@ -89,7 +89,7 @@ class HttpRewardScorer:
                  api: str = "pooling", output_index: int = 0, max_length: int = 2048,
                  concurrency: int = 4, timeout: float = 120.0, retries: int = 3,
                  backoff: float = 0.5, batch: int = 16, api_key: str | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, trust_remote_code: bool = False) -> None:
         if api not in APIS:
             raise ValueError(f"api must be one of {', '.join(APIS)}, got {api!r}")
         if concurrency < 1 or batch < 1:
@@ -108,7 +108,7 @@ class HttpRewardScorer:
         self.max_length = max_length
         self.concurrency = concurrency
         self.batch = batch
-        self.tokenizer = self._load_tokenizer(tokenizer or model)
+        self.tokenizer = self._load_tokenizer(tokenizer or model, trust_remote_code)
         self.encoder = _encoder_folder(tokenizer or model) if self.tokenizer else False
         self.failures: dict[str, str] = {}
         self.truncated = 0
@@ -117,14 +117,18 @@ class HttpRewardScorer:
                                        self.tokenizer is not None, self.encoder)
 
     @staticmethod
-    def _load_tokenizer(name: str) -> Any | None:
+    def _load_tokenizer(name: str, trust_remote_code: bool = False) -> Any | None:
         """The tokenizer when it is here (a preset, a folder, the hub's cache); never
-        downloaded: a remote model's name need not be a hub id."""
-        from preflab.models.offline import OFFLINE_MODELS, load_tokenizer
+        downloaded: a remote model's name need not be a hub id. One that needs its own
+        code loads only with `trust_remote_code` (else :class:`RemoteCodeRefused`)."""
+        from preflab.models.offline import OFFLINE_MODELS, RemoteCodeRefused, load_tokenizer
 
         local = name in OFFLINE_MODELS or Path(name).expanduser().exists()
         try:
-            return load_tokenizer(name, **({} if local else {"local_files_only": True}))
+            return load_tokenizer(name, trust_remote_code=trust_remote_code,
+                                  **({} if local else {"local_files_only": True}))
+        except RemoteCodeRefused:
+            raise
         except Exception:  # a remote model whose tokenizer is not here: chat messages
             return None
 

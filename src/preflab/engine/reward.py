@@ -160,7 +160,7 @@ class RewardScorer(PrefixSharing):
         from transformers import AutoModelForSequenceClassification
 
         from preflab.models.bi_encoder import register
-        from preflab.models.offline import load_tokenizer, resolve
+        from preflab.models.offline import load_pretrained, load_tokenizer, resolve
 
         register()  # preflab's bi-encoder reward models load without remote code
         self.runtime = runtime or Runtime()
@@ -174,8 +174,8 @@ class RewardScorer(PrefixSharing):
         if device_map:
             extra["device_map"] = device_map
         cls = load_class(model_class) if model_class else AutoModelForSequenceClassification
-        loaded = cls.from_pretrained(resolved, dtype=self.runtime.weight_dtype(),
-                                     trust_remote_code=trust_remote_code, **extra)
+        loaded = load_pretrained(cls, model, dtype=self.runtime.weight_dtype(),
+                                 trust_remote_code=trust_remote_code, **extra)
         self.model = (loaded if device_map else loaded.to(self.runtime.torch_device())).eval()
         self.pad_id = self._pad_id(pad_token)
         self.model.config.pad_token_id = self.pad_id

@@ -148,8 +148,8 @@ def prepare(name: str, force: bool = False) -> Path:
     gguf = _gguf_path(preset)
     log.info("converting %s from %s (once)", name, gguf)
     started = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = load_pretrained(AutoTokenizer, gguf.parent, gguf_file=gguf.name)
+    model = load_pretrained(AutoModelForCausalLM, gguf.parent, gguf_file=gguf.name)
     # A model loaded from GGUF keeps its quantizer, which refuses to save; the
     # weights are already dequantised, so drop it.
     model.hf_quantizer = None
@@ -191,23 +191,103 @@ def resolve(name_or_path: str | os.PathLike[str]) -> str:
     return name
 
 
-def load_tokenizer(name_or_path: str | os.PathLike[str], **kwargs: Any) -> Any:
-    """A tokenizer by preset name, hub id or path.
+# The one transformers warning preflab silences: it truncates every input itself (by a
+# stated rule, counted), so a tokenizer counting an untruncated text is no problem.
+_TOO_LONG_WARNING = "sequence-length-is-longer-than-the-specified-maximum"
+
+
+class RemoteCodeRefused(ValueError):
+    """A model whose config asks to run its own code, loaded without ``trust_remote_code``."""
+
+
+class HubUnreachable(ValueError):
+    """A hub model that is not in the local cache while the hub cannot be reached."""
+
+
+def _local(name: str) -> bool:
+    return Path(name).expanduser().exists()
+
+
+def _needs_own_code(path: str) -> bool:
+    """True for a local folder whose config names code of its own (``auto_map``) for a
+    model type transformers does not know (a tokenizer would load it silently)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    config = Path(path).expanduser() / "config.json"
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(data, dict) and bool(data.get("auto_map"))
+            and data.get("model_type") not in CONFIG_MAPPING)
+
+
+def load_pretrained(auto: Any, name_or_path: str | os.PathLike[str], *,
+                    trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """``auto.from_pretrained(...)`` for every transformers load in preflab.
+
+    `auto` is an Auto class (``AutoTokenizer``, ``AutoConfig``, ``AutoModel*``) or a
+    model class. `trust_remote_code` is always passed as True or False, never None, so
+    transformers never asks on stdin; a model that needs its own code and is loaded
+    without it raises :class:`RemoteCodeRefused` (one line). preflab's own bi-encoder
+    reward models load with their class registered here, without remote code. A hub id
+    while the hub is unreachable (:func:`preflab.data.hub.unreachable`) loads from the
+    local cache only, or raises :class:`HubUnreachable` at once (no retries).
+    """
+    from preflab.data.hub import unreachable
+    from preflab.models.bi_encoder import register
+
+    register()
+    name = str(name_or_path)
+    target = resolve(name)
+    refused = RemoteCodeRefused(
+        f"{name}: its config asks to run code from its folder or repository (auto_map); "
+        "preflab runs it only where trust_remote_code = true is set (a committee member)")
+    if not trust_remote_code and _needs_own_code(target):
+        raise refused
+    hub_down = None
+    if not _local(target) and not kwargs.get("local_files_only"):
+        hub_down = unreachable()
+        if hub_down:
+            kwargs["local_files_only"] = True
+    try:
+        return auto.from_pretrained(target, trust_remote_code=bool(trust_remote_code),
+                                    **kwargs)
+    except ValueError as e:
+        if "trust_remote_code" not in str(e):
+            raise
+        raise refused from None
+    except OSError:
+        if hub_down is None:
+            raise
+        raise HubUnreachable(f"{name}: not a local folder, not in the local cache, and "
+                             f"{hub_down}") from None
+
+
+def load_tokenizer(name_or_path: str | os.PathLike[str], *, trust_remote_code: bool = False,
+                   **kwargs: Any) -> Any:
+    """A tokenizer by preset name, hub id or path (:func:`load_pretrained`).
 
     A GGUF preset that is not prepared yet gives its tokenizer straight from the
-    GGUF file, without converting the weights.
+    GGUF file, without converting the weights. Its "sequence length is longer than
+    the specified maximum" warning is off: preflab truncates every input itself.
     """
     from transformers import AutoTokenizer
 
     name = str(name_or_path)
     if name in OFFLINE_MODELS and OFFLINE_MODELS[name].gguf and not is_prepared(name):
         gguf = _gguf_path(OFFLINE_MODELS[name])
-        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
-    return AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+        name_or_path, kwargs = gguf.parent, {**kwargs, "gguf_file": gguf.name}
+    tokenizer = load_pretrained(AutoTokenizer, name_or_path,
+                                trust_remote_code=trust_remote_code, **kwargs)
+    quiet = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(quiet, dict):
+        quiet[_TOO_LONG_WARNING] = True
+    return tokenizer
 
 
 def load_causal_lm(name_or_path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """A causal LM by preset name, hub id or path (kwargs go to ``from_pretrained``)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(resolve(name_or_path), **kwargs)
+    return load_pretrained(AutoModelForCausalLM, name_or_path, **kwargs)

@@ -98,7 +98,7 @@ def load_scoring_lm(model: str, runtime: Runtime | None = None
     tokenizer with a pad token, model in eval mode on the runtime's device)."""
     from transformers import AutoModelForCausalLM
 
-    from preflab.models.offline import load_tokenizer, resolve
+    from preflab.models.offline import load_pretrained, load_tokenizer, resolve
 
     runtime = runtime or Runtime()
     runtime.apply_threads()
@@ -106,6 +106,6 @@ def load_scoring_lm(model: str, runtime: Runtime | None = None
     tokenizer = load_tokenizer(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    lm = AutoModelForCausalLM.from_pretrained(
-        resolved, dtype=runtime.weight_dtype()).to(runtime.torch_device()).eval()
+    lm = load_pretrained(AutoModelForCausalLM, model, dtype=runtime.weight_dtype()).to(
+        runtime.torch_device()).eval()
     return runtime, resolved, tokenizer, lm

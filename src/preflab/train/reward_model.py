@@ -53,7 +53,7 @@ def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
     """(model with a one-output head, tokenizer with a pad token, is_encoder)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from preflab.models.offline import load_tokenizer, resolve
+    from preflab.models.offline import load_pretrained, load_tokenizer, resolve
 
     tokenizer = load_tokenizer(config.base)
     if config.pad_token is not None:
@@ -69,7 +69,7 @@ def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
             f"--pad-token TOKEN (e.g. --pad-token eos for {tokenizer.eos_token!r}).")
     path = resolve(config.base)
     register_bi_encoder()
-    base_config = AutoConfig.from_pretrained(path)
+    base_config = load_pretrained(AutoConfig, path)
     labels = getattr(base_config, "num_labels", 1)
     archs = base_config.architectures or []
     if any("SequenceClassification" in a for a in archs) and labels != 1:
@@ -79,8 +79,8 @@ def load_base(config: RewardConfig) -> tuple[Any, Any, bool]:
     if encoder_head(config, path, base_config, tokenizer) == "bi-encoder":
         model = load_bi_encoder(path, base_config, config.cosine_scale)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1,
-                                                                   dtype=torch.float32)
+        model = load_pretrained(AutoModelForSequenceClassification, path, num_labels=1,
+                                dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer, is_encoder(model.config)
 
