@@ -23,7 +23,8 @@ def check_aligned(pairs: Sequence[PreferencePair], table: pd.DataFrame, where: s
     """Fail unless the decisions (or audit) cover exactly these pairs, in order."""
     if len(table) != len(pairs):
         raise ValueError(f"{where} covers {len(table)} pairs but the data has {len(pairs)}: "
-                         "audit the same file (without --limit) before cleaning it")
+                         "clean the file the audit read (an audit made with --limit N is "
+                         "cleaned on the same first N pairs)")
     ids = table["id"].to_numpy()
     for i, pair in enumerate(pairs):
         if ids[i] != pair.id:
