@@ -3,7 +3,9 @@ committee's bins relate to what they decided.
 
 Writes into the output folder:
 
-- ``reviews.parquet``: one row per pair of the project (see :data:`REVIEW_COLUMNS`);
+- ``reviews.parquet``: one row per pair of the project (see :data:`REVIEW_COLUMNS`); a
+  pair's consensus needs its quorum (``min_votes``, by default a strict majority of
+  the reviewers assigned to it) and ``votes_missing`` says how far it is;
 - ``votes.parquet``: every vote row, edits included (``latest`` marks the one that counts);
 - ``summary.json``: Fleiss kappa overall and per audit bin, each reviewer's agreement,
   the share of each choice and source, consensus by audit bin and committee source;
