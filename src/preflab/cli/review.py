@@ -205,6 +205,7 @@ def review_status(
     out.print(table)
     if pairs and rows:
         table = Table("pair", "bin", "assigned", "votes", "quorum", "missing", "consensus")
+        table.columns[0].min_width = max(len(r["pair_id"]) for r in rows)  # ids whole
         for r in rows:
             table.add_row(escape(r["pair_id"]), r["bin"], str(r["assigned"]), str(r["votes"]),
                           str(r["quorum"]), str(r["votes_missing"]), r["consensus"] or "-")
@@ -294,6 +295,7 @@ def review_export(
 
         short = missing_votes(out_dir)
         table = Table("pair", "votes", "quorum", "missing", title="pairs below quorum")
+        table.columns[0].overflow = "fold"
         for r in short[:20]:
             table.add_row(escape(r["pair_id"]), str(r["n_votes"]), str(r["quorum"]),
                           str(r["votes_missing"]))
