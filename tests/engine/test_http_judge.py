@@ -33,13 +33,25 @@ def cache_env(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(cache_env) -> Iterator[str]:
-    """`preflab serve tiny-llama --port 0` in its own process; yields its URL. The tiny
-    random model's labels are rarely in its top 20, so the test asks for the whole
-    400-token distribution; its judge prompts run past its 512 positions (as they do
-    locally), so the server allows 4096."""
-    proc = subprocess.Popen([sys.executable, "-m", "preflab.cli", "serve", "tiny-llama",
-                             "--port", "0", "--quiet", "--max-context", "4096",
+def judge_folder(tmp_path_factory) -> str:
+    """tiny-llama's weights with 4096 positions: its judge prompts (a shot included) run
+    past the preset's 512, where a judge would shorten them."""
+    from preflab.models.tiny import tiny_causal_lm, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    folder = tmp_path_factory.mktemp("judge") / "tiny-llama-4k"
+    tiny_causal_lm(tok, max_position_embeddings=4096).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def server(cache_env, judge_folder) -> Iterator[str]:
+    """`preflab serve` of :func:`judge_folder` (as tiny-llama) in its own process; yields
+    its URL. The tiny random model's labels are rarely in its top 20, so the test asks
+    for the whole 400-token distribution."""
+    proc = subprocess.Popen([sys.executable, "-m", "preflab.cli", "serve", judge_folder,
+                             "--served-name", "tiny-llama", "--port", "0", "--quiet",
                              "--max-logprobs", "400"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PREFLAB_CACHE": cache_env})
@@ -64,8 +76,8 @@ def data(tmp_path_factory):
     return path
 
 
-def test_http_labels_equal_local_labels(server, data, tmp_path) -> None:
-    label(data, "tiny-llama", out=tmp_path / "local", limit=20, shots=1,
+def test_http_labels_equal_local_labels(server, data, tmp_path, judge_folder) -> None:
+    label(data, judge_folder, out=tmp_path / "local", limit=20, shots=1,
                   engine_options=MEMORY)
     remote = label(data, server, out=tmp_path / "http", limit=20, shots=1,
                    engine_options=MEMORY,
@@ -80,9 +92,10 @@ def test_http_labels_equal_local_labels(server, data, tmp_path) -> None:
     assert a["p_chosen_first"].std() > 1e-5  # the labels differ between pairs
 
 
-def test_http_chain_of_thought_matches_local_greedy_rationales(server, data, tmp_path) -> None:
+def test_http_chain_of_thought_matches_local_greedy_rationales(server, data, tmp_path,
+                                                               judge_folder) -> None:
     kw = dict(limit=4, cot=True, cot_tokens=8, engine_options=MEMORY)
-    label(data, "tiny-llama", out=tmp_path / "local", **kw)
+    label(data, judge_folder, out=tmp_path / "local", **kw)
     label(data, server, out=tmp_path / "http", http={"top_logprobs": 400}, **kw)
     a = pd.read_parquet(tmp_path / "local" / "labels.parquet")
     b = pd.read_parquet(tmp_path / "http" / "labels.parquet")

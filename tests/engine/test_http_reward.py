@@ -44,6 +44,27 @@ def served(rm_folder: Path) -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def short_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny reward model that reads 64 positions."""
+    from preflab.models.tiny import tiny_reward_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    folder = tmp_path_factory.mktemp("rm64") / "rm64"
+    tiny_reward_model(tok, seed=3, max_position_embeddings=64).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def short_served(short_folder: Path) -> Iterator[str]:
+    from preflab.serve.server import make_server
+
+    server = make_server(str(short_folder), port=0, quiet=True, served_name="rm64").start()
+    yield server.url
+    server.shutdown()
+
+
 def pairs_of(hh_result: Any, n: int) -> list[Any]:
     from preflab.data.read import iter_pairs
 
@@ -83,8 +104,54 @@ def test_without_a_tokenizer_the_server_renders_the_chat(served: str, rm_folder:
     assert np.abs(remote.margin - local.margin).max() <= 1e-5
 
 
+def test_a_served_short_model_scores_every_pair_shortened_as_locally(
+        short_served: str, short_folder: Path, hh_result: Any) -> None:
+    """As found: inputs over the served model's 512 tokens got HTTP 400 and their
+    batches went missing. The member learns the server's context (``max_model_len``)
+    and shortens as the local member does: the same margins, the same count."""
+    pairs = pairs_of(hh_result, 12)
+    committee = parse_committee({"member": [
+        {"name": "local", "kind": "seq-rm", "model": str(short_folder)},
+        {"name": "served", "kind": "http-rm", "url": short_served,
+         "tokenizer": str(short_folder), "batch": 4}]}, "http")
+    local, remote = (score_member(m, pairs, engine()) for m in committee.members)
+    assert remote.info["missing"] == 0 and np.isfinite(remote.margin).all()
+    assert np.abs(remote.margin - local.margin).max() <= 1e-5
+    assert remote.info["truncated"] == local.info["truncated"] > 0
+
+
+def test_a_server_that_refuses_long_inputs_fails_only_those(rm_folder: Path,
+                                                            hh_result: Any) -> None:
+    """A vLLM server answers a request holding one input over its context with a 400
+    for the whole request: the member asks again input by input, so only the pairs
+    with a long input fail (with the server's reason) and the rest are scored."""
+    from preflab.data.messages import as_messages
+    from preflab.engine.reward import reward_input
+    from preflab.models.offline import load_tokenizer
+
+    pairs = pairs_of(hh_result, 12)
+    fault = FaultServer("refuse-long")
+    try:
+        committee = parse_committee({"member": [{
+            "name": "vllm", "kind": "http-rm", "url": fault.url, "model": "m",
+            "tokenizer": str(rm_folder), "batch": 8, "retries": 0}]}, "http")
+        scores = score_member(committee.members[0], pairs, engine())
+    finally:
+        fault.close()
+    tok = load_tokenizer(str(rm_folder))
+    long = {p.id for p in pairs if any(
+        len(reward_input(tok, False, as_messages(c), r, 2048).ids) > FaultServer.CONTEXT
+        for c, r in ((p.prompt, p.chosen), (p.rejected_context, p.rejected)))}
+    assert 0 < len(long) < len(pairs)
+    assert set(scores.info["missing_ids"]) == long
+    assert all("HTTP 400" in why for why in scores.info["missing_ids"].values())
+    assert np.isfinite(scores.margin[[p.id not in long for p in pairs]]).all()
+
+
 class FaultServer:
     """A real HTTP server on 127.0.0.1 that misbehaves in one way; counts requests."""
+
+    CONTEXT = 200  # "refuse-long": a request holding a longer input gets a 400
 
     def __init__(self, mode: str, delay: float = 0.0) -> None:
         self.mode, self.delay, self.requests = mode, delay, 0
@@ -104,6 +171,9 @@ class FaultServer:
                     reply, status = b'{"error": "boom"}', 500
                 elif outer.mode == "malformed":
                     reply, status = b'{"data": [{"index": 0, "data": [0.5', 200
+                elif outer.mode == "refuse-long" and any(
+                        len(x) > FaultServer.CONTEXT for x in body["input"]):
+                    reply, status = b'{"error": {"message": "input over the context"}}', 400
                 elif outer.mode == "bad-item":  # the first input of each request is unreadable
                     data = [{"index": i, "object": "pooling", "data": ["x"] if i == 0 else [1.0]}
                             for i in range(n)]

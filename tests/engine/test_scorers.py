@@ -92,9 +92,11 @@ def test_loglik_matches_one_sequence_at_a_time() -> None:
     assert prompt + target == chat_ids(scorer.tokenizer, *units[0].payload)
 
 
-def test_judge_prefix_sharing_modes_agree_with_a_plain_forward() -> None:
+def test_judge_prefix_sharing_modes_agree_with_a_plain_forward(tmp_path) -> None:
     """The head's KV cache (once per run), once per batch and no sharing: same values as
-    each prompt run whole, with exemplars and with a rationale."""
+    each prompt run whole, with exemplars and with a rationale (prompts past tiny-llama's
+    512 positions: the same weights with 2048)."""
+    from preflab.models.tiny import tiny_causal_lm, tiny_tokenizer
     from preflab.engine.label_prompt import Exemplar, LabelPrompt
 
     shots = (Exemplar(CONTEXTS[1], REPLIES[2], REPLIES[1], 1, id="e1"),
@@ -103,13 +105,16 @@ def test_judge_prefix_sharing_modes_agree_with_a_plain_forward() -> None:
     units = [judge_unit(c, a, b, rationale) for c in CONTEXTS
              for a, b in [(REPLIES[0], REPLIES[3]), (REPLIES[3], REPLIES[0]), (REPLIES[1], "x")]
              for rationale in (None, "Response 1 is rude.")]
+    tok, model = tiny_tokenizer(), str(tmp_path / "tiny-llama-2k")
+    tiny_causal_lm(tok, max_position_embeddings=2048).save_pretrained(model)
+    tok.save_pretrained(model)
     out = {}
     for mode in ("run", "batch", "off"):
-        scorer = JudgeScorer("tiny-llama", prompt=prompt, share_prefix=mode)
+        scorer = JudgeScorer(model, prompt=prompt, share_prefix=mode)
         out[mode] = np.stack(engine().run(scorer, units))
     items = [scorer.encode([u]) for u in units]
     assert not any(i.head for i in items)  # "off"
-    run_scorer = JudgeScorer("tiny-llama", prompt=prompt)
+    run_scorer = JudgeScorer(model, prompt=prompt)
     assert all(run_scorer.encode([u]).head for u in units)
     assert len(run_scorer.head_ids()) > 100  # preamble and both exemplars
     with torch.no_grad():

@@ -79,13 +79,34 @@ def test_token_ids_and_messages(url: str) -> None:
     ({"input": "hi", "task": "embed"}, "task"),
     ({"input": "hi", "use_activation": "no"}, "use_activation"),
     ({"input": [[10**6]]}, "input"),
-    ({"input": [list(range(5, 90))]}, "input"),  # over the 64-token context
     ({"messages": [{"role": "user"}]}, "messages"),
 ])
 def test_bad_requests_get_a_400_naming_the_field(url: str, body: dict, param: str) -> None:
     r = requests.post(f"{url}/pooling", json=body)
     assert r.status_code == 400
     assert_openai_error(r.json(), param)
+
+
+def test_an_input_over_the_context_is_shortened_not_refused(url: str) -> None:
+    """As found: one input of 513 tokens got the whole batch a 400. Now it keeps its last
+    64 tokens (the local member's rule for a decoder), says how many it lost, and the
+    rest of the batch is scored as sent."""
+    long = list(range(5, 90))  # 85 tokens, over the 64-token context
+    r = requests.post(f"{url}/pooling", json={"input": [[5, 6, 7], long],
+                                              "use_activation": False})
+    assert r.status_code == 200
+    body = r.json()
+    assert "truncated_tokens" not in body["data"][0]
+    assert body["data"][1]["truncated_tokens"] == len(long) - 64
+    assert body["usage"]["truncated_inputs"] == 1
+    alone = requests.post(f"{url}/pooling", json={"input": [[5, 6, 7], long[-64:]],
+                                                  "use_activation": False}).json()
+    for got, want in zip(body["data"], alone["data"], strict=True):
+        assert got["data"] == pytest.approx(want["data"], abs=1e-5)
+    classified = requests.post(f"{url}/classify", json={"input": [long]}).json()
+    assert classified["data"][0]["truncated_tokens"] == len(long) - 64
+    listed = requests.get(f"{url}/v1/models").json()
+    assert listed["data"][0]["max_model_len"] == 64  # clients learn the context here
 
 
 def test_a_reward_server_serves_no_completions(url: str) -> None:

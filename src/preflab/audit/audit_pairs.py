@@ -120,6 +120,9 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
                    "oversized": n_long, "executor": options.kind if options else "local",
                    "n_failed": len(failures),
                    "failures": str(out / "failures.jsonl") if failures else None,
+                   # per member: pairs it read shortened to fit its model
+                   "truncated_pairs": {name: run["truncated"] for name, run
+                                       in summary["member_runs"].items() if "truncated" in run},
                    "seconds": round(seconds, 2),
                    "pairs_per_s": round(len(spill.ids) / seconds, 3)}
         write_table(table, out / "audit.parquet")
@@ -128,9 +131,29 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
         (out / "report.html").write_text(render_report(table, summary, shown),
                                          encoding="utf-8")
     return summary
+    for note in audit_notes(summary, failures):
+        if notify is not None:
+            notify(note)
 
 
 def write_table(table: pd.DataFrame, path: Path, rows: int = ROW_GROUP) -> None:
+def audit_notes(summary: dict[str, Any], failures: list[dict[str, Any]]) -> list[str]:
+    """What an audit must say on the console besides its tables: each member that read
+    pairs shortened (how many, by which rule) and the pairs that failed (how many,
+    where they are listed)."""
+    runs = summary["member_runs"]
+    notes = [f"{name}: {n} of {summary['n_pairs']} pairs read shortened to fit its model"
+             + (f" ({runs[name]['truncation']})" if runs[name].get("truncation") else "")
+             for name, n in summary["truncated_pairs"].items() if n]
+    if failures:
+        first = failures[0]
+        notes.append(f"{len(failures)} pairs FAILED and are left out of the table (members "
+                     f"could not score them): listed in {summary['failures']}; first: "
+                     f"{first['id']} ({', '.join(first['members'])}: "
+                     f"{'; '.join(first['errors'])[:200]})")
+    return notes
+
+
     """The audit table as Parquet, converted and written `rows` at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -243,14 +266,16 @@ def crossfit_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
     (:class:`~preflab.audit.stream.RowFile`), then cross-fitted (as
     :func:`preflab.committee.members.score_crossfit` does)."""
     from preflab.committee.crossfit import crossfit_linear_rewards
-    from preflab.committee.members import MemberScores, embeddings, pair_features, sigmoid
+    from preflab.committee.members import MemberScores, pair_embeddings, pair_features, sigmoid
 
     o = member.options
     kind = o.get("features", "full")
     features: list[RowFile] = []
     with tempfile.TemporaryDirectory(dir=work, prefix="crossfit-") as folder:
+    cut: dict[str, Any] = {"truncated": 0}  # pairs whose texts were shortened, and how
         for pairs in spill.chunks(chunk):
-            ctx_c, rep_c, ctx_r, rep_r = embeddings(member, pairs, engine)
+            ctx_c, rep_c, ctx_r, rep_r, info = pair_embeddings(member, pairs, engine)
+            cut = {**info, "truncated": cut["truncated"] + info["truncated"]}
             count()
             f_c, f_r = pair_features(ctx_c, rep_c, kind), pair_features(ctx_r, rep_r, kind)
             if not features:
@@ -263,7 +288,7 @@ def crossfit_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
                                            C=o.get("C", 1.0), groups=spill.groups())
     margin = r_c - r_r
     return MemberScores(member.name, member.kind, margin, sigmoid(margin), r_c, r_r,
-                        {"folds": o.get("folds", 5), "features": kind})
+                        {"folds": o.get("folds", 5), "features": kind, **cut})
 
 
 def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: str,

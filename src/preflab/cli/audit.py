@@ -98,7 +98,9 @@ def audit(
                            executor, ray_address, actors, actor_cpus, actor_gpus,
                            base=lambda: engine_executor(load_committee(committee))))
     overall = summary["bins"]["overall"]
-    table = Table("bin", "pairs", "share", title=f"audit of {summary['n_pairs']} pairs")
+    failed = (f" ({summary['n_failed']} more FAILED: {summary['failures']})"
+              if summary.get("n_failed") else "")
+    table = Table("bin", "pairs", "share", title=f"audit of {summary['n_pairs']} pairs{failed}")
     for name, row in overall.items():
         table.add_row(name, str(row["count"]), f"{row['fraction']:.1%}")
     out.print(table)

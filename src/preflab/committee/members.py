@@ -3,6 +3,12 @@
 Every member yields, per pair, a margin r(x, y_chosen) - r(x, y_rejected), its
 own probability that chosen is better, and (where the member has them) the
 absolute rewards of both replies.
+
+A member whose model reads a bounded number of tokens shortens a longer input to fit
+by its scorer's stated rule (reward models: left truncation; judges: the first
+instruction and the end of the conversation; embeddings and log-likelihoods: the
+context's end, the reply's start) and never drops it: its info says how many pairs it
+read shortened (``truncated``) and by which rule (``truncation``).
 """
 
 from __future__ import annotations
@@ -51,20 +57,35 @@ def _sides(pairs: list[PreferencePair]) -> tuple[list[Messages], list[str]]:
     return contexts, [p.chosen for p in pairs] + [p.rejected for p in pairs]
 
 
+def shortened(engine: Engine, units: Sequence[Unit]) -> np.ndarray:
+    """Which of `units` (those of the engine's last run) its scorer shortened to fit."""
+    return np.array([u.key in engine.truncated for u in units], dtype=bool)
+
+
+def truncation_info(scorer: Any, cut: np.ndarray, n: int) -> dict[str, Any]:
+    """How many of `n` pairs a member read shortened: `cut` flags its inputs, in blocks
+    of `n` (one block per side or order of the pairs); and by which rule."""
+    pairs = int(cut.reshape(-1, n).any(axis=0).sum()) if n else 0
+    rule = getattr(scorer, "truncation", None)  # None: it reads whole inputs (python)
+    return {"truncated": pairs, **({"truncation": rule} if rule else {})}
+
+
 def _scalar_rewards(scorer: Any, contexts: Sequence[Messages], replies: Sequence[str],
-                    engine: Engine, desc: str) -> np.ndarray:
-    """A scalar scorer's value of each (context, reply) through the engine."""
+                    engine: Engine, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """A scalar scorer's value of each (context, reply) through the engine, and which
+    of them it shortened."""
     units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
-    return np.array([v[0] for v in engine.run(scorer, units, desc=desc)], dtype=np.float64)
+    values = np.array([v[0] for v in engine.run(scorer, units, desc=desc)], dtype=np.float64)
+    return values, shortened(engine, units)
 
 
 def _pointwise(spec: MemberSpec, scorer: Any, pairs: list[PreferencePair],
                engine: Engine) -> MemberScores:
-    r = _scalar_rewards(scorer, *_sides(pairs), engine, spec.name)
+    r, cut = _scalar_rewards(scorer, *_sides(pairs), engine, spec.name)
     r_c, r_r = r[:len(pairs)], r[len(pairs):]
     margin = r_c - r_r
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
-                        {"truncated": getattr(scorer, "truncated", 0)})
+                        truncation_info(scorer, cut, len(pairs)))
 
 
 def _reward_scorer(spec: MemberSpec) -> Any:
@@ -133,11 +154,12 @@ def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -
     scorer = JudgeScorer(o["model"], name=spec.name, preamble=o.get("preamble", BASE_PREAMBLE),
                          max_length=o.get("max_length", 2048),
                          max_context_tokens=o.get("max_context_tokens", 256),
-                         runtime=_runtime(o))
+                         runtime=_runtime(o), keep_task=True)
     n = len(pairs)
     forward = [judge_unit(as_messages(p.prompt), p.chosen, p.rejected) for p in pairs]
     backward = [judge_unit(as_messages(p.prompt), p.rejected, p.chosen) for p in pairs]
     values = np.stack(engine.run(scorer, forward + backward, desc=spec.name))
+    cut = shortened(engine, forward + backward)
     p1 = p_first(values)
     p_fwd, p_bwd = p1[:n], 1.0 - p1[n:]  # P(chosen better) with chosen shown first / second
     p = 0.5 * (p_fwd + p_bwd)
@@ -149,8 +171,7 @@ def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -
     nan = np.full(n, np.nan)
     return MemberScores(spec.name, spec.kind, margin, p, nan, nan.copy(), {
         "position_consistency": consistent, "first_position_rate": first,
-        "label_token_mass": mass, "truncated": scorer.truncated,
-        "context_truncated": scorer.context_truncated})
+        "label_token_mass": mass, **truncation_info(scorer, cut, n)})
 
 
 @functools.lru_cache(maxsize=2)
@@ -164,6 +185,13 @@ def _embed_scorer(model: str, max_length: int, runtime: Runtime) -> Any:
 def embed_items(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
                 engine: Engine) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised embeddings of each context (its end kept) and each reply."""
+    ctx, rep, _ = embed_items_cut(spec, contexts, replies, engine)
+    return ctx, rep
+
+
+def embed_items_cut(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                    engine: Engine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`embed_items`, and which (context, reply) items were shortened to fit."""
     from preflab.engine.embed import embed_unit
     from preflab.models.chat import plain_context
 
@@ -172,15 +200,24 @@ def embed_items(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequenc
     units = ([embed_unit(plain_context(c), keep="end") for c in contexts]
              + [embed_unit(r) for r in replies])
     e = np.stack(engine.run(scorer, units, desc=f"{spec.name} (embed)")).astype(np.float64)
-    return e[:len(contexts)], e[len(contexts):]
+    cut = shortened(engine, units).reshape(2, -1).any(axis=0)
+    return e[:len(contexts)], e[len(contexts):], cut
 
 
 def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """L2-normalised embeddings: chosen context, chosen reply, rejected context, rejected reply."""
-    ctx, rep = embed_items(spec, *_sides(pairs), engine)
+    return pair_embeddings(spec, pairs, engine)[:4]
+
+
+def pair_embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """:func:`embeddings`, and what the member's info says of truncation."""
+    ctx, rep, cut = embed_items_cut(spec, *_sides(pairs), engine)
     n = len(pairs)
-    return ctx[:n], rep[:n], ctx[n:], rep[n:]
+    scorer = _embed_scorer(spec.options["model"], spec.options.get("max_length", 256),
+                           _runtime(spec.options))
+    return ctx[:n], rep[:n], ctx[n:], rep[n:], truncation_info(scorer, cut, n)
 
 
 def pair_features(context: np.ndarray, reply: np.ndarray, kind: str) -> np.ndarray:
@@ -206,11 +243,11 @@ def embed_rewards(spec: MemberSpec, context: np.ndarray, reply: np.ndarray) -> n
 
 def score_embed_rm(spec: MemberSpec, pairs: list[PreferencePair],
                    engine: Engine) -> MemberScores:
-    ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
+    ctx_c, rep_c, ctx_r, rep_r, cut = pair_embeddings(spec, pairs, engine)
     r_c, r_r = embed_rewards(spec, ctx_c, rep_c), embed_rewards(spec, ctx_r, rep_r)
     margin = r_c - r_r
     scale = float(np.std(margin)) or 1.0  # cosine margins are small: a unit-free probability
-    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin / scale), r_c, r_r)
+    return MemberScores(spec.name, spec.kind, margin, sigmoid(margin / scale), r_c, r_r, cut)
 
 
 def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
@@ -218,7 +255,7 @@ def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
     from preflab.committee.crossfit import crossfit_linear_rewards
     from preflab.data.groups import pair_groups
 
-    ctx_c, rep_c, ctx_r, rep_r = embeddings(spec, pairs, engine)
+    ctx_c, rep_c, ctx_r, rep_r, cut = pair_embeddings(spec, pairs, engine)
     o = spec.options
     kind = o.get("features", "full")
     r_c, r_r = crossfit_linear_rewards(pair_features(ctx_c, rep_c, kind),
@@ -227,27 +264,29 @@ def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
                                        C=o.get("C", 1.0), groups=pair_groups(pairs))
     margin = r_c - r_r
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
-                        {"folds": o.get("folds", 5), "features": kind})
+                        {"folds": o.get("folds", 5), "features": kind, **cut})
 
 
 def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
     """r(x, y) = -log IFD(x, y) = mean log p(y | x) - mean log p(y): how much the context
     helps a causal LM predict the reply (Li et al. 2024). A signal for ``ifd-gap``
     cleaning; by default it does not vote."""
-    r, truncated = ifd_rewards(spec, *_sides(pairs), engine)
+    r, cut, rule = ifd_rewards(spec, *_sides(pairs), engine)
     n = len(pairs)
     r_c, r_r = r[:n], r[n:]
     margin = r_c - r_r
     empty = {p.id: "empty reply: its IFD is undefined" for p, m in zip(pairs, margin, strict=True)
              if np.isnan(m)}
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
-                        {**_missing_info(list(empty), empty), "truncated": truncated})
+                        {**_missing_info(list(empty), empty), "truncated":
+                         int(cut.reshape(2, -1).any(axis=0).sum()), "truncation": rule})
 
 
 def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
-                engine: Engine) -> tuple[np.ndarray, int]:
+                engine: Engine) -> tuple[np.ndarray, np.ndarray, str]:
     """-log IFD of each (context, reply) (NaN for an empty reply, which has no
-    perplexity), and how many inputs were truncated."""
+    perplexity), which were shortened to fit (with or without their context), and
+    the rule."""
     from preflab.engine.loglik import LoglikScorer
 
     o = spec.options
@@ -263,7 +302,8 @@ def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequenc
     mean_logp = v[:, 0] / np.maximum(v[:, 1], 1)
     n = len(replies)
     r = np.where(v[n:, 1] > 0, mean_logp[:n] - mean_logp[n:], np.nan)
-    return r, scorer.truncated
+    cut = shortened(engine, units).reshape(2, -1).any(axis=0)  # with or without context
+    return r, cut, scorer.truncation
 
 
 def _python_scorer(spec: MemberSpec) -> Any:
@@ -319,6 +359,7 @@ def score_http_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine)
     contexts, replies = _sides(pairs)
     units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
     r = np.array([v[0] for v in engine.run(scorer, units, desc=spec.name)], dtype=np.float64)
+    cut = shortened(engine, units)
     n = len(pairs)
     r_c, r_r = r[:n], r[n:]
     margin = r_c - r_r
@@ -329,7 +370,7 @@ def score_http_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine)
         if why:
             reasons[p.id] = why
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin), r_c, r_r,
-                        {**_missing_info(failed, reasons), "truncated": scorer.truncated})
+                        {**_missing_info(failed, reasons), **truncation_info(scorer, cut, n)})
 
 
 SCORERS = {
@@ -382,4 +423,4 @@ def reply_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Seque
         return ifd_rewards(spec, contexts, replies, engine)[0]
     scorer = _python_scorer(spec) if spec.kind == "python" else \
         _http_reward_scorer(spec) if spec.kind == "http-rm" else _reward_scorer(spec)
-    return _scalar_rewards(scorer, contexts, replies, engine, spec.name)
+    return _scalar_rewards(scorer, contexts, replies, engine, spec.name)[0]

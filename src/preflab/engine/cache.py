@@ -3,7 +3,9 @@
 A SQLite file in WAL mode: every finished batch is committed, so an interrupted
 run resumes where it stopped, and adding a committee member computes only that
 member. Values are float32 vectors (a scalar is a vector of one); generated texts
-(a judge's rationales) live in a table of their own.
+(a judge's rationales) live in a table of their own, and so does whether the scorer
+had to shorten a unit's input to fit its model (so a cached score still counts as
+truncated).
 """
 
 from __future__ import annotations
@@ -28,6 +30,24 @@ class ScoreCache:
                          " value BLOB NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
         self._db.execute("CREATE TABLE IF NOT EXISTS texts (fp TEXT NOT NULL, key TEXT NOT NULL,"
                          " value TEXT NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE IF NOT EXISTS truncated (fp TEXT NOT NULL, key TEXT NOT "
+                         "NULL, value INTEGER NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
+        self._db.commit()
+
+    def get_truncated(self, fp: str, keys: Sequence[str]) -> dict[str, bool]:
+        """Whether each of `keys` was truncated, for those recorded."""
+        found: dict[str, bool] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update((k, bool(v)) for k, v in self._db.execute(
+                f"SELECT key, value FROM truncated WHERE fp = ? AND key IN ({marks})",
+                [fp, *chunk]))
+        return found
+
+    def put_truncated(self, fp: str, items: Iterable[tuple[str, bool]]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO truncated (fp, key, value) VALUES (?, ?, ?)",
+                             [(fp, key, int(cut)) for key, cut in items])
         self._db.commit()
 
     def get_texts(self, fp: str, keys: Sequence[str]) -> dict[str, str]:

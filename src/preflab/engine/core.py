@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -40,6 +41,9 @@ from preflab.models.batching import plan_batches
 from preflab.models.chat import plain_context
 
 PROGRESS_SECONDS = 30.0  # between plain progress lines when stderr is not a terminal
+# Counters a scorer keeps of what it encoded; left untouched when the engine encodes a
+# cached unit again only to learn whether it was truncated.
+SCORER_COUNTERS = ("truncated", "context_truncated", "prompt_tokens")
 CHARS_PER_TOKEN = 4  # a text this many characters per token over a limit surely exceeds it
 
 
@@ -135,6 +139,10 @@ class Scorer(Protocol):
     `encode` turns one group of units (same `group`, hence a shared prefix) into
     an encoded item; `run` scores a batch of encoded items and returns one
     vector per unit, in the order of the items and of the units inside them.
+    A scorer that shortens inputs to fit its model has a set ``truncated_keys``
+    and adds to it the key of every unit it shortened (in `encode`, or in `run` for
+    what only the run learns); the engine then reports them (:attr:`Engine.truncated`)
+    and keeps them beside the cached values.
     """
 
     name: str
@@ -176,6 +184,7 @@ class RunStats:
     computed: int = 0
     batches: int = 0
     failed: int = 0  # units the scorer raised on (their keys in Engine.failures)
+    truncated: int = 0  # units whose input the scorer shortened (keys in Engine.truncated)
     seconds: float = 0.0
 
 
@@ -205,6 +214,7 @@ class Engine:
         self.executor = executor or LocalExecutor()
         self.last_stats = RunStats()
         self.failures: dict[str, str] = {}  # unit key -> why it failed, last run
+        self.truncated: set[str] = set()  # keys of the units shortened to fit, last run
 
     def run(self, scorer: Scorer, units: Sequence[Unit], desc: str | None = None
             ) -> list[np.ndarray]:
@@ -212,10 +222,13 @@ class Engine:
 
         A unit the scorer failed on (its batch raised, or its text could not be encoded:
         see :attr:`failures`) gets a vector of NaN of the others' width; a failed batch
-        of several units is retried unit by unit first, so only the culprits fail."""
+        of several units is retried unit by unit first, so only the culprits fail. The
+        units the scorer shortened to fit its model, cached or computed, are in
+        :attr:`truncated`."""
         started = time.perf_counter()
         stats = RunStats(units=len(units))
         self.failures = {}
+        self.truncated = set()
         unique: dict[str, Unit] = {}
         for u in units:
             unique.setdefault(u.key, u)
@@ -229,11 +242,13 @@ class Engine:
                 found = self.cache.get_many(scorer.fingerprint, chunk)
                 values.update(found)
                 stats.cached += len(found)
+                self._cached_truncation(scorer, [unique[k] for k in found])
                 progress.advance(task, len(found))
                 missing = [unique[k] for k in chunk if k not in found]
                 if missing:
                     self._compute(scorer, missing, values, stats, progress, task)
         stats.seconds = time.perf_counter() - started
+        stats.truncated = len(self.truncated)
         self.last_stats = stats
         if self.failures:
             width = next((len(v) for v in values.values()), None)
@@ -277,6 +292,30 @@ class Engine:
                 break
             batches, again = again, []
 
+    def _cached_truncation(self, scorer: Scorer, units: list[Unit]) -> None:
+        """Add the cached `units` that were truncated to :attr:`truncated`, as the cache
+        recorded it; units cached before it recorded that are encoded again (not run)
+        to learn it, the scorer's counters left as they were."""
+        if not units or not hasattr(scorer, "truncated_keys"):
+            return
+        known = self.cache.get_truncated(scorer.fingerprint, [u.key for u in units])
+        unknown = [u for u in units if u.key not in known]
+        if unknown:
+            saved = {c: getattr(scorer, c) for c in SCORER_COUNTERS
+                     if isinstance(getattr(scorer, c, None), int)}
+            groups: dict[str, list[Unit]] = {}
+            for u in unknown:
+                groups.setdefault(u.group, []).append(u)
+            for g in groups.values():
+                with contextlib.suppress(Exception):  # it encoded when it was scored
+                    scorer.encode(g)
+            for c, v in saved.items():
+                setattr(scorer, c, v)
+            learned = {u.key: u.key in scorer.truncated_keys for u in unknown}
+            self.cache.put_truncated(scorer.fingerprint, learned.items())
+            known.update(learned)
+        self.truncated.update(k for k, cut in known.items() if cut)
+
     def _store(self, scorer: Scorer, units: list[Unit], result: list[Any],
                values: dict[str, np.ndarray], stats: RunStats) -> None:
         """Keep one batch's values and commit the finite ones to the cache."""
@@ -289,6 +328,11 @@ class Engine:
         # so the next run asks again
         self.cache.put_many(scorer.fingerprint,
                             [(k, v) for k, v in pairs if np.isfinite(v).all()])
+        shortened = getattr(scorer, "truncated_keys", None)
+        if shortened is not None:
+            self.truncated.update(u.key for u in units if u.key in shortened)
+            self.cache.put_truncated(scorer.fingerprint, [(k, k in shortened) for k, v in pairs
+                                                          if np.isfinite(v).all()])
         values.update(pairs)
         stats.computed += len(pairs)
         stats.batches += 1

@@ -19,7 +19,13 @@ from preflab.engine.label_prompt import load_template
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
 from preflab.engine.units import Unit
 from preflab.models.forward import PrefixSharing, Shared, last_hidden_states
-from preflab.models.runtime import Runtime, fingerprint, load_scoring_lm, model_fingerprint
+from preflab.models.runtime import (
+    Runtime,
+    fingerprint,
+    load_scoring_lm,
+    model_fingerprint,
+    within_context,
+)
 
 SCORES = tuple(str(i) for i in range(1, 11))
 
@@ -47,10 +53,12 @@ class DirectScorer(PrefixSharing):
         self.lm_head = self.model.get_output_embeddings()
         self.template = load_template(task, template_file)
         self.ending = self.template["direct_ending"]
-        self.max_length = max_length
+        # one position to spare: a "10" of two tokens reads one past the prompt
+        self.max_length = within_context(max_length + 1, self.model, self.tokenizer) - 1
         self.max_context_tokens = max_context_tokens
         self.truncated = 0
         self.context_truncated = 0
+        self.truncated_keys: set[str] = set()
         self._fixed: int | None = None  # tokens of the prompt with no conversation, no reply
         tok = self.tokenizer
         self.digit_ids = label_token_ids(tok, self.ending, SCORES[:9])
@@ -67,7 +75,7 @@ class DirectScorer(PrefixSharing):
         self.name = name or f"direct:{model}"
         self.fingerprint = fingerprint("direct", model_fingerprint(model, resolved),
                                        self.template["direct"], self.template["direct_sample"],
-                                       self.ending, max_length, max_context_tokens,
+                                       self.ending, self.max_length, max_context_tokens,
                                        self.runtime.precision, "keep-task")
 
     def _render(self, conversation: str, reply: str) -> list[int]:
@@ -105,7 +113,10 @@ class DirectScorer(PrefixSharing):
         tokens, its last token followed by "1")."""
         if len(units) != 1:
             raise ValueError("direct units are scored one per group")
+        before = self.truncated + self.context_truncated
         ids = self.prompt_ids(*units[0].payload)
+        if self.truncated + self.context_truncated > before:
+            self.truncated_keys.add(units[0].key)
         suffixes = [ids[-1:]] + ([] if self.ten is not None else [[ids[-1], self.one_id]])
         return Shared(ids[:-1], suffixes)
 

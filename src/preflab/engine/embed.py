@@ -9,7 +9,7 @@ import torch
 
 from preflab.data.messages import text_hash
 from preflab.engine.units import Unit
-from preflab.models.runtime import Runtime, fingerprint, model_fingerprint
+from preflab.models.runtime import Runtime, fingerprint, model_fingerprint, within_context
 
 
 def embed_unit(text: str, keep: str = "start") -> Unit:
@@ -24,7 +24,12 @@ class Encoded:
 
 
 class EmbedScorer:
-    """Embeds texts with a sentence encoder (e.g. the minilm-l6 preset)."""
+    """Embeds texts with a sentence encoder (e.g. the minilm-l6 preset).
+
+    A text reads at most `max_length` tokens (at most the model's context), special
+    tokens included: a longer one keeps its first tokens, or its last with
+    ``keep="end"`` (a context: its latest turns); its unit's key goes to
+    ``truncated_keys``."""
 
     def __init__(self, model: str = "minilm-l6", max_length: int = 256,
                  runtime: Runtime | None = None) -> None:
@@ -37,18 +42,23 @@ class EmbedScorer:
         resolved = resolve(model)
         self.tokenizer = load_tokenizer(model)
         self.model = load_pretrained(AutoModel, model).to(self.runtime.torch_device()).eval()
-        self.max_length = max_length
+        self.max_length = within_context(max_length, self.model, self.tokenizer)
         self.truncated = 0
+        self.truncated_keys: set[str] = set()
+        self.truncation = (f"a context keeps its last {self.max_length} tokens, a reply its "
+                           "first")
         self.name = f"embed:{model}"
-        self.fingerprint = fingerprint("embed", model_fingerprint(model, resolved), max_length,
+        self.fingerprint = fingerprint("embed", model_fingerprint(model, resolved),
+                                       self.max_length,
                                        self.runtime.precision)
 
     def encode(self, units: list[Unit]) -> Encoded:
         text, keep = units[0].payload
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         room = self.max_length - 2
         if len(ids) > room:
             self.truncated += 1
+            self.truncated_keys.add(units[0].key)
             ids = ids[-room:] if keep == "end" else ids[:room]
         tok = self.tokenizer
         return Encoded([tok.cls_token_id, *ids, tok.sep_token_id])

@@ -37,7 +37,12 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class JudgeError(RuntimeError):
-    """A judgement that could not be had; the message is the recorded reason."""
+    """A judgement that could not be had; the message is the recorded reason, `status`
+    the HTTP status of a refusal (None for other failures)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def api_base(url: str) -> str:
@@ -88,7 +93,7 @@ class HttpClient:
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
                 continue
             if r.status_code != 200:
-                raise JudgeError(f"HTTP {r.status_code}: {r.text[:200]}")
+                raise JudgeError(f"HTTP {r.status_code}: {r.text[:200]}", r.status_code)
             try:
                 out = r.json()
             except ValueError:
@@ -97,6 +102,20 @@ class HttpClient:
                 raise JudgeError("the reply is not a JSON object")
             return out
         raise JudgeError(f"{last} ({self.retries + 1} tries)")
+
+
+def served_context(listed: Any, model: str) -> int | None:
+    """The context (``max_model_len``) that a ``GET /v1/models`` reply gives for `model`
+    (else for its only model); None when it gives none."""
+    try:
+        entries = [d for d in listed["data"] if isinstance(d, dict)]
+    except (KeyError, TypeError):
+        return None
+    entry = next((d for d in entries if d.get("id") == model),
+                 entries[0] if len(entries) == 1 else None)
+    value = entry.get("max_model_len") if entry else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
 
 
 def read_label_logprobs(top: Any, labels: Sequence[str] = ("1", "2")) -> np.ndarray:
@@ -130,7 +149,8 @@ class HttpJudgeScorer(JudgeReader):
     The value is [log P(1), log P(2), labels outside the top-k] (NaN when the judgement
     failed). `model` defaults to the server's first; `tokenizer` (a preset, folder or
     hub id; default: the model's name) renders the prompt as the local judge does,
-    conversations shortened as :class:`~preflab.engine.judge.JudgeReader` says.
+    conversations shortened as :class:`~preflab.engine.judge.JudgeReader` says, within
+    the server's context (``max_model_len`` in ``GET /v1/models``) less the label token.
     """
 
     def __init__(self, url: str, prompt: LabelPrompt, model: str | None = None,
@@ -148,7 +168,14 @@ class HttpJudgeScorer(JudgeReader):
                 model = str(listed["data"][0]["id"])
             except (KeyError, IndexError, TypeError):
                 raise ValueError(f"{url}: /v1/models lists no model; pass model=") from None
+        else:
+            try:
+                listed = self.client.get("/models")
+            except JudgeError:  # a server without the listing: its context is not known
+                listed = {}
         self.model_name = model
+        context = served_context(listed, model)  # a prompt leaves room for the label
+        max_length = max_length if context is None else min(max_length, context - 1)
         tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, str) \
             else self._load_tokenizer(tokenizer or model)
         super().__init__(tok, prompt, max_length, max_context_tokens, keep_task)

@@ -10,12 +10,18 @@ the local ``seq-rm`` member renders them, so a served model scores exactly as a 
 one), else the conversation as chat ``messages``, one request each, for the server's
 template to render.
 
+Inputs are shortened to the server's context (``max_model_len`` in ``GET /v1/models``,
+as vLLM and ``preflab serve`` give it) by the rule of the local member; a server that
+shortens an input itself says so per item (``truncated_tokens``, ``preflab serve``).
+Either way the unit counts as truncated.
+
 Requests run `concurrency` at a time, each with a `timeout`; a connection error, a
 timeout, a 429 or a 5xx is retried `retries` times with exponential backoff
-(:class:`~preflab.engine.http_judge.HttpClient`). A reward that still fails, or a
-reply that cannot be read, becomes NaN with its reason in
-:attr:`HttpRewardScorer.failures` — never a score (NaN values are not cached, so the
-next run asks again).
+(:class:`~preflab.engine.http_judge.HttpClient`). A request the server refuses (a
+4xx, e.g. an input over a vLLM server's context) is sent again one input at a time,
+so only the inputs it refuses fail. A reward that still fails, or a reply that cannot
+be read, becomes NaN with its reason in :attr:`HttpRewardScorer.failures` — never a
+score (NaN values are not cached, so the next run asks again).
 """
 
 from __future__ import annotations
@@ -29,8 +35,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from preflab.data.messages import Messages
-from preflab.engine.http_judge import HttpClient, JudgeError
+from preflab.engine.http_judge import HttpClient, JudgeError, served_context
 from preflab.engine.units import Unit
 from preflab.models.runtime import ENCODER_TYPES, fingerprint
 
@@ -101,17 +106,28 @@ class HttpRewardScorer:
                 model = str(listed["data"][0]["id"])
             except (KeyError, IndexError, TypeError):
                 raise ValueError(f"{url}: /v1/models lists no model; set model") from None
+        else:
+            try:
+                listed = self.client.get("/v1/models")
+            except JudgeError:  # a server without the listing: its context is not known
+                listed = {}
+        self.server_context = served_context(listed, model)
         self.model_name = model
         self.api = api
         self.path = APIS[api]
         self.output_index = output_index
-        self.max_length = max_length
+        self.max_length = min(max_length, self.server_context or max_length)
         self.concurrency = concurrency
         self.batch = batch
         self.tokenizer = self._load_tokenizer(tokenizer or model, trust_remote_code)
         self.encoder = _encoder_folder(tokenizer or model) if self.tokenizer else False
         self.failures: dict[str, str] = {}
         self.truncated = 0
+        self.truncated_keys: set[str] = set()
+        from preflab.engine.reward import TRUNCATION
+
+        self.truncation = (f"{TRUNCATION} ({self.max_length} tokens)" if self.tokenizer else
+                           "by the server (the conversation is sent whole)")
         self.name = name or f"rm:{model}@{urlparse(url).netloc}"
         self.fingerprint = fingerprint("http-reward", model, api, output_index, max_length,
                                        self.tokenizer is not None, self.encoder)
@@ -132,19 +148,22 @@ class HttpRewardScorer:
         except Exception:  # a remote model whose tokenizer is not here: chat messages
             return None
 
-    def _input(self, context: Messages, reply: str) -> list[int] | list[dict[str, str]]:
+    def _input(self, unit: Unit) -> list[int] | list[dict[str, str]]:
+        context, reply = unit.payload
         if self.tokenizer is None:
             return [{"role": r, "content": c} for r, c in context] + [
                 {"role": "assistant", "content": reply}]
         from preflab.engine.reward import reward_input
 
         x = reward_input(self.tokenizer, self.encoder, context, reply, self.max_length)
-        self.truncated += bool(x.context_cut or x.reply_cut)
+        if x.context_cut or x.reply_cut:
+            self.truncated += 1
+            self.truncated_keys.add(unit.key)
         return x.ids
 
     # Engine protocol: one item per unit, no prefix sharing (the server batches).
     def encode(self, units: list[Unit]) -> list[tuple[str, Any]]:
-        return [(u.key, self._input(*u.payload)) for u in units]
+        return [(u.key, self._input(u)) for u in units]
 
     def sort_key(self, item: list[tuple[str, Any]]) -> tuple[int, ...]:
         return (max(len(x) for _, x in item),)
@@ -174,6 +193,10 @@ class HttpRewardScorer:
             if len(items) != len(chunk):
                 raise JudgeError(f"{len(items)} results for {len(chunk)} inputs")
         except JudgeError as e:
+            if e.status is not None and 400 <= e.status < 500 and len(chunk) > 1:
+                # refused whole (one input over its context?): one at a time, so only
+                # the inputs it refuses fail
+                return [v for x in chunk for v in self._score([x])]
             for key, _ in chunk:
                 self.failures[key] = str(e)
             return [np.full(1, np.nan) for _ in chunk]
@@ -184,6 +207,9 @@ class HttpRewardScorer:
             except JudgeError as e:
                 self.failures[key] = str(e)
                 out.append(np.full(1, np.nan))
+                continue
+            if item.get("truncated_tokens"):  # the server shortened it
+                self.truncated_keys.add(key)
         return out
 
     def run(self, items: list[list[tuple[str, Any]]]) -> list[np.ndarray]:

@@ -31,7 +31,13 @@ from preflab.models.forward import (
     split_shared_prefix,
 )
 from preflab.models.generate import Sampling, decode, stop_token_ids
-from preflab.models.runtime import Runtime, fingerprint, load_scoring_lm, model_fingerprint
+from preflab.models.runtime import (
+    Runtime,
+    fingerprint,
+    load_scoring_lm,
+    model_fingerprint,
+    within_context,
+)
 
 BASE_PREAMBLE = (
     "You are an expert rater of AI assistant replies. Read the conversation and the two "
@@ -135,6 +141,7 @@ class JudgeReader:
         self.keep_task = keep_task
         self.truncated = 0
         self.context_truncated = 0
+        self.truncated_keys: set[str] = set()  # units whose prompt was shortened
         self.prompt_tokens = 0  # tokens of the prompts judged or explained (not cached)
         self.generated_tokens = 0  # tokens of rationales
         self._head_ids: list[int] | None = None
@@ -214,6 +221,15 @@ class JudgeReader:
             self._head_ids = a[:max(common_prefix_len(a, b) - 1, 0)]
         return self._head_ids
 
+    @property
+    def truncation(self) -> str:
+        """The rule this reader shortens prompts by, in words."""
+        cap = "" if self.max_context_tokens is None else f", at most {self.max_context_tokens}"
+        context = (f"the conversation keeps {CONTEXT_CLIPPING} (what the prompt leaves{cap})"
+                   if self.keep_task and self.tokenizer is not None else
+                   f"the conversation keeps its last {self.max_context_tokens} tokens")
+        return f"{context}; a prompt over {self.max_length} tokens keeps its end"
+
     def prompt_fingerprint(self) -> list[Any]:
         """What of the prompt a fingerprint needs beyond its head and ending. The audit's
         prompt adds nothing, so its cached scores stay valid."""
@@ -247,6 +263,7 @@ class JudgeScorer(JudgeReader, PrefixSharing):
         self.share_prefix = share_prefix
         self._head: Head | None = None
         self.runtime, resolved, tokenizer, self.model = load_scoring_lm(model, runtime)
+        max_length = within_context(max_length, self.model, tokenizer)
         super().__init__(tokenizer, prompt or audit_prompt(preamble), max_length,
                          max_context_tokens, keep_task)
         self.backbone = self.model.base_model
@@ -286,8 +303,16 @@ class JudgeScorer(JudgeReader, PrefixSharing):
         self.generated_tokens += sum(len(t) for t in new)
         return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in new]
 
+    def _unit_ids(self, unit: Unit) -> list[int]:
+        """A unit's prompt ids; its key kept in ``truncated_keys`` when shortened."""
+        before = self.truncated + self.context_truncated
+        ids = self.prompt_ids(*unit.payload)
+        if self.truncated + self.context_truncated > before:
+            self.truncated_keys.add(unit.key)
+        return ids
+
     def encode(self, units: list[Unit]) -> Shared:
-        full = [self.prompt_ids(*u.payload) for u in units]
+        full = [self._unit_ids(u) for u in units]
         self.prompt_tokens += sum(len(f) for f in full)
         prefix, suffixes = split_shared_prefix(full)
         if self.share_prefix == "run":

@@ -16,14 +16,22 @@ import torch
 
 from preflab.engine.units import Unit
 from preflab.models.chat import chat_ids
-from preflab.models.runtime import Runtime, fingerprint, load_scoring_lm, model_fingerprint
+from preflab.models.runtime import (
+    Runtime,
+    fingerprint,
+    load_scoring_lm,
+    model_context,
+    model_fingerprint,
+)
 
 
 class LoglikScorer:
     """Scores (context, reply) units: [sum of reply-token log-probs, reply tokens].
 
     The context keeps its last `max_context_tokens` tokens and the reply its first
-    `max_reply_tokens`; both truncations are counted.
+    `max_reply_tokens`; when the two together are more than the model's context, the
+    context gives up its oldest tokens first (then the reply its last). Both
+    truncations are counted, and the unit's key kept in ``truncated_keys``.
     """
 
     def __init__(self, model: str, name: str | None = None, max_context_tokens: int = 256,
@@ -31,22 +39,40 @@ class LoglikScorer:
         self.runtime, resolved, self.tokenizer, self.model = load_scoring_lm(model, runtime)
         self.max_context_tokens = max_context_tokens
         self.max_reply_tokens = max_reply_tokens
+        self.context = model_context(self.model, self.tokenizer)
+        binds = self.context is not None and self.context < max_context_tokens + max_reply_tokens
         self.truncated = 0
+        self.truncated_keys: set[str] = set()
+        self.truncation = (f"the context keeps its last {max_context_tokens} tokens, the reply "
+                           f"its first {max_reply_tokens}"
+                           + (f"; together at most the model's {self.context}" if binds else ""))
         self.name = name or f"loglik:{model}"
         self.fingerprint = fingerprint("loglik", model_fingerprint(model, resolved),
                                        max_context_tokens, max_reply_tokens,
-                                       self.runtime.precision)
+                                       self.runtime.precision,
+                                       *([self.context] if binds else []))
 
     def _split(self, unit: Unit) -> tuple[list[int], list[int]]:
-        """(context ids, reply ids): the templated prompt and the reply's tokens after it."""
+        """(context ids, reply ids), shortened to fit (see the class)."""
+        prompt, target, cut = self._full_split(unit)
+        if self.context is not None and len(prompt) + len(target) > self.context:
+            target = target[:self.context - 1]
+            prompt = prompt[-(self.context - len(target)):]
+            cut = True
+        if cut:
+            self.truncated += 1
+            self.truncated_keys.add(unit.key)
+        return prompt, target
+
+    def _full_split(self, unit: Unit) -> tuple[list[int], list[int], bool]:
+        """The templated prompt (its last `max_context_tokens`) and the reply's tokens
+        after it (its first `max_reply_tokens`), and whether either was cut."""
         context, reply = unit.payload
         start = self.tokenizer.bos_token_id
         start = self.tokenizer.eos_token_id if start is None else start
         if not context:  # the reply alone: its plain tokens after a start token
-            ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"]
-            if len(ids) > self.max_reply_tokens:
-                self.truncated += 1
-            return [start], ids[:self.max_reply_tokens]
+            ids = self.tokenizer(reply, add_special_tokens=False, verbose=False)["input_ids"]
+            return [start], ids[:self.max_reply_tokens], len(ids) > self.max_reply_tokens
         head = chat_ids(self.tokenizer, context, None)
         full = chat_ids(self.tokenizer, context, reply)
         n = 0
@@ -54,10 +80,9 @@ class LoglikScorer:
             n += 1
         n = min(n, len(full) - 1)
         prompt, target = full[:n], full[n:]
-        if len(prompt) > self.max_context_tokens or len(target) > self.max_reply_tokens:
-            self.truncated += 1
+        cut = len(prompt) > self.max_context_tokens or len(target) > self.max_reply_tokens
         keep = prompt[-self.max_context_tokens:] if self.max_context_tokens else []
-        return keep or [start], target[:self.max_reply_tokens]
+        return keep or [start], target[:self.max_reply_tokens], cut
 
     def encode(self, units: list[Unit]) -> list[tuple[list[int], list[int]]]:
         return [self._split(u) for u in units]

@@ -20,7 +20,18 @@ from preflab.data.messages import Messages
 from preflab.engine.units import Unit
 from preflab.models.chat import chat_ids, plain_context
 from preflab.models.forward import PrefixSharing, Shared, last_hidden_states, split_shared_prefix
-from preflab.models.runtime import Runtime, fingerprint, is_encoder, model_fingerprint
+from preflab.models.runtime import (
+    Runtime,
+    fingerprint,
+    is_encoder,
+    model_fingerprint,
+    within_context,
+)
+
+# How a reward model's input is shortened (left truncation, as reward models are trained):
+# decoders keep their last tokens, encoders drop the context's oldest tokens first.
+TRUNCATION = ("left: the context loses its oldest tokens first; the reply is cut at its end "
+              "only when it alone is longer than the model reads")
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,27 @@ def reward_input(tokenizer: Any, encoder: bool, context: Messages, reply: str,
     return RewardInput(ids[cut:], min(cut, n_context), max(0, cut - n_context))
 
 
+def clip_ids(ids: list[int], max_length: int, sep_id: int | None = None
+             ) -> tuple[list[int], int]:
+    """Rendered reward-model input ids at most `max_length` long by the rule of
+    :func:`reward_input`, and how many tokens were removed: a decoder's sequence keeps
+    its last tokens; an encoder's ``[CLS] context [SEP] reply [SEP]`` (`sep_id` given)
+    drops the context's oldest tokens, then the reply's last ones (its special tokens
+    stay). For ids that arrive rendered (a served model's requests)."""
+    cut = len(ids) - max_length
+    if cut <= 0:
+        return ids, 0
+    if sep_id is None or sep_id not in ids[1:] or max_length < 3:
+        return ids[cut:], cut
+    first = ids.index(sep_id, 1)  # the end of the context
+    drop = min(cut, first - 1)
+    out = ids[:1] + ids[1 + drop:]
+    rest = cut - drop  # the reply's last tokens, before its closing token
+    if rest:
+        out = out[:len(out) - 1 - rest] + out[-1:]
+    return out, cut
+
+
 def _head(model: Any) -> torch.nn.Module | None:
     """The scalar head of a standard sequence-classification model, if it has one."""
     for name in ("score", "classifier", "v_head"):
@@ -133,8 +165,10 @@ class RewardScorer(PrefixSharing):
         model: preset name, hub id or folder of an ``AutoModelForSequenceClassification``
             (a causal LM folder gets a new scalar head, initialised from `head_seed`).
         output_index: which output of a multi-output head is the reward.
-        max_length: longer inputs keep their last `max_length` tokens (counted in
-            ``self.truncated``).
+        max_length: the most tokens of an input, at most the model's context (its
+            position embeddings); a longer input is shortened by :data:`TRUNCATION`
+            (:func:`reward_input`), counted in ``self.truncated`` and its unit's key
+            kept in ``self.truncated_keys``.
         model_class: ``module:Name`` of the class to load (one a model card defines);
             default ``AutoModelForSequenceClassification``.
         reward_output: the output field that holds the reward (``logits``, ``score``...).
@@ -193,13 +227,15 @@ class RewardScorer(PrefixSharing):
                                and builtin and reward_output == "logits")
         self.output_index = output_index
         self.reward_output = reward_output
-        self.max_length = max_length
+        self.max_length = within_context(max_length, self.model, self.tokenizer)
         self.name = name or f"rm:{model}"
         self.truncated = 0
+        self.truncated_keys: set[str] = set()
+        self.truncation = f"{TRUNCATION} ({self.max_length} tokens)"
         conventions = [c for c in (model_class, None if reward_output == "logits" else
                                    reward_output, pad_token, tokenizer) if c]
         self.fingerprint = fingerprint("reward-v3", model_fingerprint(model, resolved), head_seed,
-                                       output_index, max_length, self.runtime.precision,
+                                       output_index, self.max_length, self.runtime.precision,
                                        *([conventions] if conventions else []))
 
     def _pad_id(self, pad_token: str | None) -> int | None:
@@ -215,14 +251,17 @@ class RewardScorer(PrefixSharing):
             return config_pad
         return self.tokenizer.pad_token_id
 
-    def _ids(self, context: Any, reply: str) -> list[int]:
+    def _ids(self, unit: Unit) -> list[int]:
+        context, reply = unit.payload
         x = reward_input(self.tokenizer, self.encoder, context, reply, self.max_length)
-        self.truncated += bool(x.context_cut or x.reply_cut)
+        if x.context_cut or x.reply_cut:
+            self.truncated += 1
+            self.truncated_keys.add(unit.key)
         return x.ids if self.encoder else strip_pad(x.ids, self.pad_id)
 
     def encode(self, units: list[Unit]) -> Shared:
         context = units[0].payload[0]
-        full = [self._ids(context, u.payload[1]) for u in units]
+        full = [self._ids(u) for u in units]
         if not self.prefix_sharing:
             return Shared([], full)
         hint = chat_ids(self.tokenizer, context, None)

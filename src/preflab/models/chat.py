@@ -30,7 +30,7 @@ def chat_ids(tokenizer: Any, context: Messages, reply: str | None,
         else:
             messages.append({"role": "assistant", "content": reply})
             text = tokenizer.apply_chat_template(messages, tokenize=False)
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     text = plain_context(context) + "\n\nAssistant:" + (f" {reply}" if reply is not None
                                                         else suffix)
-    return tokenizer(text)["input_ids"]
+    return tokenizer(text, verbose=False)["input_ids"]

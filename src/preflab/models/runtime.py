@@ -83,6 +83,27 @@ def model_fingerprint(name_or_path: str, resolved: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
+def model_context(model: Any, tokenizer: Any = None) -> int | None:
+    """The most tokens the model reads at once (its position embeddings), when its config
+    or, failing that, its tokenizer says; None when neither does."""
+    config = model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length",
+                 "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    return value if isinstance(value, int) and 0 < value < 10**7 else None
+
+
+def within_context(max_length: int, model: Any, tokenizer: Any = None) -> int:
+    """`max_length` capped at the model's context (:func:`model_context`): what a scorer
+    truncates its inputs to, so no input is longer than the model's positions."""
+    context = model_context(model, tokenizer)
+    return max_length if context is None else min(max_length, context)
+
+
 def is_encoder(config: Any) -> bool:
     return getattr(config, "model_type", "") in ENCODER_TYPES
 

@@ -57,16 +57,36 @@ def tiny_causal_lm(tokenizer: Any, kind: str = "llama", seed: int = 0, **overrid
     return AutoModelForCausalLM.from_config(config).eval()
 
 
-def tiny_encoder(tokenizer: Any, seed: int = 0) -> Any:
-    """A randomly initialised BERT encoder."""
-    import torch
-    from transformers import AutoModel, BertConfig
+def _bert_config(tokenizer: Any, **overrides: Any) -> Any:
+    from transformers import BertConfig
 
-    torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=4, intermediate_size=64,
                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
-    return AutoModel.from_config(config).eval()
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def tiny_encoder(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
+    """A randomly initialised BERT encoder."""
+    import torch
+    from transformers import AutoModel
+
+    torch.manual_seed(seed)
+    return AutoModel.from_config(_bert_config(tokenizer, **overrides)).eval()
+
+
+def tiny_encoder_reward_model(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
+    """A randomly initialised BERT reward model (sequence classification, one output):
+    an encoder reward model, whose position embeddings end hard at
+    ``max_position_embeddings`` (set it small to make inputs over the context)."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(_bert_config(tokenizer, num_labels=1,
+                                                      **overrides)).eval()
 
 
 def tiny_reward_model(tokenizer: Any, num_labels: int = 1, seed: int = 0,

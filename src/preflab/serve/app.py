@@ -90,7 +90,8 @@ def create_app(judge: JudgeModel | RewardModel, limits: Limits | None = None) ->
     async def models(request: Request) -> Response:
         return json_response(200, {"object": "list", "data": [
             {"id": judge.name, "object": "model", "created": judge.created,
-             "owned_by": "preflab"}]})
+             "owned_by": "preflab",
+             **({"max_model_len": judge.context} if judge.context else {})}]})
 
     async def handle(request: Request, plan: Callable[[dict[str, Any]], Work]) -> Response:
         """Read the body, check the model, `plan` the work (400s on arrival), run it on

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from preflab.models.generate import Sampling, decode, stop_token_ids
-from preflab.models.runtime import Runtime, load_scoring_lm
+from preflab.models.runtime import Runtime, load_scoring_lm, model_context
 
 # How much text is tokenized to tell that a prompt cannot fit: at most this many
 # characters per token of context (and never less than 256 KiB), so a 4 MB prompt
@@ -77,15 +77,7 @@ class Job:
 
 def context_length(model: Any, tokenizer: Any) -> int | None:
     """The most tokens (prompt + completion) the model takes, when it says."""
-    config = model.config
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length",
-                 "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    value = getattr(tokenizer, "model_max_length", None)
-    return value if isinstance(value, int) and 0 < value < 10**7 else None
+    return model_context(model, tokenizer)
 
 
 class JudgeModel:

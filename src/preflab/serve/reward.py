@@ -11,6 +11,13 @@ ids or a list of such lists. The model is any sequence-classification reward mod
 preflab scores locally (a ``train-rm`` folder, a hub model in the cache), run
 through :class:`~preflab.engine.reward.RewardScorer`, so a served model gives the
 numbers the local ``seq-rm`` member gives.
+
+An input longer than the model's context is shortened as the local member shortens it
+(:func:`~preflab.engine.reward.clip_ids`: a decoder's keeps its last tokens, an
+encoder's ``[CLS] context [SEP] reply [SEP]`` loses the context's oldest tokens
+first), never refused: its item says how many tokens it lost (``truncated_tokens``)
+and ``usage.truncated_inputs`` counts such inputs, while the rest of the batch is
+scored as sent.
 """
 
 from __future__ import annotations
@@ -57,24 +64,36 @@ class RewardModel:
         self.tokenizer = self.scorer.tokenizer
         self.name = served_name or model
         self.created = int(time.time())
-        self.context = context or context_length(self.scorer.model, self.tokenizer)
+        own = context_length(self.scorer.model, self.tokenizer)  # never past its positions
+        self.context = min(context, own) if context and own else (context or own)
         self.batch = batch
         config = self.scorer.model.config
         self.labels = [str((config.id2label or {}).get(i, f"LABEL_{i}"))
                        for i in range(getattr(config, "num_labels", 1))]
 
     def encode(self, text: str, add_special_tokens: bool) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+        return self.tokenizer(text, add_special_tokens=add_special_tokens,
+                              verbose=False)["input_ids"]
 
-    def chat(self, messages: list[dict[str, str]]) -> list[int]:
+    def chat(self, messages: list[dict[str, str]]) -> tuple[list[int], int]:
         """Token ids of a conversation as the local member renders it (the last turn is
-        the reply)."""
+        the reply), shortened to the context, and how many tokens that removed."""
         from preflab.engine.reward import reward_input
 
         turns = tuple((m["role"], m["content"]) for m in messages)
         x = reward_input(self.tokenizer, self.scorer.encoder, turns[:-1], turns[-1][1],
                          self.context or 10**9)
-        return x.ids
+        return x.ids, x.context_cut + x.reply_cut
+
+    def clip(self, ids: list[int]) -> tuple[list[int], int]:
+        """`ids` shortened to the context by the local member's rule, and how many tokens
+        that removed."""
+        from preflab.engine.reward import clip_ids
+
+        if self.context is None:
+            return ids, 0
+        sep = self.tokenizer.sep_token_id if self.scorer.encoder else None
+        return clip_ids(ids, self.context, sep)
 
     @torch.inference_mode()
     def logits(self, ids: list[list[int]], job: Job | None = None) -> list[list[float]]:
@@ -144,10 +163,12 @@ def parse_pool(endpoint: str, body: dict[str, Any]) -> PoolPlan:
 
 def answer_pool(model: RewardModel, limits: Limits, plan: PoolPlan,
                 job: Job | None = None) -> dict[str, Any]:
-    """Tokenize, check against the context and the batch limit, score, and build the
-    reply (on the model thread)."""
+    """Tokenize, shorten what is over the context, check against the batch limit,
+    score, and build the reply (on the model thread)."""
+    cuts: list[int] | None = None  # tokens each input lost to the context
     if plan.messages is not None:
-        ids = [model.chat(plan.messages)]
+        seq, cut = model.chat(plan.messages)
+        ids, cuts = [seq], [cut]
     else:
         ids = [x if isinstance(x, list) else model.encode(x, plan.add_special_tokens)
                for x in plan.inputs]
@@ -158,9 +179,9 @@ def answer_pool(model: RewardModel, limits: Limits, plan: PoolPlan,
         if max(seq) >= vocab or min(seq) < 0:
             raise bad_request(f"input {j} has token ids outside the vocabulary (0..{vocab - 1})",
                               "input")
-        if model.context is not None and len(seq) > model.context:
-            raise bad_request(f"input {j} has {len(seq)} tokens, more than this model's "
-                              f"context of {model.context}", "input")
+    if cuts is None:
+        clipped = [model.clip(seq) for seq in ids]
+        ids, cuts = [c[0] for c in clipped], [c[1] for c in clipped]
     if len(ids) * max(len(s) for s in ids) > limits.max_batch_tokens:
         raise bad_request(f"{len(ids)} inputs x {max(len(s) for s in ids)} tokens is over "
                           f"this server's limit of {limits.max_batch_tokens} "
@@ -170,13 +191,16 @@ def answer_pool(model: RewardModel, limits: Limits, plan: PoolPlan,
         t = torch.tensor(values)
         values = (torch.sigmoid(t) if t.shape[1] == 1 else torch.softmax(t, dim=1)).tolist()
     tokens = sum(len(s) for s in ids)
-    usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0,
+             "truncated_inputs": sum(c > 0 for c in cuts)}
     created = int(time.time())
+    cut = [{"truncated_tokens": c} if c else {} for c in cuts]
     if plan.endpoint == "classify":
         data = [{"index": i, "label": model.labels[max(range(len(v)), key=v.__getitem__)],
-                 "probs": v, "num_classes": len(v)} for i, v in enumerate(values)]
+                 "probs": v, "num_classes": len(v), **cut[i]} for i, v in enumerate(values)]
         return {"id": f"classify-{uuid.uuid4().hex}", "object": "list", "created": created,
                 "model": model.name, "data": data, "usage": usage}
-    data = [{"index": i, "object": "pooling", "data": v} for i, v in enumerate(values)]
+    data = [{"index": i, "object": "pooling", "data": v, **cut[i]}
+            for i, v in enumerate(values)]
     return {"id": f"pool-{uuid.uuid4().hex}", "object": "list", "created": created,
             "model": model.name, "data": data, "usage": usage}
