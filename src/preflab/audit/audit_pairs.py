@@ -130,13 +130,12 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
         shown = spill.fetch(report_ids(table, summary))
         (out / "report.html").write_text(render_report(table, summary, shown),
                                          encoding="utf-8")
-    return summary
     for note in audit_notes(summary, failures):
         if notify is not None:
             notify(note)
+    return summary
 
 
-def write_table(table: pd.DataFrame, path: Path, rows: int = ROW_GROUP) -> None:
 def audit_notes(summary: dict[str, Any], failures: list[dict[str, Any]]) -> list[str]:
     """What an audit must say on the console besides its tables: each member that read
     pairs shortened (how many, by which rule) and the pairs that failed (how many,
@@ -154,6 +153,7 @@ def audit_notes(summary: dict[str, Any], failures: list[dict[str, Any]]) -> list
     return notes
 
 
+def write_table(table: pd.DataFrame, path: Path, rows: int = ROW_GROUP) -> None:
     """The audit table as Parquet, converted and written `rows` at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -271,8 +271,8 @@ def crossfit_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
     o = member.options
     kind = o.get("features", "full")
     features: list[RowFile] = []
-    with tempfile.TemporaryDirectory(dir=work, prefix="crossfit-") as folder:
     cut: dict[str, Any] = {"truncated": 0}  # pairs whose texts were shortened, and how
+    with tempfile.TemporaryDirectory(dir=work, prefix="crossfit-") as folder:
         for pairs in spill.chunks(chunk):
             ctx_c, rep_c, ctx_r, rep_r, info = pair_embeddings(member, pairs, engine)
             cut = {**info, "truncated": cut["truncated"] + info["truncated"]}
