@@ -22,9 +22,11 @@ from preflab.cli.common import (
     OverwriteOpt,
     RayAddressOpt,
     RejectsOpt,
+    ThreadsOpt,
     executor_options,
     out,
     print_json,
+    set_threads,
     user_errors,
     warn,
 )
@@ -47,6 +49,7 @@ def audit(
              "factor (one-factor model) or mean.")
     ] = "stacked",
     seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
+    threads: ThreadsOpt = None,
     on_error: OnErrorOpt = OnErrorChoice.fail,
     rejects: RejectsOpt = None,
     overwrite: OverwriteOpt = False,
@@ -75,6 +78,7 @@ def audit(
 
     Example: `preflab audit harmless-base-test.jsonl.gz --committee cpu --out audit-hh`
     """
+    set_threads(threads)
     if plan:
         from preflab.committee.plan import plan_audit
 

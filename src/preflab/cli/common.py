@@ -178,6 +178,15 @@ def executor_options(executor: str | None, ray_address: str | None, actors: int 
     return replace(start or ExecutorOptions(), **given)
 
 
+def set_threads(threads: int | None) -> None:
+    """``--threads N``: torch's CPU threads in this process (None: torch's choice). A
+    committee member's own ``threads`` setting still applies while it runs."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on one line of stdout: never wrapped, never marked up."""
     sys.stdout.write(json.dumps(obj, default=str) + "\n")
@@ -321,6 +330,8 @@ class Rm:
     LoraR = PLoraR
     Device = PDevice
     Threads = PThreads
+    Limit = LimitOpt  # the pairs: the first N, a seeded sample (as on every command)
+    Sample = SampleOpt
 
     Labels = Annotated[str | None, typer.Option(
         "--labels", help="hard (Bradley-Terry on chosen > rejected), soft (cross-entropy "

@@ -8,7 +8,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.markup import escape
 
-from preflab.cli.common import err, user_errors
+from preflab.cli.common import ThreadsOpt, err, set_threads, user_errors
 
 
 @user_errors
@@ -51,6 +51,7 @@ def serve(
         help="Serve a reward model on vLLM's Pooling and Classify APIs (/pooling, "
              "/classify), or a causal LM on /v1/completions (default: a folder whose "
              "config names a sequence-classification model is a reward model).")] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Serve a local model over the OpenAI-compatible API a judge needs (/v1/completions
     with logprobs, /v1/chat/completions, /v1/models), so a team can share one judge:
@@ -71,6 +72,7 @@ def serve(
     from preflab.serve.server import make_server
     from preflab.sockets import bind_socket
 
+    set_threads(threads)
     limits = Limits(max_body_mb=max_body_mb, max_tokens=max_tokens,
                     max_batch_tokens=max_batch_tokens, max_logprobs=max_logprobs,
                     max_logprobs_mb=max_logprobs_mb, max_queue=max_queue,

@@ -45,6 +45,7 @@ from preflab.cli.common import (
     print_training,
     print_truncation,
     rm_config,
+    set_threads,
     stage_config,
     user_errors,
 )
@@ -70,6 +71,7 @@ def train_rm_cmd(
              "fine-tune on DATA.")] = None,
     pmp_epochs: Annotated[float | None, typer.Option(help="Epochs of --pmp. [default: 1]")
                           ] = None,
+    limit: Rm.Limit = None, sample: Rm.Sample = None,
     seed: Rm.Seed = None, device: Rm.Device = None, threads: Rm.Threads = None,
     precision: PPrecision = None, resume: PResume = True, as_json: PJson = False,
 ) -> None:
@@ -86,8 +88,8 @@ def train_rm_cmd(
                         learning_rate=lr, batch_size=batch_size, lora=lora, lora_r=lora_r,
                         head=head,
                         train_layers=train_layers, pad_token=pad_token, pmp=pmp,
-                        pmp_epochs=pmp_epochs, seed=seed, device=device, threads=threads,
-                        precision=precision)
+                        pmp_epochs=pmp_epochs, limit=limit, sample=sample, seed=seed,
+                        device=device, threads=threads, precision=precision)
     summary = train_rm(data, out_dir, config, resume=resume)
     last = summary["stages"][-1]
     out.print(f"reward model: {out_dir} ({config.base}, {last['labels']} labels, "
@@ -305,7 +307,8 @@ def rahf_cmd(
                                                        "model.")] = None,
     config_file: PConfig = None, max_length: PMaxLength = None, batch_size: PBatch = None,
     grad_accum: PAccum = None, seed: PSeed = None, device: PDevice = None,
-    precision: PPrecision = None, resume: PResume = True, as_json: PJson = False,
+    precision: PPrecision = None, threads: ThreadsOpt = None, resume: PResume = True,
+    as_json: PJson = False,
 ) -> None:
     """Representation alignment (RAHF): a preference-aware model (step 1), then LoRA
     trained to move the base's hidden states by alpha * (good - bad) (step 2).
@@ -325,6 +328,7 @@ def rahf_cmd(
     given = {k: v for k, v in given.items() if v is not None}
     config = (RAHFConfig.from_file(config_file, **given) if config_file
               else RAHFConfig(**given))
+    set_threads(threads)
     s = train_rahf(data, out_dir, config, resume=resume)
     log = s["log"]
     out.print(f"rahf-{config.variant}: {out_dir} (layers {s['rahf']['layers']}, "
@@ -379,6 +383,7 @@ def steer_extract(
     max_length: Annotated[int, typer.Option(help="Tokens per prompt+reply.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Extract a steering vector: per layer, the first principal direction of the
     good-minus-bad activation differences over reply tokens (no training).
@@ -391,6 +396,7 @@ def steer_extract(
 
     pairs = list(iter_pairs(load_pairs(data)))
     pairs = sample_pairs(pairs[:limit] if limit is not None else pairs, sample, seed)
+    set_threads(threads)
     v = extract_steering(model, pairs, ints(layers, "--layers"), stimulus, max_length,
                          device=device, source=data)
     v.save(out_file)

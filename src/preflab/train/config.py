@@ -82,6 +82,8 @@ class RewardConfig(FromFile):
     pad_token: str | None = None  # needed when the tokenizer has none ("eos" or a token)
     pmp: str | None = None  # preference-model pretraining data, trained on first
     pmp_epochs: float = 1.0
+    limit: int | None = None  # train on the first N pairs of the data (not of --pmp's)
+    sample: int | None = None  # a seeded sample (seed) of N pairs (of the first limit)
     seed: int = 0
     save_steps: int = 50
     device: str = "auto"

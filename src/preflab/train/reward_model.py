@@ -400,7 +400,8 @@ def train_stage(pairs: list[PreferencePair], out: Path, config: RewardConfig,
 
 def train_rm(data: str | Path, out: str | Path, config: RewardConfig | None = None,
              resume: bool = True, callbacks: list[Any] | None = None) -> dict[str, Any]:
-    """Train a reward model on the pairs in `data`; the model lands in `out`.
+    """Train a reward model on the pairs in `data` (the first ``config.limit``, a
+    seeded sample of ``config.sample`` of them); the model lands in `out`.
 
     With ``config.pmp`` the model first trains ``config.pmp_epochs`` on that second
     comparison set (preference-model pretraining, saved in ``out/pmp``), then
@@ -408,11 +409,14 @@ def train_rm(data: str | Path, out: str | Path, config: RewardConfig | None = No
     Writes ``preflab-train.json`` (config, tokenization report, loss curve).
     """
     from preflab.data.read import iter_pairs, load_pairs
+    from preflab.data.sample import sample_pairs
 
     config = config or RewardConfig()
     out = Path(out)
     write_config(config, out)
     pairs = list(iter_pairs(load_pairs(data)))
+    pairs = sample_pairs(pairs[:config.limit] if config.limit is not None else pairs,
+                         config.sample, config.seed)
     stages = []
     done = out / "pmp" / SUMMARY
     if config.pmp and resume and done.exists():  # an interrupted fine-tune keeps its PMP
