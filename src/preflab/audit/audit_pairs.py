@@ -14,8 +14,8 @@ import pandas as pd
 
 from preflab.audit.combine import DEFAULT
 from preflab.audit.noise_sources import SourceRules, source_counts, tag_sources
-from preflab.audit.report import render_report, report_ids
-from preflab.audit.stats import member_diagnostics, summarize
+from preflab.audit.report import FLAGGED_CSV, render_report, report_ids, write_flagged_csv
+from preflab.audit.stats import committee_verdict, member_diagnostics, summarize
 from preflab.audit.stream import CHUNK, PairSpill, RowFile, spill_pairs
 from preflab.audit.table import audit_table
 from preflab.audit.view import AuditView
@@ -127,8 +127,9 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
                    "pairs_per_s": round(len(spill.ids) / seconds, 3)}
         write_table(table, out / "audit.parquet")
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_flagged_csv(table, spill.chunks(chunk), out / FLAGGED_CSV)
         shown = spill.fetch(report_ids(table, summary))
-        (out / "report.html").write_text(render_report(table, summary, shown),
+        (out / "report.html").write_text(render_report(table, summary, shown, folder=out),
                                          encoding="utf-8")
     for note in audit_notes(summary, failures):
         if notify is not None:
@@ -327,17 +328,20 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
         table[f"r_chosen.{sig.name}"] = sig.r_chosen
         table[f"r_rejected.{sig.name}"] = sig.r_rejected
     kinds = {m.name: m.kind for m in spec.members}
-    view = AuditView(table, kinds, source)
+    view = AuditView(table, kinds, source, combined["orientation"])
     tags = tag_sources(view)
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
-    members, warnings = member_diagnostics(table, combined["weights"])
+    members, warnings = member_diagnostics(table, combined["weights"],
+                                           orientation=combined["orientation"])
     signal_names = {s.name for s in signals}
     warnings += [f"{name}: no score for {run['missing']} pairs ("
                  + ("a signal: those pairs come last in the rules that use it"
                     if name in signal_names else "missing votes, not ties")
                  + f"; first: {', '.join(list(run['missing_ids'])[:3])})"
                  for name, run in runs.items() if run.get("missing")]
-    return table, {**summarize(table),
+    headline = summarize(table)
+    return table, {**headline, "verdict": committee_verdict(table, members, combined,
+                                                          headline["fleiss_kappa"]),
                    "member_diagnostics": members, "member_warnings": warnings,
                    "repeats": repeat_counts(groups, ids),
                    "sources": source_counts(tags), "source_rules": SourceRules().params(view),

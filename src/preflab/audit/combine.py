@@ -35,7 +35,12 @@ of a member, its negation, or two views of one signal count as one member. Then:
 - ``factor``: the merged margins weighed by a one-factor model (loading / noise
   variance), turned into a probability by a one-parameter Bradley-Terry fit on the
   labels, cross-fitted.
-- ``mean``: the average of the members' own probabilities (one per merged member).
+- ``mean``: the average of the members' own probabilities (one per merged member),
+  turned round where :func:`committee_voters` turns the member round.
+
+The votes (:func:`committee_voters`) count the same merged members, one vote each,
+oriented by the sign test on all pairs whatever the method (a fold's orientation
+may differ; the votes never depend on a fold).
 
 Cross-fitting deals out groups of pairs (copies, pairs of one prompt or sharing a reply:
 :func:`preflab.data.groups.pair_groups`) so that no pair's weights saw its copies.
@@ -43,6 +48,7 @@ Cross-fitting deals out groups of pairs (copies, pairs of one prompt or sharing 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -162,6 +168,38 @@ def orientation(x: np.ndarray, z_reversed: float = REVERSED_Z) -> np.ndarray:
     return np.where(sign_test_z(x) < z_reversed, -1.0, 1.0)
 
 
+@dataclass
+class Voters:
+    """The committee as it votes: one voter per merged group of members
+    (:func:`merge_collinear`), each turned round where its merged margin disagrees with
+    the labels beyond chance (:func:`orientation` on all pairs)."""
+
+    groups: list[list[int]]  # member indices per voter
+    member_orientation: np.ndarray  # per member: +1 counted as declared, -1 turned round
+    sign_test_z: np.ndarray  # per voter: its oriented merged margin against the labels
+    votes: np.ndarray  # [pairs, voters]: 1 agrees with the label, 0 not (or a tie), NaN none
+
+    def names(self, members: list[str]) -> list[str]:
+        """Each voter's name: its members joined by '+'."""
+        return ["+".join(members[k] for k in g) for g in self.groups]
+
+
+def committee_voters(margins: np.ndarray, collinear: float = COLLINEAR,
+                     z_reversed: float = REVERSED_Z) -> Voters:
+    """The voters of a [pairs, members] margin array: a merged group votes once, by the
+    sign of its merged margin; a group whose merged margin disagrees with the labels
+    beyond chance (sign test z < `z_reversed`, on all pairs) is turned round. One rule
+    for every combination method, so the votes never depend on a fold."""
+    x, groups, signs = merge_collinear(margins, collinear)
+    group_sign = orientation(x, z_reversed)
+    oriented = x * group_sign
+    member = signs.copy()
+    for g, s in zip(groups, group_sign, strict=True):
+        member[g] *= s
+    votes = np.where(np.isnan(oriented), np.nan, (oriented > 0).astype(float))
+    return Voters(groups, member, sign_test_z(oriented), votes)
+
+
 def fit_nonnegative_bradley_terry(diff: np.ndarray, C: float = 1.0) -> np.ndarray:
     """w >= 0 maximising sum log sigmoid(w . diff) - |w|^2 / 2C after each column is
     oriented (:func:`orientation`); returned with the orientation folded in."""
@@ -271,13 +309,17 @@ def committee_probability(margins: np.ndarray, method: str = DEFAULT, folds: int
         raise ValueError(f"combine must be one of {', '.join(METHODS)}, got {method!r}")
     m = margins.shape[1]
     x, merged, signs = merge_collinear(margins, collinear)
+    group_sign = orientation(x)  # on all pairs: the votes' orientation (committee_voters)
+    member_sign = signs.copy()
+    for g, s in zip(merged, group_sign, strict=True):
+        member_sign[g] *= s
     if method == "mean":
         if member_p is None:
             raise ValueError("combine 'mean' needs the members' probabilities")
-        aligned = np.where(signs > 0, member_p, 1 - member_p)
+        aligned = np.where(member_sign > 0, member_p, 1 - member_p)
         per_group = np.stack([_row_means(aligned[:, g]) for g in merged], axis=1)
         p = _row_means(per_group)
-        group_w, info = np.ones(len(merged)), {"method": "mean"}
+        group_w, info = group_sign, {"method": "mean"}
     else:
         p, group_w, info = _combine_merged(x, method, folds, seed, groups)
     member_w = np.zeros(m)
@@ -286,5 +328,7 @@ def committee_probability(margins: np.ndarray, method: str = DEFAULT, folds: int
     total = np.abs(member_w).sum()
     info["member_weights"] = [float(w) for w in (member_w / total if total > 0 else member_w)]
     info["merged"] = [list(map(int, g)) for g in merged if len(g) > 1]
+    info["groups"] = [list(map(int, g)) for g in merged]
+    info["member_orientation"] = [int(o) for o in member_sign]
     info["collinear_threshold"] = collinear
     return np.nan_to_num(p, nan=0.5), info

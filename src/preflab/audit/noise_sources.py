@@ -116,7 +116,7 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
     rules = rules or SourceRules()
     n = view.n
     p, votes = view.p, view.votes
-    m = len(view.members)
+    m = view.table["members"].to_numpy()  # the voters that voted on each pair
     pc, pr, used = view.reward_percentiles()
     z = view.scaled_margins()
     flag = flagged(view, rules)
@@ -131,7 +131,7 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
     harm = _harm_subset(view.table["subset"])
     names = view.members
     for i in np.flatnonzero(flag):
-        head = f"P(chosen)={p[i]:.2f}, {votes[i]}/{m} agree"
+        head = f"P(chosen)={p[i]:.2f}, {votes[i]}/{m[i]} agree"
         if reversal[i]:
             source[i] = "mis-label"
             strength = "confident reversal" if flip_at <= FLIP_P_FLOOR else "reversal"

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import csv
 import html
 import json
+import shlex
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from preflab.audit.stats import member_names
+from preflab.audit.stats import member_names, voter_names
 from preflab.audit.table import BIN_NAMES
 from preflab.figures import png as _png
 
 BIN_TEXT = {
-    "none": "no member agrees with the human label",
-    "low": "at most a quarter of the members agree",
+    "none": "no voter agrees with the human label",
+    "low": "at most a quarter of the voters agree",
     "mixed": "the committee is split",
     "high": "at least three quarters agree",
-    "unanimous": "every member agrees",
+    "unanimous": "every voter agrees",
 }
 BIN_COLORS = {"none": "#b2182b", "low": "#ef8a62", "mixed": "#bababa", "high": "#67a9cf",
               "unanimous": "#2166ac"}
@@ -31,13 +35,13 @@ def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     names = member_names(table)
-    m = int(table["members"].iloc[0])
+    m = len(voter_names(table))  # not a row's count: a pair may miss a voter's score
     figs: dict[str, str] = {}
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    counts = np.bincount(table["votes"], minlength=m + 1)
+    counts = np.bincount(table["votes"].to_numpy(dtype=int), minlength=m + 1)
     ax.bar(range(m + 1), counts, color="#4477aa")
-    ax.set_xlabel(f"members agreeing with the human label (of {m})")
+    ax.set_xlabel(f"voters agreeing with the human label (of {m})")
     ax.set_ylabel("pairs")
     ax.set_xticks(range(m + 1))
     figs["votes"] = _png(fig)
@@ -54,7 +58,8 @@ def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:
     ax.legend(ncol=5, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.02))
     figs["bins"] = _png(fig)
 
-    matrix = np.array([[summary["member_agreement_matrix"][a][b] for b in names] for a in names])
+    matrix = np.array([[np.nan if (x := summary["member_agreement_matrix"][a][b]) is None
+                        else x for b in names] for a in names], dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(names), 1 + 0.6 * len(names)))
     im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
@@ -90,9 +95,37 @@ def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:
     return figs
 
 
-def _cut(text: str, n: int = 400) -> str:
-    text = text if len(text) <= n else text[:n] + " …"
-    return html.escape(text)
+MESSAGE_CHARS = 3000  # characters of one message the report shows
+
+
+def _cut(text: str, n: int = MESSAGE_CHARS) -> str:
+    """`text` escaped, cut after `n` characters with a note of how much is left out."""
+    if len(text) <= n:
+        return html.escape(text)
+    return html.escape(text[:n]) + f" … <i>({len(text) - n:,} more characters)</i>"
+
+
+def _prose(text: str) -> str:
+    """Plain text as HTML: escaped, and `code` spans (as warnings write commands) set as
+    <code>, so no literal backtick reaches the page."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{x}</code>" if k % 2 else x for k, x in enumerate(parts))
+
+
+def _conversation(messages: list[dict[str, str]]) -> str:
+    return "".join(f"<div class='turn'><b>{html.escape(str(m['role']))}:</b> "
+                   f"{_cut(str(m['content']))}</div>" for m in messages)
+
+
+def _pair_html(pair: Any, meta: str) -> str:
+    """One example pair: its whole conversation, then both replies."""
+    other = ("" if pair.rejected_prompt is None else
+             "<div class='r'><b>The rejected reply answers another conversation:</b>"
+             f"{_conversation(pair.rejected_prompt)}</div>")
+    return (f"<div class='ex'><div class='meta'>{meta}</div>"
+            f"<div><b>Conversation:</b>{_conversation(pair.prompt)}</div>{other}"
+            f"<div class='c'><b>Chosen by the label:</b> {_cut(pair.chosen)}</div>"
+            f"<div class='r'><b>Rejected by the label:</b> {_cut(pair.rejected)}</div></div>")
 
 
 def _bin_examples(table: pd.DataFrame, per_bin: int
@@ -129,16 +162,11 @@ def _examples(table: pd.DataFrame, pairs: dict[str, Any], per_bin: int) -> str:
     for b, n, rows in _bin_examples(table, per_bin):
         parts.append(f"<h3>{b}: {BIN_TEXT[b]} ({n} pairs)</h3>")
         for _, row in rows.iterrows():
-            pair = pairs[row["id"]]
-            last = pair.prompt[-1]["content"] if pair.prompt else ""
             flip = " · <b>injected flip</b>" if row.get("flipped", False) else ""
-            parts.append(
-                f"<div class='ex'><div class='meta'>id {row['id']} · {row['subset']} · "
-                f"{row['votes']}/{row['members']} agree · P(chosen better) "
-                f"{row['p_chosen']:.2f}{flip}</div>"
-                f"<div><b>Prompt (last turn):</b> {_cut(last)}</div>"
-                f"<div class='c'><b>Chosen by the label:</b> {_cut(pair.chosen)}</div>"
-                f"<div class='r'><b>Rejected by the label:</b> {_cut(pair.rejected)}</div></div>")
+            parts.append(_pair_html(pairs[row["id"]], (
+                f"id {html.escape(str(row['id']))} · {html.escape(str(row['subset']))} · "
+                f"{row['votes']}/{row['members']} voters agree · P(chosen better) "
+                f"{row['p_chosen']:.2f}{flip}")))
     return "\n".join(parts)
 
 
@@ -172,24 +200,22 @@ def _sources(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any]
     rows = "".join(f"<tr><td>{s}</td><td>{html.escape(SOURCE_TEXT[s])}</td><td>{c}</td>"
                    f"<td>{c / max(flagged, 1):.1%}</td></tr>" for s, c in counts.items())
     parts = [f"<h2>Why flagged pairs may be unreliable (best guess)</h2><p>{flagged} pairs are "
-             "flagged (agreement at or below half, or the committee leans against the label). "
+             "flagged: the pairs the committee doubts (at most half of the voters agree with "
+             "the label, or the committee leans against it); they are listed in "
+             f"<code>{FLAGGED_CSV}</code> next to this page. "
              "Each gets the source of unreliability its signals point to, among the six that "
              "Yeh et al. (2024) found by re-annotating HH. These are guesses from scores, not "
-             "human judgements; `preflab clean --method sac` acts on them (flip mis-labels, "
+             "human judgements; <code>preflab clean --method sac</code> acts on them (flip "
+             "mis-labels, "
              "remove both-bad pairs and the other pairs the committee leans against, keep the "
              f"rest). {_against(table)}</p>{_rules_in_force(summary)}"
              "<table><tr><th>source</th><th>signal"
              f"</th><th>pairs</th><th>share of flagged</th></tr>{rows}</table>"]
     for source, sub in _source_examples(table, summary, per_source):
         for _, row in sub.iterrows():
-            pair = pairs[row["id"]]
-            last = pair.prompt[-1]["content"] if pair.prompt else ""
-            parts.append(
-                f"<div class='ex'><div class='meta'>{source} · id {row['id']} · "
-                f"{html.escape(str(row['source_signal']))}</div>"
-                f"<div><b>Prompt (last turn):</b> {_cut(last)}</div>"
-                f"<div class='c'><b>Chosen by the label:</b> {_cut(pair.chosen)}</div>"
-                f"<div class='r'><b>Rejected by the label:</b> {_cut(pair.rejected)}</div></div>")
+            parts.append(_pair_html(pairs[row["id"]], (
+                f"{source} · id {html.escape(str(row['id']))} · "
+                f"{html.escape(str(row['source_signal']))}")))
     return "\n".join(parts)
 
 
@@ -208,16 +234,44 @@ def _rules_in_force(summary: dict[str, Any]) -> str:
             f"P(chosen better) &lt; 0.5.</p>")
 
 
+def orientation_text(o: int | None) -> str:
+    """A member's orientation in words (the console and the report)."""
+    return "-1 turned round" if (o or 1) < 0 else "+1 as declared"
+
+
+def voter_of(summary: dict[str, Any]) -> dict[str, str]:
+    """The voter each member votes in (itself, or the members merged with it)."""
+    voters = summary.get("committee_probability", {}).get("voters", {})
+    return {m: v for v, d in voters.items() for m in d["members"]}
+
+
+def voters_line(summary: dict[str, Any]) -> str:
+    """Which members the votes and bins count, as one plain sentence."""
+    voters = summary.get("committee_probability", {}).get("voters")
+    if not voters:
+        return ""
+    said = []
+    for d in voters.values():
+        members = [m + (" turned round" if o < 0 else "") for m, o in d["members"].items()]
+        said.append(members[0] if len(members) == 1 else
+                    " and ".join(members) + " as one voter")
+    return (f"Votes and bins count {len(voters)} voter{'s' * (len(voters) != 1)}: "
+            + "; ".join(said) + ".")
+
+
 def _member_rows(summary: dict[str, Any]) -> tuple[str, str, str]:
     """The members table rows, the correlation table and the collinearity warnings."""
     aucs = summary.get("flip_detection_auc", {})
     diag = summary.get("member_diagnostics", {})
+    voter = voter_of(summary)
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{html.escape(str(summary['member_kinds'].get(n, '')))}"
         f"</td><td>{fmt(d.get('agreement_with_labels'), '.1%')}</td>"
         f"<td>{fmt(d.get('sign_test_z'), '+.1f')}</td>"
-        f"<td>{fmt(d.get('estimated_accuracy'), '.1%')}</td><td>{fmt(d.get('weight'), '+.3f')}"
+        f"<td>{fmt(d.get('estimated_accuracy'), '.1%')}</td>"
+        f"<td>{orientation_text(d.get('orientation'))}</td>"
+        f"<td>{html.escape(voter.get(n, n))}</td><td>{fmt(d.get('weight'), '.3f')}"
         "</td>" + (f"<td>{aucs[n]:.3f}</td>" if n in aucs else "") + "</tr>"
         for n, d in diag.items())
     names = list(diag)
@@ -227,14 +281,105 @@ def _member_rows(summary: dict[str, Any]) -> tuple[str, str, str]:
             "<td>1</td>" if a == b else f"<td>{diag[a]['correlation'][b]:+.2f}</td>"
             for b in names) + "</tr>" for a in names)
     table = f"<table><tr><th></th>{head}</tr>{body}</table>"
-    warnings = "".join(f"<p><b>warning:</b> {html.escape(w)}</p>"
+    warnings = "".join(f"<p><b>warning:</b> {_prose(w)}</p>"
                        for w in summary.get("member_warnings", []))
     return rows, table, warnings
 
 
+FLAGGED_CSV = "flagged.csv"
+FLAGGED_COLUMNS = ("id", "subset", "bin", "votes", "members", "agreement", "p_chosen",
+                   "source", "source_signal", "flipped")
+
+
+def flagged_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The pairs the committee doubts (the flagged pairs of the source tags: at most half
+    of the voters agree with the label, or P(chosen better) < 0.5), in data order, with
+    the committee's figures and every member's margin."""
+    flagged = (table["source"].fillna("") != "") if "source" in table else \
+        (table["agreement"] <= 0.5) | (table["p_chosen"] < 0.5)
+    columns = [c for c in FLAGGED_COLUMNS if c in table]
+    columns += [c for c in table.columns if c.startswith("margin.")]
+    return table.loc[flagged.to_numpy(dtype=bool), columns]
+
+
+def write_flagged_csv(table: pd.DataFrame, chunks: Iterable[list[Any]], path: Path) -> int:
+    """Write the flagged pairs (:func:`flagged_rows`) to `path` as CSV, each with its
+    conversation ("role: text" turns) and both replies, read from `chunks` of pairs in
+    data order (so no step holds every text). Returns how many were written."""
+    rows = flagged_rows(table).set_index("id", drop=False)
+    wanted = set(rows.index)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*rows.columns, "conversation", "chosen", "rejected",
+                         "rejected_conversation"])
+        for pairs in chunks:
+            for pair in pairs:
+                if pair.id not in wanted:
+                    continue
+                wanted.discard(pair.id)  # a duplicate id is written once
+                turns = lambda ms: "\n\n".join(f"{m['role']}: {m['content']}"  # noqa: E731
+                                               for m in ms)
+                row = rows.loc[pair.id]
+                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+                writer.writerow([*("" if pd.isna(x) else x for x in row.tolist()),
+                                 turns(pair.prompt), pair.chosen, pair.rejected,
+                                 "" if pair.rejected_prompt is None else
+                                 turns(pair.rejected_prompt)])
+    return len(rows)
+
+
+def next_steps(summary: dict[str, Any], folder: str | Path | None) -> list[tuple[str, str]]:
+    """(what it does, the command) for what to do after this audit: people review the
+    pairs the committee doubts, then clean with or without their verdicts. Paths are
+    this run's (absolute where they are files here), options its own."""
+    data = str(summary["data"])
+    if Path(data).exists():
+        data = str(Path(data).resolve())
+    audit = Path(folder).resolve() if folder is not None else Path("audit")
+    base = str(audit)
+    q = shlex.quote
+    overall = summary["bins"]["overall"]
+    doubted = overall["none"]["count"] + overall["low"]["count"]
+    pick = ("" if 0 < doubted <= 100 else
+            f" --sample {min(60, summary['n_pairs'])} --strata bin")
+    what = (f"people judge the {doubted} pairs in the none and low bins" if not pick else
+            f"people judge a sample of {min(60, summary['n_pairs'])} pairs spread over the "
+            "bins" + (f" ({doubted} pairs are in the none and low bins)" if doubted else ""))
+    db, export = q(base + "-review.sqlite"), q(base + "-review")
+    return [
+        (what + ", three reviewers each (edit the names)",
+         f"preflab review init {q(data)} --audit {q(base)} --db {db}{pick} "
+         "--reviewers alice,bob,carol"),
+        ("serve the review page (each reviewer opens the link printed by init)",
+         f"preflab review serve {db}"),
+        ("export people's verdicts once most pairs have a quorum",
+         f"preflab review export {db} --out {export}"),
+        ("clean with people's verdicts where they reached one, the committee's elsewhere",
+         f"preflab clean {q(data)} --audit {q(base)} --review {export} --out "
+         f"{q(base + '-clean')}"),
+        ("or clean on the committee alone (method sac)",
+         f"preflab clean {q(data)} --audit {q(base)} --out {q(base + '-clean')}"),
+    ]
+
+
+def _next_steps_html(summary: dict[str, Any], folder: str | Path | None) -> str:
+    steps = "".join(f"<li>{html.escape(what)}:<pre>{html.escape(command)}</pre></li>"
+                    for what, command in next_steps(summary, folder))
+    return f"<h2>Next steps</h2><ol>{steps}</ol>"
+
+
+def _verdict_html(summary: dict[str, Any]) -> str:
+    verdict = summary.get("verdict")
+    if not verdict:
+        return ""
+    return (f"<p class='verdict {html.escape(verdict['level'])}'><b>Can this committee be "
+            f"trusted here?</b> {_prose(verdict['text'])}</p>")
+
+
 def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str, Any],
-                  per_bin: int = 3) -> str:
-    """The report as one HTML string."""
+                  per_bin: int = 3, folder: str | Path | None = None) -> str:
+    """The report as one HTML string; `folder`: where the audit is (for the commands of
+    the next steps)."""
     figs = _figures(table, summary)
     overall = summary["bins"]["overall"]
     bins_rows = "".join(
@@ -248,40 +393,56 @@ def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str,
     auc_line = (f"<p>The data carries injected label flips ({summary['n_flipped']} pairs). The "
                 f"committee's P(chosen better) separates them from the rest with ROC-AUC "
                 f"<b>{aucs['committee']:.3f}</b>.</p>" if aucs else "")
+    n_voters = len(summary.get("voters", summary["members"]))
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>preflab audit: {html.escape(summary['data'])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;
 color:#222}} table{{border-collapse:collapse}} td,th{{padding:3px 10px;border-bottom:1px solid
 #ddd;text-align:left}} .ex{{border:1px solid #ddd;border-radius:6px;padding:8px;margin:8px 0;
 font-size:14px}} .meta{{color:#666;font-size:12px}} .c{{color:#1a6b2f}} .r{{color:#9b1c1c}}
-.big{{font-size:28px;font-weight:bold}}</style></head><body>
+.turn{{white-space:pre-wrap;margin:2px 0 2px 1em}} pre{{white-space:pre-wrap;background:#f4f4f4;
+padding:6px}} .verdict{{border-left:5px solid #bababa;padding:6px 10px;background:#fafafa}}
+.verdict.no{{border-color:#b2182b}} .verdict.weak{{border-color:#ef8a62}}
+.verdict.yes{{border-color:#2166ac}} .big{{font-size:28px;font-weight:bold}}</style></head><body>
 <h1>How reliable are these preference labels?</h1>
 <p>Data: <code>{html.escape(summary['data'])}</code> · {summary['n_pairs']} pairs ·
-committee <code>{html.escape(summary['committee'])}</code> of {len(summary['members'])} members ·
-{summary['seconds']:.0f} s ({summary['pairs_per_s']:.1f} pairs/s)</p>
+committee <code>{html.escape(summary['committee'])}</code> of {len(summary['members'])} members
+({n_voters} voters) · {summary['seconds']:.0f} s ({summary['pairs_per_s']:.1f} pairs/s)</p>
 <p>Each pair says "reply A is better than reply B". Every committee member (a reward model or
 an LLM judge) scores both replies; a member <i>agrees</i> with the label when it scores the
-chosen reply higher. Pairs where few members agree are the ones to re-check: the label may be
-wrong, or the two replies may be hard to rank (both bad, a matter of taste, or judged by
-different criteria).</p>
+chosen reply higher. Members that say the same thing (their margins correlate at |r| &ge;
+{combined.get('collinear_threshold', 0.95)}, or one is the other's negation) count as one
+<i>voter</i>, and a voter that disagrees with the labels beyond chance is turned round, as in
+the committee's probability. Pairs where few voters agree are the ones to re-check: the label
+may be wrong, or the two replies may be hard to rank (both bad, a matter of taste, or judged
+by different criteria). {html.escape(voters_line(summary))}</p>
+{_verdict_html(summary)}
 <p class="big">{summary['low_or_no_agreement_fraction']:.1%} of pairs have low or no
 agreement</p>{auc_line}
-<p>Agreement between members beyond chance (Fleiss' kappa): {summary['fleiss_kappa']:.3f}.</p>
+<p>Agreement between voters beyond chance (Fleiss' kappa): {summary['fleiss_kappa']:.3f}.</p>
 <h2>Agreement bins</h2><table><tr><th></th><th>bin</th><th>meaning</th><th>pairs</th>
 <th>share</th></tr>{bins_rows}</table>
+{_next_steps_html(summary, folder)}
 <h2>Votes per pair</h2><img src="{figs['votes']}" alt="vote histogram">
 <h2>Bins per subset</h2><img src="{figs['bins']}" alt="bins per subset">
 <h2>Members</h2><table><tr><th>member</th><th>kind</th><th>agrees with labels</th>
-<th>sign-test z</th><th>estimated accuracy</th><th>weight (|weights| sum to 1)</th>{auc_head}
+<th>sign-test z</th><th>estimated accuracy</th><th>orientation</th><th>votes as</th>
+<th>weight (sum to 1)</th>{auc_head}
 </tr>{members_rows}
 </table>
 <p>The committee's P(chosen better) combines the members' margins (method
 <code>{html.escape(str(combined.get('method', '')))}</code>; members whose margins correlate at
 |r| &ge; {combined.get('collinear_threshold', '')} are merged first and count as one). A
-member's estimated accuracy is how often its vote matches the committee's verdict, weighed
-by the committee's certainty; its weight is its share of the verdict. Its sign-test z is
-(agreements - disagreements with the labels) / &radic;(their sum): below 2 in size, the labels
-cannot tell the member from chance, and a weight fitted on them may follow their noise.</p>
+member's agreement with the labels, sign-test z and estimated accuracy are of its own margins
+as declared; its orientation is how the committee counts it (turned round when its voter
+disagrees with the labels beyond chance, sign test z &lt; -3 on all pairs, or when it is the
+negation of the member it is merged with). Its estimated accuracy is how often its vote
+matches the committee's verdict, weighed by the committee's certainty; its weight is its
+share of the verdict in the direction of its orientation (never below 0 for
+<code>stacked</code>; <code>stacked-free</code>, <code>latent</code> and <code>factor</code>
+may weigh a member against it). Its sign-test z is (agreements - disagreements with the
+labels) / &radic;(their sum): below 2 in size, the labels cannot tell the member from chance,
+and a weight fitted on them may follow their noise.</p>
 {warnings}
 <h3>Correlation of the members' margins</h3>{correlation_table}
 <h3>How often two members vote the same way</h3><img src="{figs['matrix']}" alt="matrix">
@@ -289,5 +450,5 @@ cannot tell the member from chance, and a weight fitted on them may follow their
 {_sources(table, summary, pairs)}
 <h2>Example pairs from each bin</h2>{_examples(table, pairs, per_bin)}
 <h2>Everything else</h2><details><summary>summary.json (the figures behind this page)</summary>
-<pre>{html.escape(json.dumps(summary, indent=1))}</pre></details>
+<pre>{html.escape(json.dumps(summary, indent=1)).replace('`', '&#96;')}</pre></details>
 </body></html>"""

@@ -1,4 +1,13 @@
-"""The audit table: one row per pair with every member's margin and vote.
+"""The audit table: one row per pair with every member's margin and vote, and the
+committee's votes, agreement bin and probability.
+
+The committee votes as its probability counts its members
+(:func:`preflab.audit.combine.committee_voters`): members that are near copies or
+negations of each other (|r| >= 0.95) form one *voter*, which votes once by the sign of
+their merged margin, and a voter that disagrees with the labels beyond chance is turned
+round. ``votes``, ``members``, ``agreement`` and ``bin`` count voters; ``vote.NAME`` is
+member NAME's own vote as declared (1: it scores the chosen reply higher, 0: lower or
+equal, null: no score) and ``voter.NAME`` the vote the committee counts.
 
 Pure functions over arrays; no model is touched here.
 """
@@ -11,15 +20,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.audit.combine import DEFAULT, committee_probability
+from preflab.audit.combine import DEFAULT, committee_probability, committee_voters
 
 BIN_NAMES = ("none", "low", "mixed", "high", "unanimous")
 
 
-def agreement_bin(v: np.ndarray, m: int, low: float = 0.25, high: float = 0.75) -> np.ndarray:
+def agreement_bin(v: np.ndarray, m: np.ndarray | int, low: float = 0.25, high: float = 0.75
+                  ) -> np.ndarray:
     """none: v=0; low: 0<v/M<=low; mixed; high: high<=v/M<M; unanimous: v=M."""
     a = v / m
     return np.select([v == 0, a <= low, a < high, v < m], BIN_NAMES[:4], default="unanimous")
+
+
+def nullable_votes(votes: np.ndarray) -> pd.arrays.IntegerArray:
+    """1/0 votes with NaN for no score, as a nullable Int8 column (null in Parquet)."""
+    return pd.array(votes, dtype="Int8")  # type: ignore[return-value]
 
 
 def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequence[str],
@@ -29,33 +44,47 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
                 seed: int = 0, groups: np.ndarray | None = None
                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table from per-member arrays of shape [pairs, members], and how the
-    committee probability was formed (see :mod:`preflab.audit.combine`). `groups`:
-    pairs that must share a fold when the combination is cross-fitted."""
-    m = margins.shape[1]
-    votes = (margins > 0).astype(np.int8)  # a tie is not a vote for the human label
-    v = votes.sum(axis=1)
-    # A member with no score for a pair (NaN: a request that failed, a pair missing from
-    # a scores file) casts no vote: the pair is judged by the members that scored it.
-    present = (~np.isnan(margins)).sum(axis=1)
+    committee probability was formed (see :mod:`preflab.audit.combine`): besides the
+    method's own figures, ``weights`` (each member's share of the verdict, in the
+    direction it is counted: >= 0 for ``stacked``), ``orientation`` (+1 as declared,
+    -1 turned round) and ``voters`` (per voter: its members with their orientation,
+    and the sign-test z of its oriented votes). `groups`: pairs that must share a fold
+    when the combination is cross-fitted."""
+    names = list(names)
+    own = np.where(np.isnan(margins), np.nan, (margins > 0).astype(float))  # a tie is no vote
+    committee = committee_voters(margins)  # for the label
+    voter_names = committee.names(names)
+    cast = committee.votes
+    present = (~np.isnan(cast)).sum(axis=1)  # a voter with no score casts no vote
+    v = np.nansum(cast, axis=1).astype(int)
     table = pd.DataFrame({"id": list(ids), "subset": [s or "(none)" for s in subsets]})
     if flipped is not None:
         table["flipped"] = np.asarray(flipped, dtype=bool)
     for k, name in enumerate(names):
         table[f"margin.{name}"] = margins[:, k]
-        table[f"vote.{name}"] = votes[:, k]
+        table[f"vote.{name}"] = nullable_votes(own[:, k])
         table[f"r_chosen.{name}"] = r_chosen[:, k]
         table[f"r_rejected.{name}"] = r_rejected[:, k]
         table[f"p_chosen.{name}"] = member_p[:, k]
+    for k, name in enumerate(voter_names):
+        table[f"voter.{name}"] = nullable_votes(cast[:, k])
     table["votes"] = v
     table["members"] = present
-    if (present < m).any():
-        table["missing_votes"] = m - present
+    if (present < len(voter_names)).any():
+        table["missing_votes"] = len(voter_names) - present
     table["agreement"] = v / np.maximum(present, 1)
     table["bin"] = agreement_bin(v, np.maximum(present, 1), *bins)
     table["p_chosen"], info = committee_probability(margins, combine, seed=seed,
                                                     member_p=member_p, groups=groups)
     table["spread"] = np.nanstd(member_p, axis=1)
-    info["weights"] = {n: round(w, 4) for n, w in zip(names, info.pop("member_weights"),
-                                                      strict=True)}
+    orient = committee.member_orientation
+    weights = np.array(info.pop("member_weights")) * orient
+    info["weights"] = {n: round(float(w), 4) + 0.0 for n, w in zip(names, weights, strict=True)}
+    info["orientation"] = {n: int(o) for n, o in zip(names, orient, strict=True)}
+    info["voters"] = {voter: {"members": {names[k]: int(orient[k]) for k in g},
+                              "sign_test_z": round(float(z), 2)}
+                      for voter, g, z in zip(voter_names, committee.groups,
+                                             committee.sign_test_z, strict=True)}
     info["merged"] = [[names[k] for k in g] for g in info["merged"]]
+    del info["groups"], info["member_orientation"]
     return table, info

@@ -18,11 +18,13 @@ TRAINED_KINDS = ("crossfit",)  # members trained on the audited data (out-of-fol
 
 @dataclass
 class AuditView:
-    """The audit table (one row per pair, in data order) and each member's kind."""
+    """The audit table (one row per pair, in data order), each member's kind and its
+    orientation in the committee (+1 as declared, -1 turned round; absent: +1)."""
 
     table: pd.DataFrame
     kinds: dict[str, str] = field(default_factory=dict)
     source: str = "(in memory)"
+    orientation: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folder: str | Path) -> AuditView:
@@ -30,9 +32,11 @@ class AuditView:
         path = folder / "audit.parquet"
         if not path.exists():
             raise FileNotFoundError(f"{folder}: no audit.parquet; run `preflab audit` first")
-        summary = folder / "summary.json"
-        kinds = json.loads(summary.read_text()).get("member_kinds", {}) if summary.exists() else {}
-        return cls(pd.read_parquet(path), kinds, str(folder))
+        summary_path = folder / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        orientation = (summary.get("committee_probability") or {}).get("orientation") or {}
+        return cls(pd.read_parquet(path), summary.get("member_kinds", {}), str(folder),
+                   orientation)
 
     @property
     def n(self) -> int:
@@ -42,6 +46,14 @@ class AuditView:
     def members(self) -> list[str]:
         """Voting members."""
         return [c.split(".", 1)[1] for c in self.table.columns if c.startswith("vote.")]
+
+    @property
+    def voters(self) -> list[str]:
+        """The committee's voters (``voter.NAME``: a member, or members merged as one),
+        which ``votes``, ``members``, ``agreement`` and ``bin`` count; an older audit
+        without them: its voting members."""
+        return [c.split(".", 1)[1] for c in self.table.columns if c.startswith("voter.")] \
+            or self.members
 
     @property
     def signals(self) -> list[str]:
@@ -71,8 +83,10 @@ class AuditView:
         return self.table[column].to_numpy(dtype=float)
 
     def scaled_margins(self) -> np.ndarray:
-        """Voting members' margins in units of each member's spread, [pairs, members]."""
-        m = np.stack([self.margin(n) for n in self.members], axis=1)
+        """Voting members' margins in units of each member's spread, turned round where
+        the committee turns the member round (:attr:`orientation`), [pairs, members]."""
+        m = np.stack([self.margin(n) * self.orientation.get(n, 1) for n in self.members],
+                     axis=1)
         return np.nan_to_num(m / (np.nanstd(m, axis=0) + 1e-12))
 
     def member_of_kind(self, kinds: tuple[str, ...], what: str, name: str | None = None,

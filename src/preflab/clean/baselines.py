@@ -144,16 +144,16 @@ def vote_all(view: AuditView, action: str = "remove") -> pd.DataFrame:
     _check_action(action)
     score = disagreement_score(view)
     mask = above(score, 1.0, inclusive=True)
-    return act(view.table["id"], mask, action, f"0/{len(view.members)} members agree",
-               "vote-all", {"action": action}, score)
+    reason = [f"0/{m} members agree" for m in view.table["members"]]
+    return act(view.table["id"], mask, action, reason, "vote-all", {"action": action}, score)
 
 
 def vote_maj(view: AuditView, action: str = "remove") -> pd.DataFrame:
     """Act where fewer than half of the voting members agree with the label."""
     _check_action(action)
     score = disagreement_score(view)
-    m = len(view.members)
-    reason = [f"{v}/{m} members agree (< half)" for v in view.votes]
+    reason = [f"{v}/{m} members agree (< half)"
+              for v, m in zip(view.votes, view.table["members"], strict=True)]
     return act(view.table["id"], above(score, 0.5), action, reason, "vote-maj",
                {"action": action}, score)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
 from preflab.cli.common import (
     ActorCpusOpt,
@@ -90,6 +91,7 @@ def audit(
         return
     from preflab.audit.audit_pairs import audit as audit_fn
     from preflab.audit.audit_pairs import engine_executor
+    from preflab.audit.report import FLAGGED_CSV, voters_line
     from preflab.committee.spec import load_committee
     from preflab.engine import EngineOptions
 
@@ -108,16 +110,24 @@ def audit(
     for name, row in overall.items():
         table.add_row(name, str(row["count"]), f"{row['fraction']:.1%}")
     out.print(table)
+    out.print(escape(voters_line(summary)), highlight=False)
     out.print(f"low or no agreement: [bold]{summary['low_or_no_agreement_fraction']:.1%}[/]")
-    members = Table("member", "agrees with labels", "sign-test z", "estimated accuracy",
-                    "weight",
+    members = Table(Column("member", no_wrap=True), "agrees\nwith labels", "sign-test\nz",
+                    "estimated\naccuracy", "orientation", "weight",
                     title=f"members (combine={summary['committee_probability']['method']})")
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     for name, d in summary["member_diagnostics"].items():
-        members.add_row(name, f"{d['agreement_with_labels']:.1%}", f"{d['sign_test_z']:+.1f}",
-                        f"{d['estimated_accuracy']:.1%}", f"{d['weight']:+.3f}")
+        members.add_row(name, fmt(d["agreement_with_labels"], ".1%"),
+                        fmt(d["sign_test_z"], "+.1f"), fmt(d["estimated_accuracy"], ".1%"),
+                        f"{d.get('orientation', 1):+d}", fmt(d["weight"], ".3f"))
     out.print(members)
+    out.print("orientation -1: the committee counts the member turned round; weight: its "
+              "share of the verdict in that direction", highlight=False)
     for warning in summary["member_warnings"]:
         warn(warning)
+    if "verdict" in summary:
+        out.print(f"[bold]can this committee be trusted here?[/] "
+                  f"{escape(summary['verdict']['text'])}", highlight=False)
     repeats = summary["repeats"]
     if repeats["duplicate_pairs"] or repeats["shared_groups"]:
         out.print(f"{repeats['duplicate_pairs']} exact duplicate pairs; "
@@ -128,6 +138,7 @@ def audit(
         out.print(f"flip detection AUC (committee): "
                   f"{summary['flip_detection_auc']['committee']:.3f}")
     out.print(f"report: {out_dir / 'report.html'}")
+    out.print(f"flagged pairs (the committee doubts them): {out_dir / FLAGGED_CSV}")
     if as_json:
         print_json(summary)
 
