@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preflab.committee.spec import CommitteeError, load_committee
+from preflab.models.bi_encoder import MODEL_TYPE
 from preflab.models.offline import RemoteCodeRefused, load_tokenizer, prepare
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "preflab"
@@ -115,8 +116,15 @@ def test_preflab_bi_encoder_folders_need_no_remote_code(tmp_path: Path) -> None:
     model = load_bi_encoder(path, load_pretrained(AutoConfig, path))
     save_reward_model(model, load_tokenizer("minilm-l6"), tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert load_pretrained(AutoConfig, tmp_path).model_type == "preflab_bi_encoder"
-    assert load_tokenizer(tmp_path).pad_token == "[PAD]"
+    # a fresh process, where nothing registered the class before the load
+    code = ("from transformers import AutoConfig\n"
+            "from preflab.models.offline import load_pretrained, load_tokenizer\n"
+            f"print(load_pretrained(AutoConfig, {str(tmp_path)!r}).model_type)\n"
+            f"print(load_tokenizer({str(tmp_path)!r}).pad_token)\n")
+    r = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, check=False, env=_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == [MODEL_TYPE, "[PAD]"]
 
 
 def test_every_auto_class_load_goes_through_load_pretrained() -> None:

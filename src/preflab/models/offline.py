@@ -210,7 +210,8 @@ def _local(name: str) -> bool:
 
 def _needs_own_code(path: str) -> bool:
     """True for a local folder whose config names code of its own (``auto_map``) for a
-    model type transformers does not know (a tokenizer would load it silently)."""
+    model type transformers does not know (a tokenizer would load it silently).
+    preflab's own bi-encoder type is registered here, so it needs none."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     config = Path(path).expanduser() / "config.json"
@@ -218,8 +219,13 @@ def _needs_own_code(path: str) -> bool:
         data = json.loads(config.read_text())
     except (OSError, ValueError):
         return False
-    return (isinstance(data, dict) and bool(data.get("auto_map"))
-            and data.get("model_type") not in CONFIG_MAPPING)
+    if not isinstance(data, dict) or not data.get("auto_map"):
+        return False
+    if data.get("model_type") == "preflab_bi_encoder":  # bi_encoder.MODEL_TYPE
+        from preflab.models.bi_encoder import register
+
+        register()
+    return data.get("model_type") not in CONFIG_MAPPING
 
 
 def load_pretrained(auto: Any, name_or_path: str | os.PathLike[str], *,
@@ -230,14 +236,12 @@ def load_pretrained(auto: Any, name_or_path: str | os.PathLike[str], *,
     model class. `trust_remote_code` is always passed as True or False, never None, so
     transformers never asks on stdin; a model that needs its own code and is loaded
     without it raises :class:`RemoteCodeRefused` (one line). preflab's own bi-encoder
-    reward models load with their class registered here, without remote code. A hub id
+    reward models load with their class registered, without remote code. A hub id
     while the hub is unreachable (:func:`preflab.data.hub.unreachable`) loads from the
     local cache only, or raises :class:`HubUnreachable` at once (no retries).
     """
     from preflab.data.hub import unreachable
-    from preflab.models.bi_encoder import register
 
-    register()
     name = str(name_or_path)
     target = resolve(name)
     refused = RemoteCodeRefused(
