@@ -96,8 +96,8 @@ def test_judge_prefix_sharing_modes_agree_with_a_plain_forward(tmp_path) -> None
     """The head's KV cache (once per run), once per batch and no sharing: same values as
     each prompt run whole, with exemplars and with a rationale (prompts past tiny-llama's
     512 positions: the same weights with 2048)."""
-    from preflab.models.tiny import tiny_causal_lm, tiny_tokenizer
     from preflab.engine.label_prompt import Exemplar, LabelPrompt
+    from preflab.models.tiny import tiny_causal_lm, tiny_tokenizer
 
     shots = (Exemplar(CONTEXTS[1], REPLIES[2], REPLIES[1], 1, id="e1"),
              Exemplar(CONTEXTS[0], REPLIES[1], REPLIES[0], 2, id="e2"))
