@@ -74,13 +74,14 @@ def registered_commands() -> list[list[str]]:
 
 def test_the_app_registers_every_stage() -> None:
     names = {" ".join(c) for c in registered_commands()}
-    assert len(names) == 31
+    assert len(names) == 35
     assert {"inspect", "convert", "split", "data demo", "audit", "clean", "bench noise",
             "label", "train-rm", "eval-rm", "sft", "dpo", "bon", "rl", "rahf", "hir",
             "steer extract", "steer generate", "probe", "winrate", "eval-policy",
             "eval-harmless", "experiment clean-vs-original", "experiment rahf",
             "experiment overoptimization", "models list", "models prepare", "serve",
-            "review init", "review serve", "review export"} == names
+            "review init", "review serve", "review export", "review add-pairs",
+            "review add-reviewers", "review tokens", "review status"} == names
 
 
 @pytest.mark.parametrize("command", registered_commands(), ids=" ".join)
@@ -109,7 +110,7 @@ def test_every_command_answers_help_through_all_three_entry_points() -> None:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         failed = [r for r in pool.map(call, calls) if r[1] != 0]
-    assert len(calls) == 3 * 31 and not failed, failed
+    assert len(calls) == 3 * 35 and not failed, failed
 
 
 def test_audit_bad_committee_is_one_clear_line(tmp_path) -> None:
