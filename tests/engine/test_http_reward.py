@@ -153,13 +153,22 @@ class FaultServer:
 
     CONTEXT = 200  # "refuse-long": a request holding a longer input gets a 400
 
-    def __init__(self, mode: str, delay: float = 0.0) -> None:
+    def __init__(self, mode: str, delay: float = 0.0, context: int | None = None) -> None:
         self.mode, self.delay, self.requests = mode, delay, 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:  # /v1/models, with `context` as max_model_len
+                entry = {"id": "m", **({"max_model_len": context} if context else {})}
+                reply = json.dumps({"data": [entry]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
 
             def do_POST(self) -> None:
                 outer.requests += 1
@@ -169,6 +178,8 @@ class FaultServer:
                     time.sleep(outer.delay)
                 if outer.mode == "500":
                     reply, status = b'{"error": "boom"}', 500
+                elif outer.mode == "401":
+                    reply, status = b'{"error": "bad key"}', 401
                 elif outer.mode == "malformed":
                     reply, status = b'{"data": [{"index": 0, "data": [0.5', 200
                 elif outer.mode == "refuse-long" and any(
@@ -246,6 +257,47 @@ def test_an_unreadable_item_fails_only_its_pairs(rm_folder: Path, hh_result: Any
         assert all("not a finite number" in why for why in scores.info["missing_ids"].values())
     finally:
         fault.close()
+
+
+def test_only_a_refused_input_is_asked_again_alone(rm_folder: Path, hh_result: Any) -> None:
+    """A 400/413/422 may be one input over the context: its batch is sent again input
+    by input. Any other refusal (a wrong key: 401) would refuse each input as well, so
+    it fails the batch at once: one request a batch, not one more an input.
+
+    As found (issue 32 review): every 4xx was sent again one input at a time."""
+    pairs = pairs_of(hh_result, 4)
+    fault = FaultServer("401")
+    try:
+        committee = parse_committee({"member": [{
+            "name": "nokey", "kind": "http-rm", "url": fault.url, "model": "m",
+            "tokenizer": str(rm_folder), "batch": 4, "retries": 0}]}, "http")
+        scores = score_member(committee.members[0], pairs, engine())
+    finally:
+        fault.close()
+    assert scores.info["missing"] == len(pairs)
+    assert all("HTTP 401" in why for why in scores.info["missing_ids"].values())
+    assert fault.requests == 2  # 8 inputs in batches of 4
+
+
+def test_the_fingerprint_has_the_length_read(rm_folder: Path) -> None:
+    """The fingerprint holds the effective max_length (capped at the server's context):
+    the same model name behind a shorter context is another score, and a larger
+    requested max_length that the server caps the same is the same score.
+
+    As found (issue 32 review): it held the requested max_length."""
+    servers = {n: FaultServer("ok", context=n) for n in (64, 200)}
+    try:
+        def scorer(context: int, max_length: int = 2048) -> HttpRewardScorer:
+            return HttpRewardScorer(servers[context].url, model="m",
+                                    tokenizer=str(rm_folder), max_length=max_length)
+
+        short, long = scorer(64), scorer(200)
+        assert (short.max_length, long.max_length) == (64, 200)
+        assert short.fingerprint != long.fingerprint
+        assert scorer(200, 4096).fingerprint == long.fingerprint
+    finally:
+        for server in servers.values():
+            server.close()
 
 
 @pytest.mark.parametrize(("item", "api", "index", "expected"), [

@@ -17,11 +17,13 @@ Either way the unit counts as truncated.
 
 Requests run `concurrency` at a time, each with a `timeout`; a connection error, a
 timeout, a 429 or a 5xx is retried `retries` times with exponential backoff
-(:class:`~preflab.engine.http_judge.HttpClient`). A request the server refuses (a
-4xx, e.g. an input over a vLLM server's context) is sent again one input at a time,
-so only the inputs it refuses fail. A reward that still fails, or a reply that cannot
-be read, becomes NaN with its reason in :attr:`HttpRewardScorer.failures` — never a
-score (NaN values are not cached, so the next run asks again).
+(:class:`~preflab.engine.http_judge.HttpClient`). A request the server refuses as
+input it will not read (:data:`INPUT_REFUSED`: 400, 413 or 422, e.g. an input over a
+vLLM server's context) is sent again one input at a time, so only the inputs it
+refuses fail; any other refusal (a wrong key, an unknown model) fails the request.
+A reward that still fails, or a reply that cannot be read, becomes NaN with its reason
+in :attr:`HttpRewardScorer.failures` — never a score (NaN values are not cached, so the
+next run asks again).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from preflab.engine.units import Unit
 from preflab.models.runtime import ENCODER_TYPES, fingerprint
 
 APIS = {"pooling": "/pooling", "classify": "/classify"}
+# Refusals of a request's inputs (bad request, too large, unprocessable): one input may
+# be at fault, so the batch is sent again input by input. Other 4xx refuse every input.
+INPUT_REFUSED = (400, 413, 422)
 
 
 def server_root(url: str) -> str:
@@ -129,8 +134,9 @@ class HttpRewardScorer:
         self.truncation = (f"{TRUNCATION} ({self.max_length} tokens)" if self.tokenizer else
                            "by the server (the conversation is sent whole)")
         self.name = name or f"rm:{model}@{urlparse(url).netloc}"
-        self.fingerprint = fingerprint("http-reward", model, api, output_index, max_length,
-                                       self.tokenizer is not None, self.encoder)
+        self.fingerprint = fingerprint("http-reward", model, api, output_index,
+                                       self.max_length, self.tokenizer is not None,
+                                       self.encoder)
 
     @staticmethod
     def _load_tokenizer(name: str, trust_remote_code: bool = False) -> Any | None:
@@ -193,7 +199,7 @@ class HttpRewardScorer:
             if len(items) != len(chunk):
                 raise JudgeError(f"{len(items)} results for {len(chunk)} inputs")
         except JudgeError as e:
-            if e.status is not None and 400 <= e.status < 500 and len(chunk) > 1:
+            if e.status in INPUT_REFUSED and len(chunk) > 1:
                 # refused whole (one input over its context?): one at a time, so only
                 # the inputs it refuses fail
                 return [v for x in chunk for v in self._score([x])]

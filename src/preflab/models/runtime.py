@@ -16,6 +16,11 @@ import torch
 ENCODER_TYPES = {"bert", "preflab_bi_encoder", "roberta", "deberta", "deberta-v2",
                  "distilbert", "electra", "xlm-roberta", "modernbert", "mpnet", "albert"}
 PRECISIONS = ("fp32", "bf16-autocast", "bf16", "fp16")
+# Encoders that number positions from pad_token_id + 1 (RoBERTa's scheme): their
+# max_position_embeddings (514) holds pad_token_id + 1 (2) unused rows, so 512 tokens fit.
+PADDED_POSITION_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert",
+                         "roberta-prelayernorm", "data2vec-text", "ibert", "longformer",
+                         "mpnet", "xmod", "luke"}
 
 
 @dataclass(frozen=True)
@@ -85,13 +90,19 @@ def model_fingerprint(name_or_path: str, resolved: str) -> str:
 
 def model_context(model: Any, tokenizer: Any = None) -> int | None:
     """The most tokens the model reads at once (its position embeddings), when its config
-    or, failing that, its tokenizer says; None when neither does."""
+    or, failing that, its tokenizer says; None when neither does. A RoBERTa-family
+    encoder (:data:`PADDED_POSITION_TYPES`) reads ``pad_token_id + 1`` fewer than its
+    ``max_position_embeddings``: 512 of 514."""
     config = model.config
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length",
                  "seq_length"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
+            if name == "max_position_embeddings" \
+                    and getattr(config, "model_type", "") in PADDED_POSITION_TYPES:
+                pad = getattr(config, "pad_token_id", None)
+                value -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
             return value
     value = getattr(tokenizer, "model_max_length", None)
     return value if isinstance(value, int) and 0 < value < 10**7 else None
