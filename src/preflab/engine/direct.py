@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from preflab.data.messages import Messages, text_hash
-from preflab.engine.judge import MIN_CONTEXT, SLACK, keep_instruction
+from preflab.engine.judge import MIN_CONTEXT, SLACK, ShortenedPrompts, keep_instruction
 from preflab.engine.label_prompt import load_template
 from preflab.engine.label_tokens import label_logprobs, label_token_ids
 from preflab.engine.units import Unit
@@ -41,7 +41,7 @@ def rescale(expected: np.ndarray) -> np.ndarray:
     return (np.asarray(expected, dtype=np.float64) - 5.5) / 4.5
 
 
-class DirectScorer(PrefixSharing):
+class DirectScorer(ShortenedPrompts, PrefixSharing):
     """Scores (context, reply) units: the value is the 10 labels' log-probs
     (renormalised over the labels: see :func:`expected_score`)."""
 
@@ -113,10 +113,7 @@ class DirectScorer(PrefixSharing):
         tokens, its last token followed by "1")."""
         if len(units) != 1:
             raise ValueError("direct units are scored one per group")
-        before = self.truncated + self.context_truncated
-        ids = self.prompt_ids(*units[0].payload)
-        if self.truncated + self.context_truncated > before:
-            self.truncated_keys.add(units[0].key)
+        ids = self.noting_cuts(units[0], self.prompt_ids)
         suffixes = [ids[-1:]] + ([] if self.ten is not None else [[ids[-1], self.one_id]])
         return Shared(ids[:-1], suffixes)
 

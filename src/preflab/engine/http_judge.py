@@ -206,7 +206,7 @@ class HttpJudgeScorer(JudgeReader):
 
     # Engine protocol: one item per unit, no prefix sharing (the server batches).
     def encode(self, units: list[Unit]) -> list[tuple[str, list[int] | str]]:
-        items = [(u.key, self._prompt(*u.payload)) for u in units]
+        items = [(u.key, self.noting_cuts(u, self._prompt)) for u in units]
         self.prompt_tokens += sum(len(p) for _, p in items if isinstance(p, list))
         return items
 

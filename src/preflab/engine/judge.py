@@ -9,9 +9,9 @@ position goes through the LM head.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +38,8 @@ from preflab.models.runtime import (
     model_fingerprint,
     within_context,
 )
+
+T = TypeVar("T")
 
 BASE_PREAMBLE = (
     "You are an expert rater of AI assistant replies. Read the conversation and the two "
@@ -117,7 +119,27 @@ def keep_instruction(tokenizer: Any, context: Messages | str, budget: int
     return task + sep + tokenizer.decode(full[-keep:]).lstrip(), True
 
 
-class JudgeReader:
+class ShortenedPrompts:
+    """What a scorer that reads prompts counts of their shortening: ``truncated`` (prompts
+    over ``max_length``, cut to their end), ``context_truncated`` (conversations clipped
+    to their budget) and ``truncated_keys``, the units either happened to (the keys the
+    engine counts and caches as shortened)."""
+
+    truncated: int
+    context_truncated: int
+    truncated_keys: set[str]
+
+    def noting_cuts(self, unit: Unit, encode: Callable[..., T]) -> T:
+        """``encode(*unit.payload)``; the unit's key kept in ``truncated_keys`` when that
+        shortened its prompt or its conversation (either count went up)."""
+        before = self.truncated + self.context_truncated
+        out = encode(*unit.payload)
+        if self.truncated + self.context_truncated > before:
+            self.truncated_keys.add(unit.key)
+        return out
+
+
+class JudgeReader(ShortenedPrompts):
     """What a judge reads, as text or token ids: the prompt (preamble, exemplars, the
     sample with its conversation shortened to fit), through the tokenizer's chat
     template when it has one, up to the ending (or, for chain of thought, up to the
@@ -303,16 +325,8 @@ class JudgeScorer(JudgeReader, PrefixSharing):
         self.generated_tokens += sum(len(t) for t in new)
         return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in new]
 
-    def _unit_ids(self, unit: Unit) -> list[int]:
-        """A unit's prompt ids; its key kept in ``truncated_keys`` when shortened."""
-        before = self.truncated + self.context_truncated
-        ids = self.prompt_ids(*unit.payload)
-        if self.truncated + self.context_truncated > before:
-            self.truncated_keys.add(unit.key)
-        return ids
-
     def encode(self, units: list[Unit]) -> Shared:
-        full = [self._unit_ids(u) for u in units]
+        full = [self.noting_cuts(u, self.prompt_ids) for u in units]
         self.prompt_tokens += sum(len(f) for f in full)
         prefix, suffixes = split_shared_prefix(full)
         if self.share_prefix == "run":
