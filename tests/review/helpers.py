@@ -32,13 +32,19 @@ def with_xss(pairs: list[PreferencePair]) -> list[PreferencePair]:
     return [first, *pairs[1:]]
 
 
-def write_audit(pairs: list[PreferencePair], folder: Path, seed: int = 0) -> Path:
+def write_audit(pairs: list[PreferencePair], folder: Path, seed: int = 0,
+                merged: bool = False) -> Path:
     """An audit folder (audit.parquet, summary.json) of `pairs` by four members whose
-    margins are seeded so every agreement bin occurs."""
+    margins are seeded so every agreement bin occurs. `merged`: rm-b a near copy of
+    rm-a (the two form one voter, rm-a+rm-b) and the judge preferring the rejected
+    reply on most pairs (counted turned round)."""
     rng = np.random.default_rng(seed)
     n = len(pairs)
     lean = rng.normal(0.3, 1.2, size=(n, 1))  # per pair: how much the members like chosen
     margins = lean + rng.normal(0, 0.8, size=(n, len(MEMBERS)))
+    if merged:
+        margins[:, 1] = 1.5 * margins[:, 0] + rng.normal(0, 0.01, size=n)
+        margins[:, 2] = -(lean[:, 0] + 1.5) + rng.normal(0, 0.8, size=n)
     r_rejected = rng.normal(0, 1, size=(n, len(MEMBERS)))
     r_chosen = r_rejected + margins
     r_chosen[:, 2] = r_rejected[:, 2] = np.nan  # a judge has no absolute rewards

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import requests
 from typer.testing import CliRunner
 
@@ -49,7 +50,9 @@ def test_init_refuses_an_existing_project_and_add_reviewers_adds_no_pair(hh_data
     assert out.count("/?token=") == 1
     # --per-pair 3: each pair gets a third reviewer, dave (the least loaded); no new pair
     out = invoke("add-reviewers", str(db), "--reviewers", "erin", "--per-pair", "3")
-    assert counts(db) == (8, 24) and "0 new), 3 reviewers, 24 assignments" not in out
+    assert counts(db) == (8, 24)
+    assert ("8 pairs (0 new), 4 reviewers, 24 assignments (8 new), 3 reviewers per pair"
+            in " ".join(out.split())), out
     with store.opened(db) as con:
         per = {r[0]: r[1] for r in con.execute(
             "SELECT reviewer, COUNT(*) FROM assignments GROUP BY reviewer")}
@@ -112,7 +115,7 @@ def test_status_shows_reviewers_and_pairs_against_their_quorum(hh_data, tmp_path
         2, 2, 0)
     assert pairs[first]["consensus"] == "both-good"
     assert [r["votes_missing"] for p, r in pairs.items() if p != first] == [2]
-    assert "1 pairs at quorum, 1 with a consensus, 2 votes missing" in out
+    assert "1 pairs at quorum, 1 with a consensus, 2 votes missing" in " ".join(out.split())
 
 
 def test_progress_counts_pairs_not_edits(hh_data, tmp_path) -> None:
@@ -126,3 +129,31 @@ def test_progress_counts_pairs_not_edits(hh_data, tmp_path) -> None:
         progress = store.progress(con, "ann")
     assert progress["mine"] == {"done": 1, "total": 3}
     assert progress["project"]["done"] == 1 and progress["project"]["total"] == 3
+
+
+def test_status_and_export_count_the_same_latest_votes(hh_data, tmp_path) -> None:
+    """`review status` reads the export's table (one latest-vote rule): edits count once,
+    the last one; the two agree on every pair, with and without --min-votes."""
+    from preflab.review.export import export_review
+    from preflab.review.project import review_status
+
+    data, audit = hh_data
+    db = tmp_path / "r.sqlite"
+    init_review(data, audit, db, sample=5, per_pair=3, reviewers=["ann", "bob", "cy"])
+    with store.opened(db) as con:
+        pairs = [p["pair_id"] for p in store.all_pairs(con)]
+        plan = {"ann": ["A", "B", "both-bad", "A"], "bob": ["B", "B", "A"], "cy": ["A"]}
+        for name, choices in plan.items():
+            for k, choice in enumerate(choices):
+                pair = pairs[0] if k == len(choices) - 1 and name == "ann" else pairs[k]
+                store.record_vote(con, name, store.Vote(pair, choice, "", "", "t",
+                                                        f"{name}-{k}"))
+    for min_votes in (None, 1):
+        status = review_status(db, min_votes)["pair_status"]
+        export_review(db, tmp_path / f"e{min_votes}", min_votes=min_votes)
+        exported = pd.read_parquet(tmp_path / f"e{min_votes}" / "reviews.parquet")
+        assert [(r["pair_id"], r["votes"], r["quorum"], r["votes_missing"], r["consensus"])
+                for r in status] == list(zip(
+                    exported["pair_id"], exported["n_votes"], exported["quorum"],
+                    exported["votes_missing"], exported["consensus"], strict=True))
+    assert status[0]["votes"] == 3  # ann's edit of the first pair counts once

@@ -98,3 +98,36 @@ def test_one_vote_of_three_is_no_consensus_and_clean_waits(hh_data, tmp_path) ->
     _, manifest = clean(data, audit, tmp_path / "clean-3", "--review",
                         str(tmp_path / "export"), "--min-votes", "3")
     assert set(manifest.loc[ids, "review"]) == {"below quorum: 2 of 3 votes"}
+
+
+def test_clean_takes_the_quorum_the_export_was_made_with(hh_data, tmp_path) -> None:
+    data, audit = hh_data
+    db = tmp_path / "r.sqlite"
+    init_review(data, audit, db, sample=4, per_pair=3, reviewers=["ann", "bob", "cy"])
+    vote_all(db, "ann", "rejected")
+    _, reviews = export(db, tmp_path / "export-1", "--min-votes", "1")
+    ids = list(reviews["pair_id"])
+    assert (reviews["consensus"] == "rejected").all()
+    # no --min-votes: the export's quorum, said; clean decides as the export did
+    output, manifest = clean(data, audit, tmp_path / "c1", "--review",
+                             str(tmp_path / "export-1"))
+    said = " ".join(output.split())
+    assert "quorum: 1 vote (the export's --min-votes)" in said, said
+    assert (manifest.loc[ids, "action"] == "flip").all()
+    assert set(manifest.loc[ids, "review"]) == {"rejected 1/1"}
+    human = json.loads((tmp_path / "c1" / "summary.json").read_text())["human_review"]
+    assert human["min_votes"] == 1 and human["export_min_votes"] == 1
+    # another quorum than the export's: used, with a warning naming both
+    output, manifest = clean(data, audit, tmp_path / "c2", "--review",
+                             str(tmp_path / "export-1"), "--min-votes", "2")
+    said = " ".join(output.split())
+    assert "--min-votes 2, but the review export" in said and "quorum 1 vote" in said, said
+    assert "quorum: 2 votes (--min-votes)" in said
+    assert set(manifest.loc[ids, "review"]) == {"below quorum: 1 of 2 votes"}
+    # an export with the default quorum, cleaned with the default: no warning
+    export(db, tmp_path / "export-d")
+    output, _ = clean(data, audit, tmp_path / "c3", "--review", str(tmp_path / "export-d"))
+    said = " ".join(output.split())
+    assert "but the review export" not in said
+    assert "quorum: a strict majority of the reviewers assigned to the pair (the export's)" \
+        in said, said

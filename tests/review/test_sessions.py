@@ -5,14 +5,19 @@ reveal shows the committee's combined probability and why it can differ from the
 
 from __future__ import annotations
 
+import html
+import http.client
+import http.server
+import logging
 import subprocess
 import sys
+import threading
 
 import requests
 
 from preflab.review import store
 from preflab.review.project import init_review
-from preflab.review.server import make_server
+from preflab.review.server import RedactTokens, make_server
 from tests.review.test_browser import browser, text  # noqa: F401  (the fixture)
 
 
@@ -33,6 +38,11 @@ def test_the_access_log_never_shows_a_token(hh_data, tmp_path) -> None:
         assert s.get(f"{url}/?token={token}", allow_redirects=False, timeout=10
                      ).status_code == 303
         assert s.get(f"{url}/?x=1&token={token}x", timeout=10).status_code == 401
+        # the app decodes parameter names: an encoded 'token' logs in, and is redacted
+        raw = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+        raw.request("GET", f"/?tok%65n={token}")  # as sent (requests would normalise it)
+        assert raw.getresponse().status == 303
+        raw.close()
         assert s.get(f"{url}/api/state", timeout=10).status_code == 200
     finally:
         proc.terminate()
@@ -40,8 +50,20 @@ def test_the_access_log_never_shows_a_token(hh_data, tmp_path) -> None:
     log = line + rest + errors
     assert "GET /?token=[redacted] HTTP/1.1\" 303" in log, log
     assert "GET /?x=1&token=[redacted] HTTP/1.1\" 401" in log, log
+    assert "GET /?tok%65n=[redacted] HTTP/1.1\" 303" in log, log
     assert "GET /api/state HTTP/1.1\" 200" in log
     assert token not in log and token[:12] not in log
+
+
+def test_redaction_follows_how_the_app_reads_parameter_names() -> None:
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s "%s %s"', (
+        "127.0.0.1:5", "GET", "/?a=1&t%6Fken=S1&%74oken=S2&token=S3&tok+en=keep&tokens=keep"
+                              "&x=token%3DS4"), None)
+    RedactTokens().filter(record)
+    line = record.getMessage()
+    assert "S1" not in line and "S2" not in line and "S3" not in line, line
+    assert "t%6Fken=[redacted]&%74oken=[redacted]&token=[redacted]" in line
+    assert "tok+en=keep&tokens=keep&x=token%3DS4" in line  # other names and values stay
 
 
 def test_the_login_cookie_lasts_session_days(hh_data, tmp_path) -> None:
@@ -118,4 +140,57 @@ def test_login_survives_a_browser_restart_and_switching_reviewer_asks_first(
             assert text(page, "#reviewer") == "bob"
             again.close()
     finally:
+        server.shutdown()
+
+
+class _LinkPage(http.server.BaseHTTPRequestHandler):
+    """Another website: one page with a reviewer's link on it."""
+
+    link = ""
+
+    def do_GET(self) -> None:
+        body = f'<!doctype html><a id="go" href="{html.escape(self.link)}">review</a>'.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_link_clicked_on_another_site_still_asks_before_switching(
+        hh_data, tmp_path, browser) -> None:  # noqa: F811  (the fixture)
+    data, audit = hh_data
+    db = tmp_path / "r.sqlite"
+    tokens = init_review(data, audit, db, sample=4, per_pair=1, reviewers=["ann", "bob"])[
+        "tokens"]
+    server = make_server(db, port=0).start()
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LinkPage)
+    _LinkPage.link = f"{server.url}/?token={tokens['bob']}"
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        page.goto(f"{server.url}/?token={tokens['ann']}")
+        assert text(page, "#reviewer") == "ann"
+        # localhost is another site than 127.0.0.1: the click is a cross-site navigation
+        page.goto(f"http://localhost:{other.server_address[1]}/")
+        page.click("#go")
+        page.wait_for_url(f"{server.url}/**")
+        assert text(page, "#current") == "ann" and text(page, "#other") == "bob"
+        page.goto(server.url)
+        assert text(page, "#reviewer") == "ann"  # nothing switched behind her back
+        # a link elsewhere that claims the switch was confirmed is asked about too
+        _LinkPage.link += "&switch=1"
+        page.goto(f"http://localhost:{other.server_address[1]}/")
+        page.click("#go")
+        page.wait_for_url(f"{server.url}/**")
+        assert text(page, "#current") == "ann"
+        page.click("#switch-to")  # confirmed on the app's own page: switched
+        page.wait_for_url(f"{server.url}/")
+        assert text(page, "#reviewer") == "bob"
+    finally:
+        other.shutdown()
+        other.server_close()
         server.shutdown()

@@ -17,7 +17,7 @@ from preflab.audit.noise_sources import tag_sources
 from preflab.audit.view import AuditView
 from preflab.clean.apply import apply_decisions, check_aligned
 from preflab.clean.decisions import counts
-from preflab.clean.human import apply_review, load_review
+from preflab.clean.human import apply_review, export_min_votes, load_review, review_quorum
 from preflab.clean.methods import run_method
 from preflab.clean.metrics import detection_metrics
 from preflab.data.outputs import prepare_output_dir
@@ -55,6 +55,46 @@ def audit_limit(audit: str | Path) -> int | None:
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"{path}: field 'limit' must be a positive integer, got {limit!r}")
     return limit
+
+
+def check_failures(audit: str | Path, pairs: list[PreferencePair]) -> None:
+    """Fail, naming failures.jsonl, when pairs the audit in folder `audit` left out of
+    its table (a member's scorer failed on them: its summary's ``n_failed``) are among
+    `pairs`: clean has no audit of them to decide on."""
+    path = Path(audit) / "summary.json"
+    if not path.is_file():
+        return
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        n_failed = int(summary.get("n_failed") or 0)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not an audit summary ({e})") from None
+    if not n_failed:
+        return
+    listed = Path(audit) / "failures.jsonl"
+    failed: dict[str, dict[str, Any]] = {}
+    if listed.is_file():
+        with listed.open(encoding="utf-8") as f:
+            for k, line in enumerate(f, 1):
+                try:
+                    row = json.loads(line)
+                    failed[str(row["id"])] = row
+                except (ValueError, KeyError, TypeError) as e:
+                    raise ValueError(f"{listed}:{k}: not a failure record ({e})") from None
+    present = [p.id for p in pairs if p.id in failed]
+    if failed and not present:
+        return  # the data no longer holds them
+    first = failed[present[0]] if present else None
+    n_read = int(summary.get("n_pairs") or 0) + n_failed
+    where = (f"listed in {listed}" if listed.is_file()
+             else f"its failures.jsonl ({listed}) is missing")
+    raise ValueError(
+        f"the audit {audit}: {n_failed} of the {n_read} pairs it read failed (a member "
+        f"could not score them) and are not in its table ({where}"
+        + (f"; first: {first['id']}, {', '.join(first.get('members', []))}: "
+           f"{'; '.join(first.get('errors', []))[:200]}" if first else "")
+        + "). clean decides only on audited pairs: audit again once every member can "
+          "score them (the score cache keeps the rest), or without the member that fails")
 
 
 def audited_pairs(pairs: list[PreferencePair], view: AuditView, limit: int | None = None,
@@ -143,8 +183,9 @@ def clean(data: str | Path, audit: str | Path, method: str = "sac",
     skipped as the audit skipped them (written to `rejects`; `notify` hears how many).
     `review`: a ``preflab review export`` folder whose consensus overrides the method;
     `uncertain`: keep or remove pairs people found uncertain; `min_votes`: the votes a
-    pair needs before people's verdict counts (default: a strict majority of the
-    reviewers assigned to it; `notify` hears how many pairs are below it).
+    pair needs before people's verdict counts (default: the quorum the export was made
+    with, see :func:`preflab.clean.human.review_quorum`; `notify` hears when
+    `min_votes` differs from it, and how many pairs are below it).
     An audit made with ``--limit N`` cleans the first N pairs (its summary records N);
     `limit` says the same explicitly (see :func:`audited_pairs`).
     """
@@ -152,14 +193,23 @@ def clean(data: str | Path, audit: str | Path, method: str = "sac",
     if min_votes is not None and min_votes < 1:
         raise ValueError(f"--min-votes must be at least 1, got {min_votes}")
     view = AuditView.load(audit)
-    reviews = load_review(review) if review is not None else None
+    reviews, rule, exported = None, "", None
+    if review is not None:
+        reviews = load_review(review)
+        min_votes, rule, warning = review_quorum(review, min_votes)
+        exported = export_min_votes(review)[1]
+        if warning and notify is not None:
+            notify(warning)
     check_rejects_file(rejects, out, "clean", overwrite)
     read = read_for_command(data, on_error, rejects, notify)
     every = list(iter_pairs(read.pairs))
+    check_failures(audit, every)
     pairs = audited_pairs(every, view, limit, audit_limit(audit), data, notify)
     cleaned, manifest, summary = clean_pairs(pairs, view, method, params, reviews, uncertain,
                                              min_votes)
     human = summary.get("human_review")
+    if human is not None:
+        human["quorum"], human["export_min_votes"] = rule, exported
     if human and human["below_quorum"] and notify is not None:
         notify(f"the review is incomplete: {human['below_quorum']} of {human['reviewed']} "
                f"reviewed pairs are below their quorum ({human['votes_missing']} votes "

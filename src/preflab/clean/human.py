@@ -1,27 +1,30 @@
 """People's judgements over a cleaning method's decisions (``preflab clean --review``).
 
 Reads ``reviews.parquet`` from ``preflab review export`` and decides each pair's
-consensus again from its verdict counts, so the quorum is the one `clean` is given:
-a pair's verdict counts only once it has its quorum (by default a strict majority of
-the reviewers assigned to it, 2 of 3; ``min_votes`` sets it) and more than half of
-its latest votes agree. Where people reached a consensus it overrides the method:
-``rejected`` (people prefer the rejected reply) flips, ``both-bad`` removes,
+consensus again from its verdict counts: a pair's verdict counts only once it has its
+quorum and more than half of its latest votes agree. The quorum is the one the export
+was made with (its summary.json's ``min_votes``: N votes, or null for a strict
+majority of the reviewers assigned to the pair, 2 of 3) unless ``min_votes`` sets
+another (:func:`review_quorum`). Where people reached a consensus it overrides the
+method: ``rejected`` (people prefer the rejected reply) flips, ``both-bad`` removes,
 ``chosen`` and ``both-good`` keep, ``uncertain`` keeps or removes (`uncertain`). The
 reason becomes ``human review``; the ``review`` column says what people decided and
 with what support (e.g. ``rejected 2/3``), or why nothing was done (``below quorum:
 1 of 2 votes``, ``no majority: 1/3``). Those pairs, and the pairs nobody reviewed,
-keep the method's decision. Pure functions over tables.
+keep the method's decision. Pure functions over tables, besides the readers of the
+export's files.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from preflab.review.agreement import VERDICTS, decide, quorum
+from preflab.review.agreement import VERDICTS, decide, quorum, quorum_words
 
 REASON = "human review"
 UNCERTAIN = ("keep", "remove")
@@ -47,6 +50,49 @@ def load_review(folder: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: row {bad[0] + 1} (pair {reviews['pair_id'].iloc[bad[0]]}): "
                          "field 'n_votes' is not the sum of the verdict counts")
     return reviews
+
+
+def export_min_votes(folder: str | Path) -> tuple[bool, int | None]:
+    """(recorded, min_votes): the quorum the export in `folder` was made with, from its
+    summary.json (None: a strict majority of the reviewers assigned); (False, None)
+    when it does not record one."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        return False, None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path}: not a review export summary ({e})") from None
+    if not isinstance(summary, dict) or "min_votes" not in summary:
+        return False, None
+    value = summary["min_votes"]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise ValueError(f"{path}: field 'min_votes' must be null or a positive integer, "
+                         f"got {value!r}")
+    return True, value
+
+
+def review_quorum(folder: str | Path, min_votes: int | None = None
+                  ) -> tuple[int | None, str, str | None]:
+    """(min_votes to decide with, the quorum in words with where it comes from, a
+    warning or None) for the export in `folder`: `min_votes` when given (warned
+    about where the export used another), else the export's own."""
+    recorded, exported = export_min_votes(folder)
+    if min_votes is not None:
+        quorum(1, min_votes)
+        warning = None
+        if recorded and exported != min_votes:
+            warning = (f"--min-votes {min_votes}, but the review export {folder} was made "
+                       f"with quorum {quorum_words(exported)}: clean decides with "
+                       f"{quorum_words(min_votes)}, so its consensus can differ from the "
+                       "export's reviews.parquet and report")
+        return min_votes, f"quorum: {quorum_words(min_votes)} (--min-votes)", warning
+    if recorded:
+        where = "the export's --min-votes" if exported is not None else "the export's"
+        return exported, f"quorum: {quorum_words(exported)} ({where})", None
+    return None, (f"quorum: {quorum_words(None)} (the default; {folder} does not record "
+                  "the export's)"), None
 
 
 def decide_pairs(reviews: pd.DataFrame, min_votes: int | None = None) -> pd.DataFrame:

@@ -59,7 +59,8 @@ def clean(
     min_votes: Annotated[int | None, typer.Option(
         "--min-votes", min=1,
         help="With --review: votes a pair needs before people's verdict counts. "
-             "[default: a strict majority of the reviewers assigned to it, 2 of 3]")] = None,
+             "[default: the quorum the export was made with; its default: a strict "
+             "majority of the reviewers assigned to the pair, 2 of 3]")] = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1,
         help="Clean only the first N pairs, as `preflab audit --limit N` audited them "
@@ -104,8 +105,8 @@ def clean(
         out.print(f"human review: {h['with_consensus']} of {h['reviewed']} reviewed pairs with "
                   f"a consensus ({', '.join(f'{a} {n}' for a, n in h['actions'].items())}); "
                   f"{h['changed_from_method']} differ from {method}; {h['below_quorum']} "
-                  f"below quorum, {h['no_majority']} without a majority (left to {method})",
-                  highlight=False)
+                  f"below quorum, {h['no_majority']} without a majority (left to {method}); "
+                  f"{h['quorum']}", highlight=False)
     out.print(f"cleaned data: {summary['output']}")
     if as_json:
         print_json(summary)

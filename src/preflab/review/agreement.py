@@ -46,6 +46,13 @@ def quorum(assigned: int, min_votes: int | None = None) -> int:
     return int(assigned) // 2 + 1
 
 
+def quorum_words(min_votes: int | None = None) -> str:
+    """The :func:`quorum` rule in words."""
+    if min_votes is None:
+        return "a strict majority of the reviewers assigned to the pair"
+    return f"{min_votes} vote{'s' * (min_votes != 1)}"
+
+
 def decide(verdicts: Sequence[str], assigned: int, min_votes: int | None = None
            ) -> tuple[str, int, int]:
     """(consensus, support, votes missing) of one pair: the consensus is the verdict more

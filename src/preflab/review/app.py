@@ -1,8 +1,10 @@
 """The reviewer's web app: an ASGI app (Starlette; Jinja2 page, one static script).
 
-Routes: ``GET /`` (the page; ``/?token=T`` logs in: it sets an HttpOnly, SameSite=Strict
+Routes: ``GET /`` (the page; ``/?token=T`` logs in: it sets an HttpOnly, SameSite=Lax
 cookie that lasts `session_days` and redirects to ``/`` so the token leaves the address
-bar; a browser signed in as another reviewer is asked first), ``GET /api/state``
+bar; a browser signed in as another reviewer is asked first, also when the link was
+clicked on another website: Lax sends the cookie with that navigation, where Strict
+would not), ``GET /api/state``
 (the reviewer's queue and progress), ``GET /api/pairs/{id}`` (one of their pairs, the
 replies in their shown order; the committee's votes and the original label only once
 they have judged it), ``POST /api/votes`` (a judgement), ``GET /healthz`` and
@@ -82,18 +84,45 @@ def _common_prefix(a: list[dict[str, str]], b: list[dict[str, str]]) -> int:
     return n
 
 
+def member_notes(voters: dict[str, dict[str, int]]) -> dict[str, str]:
+    """Per member, how the committee counts it where that is not simply its own vote:
+    merged with others into one voter, or turned round (it disagrees with the labels
+    beyond chance)."""
+    notes = {}
+    for voter, members in voters.items():
+        for m, orient in members.items():
+            parts = []
+            if len(members) > 1:
+                others = ", ".join(o for o in members if o != m)
+                parts.append(f"merged with {others} into voter {voter}")
+            if orient < 0:
+                parts.append("counted turned round")
+            if parts:
+                notes[m] = "; ".join(parts)
+    return notes
+
+
 def reveal(row: Any) -> dict[str, Any]:
-    """What the committee and the data said about a pair, in the reviewer's A/B terms."""
+    """What the committee and the data said about a pair, in the reviewer's A/B terms:
+    ``prefer_A`` of ``voters`` (the voters that voted) is counted from ``voter_votes``,
+    the votes the committee counts; ``member_votes`` are the members' own votes and
+    ``member_notes`` say which are merged or counted turned round. A project made
+    before voters were kept shows its members as the voters."""
     committee = json.loads(row["committee_json"])
     cr = row["shown_order"] == "CR"
     p = committee.get("p_chosen")
-    members = committee["members"]
-    votes = committee["votes"]
     combination = committee.get("combination") or ""
+    side = lambda v: None if v is None else "A" if bool(v) == cr else "B"  # noqa: E731
+    own = {m: side(v) for m, v in committee["member_votes"].items()}
+    cast = committee.get("voter_votes")
+    voter_votes = own if cast is None else {v: side(x) for v, x in cast.items()}
+    layout = committee.get("voters") or {m: {m: 1} for m in own}
     return {
         "original_label": "A" if cr else "B",
         "committee": {
-            "prefer_A": votes if cr else members - votes, "members": members,
+            "prefer_A": sum(s == "A" for s in voter_votes.values()),
+            "voters": sum(s is not None for s in voter_votes.values()),
+            "voter_votes": voter_votes,
             "p_A": None if p is None else round(p if cr else 1 - p, 3),
             "combination": combination,
             "weights_note": (
@@ -101,8 +130,7 @@ def reveal(row: Any) -> dict[str, Any]:
                 f"{f' ({combination})' if combination else ''} of the members' scores: "
                 "members differ in weight and in how strongly they prefer a reply, so the "
                 "vote count and this probability can disagree."),
-            "member_votes": {m: (None if v is None else "A" if bool(v) == cr else "B")
-                             for m, v in committee["member_votes"].items()},
+            "member_votes": own, "member_notes": member_notes(layout),
             "bin": row["bin"], "source": row["source"], "signal": committee.get("signal", ""),
         },
     }
@@ -216,6 +244,14 @@ def _same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == here
 
 
+def _confirmed_switch(request: Request) -> bool:
+    """True for the "switch reviewer" link of this app's own notice: ``switch=1``, and
+    not a navigation from another site (a browser says where it came from in
+    Sec-Fetch-Site), so a link elsewhere cannot switch a signed-in browser unasked."""
+    site = request.headers.get("sec-fetch-site")
+    return request.query_params.get("switch") == "1" and site in (None, "same-origin")
+
+
 def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_BODY,
                session_days: float = SESSION_DAYS) -> Starlette:
     """The app over the project database `db`. `secure_cookie`: mark the login cookie
@@ -250,12 +286,12 @@ def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_
                 return _page_error(env, 401, "This link's token is not valid for this project.")
             current = await run_in_threadpool(store.reviewer_for, project.con(),
                                               request.cookies.get(COOKIE, ""))
-            if current not in (None, other) and request.query_params.get("switch") != "1":
+            if current not in (None, other) and not _confirmed_switch(request):
                 html = env.get_template("switch.html").render(current=current, other=other,
                                                               token=token)
                 return HTMLResponse(html, headers=SECURITY_HEADERS)
             reply = RedirectResponse("/", 303, headers=SECURITY_HEADERS)
-            reply.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="strict",
+            reply.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
                              secure=secure_cookie, path="/")
             return reply
         try:

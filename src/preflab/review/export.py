@@ -35,6 +35,7 @@ from preflab.review.agreement import (
     decide,
     fleiss_kappa,
     quorum,
+    quorum_words,
     to_verdict,
     verdict_counts,
 )
@@ -46,8 +47,9 @@ REVIEW_COLUMNS = {
     "bin": "the committee's agreement bin",
     "committee_source": "the audit's guess at the source (flagged pairs)",
     "committee_p_chosen": "the committee's P(chosen better)",
-    "committee_votes": "members agreeing with the label",
-    "members": "voting members",
+    "committee_votes": "the committee's voters agreeing with the label (merged members "
+                       "vote once)",
+    "members": "the committee's voters that voted on the pair",
     "assigned": "reviewers assigned",
     "n_votes": "reviewers who judged it (their latest vote counts)",
     **{f"n_{v.replace('-', '_')}": f"latest votes meaning {v}" for v in VERDICTS},
@@ -302,9 +304,7 @@ The committee sided with people's decisive consensus on {c['committee_agrees']} 
 
 def quorum_rule(min_votes: int | None) -> str:
     """The quorum in words."""
-    if min_votes is None:
-        return "quorum: a strict majority of the reviewers assigned to the pair"
-    return f"quorum: {min_votes} vote{'s' * (min_votes != 1)} (--min-votes)"
+    return f"quorum: {quorum_words(min_votes)}" + ("" if min_votes is None else " (--min-votes)")
 
 
 def export_review(db: str | Path, out: str | Path, overwrite: bool = True,

@@ -12,11 +12,13 @@ from typing import Any
 
 import pandas as pd
 
+from preflab.audit.stats import voter_names
 from preflab.audit.view import AuditView
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.review import store
-from preflab.review.agreement import decide, quorum, to_verdict
+from preflab.review.agreement import quorum
+from preflab.review.export import review_tables
 from preflab.review.select import choose_pairs
 
 Notify = Callable[[str], None]
@@ -32,22 +34,49 @@ def _vote(x: Any) -> int | None:
     return None if pd.isna(x) else int(x)
 
 
-def combination_of(audit: str | Path) -> str:
-    """How the audit in folder `audit` combined its members (its summary), '' unknown."""
+def _combined(audit: str | Path) -> dict[str, Any]:
+    """The audit summary's ``committee_probability`` (folder `audit`); {} unknown."""
     path = Path(audit) / "summary.json"
     try:
         combined = json.loads(path.read_text(encoding="utf-8")).get("committee_probability")
     except (OSError, ValueError, AttributeError):
-        return ""
-    return str(combined.get("method") or "") if isinstance(combined, dict) else ""
+        return {}
+    return combined if isinstance(combined, dict) else {}
+
+
+def combination_of(audit: str | Path) -> str:
+    """How the audit in folder `audit` combined its members (its summary), '' unknown."""
+    return str(_combined(audit).get("method") or "")
+
+
+def voters_of(audit: str | Path, view: AuditView) -> dict[str, dict[str, int]]:
+    """The committee's voters as the audit counts them (``voter.NAME`` columns): per
+    voter, its members and how each is counted (+1 as declared, -1 turned round), from
+    the summary's ``voters``; an audit without them: one voter per member."""
+    layout = _combined(audit).get("voters") or {}
+    out = {}
+    for v in voter_names(view.table):
+        members = (layout.get(v) or {}).get("members")
+        out[v] = ({str(m): int(o) for m, o in members.items()} if isinstance(members, dict)
+                  else {v: int(view.orientation.get(v, 1))})
+    return out
 
 
 def pair_row(pair: PreferencePair, audit: dict[str, Any], members: Sequence[str],
-             combination: str = "") -> store.PairRow:
-    """What the project keeps of one pair: its texts and the committee's view."""
+             combination: str = "", voters: dict[str, dict[str, int]] | None = None
+             ) -> store.PairRow:
+    """What the project keeps of one pair: its texts and the committee's view: ``votes``
+    and ``members`` count its voters (see :func:`voters_of`; default: one per member),
+    ``voter_votes`` the vote each voter cast (1: for the chosen reply, 0: against,
+    None: no score), ``member_votes`` each member's own vote."""
+    if voters is None:
+        voters = {m: {m: 1} for m in members}
     committee = {
         "p_chosen": _number(audit["p_chosen"]), "votes": int(audit["votes"]),
         "members": int(audit["members"]), "agreement": _number(audit["agreement"]),
+        "voter_votes": {v: _vote(audit.get(f"voter.{v}", audit.get(f"vote.{v}")))
+                        for v in voters},
+        "voters": voters,
         "member_votes": {m: _vote(audit[f"vote.{m}"]) for m in members},
         "signal": str(audit.get("source_signal") or ""), "combination": combination,
     }
@@ -88,8 +117,9 @@ def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, sample: i
         raise ValueError(f"{audit}: {len(missing)} chosen pairs are not in {data} (first: "
                          f"{missing[0]}): the audit is of other data")
     rows_by_id = view.table.set_index("id")
-    how = combination_of(audit)
-    return [pair_row(by_id[i], rows_by_id.loc[i].to_dict(), view.members, how) for i in ids]
+    how, voters = combination_of(audit), voters_of(audit, view)
+    return [pair_row(by_id[i], rows_by_id.loc[i].to_dict(), view.members, how, voters)
+            for i in ids]
 
 
 def _counts(con: Any) -> dict[str, Any]:
@@ -245,17 +275,11 @@ def review_status(db: str | Path, min_votes: int | None = None) -> dict[str, Any
         counts = _counts(con)
     finally:
         con.close()
-    latest: dict[tuple[str, str], str] = {}
-    for v in votes:  # oldest first: the last one of a (pair, reviewer) stays
-        latest[(v["pair_id"], v["reviewer"])] = to_verdict(v["choice"], v["shown_order"])
-    rows = []
-    for p in pairs:
-        verdicts = [latest[(p["pair_id"], r)] for r in p["assigned"]
-                    if (p["pair_id"], r) in latest]
-        top, _, missing = decide(verdicts, len(p["assigned"]), min_votes)
-        rows.append({"pair_id": p["pair_id"], "bin": p["bin"], "assigned": len(p["assigned"]),
-                     "votes": len(verdicts), "quorum": quorum(len(p["assigned"]), min_votes),
-                     "votes_missing": missing, "consensus": top})
+    reviews, _ = review_tables(pairs, votes, min_votes)  # the export's own latest votes
+    rows = [{"pair_id": r.pair_id, "bin": r.bin, "assigned": int(r.assigned),
+             "votes": int(r.n_votes), "quorum": int(r.quorum),
+             "votes_missing": int(r.votes_missing), "consensus": r.consensus}
+            for r in reviews.itertuples(index=False)]
     return {"db": str(db), **counts, "reviewer_status": people, "pair_status": rows,
             "pairs_at_quorum": sum(r["votes_missing"] == 0 for r in rows),
             "pairs_with_consensus": sum(bool(r["consensus"]) for r in rows),

@@ -3,7 +3,8 @@
 :class:`ReviewServer` serves in the main thread until SIGINT/SIGTERM
 (:meth:`~ReviewServer.serve_forever`) or in a background thread (:meth:`~ReviewServer.start`,
 :meth:`~ReviewServer.shutdown`), as tests and scripts use it. The access log never
-shows a token: a login link's ``token=`` value is written as ``[redacted]``.
+shows a token: the value of a login link's ``token`` parameter is written as
+``[redacted]``, its name matched as the app reads it (decoded, so ``tok%65n=`` too).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import socket
 import threading
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import uvicorn
 
@@ -21,19 +23,34 @@ from preflab.review.app import MAX_BODY, SESSION_DAYS, create_app
 from preflab.sockets import bind_socket, serve_in_thread
 
 LOOPBACK = ("localhost",)
-TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+QUERY = re.compile(r"\?([^\s\"#]*)")
+SECRET_PARAMETER = "token"
+
+
+def _redact_part(part: str) -> str:
+    name = part.partition("=")[0]
+    # the name as the app reads it (Starlette: urllib.parse.parse_qsl, '+' a space)
+    return f"{name}=[redacted]" if unquote_plus(name) == SECRET_PARAMETER else part
+
+
+def redact_query(text: str) -> str:
+    """`text` with the value of every ``token`` parameter of each query string in it
+    replaced by ``[redacted]``."""
+    return QUERY.sub(lambda m: "?" + "&".join(_redact_part(p) for p in m.group(1).split("&")),
+                     text)
 
 
 class RedactTokens(logging.Filter):
-    """Replaces the value of every ``token=`` query parameter in a log record's
-    arguments (uvicorn's access line: client, method, path with query, version, status)."""
+    """Redacts the ``token`` parameter (:func:`redact_query`) in a log record's message
+    and string arguments (uvicorn's access line: client, method, path with query,
+    version, status)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str)
-                                else a for a in record.args)
-        if isinstance(record.msg, str) and "token=" in record.msg:
-            record.msg = TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a
+                                for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
         return True
 
 

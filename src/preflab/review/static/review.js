@@ -76,16 +76,28 @@
     box.appendChild(el("p", "label", "Original label: " + r.original_label + " is better" +
       (r.your_verdict === "chosen" ? " (you agree)" : r.your_verdict === "rejected" ? " (you reverse it)" : "")));
     const c = r.committee;
-    box.appendChild(el("p", null, `Members: ${c.prefer_A} of ${c.members} prefer A; agreement bin ${c.bin}` +
+    box.appendChild(el("p", "voters-line", `Voters: ${c.prefer_A} of ${c.voters} prefer A; agreement bin ${c.bin}` +
       (c.source ? `; the committee's guess: ${c.source}` : "")));
     if (c.p_A !== null) {
       box.appendChild(el("p", "combined", "Committee" + (c.combination ? ` (${c.combination})` : "") +
         `: P(A better) = ${c.p_A.toFixed(2)}`));
     }
     if (c.weights_note) box.appendChild(el("p", "muted weights-note", c.weights_note));
-    const list = el("ul", "members");
-    for (const [name, side] of Object.entries(c.member_votes)) list.appendChild(el("li", null, `${name}: ${side === null ? "no score" : side}`));
+    const sideText = (side) => side === null ? "no score" : side;
+    // the votes counted above: one per voter (members merged into one vote once)
+    const list = el("ul", "members voters");
+    for (const [name, side] of Object.entries(c.voter_votes)) list.appendChild(el("li", null, `${name}: ${sideText(side)}`));
     box.appendChild(list);
+    const notes = c.member_notes || {};
+    if (Object.keys(notes).length) {
+      // the members' own votes, where some are merged or counted turned round
+      box.appendChild(el("p", "muted", "Members' own votes:"));
+      const own = el("ul", "members own-votes");
+      for (const [name, side] of Object.entries(c.member_votes)) {
+        own.appendChild(el("li", null, `${name}: ${sideText(side)}` + (notes[name] ? ` (${notes[name]})` : "")));
+      }
+      box.appendChild(own);
+    }
     return box;
   }
 
