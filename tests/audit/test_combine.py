@@ -118,3 +118,35 @@ def test_stacked_never_weighs_a_member_against_its_own_opinion() -> None:
     assert bounded["member_weights"][1] == pytest.approx(0, abs=1e-6)
     assert bounded["member_weights"][0] == pytest.approx(1)
     assert free["member_weights"][1] < -0.1
+
+
+def test_selected_never_gives_its_first_member_a_negative_weight() -> None:
+    """Review finding 1: forward selection checked the sign of the weights only from the
+    second member on, so a member that disagrees with the labels (within chance, so it
+    is not turned round) could be chosen first with a weight below 0."""
+    rng = np.random.default_rng(8)
+    n = 400
+    against = rng.normal(-0.1, 1, n)  # leans against the labels (chosen minus rejected)
+    margins = np.stack([against, rng.normal(0, 1, n)], axis=1)
+    from preflab.audit.combine import sign_test_z
+
+    assert -3 < sign_test_z(margins)[0] < -2  # against them, yet not turned round (z > -3)
+    _, info = committee_probability(margins, "selected")
+    assert min(info["member_weights"]) >= 0
+    stacked = committee_probability(margins, "stacked")[1]["member_weights"]
+    assert min(stacked) >= 0
+
+
+def test_the_probability_uses_the_voters_it_is_given() -> None:
+    """Review finding 11: the orientation is computed once (committee_voters) and passed
+    in; the combination does not repeat the merge and the sign test."""
+    from preflab.audit.combine import committee_voters
+
+    margins, _, _ = committee(n=400)
+    margins[:, 1] *= -1
+    voters = committee_voters(margins)
+    assert list(voters.member_orientation) == [1, -1, 1, 1]
+    p, info = committee_probability(margins, voters=voters)
+    assert np.allclose(p, committee_probability(margins)[0])
+    assert "groups" not in info and "member_orientation" not in info
+    assert info["member_weights"][1] <= 0  # declared direction: it counts turned round

@@ -130,3 +130,34 @@ def test_report_verdict_next_steps_conversations_and_flagged_pairs(
     assert rows[0]["chosen"] == first.chosen
     assert rows[0]["conversation"].startswith(f"{first.prompt[0]['role']}: ")
     assert "flagged.csv" in page and "flagged pairs" in result.stdout
+
+
+def test_a_pair_no_member_scored_is_its_own_bin_on_console_and_report(
+        tmp_path: Path, hh_path: Path, hh_result: Any) -> None:
+    """Review findings 6 and 7 end to end: the first pair is in no member's file, so it is
+    ``unscored`` (not ``none``) in the table, the console and the report; Fleiss' kappa is
+    of the pairs each voter voted on, and a member with no score at all is named."""
+    pairs = list(islice(iter_pairs(hh_result.pairs), N + 1))
+    rng = np.random.default_rng(1)
+    lines = []
+    for name in ("a", "b", "mute"):  # mute scores only a pair past the --limit
+        margin = rng.normal(0.8, 1.0, N + 1) if name != "mute" else np.full(N + 1, np.nan)
+        margin[0], margin[N] = np.nan, 1.0
+        path = write_scores(tmp_path / f"{name}.jsonl", pairs, margin, np.zeros(N + 1))
+        lines.append(f'[[member]]\nname = "{name}"\nkind = "scores"\npath = "{path}"\n')
+    committee = tmp_path / "c.toml"
+    committee.write_text("\n".join(lines))
+    result = CliRunner().invoke(app, ["audit", str(hh_path), "--committee", str(committee),
+                                      "--limit", str(N), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "a" / "audit.parquet").set_index("id")
+    assert table.loc[pairs[0].id, "bin"] == "unscored"
+    assert (table["bin"] == "unscored").sum() == 1
+    row = next(line for line in result.stdout.splitlines() if "unscored" in line)
+    assert row.split("│")[2].strip() == "1"
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["bins"]["overall"]["unscored"]["count"] == 1
+    assert summary["fleiss_kappa_left_out"] == ["mute"]
+    assert np.isfinite(summary["fleiss_kappa"])
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert "<td>unscored</td>" in page and "mute cast no vote and is left out" in page

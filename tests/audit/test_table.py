@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from preflab.audit.stats import CHANCE_Z, fleiss_kappa, member_diagnostics, summarize
 from preflab.audit.table import agreement_bin, audit_table, committee_probability
@@ -117,3 +118,38 @@ def test_a_weighted_member_within_chance_is_warned_about() -> None:
         "that it is accurate, so its weight (0.100) may follow their noise"]
     # a member the combination leaves out is not warned about
     assert member_diagnostics(table, {"good": 1.0, "coin": 0.0})[1] == []
+
+
+def test_fleiss_kappa_counts_the_pairs_each_voter_voted_on() -> None:
+    """Review finding 6: kappa took only the pairs where every voter voted, so one voter
+    without a score made it NaN. Now each pair counts its own voters (pairs with two or
+    more votes), and a voter that never voted is left out and named in the summary."""
+    rng = np.random.default_rng(0)
+    votes = rng.integers(0, 2, size=(300, 3)).astype(float)
+    votes[:, 1] = votes[:, 0]  # two voters that agree throughout, one at random
+    base = fleiss_kappa(votes)
+    silent = np.hstack([votes, np.full((300, 1), np.nan)])
+    assert fleiss_kappa(silent) == pytest.approx(base)
+    votes[:100, 2] = np.nan  # a voter missing on a third of the pairs
+    counts = np.stack([np.nansum(votes, axis=1), (~np.isnan(votes)).sum(axis=1)
+                       - np.nansum(votes, axis=1)], axis=1)
+    n_i = counts.sum(axis=1)
+    p_i = (counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))
+    p_j = counts.sum(axis=0) / n_i.sum()
+    expected = (p_i.mean() - (p_j**2).sum()) / (1 - (p_j**2).sum())
+    assert fleiss_kappa(votes) == pytest.approx(expected)
+    assert fleiss_kappa(np.array([[1.0, np.nan], [np.nan, 0.0]])) != fleiss_kappa(
+        np.array([[1.0, np.nan], [np.nan, 0.0]]))  # no pair with two votes: NaN
+
+    n = 60
+    margins = np.stack([rng.normal(0.8, 1, n), rng.normal(0.8, 1, n), np.full(n, np.nan)],
+                       axis=1)
+    table, _ = audit_table([str(i) for i in range(n)], ["s"] * n, ["a", "b", "mute"], margins,
+                           1 / (1 + np.exp(-margins)), margins, np.zeros_like(margins))
+    summary = summarize(table)
+    assert np.isfinite(summary["fleiss_kappa"])
+    assert summary["fleiss_kappa_left_out"] == ["mute"]
+    from preflab.audit.report import kappa_line
+
+    assert kappa_line(summary).endswith(" mute cast no vote and is left out.")
+    assert "not defined" in kappa_line({"fleiss_kappa": float("nan")})

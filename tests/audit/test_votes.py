@@ -100,3 +100,39 @@ def test_cleaning_reads_oriented_margins_and_nullable_votes() -> None:
         assert len(decided) == n
     maj = run_method(view, "vote-maj", {})
     assert (maj.loc[maj["action"] != "keep", "reason"].str.match(r"0/[12] ")).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_reversed_member_probability_follows_its_votes(method: str) -> None:
+    """Review finding 1: with one member (a single voter) every method falls back to the
+    mean of scaled margins, which ignored the orientation the votes use: the voter voted 1
+    on nearly every pair while P(chosen) said the opposite and the weight was -1."""
+    n = 40
+    backwards = -informative(n, 11)
+    table, info = table_of(backwards[:, None], ["a"], method)
+    assert info["orientation"] == {"a": -1}
+    agree = table["voter.a"].astype(int).to_numpy() == 1
+    assert agree.mean() > 0.75
+    p = table["p_chosen"].to_numpy()
+    assert np.corrcoef(p, -backwards)[0, 1] > 0.9  # P(chosen) rises with the counted margin
+    if method != "latent":  # latent's offset b_k moves its 0.5 away from a margin of 0
+        assert ((p > 0.5) == agree).all()
+    assert info["weights"]["a"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_under_twenty_pairs_the_fallback_turns_a_reversed_member_round(method: str) -> None:
+    """Review finding 1: under 20 pairs (the fallback) two members, one declared the wrong
+    way round: the probability leans with the voters, and no weight is below 0."""
+    rng = np.random.default_rng(12)
+    n = 19
+    good = np.where(np.arange(n) < 15, 1.0, -1.0) * rng.uniform(0.5, 2, n)
+    backwards = np.where(np.arange(n) == n - 1, 1.0, -1.0) * rng.uniform(0.5, 2, n)
+    table, info = table_of(np.stack([good, backwards], axis=1), ["good", "backwards"], method)
+    assert info["orientation"] == {"good": 1, "backwards": -1}
+    both = (table["votes"] == 2).to_numpy()
+    neither = (table["votes"] == 0).to_numpy()
+    assert both.any() and neither.any()
+    p = table["p_chosen"].to_numpy()
+    assert (p[both] > 0.5).all() and (p[neither] < 0.5).all()
+    assert all(w >= 0 for w in info["weights"].values())

@@ -5,7 +5,10 @@ NaN where a member failed on a pair). Every method first puts the members on one
 footing (:func:`merge_collinear`): each margin column is scaled to unit spread, so
 rescaling a member changes nothing, and members whose margins correlate above
 ``collinear`` in absolute value are merged into one sign-aligned mean, so copies
-of a member, its negation, or two views of one signal count as one member. Then:
+of a member, its negation, or two views of one signal count as one member, and each
+merged member is oriented as it votes (:func:`committee_voters`: turned round where it
+disagrees with the labels beyond chance on all pairs), so no method's probability
+leans against the votes. Then:
 
 - ``stacked`` (default): a Bradley-Terry (logistic, L2-regularised) combination of
   all merged members whose weights are fitted on the labels of the OTHER folds
@@ -40,7 +43,9 @@ of a member, its negation, or two views of one signal count as one member. Then:
 
 The votes (:func:`committee_voters`) count the same merged members, one vote each,
 oriented by the sign test on all pairs whatever the method (a fold's orientation
-may differ; the votes never depend on a fold).
+may differ; the votes never depend on a fold). With one merged member or under
+``4 * folds`` pairs the model-based methods fall back to the mean of the oriented
+merged margins (``mean-of-scaled-margins``).
 
 Cross-fitting deals out groups of pairs (copies, pairs of one prompt or sharing a reply:
 :func:`preflab.data.groups.pair_groups`) so that no pair's weights saw its copies.
@@ -62,7 +67,7 @@ COLLINEAR = 0.95  # |r| above which two members count as one
 
 def scale_margins(margins: np.ndarray) -> np.ndarray:
     """Each column divided by its spread (NaN stays NaN; a constant column stays 0)."""
-    spread = np.nanstd(margins, axis=0)
+    spread = np.nanstd(np.where(np.isnan(margins).all(axis=0), 0.0, margins), axis=0)
     return margins / np.where(spread > 0, spread, 1.0)
 
 
@@ -95,7 +100,7 @@ def merge_collinear(margins: np.ndarray, threshold: float = COLLINEAR
         else:
             home.append(k)
             signs[k] = np.sign(r[k, home[0]]) or 1.0
-    merged = np.stack([_row_means(x[:, g] * signs[g]) for g in groups], axis=1)
+    merged = np.stack([row_means(x[:, g] * signs[g]) for g in groups], axis=1)
     return scale_margins(merged), groups, signs
 
 
@@ -112,7 +117,7 @@ def latent_posterior(x: np.ndarray, iters: int = 500, tol: float = 1e-9
     """
     seen = ~np.isnan(x)
     x0 = np.nan_to_num(x)
-    q = _sigmoid(2 * np.nan_to_num(_row_means(x)))
+    q = _sigmoid(2 * np.nan_to_num(row_means(x)))
     pi, mu, b = 0.5, np.zeros(x.shape[1]), np.zeros(x.shape[1])
     sigma2 = np.ones(x.shape[1])
     for _ in range(iters):
@@ -178,6 +183,7 @@ class Voters:
     member_orientation: np.ndarray  # per member: +1 counted as declared, -1 turned round
     sign_test_z: np.ndarray  # per voter: its oriented merged margin against the labels
     votes: np.ndarray  # [pairs, voters]: 1 agrees with the label, 0 not (or a tie), NaN none
+    margins: np.ndarray  # [pairs, voters]: merged scaled margins, oriented (NaN: no score)
 
     def names(self, members: list[str]) -> list[str]:
         """Each voter's name: its members joined by '+'."""
@@ -197,7 +203,7 @@ def committee_voters(margins: np.ndarray, collinear: float = COLLINEAR,
     for g, s in zip(groups, group_sign, strict=True):
         member[g] *= s
     votes = np.where(np.isnan(oriented), np.nan, (oriented > 0).astype(float))
-    return Voters(groups, member, sign_test_z(oriented), votes)
+    return Voters(groups, member, sign_test_z(oriented), votes, oriented)
 
 
 def fit_nonnegative_bradley_terry(diff: np.ndarray, C: float = 1.0) -> np.ndarray:
@@ -241,25 +247,31 @@ def _loglik(z: np.ndarray) -> float:
 def select_members(x: np.ndarray, folds: int = 5, seed: int = 0, min_gain: float = 1e-3,
                    groups: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
     """Forward selection of members by cross-fitted likelihood of the labels: add the
-    member that improves it most while the gain exceeds `min_gain` per pair and every
-    weight stays positive. Returns the chosen columns and their weights (all pairs)."""
+    member that improves it most while the gain exceeds `min_gain` per pair, among the
+    members with which every weight (the first member's too) stays positive. Returns the
+    chosen columns and their weights (all pairs); none chosen when no member gets a
+    positive weight."""
     n, m = x.shape
     chosen: list[int] = []
     best = -np.inf
     while len(chosen) < m:
+        positive = [k for k in range(m) if k not in chosen
+                    and (fit_bradley_terry(x[:, [*chosen, k]], seed=seed) > 0).all()]
+        if not positive:
+            break
         trials = {k: _loglik(crossfit_logits(x[:, [*chosen, k]], folds, seed, groups))
-                  for k in range(m) if k not in chosen}
+                  for k in positive}
         k = max(trials, key=trials.__getitem__)
         if chosen and trials[k] - best <= min_gain * n:
             break
-        if chosen and (fit_bradley_terry(x[:, [*chosen, k]], seed=seed) <= 0).any():
-            break
         chosen.append(k)
         best = trials[k]
+    if not chosen:
+        return chosen, np.zeros(0)
     return chosen, fit_bradley_terry(x[:, chosen], seed=seed)
 
 
-def _row_means(x: np.ndarray) -> np.ndarray:
+def row_means(x: np.ndarray) -> np.ndarray:
     """Mean of each row over its non-NaN entries (NaN where there are none)."""
     seen = ~np.isnan(x)
     total = np.where(seen, x, 0.0).sum(axis=1)
@@ -273,7 +285,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def _combine_merged(x: np.ndarray, method: str, folds: int, seed: int,
                     groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(probability, weight per merged group, info) of a model-based method."""
+    """(probability, weight per voter, info) of a model-based method over the voters'
+    oriented merged margins `x`: a weight counts a voter as it votes."""
     filled = np.nan_to_num(x)
     if method == "latent":
         p, info = latent_posterior(x)
@@ -295,40 +308,39 @@ def _combine_merged(x: np.ndarray, method: str, folds: int, seed: int,
     chosen, fitted = select_members(filled, folds, seed, groups=groups)
     w = np.zeros(x.shape[1])
     w[chosen] = fitted
-    return _sigmoid(crossfit_logits(filled[:, chosen], folds, seed, groups)), w, {
-        "method": "selected", "selected_groups": chosen}
+    z = crossfit_logits(filled[:, chosen], folds, seed, groups) if chosen else np.zeros(len(x))
+    return _sigmoid(z), w, {"method": "selected", "selected_groups": chosen}
 
 
 def committee_probability(margins: np.ndarray, method: str = DEFAULT, folds: int = 5,
                           seed: int = 0, member_p: np.ndarray | None = None,
-                          groups: np.ndarray | None = None, collinear: float = COLLINEAR
-                          ) -> tuple[np.ndarray, dict[str, Any]]:
+                          groups: np.ndarray | None = None, collinear: float = COLLINEAR,
+                          voters: Voters | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The committee's P(chosen better) for each pair, and how it was formed: the
-    merged member groups, each member's weight (normalised so |weights| sum to 1)."""
+    merged member groups, each member's weight in the direction it is declared
+    (normalised so |weights| sum to 1). Every method combines the voters
+    (:func:`committee_voters`, computed here unless given as `voters`) as they vote:
+    merged, and turned round where they disagree with the labels beyond chance."""
     if method not in METHODS:
         raise ValueError(f"combine must be one of {', '.join(METHODS)}, got {method!r}")
     m = margins.shape[1]
-    x, merged, signs = merge_collinear(margins, collinear)
-    group_sign = orientation(x)  # on all pairs: the votes' orientation (committee_voters)
-    member_sign = signs.copy()
-    for g, s in zip(merged, group_sign, strict=True):
-        member_sign[g] *= s
+    if voters is None:
+        voters = committee_voters(margins, collinear)
+    merged = voters.groups
     if method == "mean":
         if member_p is None:
             raise ValueError("combine 'mean' needs the members' probabilities")
-        aligned = np.where(member_sign > 0, member_p, 1 - member_p)
-        per_group = np.stack([_row_means(aligned[:, g]) for g in merged], axis=1)
-        p = _row_means(per_group)
-        group_w, info = group_sign, {"method": "mean"}
+        aligned = np.where(voters.member_orientation > 0, member_p, 1 - member_p)
+        per_group = np.stack([row_means(aligned[:, g]) for g in merged], axis=1)
+        p = row_means(per_group)
+        group_w, info = np.ones(len(merged)), {"method": "mean"}
     else:
-        p, group_w, info = _combine_merged(x, method, folds, seed, groups)
+        p, group_w, info = _combine_merged(voters.margins, method, folds, seed, groups)
     member_w = np.zeros(m)
     for g, w in zip(merged, group_w, strict=True):
-        member_w[g] = w * signs[g] / len(g)
+        member_w[g] = w * voters.member_orientation[g] / len(g)
     total = np.abs(member_w).sum()
     info["member_weights"] = [float(w) for w in (member_w / total if total > 0 else member_w)]
     info["merged"] = [list(map(int, g)) for g in merged if len(g) > 1]
-    info["groups"] = [list(map(int, g)) for g in merged]
-    info["member_orientation"] = [int(o) for o in member_sign]
     info["collinear_threshold"] = collinear
     return np.nan_to_num(p, nan=0.5), info

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from preflab.audit.stats import member_names, voter_names
-from preflab.audit.table import BIN_NAMES
+from preflab.audit.table import BIN_NAMES, UNSCORED
 from preflab.figures import png as _png
 
 BIN_TEXT = {
@@ -23,9 +23,16 @@ BIN_TEXT = {
     "mixed": "the committee is split",
     "high": "at least three quarters agree",
     "unanimous": "every voter agrees",
+    "unscored": "no member scored the pair (left out of review and cleaning)",
 }
 BIN_COLORS = {"none": "#b2182b", "low": "#ef8a62", "mixed": "#bababa", "high": "#67a9cf",
-              "unanimous": "#2166ac"}
+              "unanimous": "#2166ac", "unscored": "#dddddd"}
+
+
+def shown_bins(overall: dict[str, Any]) -> list[str]:
+    """The bins a table of counts shows: every agreement bin, and ``unscored`` when some
+    pair is in it."""
+    return [b for b in BIN_NAMES if b in overall and (b != UNSCORED or overall[b]["count"])]
 
 
 def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:
@@ -39,7 +46,8 @@ def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:
     figs: dict[str, str] = {}
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    counts = np.bincount(table["votes"].to_numpy(dtype=int), minlength=m + 1)
+    votes = table.loc[table["bin"] != UNSCORED, "votes"]  # an unscored pair has no votes
+    counts = np.bincount(votes.to_numpy(dtype=int), minlength=m + 1)
     ax.bar(range(m + 1), counts, color="#4477aa")
     ax.set_xlabel(f"voters agreeing with the human label (of {m})")
     ax.set_ylabel("pairs")
@@ -49,13 +57,13 @@ def _figures(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:
     subsets = sorted(summary["bins"]["by_subset"])
     fig, ax = plt.subplots(figsize=(6, 0.6 + 0.45 * len(subsets)))
     left = np.zeros(len(subsets))
-    for b in BIN_NAMES:
+    for b in shown_bins(summary["bins"]["overall"]):
         frac = np.array([summary["bins"]["by_subset"][s][b]["fraction"] for s in subsets])
         ax.barh(subsets, frac, left=left, color=BIN_COLORS[b], label=b)
         left += frac
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of pairs")
-    ax.legend(ncol=5, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.02))
+    ax.legend(ncol=6, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.02))
     figs["bins"] = _png(fig)
 
     matrix = np.array([[np.nan if (x := summary["member_agreement_matrix"][a][b]) is None
@@ -234,6 +242,19 @@ def _rules_in_force(summary: dict[str, Any]) -> str:
             f"P(chosen better) &lt; 0.5.</p>")
 
 
+def kappa_line(summary: dict[str, Any]) -> str:
+    """Fleiss' kappa of the voters as one sentence: which voters it leaves out, and why
+    it may be undefined."""
+    kappa = summary.get("fleiss_kappa")
+    left_out = summary.get("fleiss_kappa_left_out") or []
+    without = (f" {', '.join(left_out)} cast no vote and {'is' if len(left_out) == 1 else 'are'}"
+               " left out." if left_out else "")
+    if kappa is None or not np.isfinite(kappa):
+        return ("Agreement between voters beyond chance (Fleiss' kappa): not defined, no pair "
+                "has votes from two voters." + without)
+    return f"Agreement between voters beyond chance (Fleiss' kappa): {kappa:.3f}." + without
+
+
 def orientation_text(o: int | None) -> str:
     """A member's orientation in words (the console and the report)."""
     return "-1 turned round" if (o or 1) < 0 else "+1 as declared"
@@ -385,7 +406,7 @@ def render_report(table: pd.DataFrame, summary: dict[str, Any], pairs: dict[str,
     bins_rows = "".join(
         f"<tr><td style='color:{BIN_COLORS[b]}'>■</td><td>{b}</td><td>{BIN_TEXT[b]}</td>"
         f"<td>{overall[b]['count']}</td><td>{overall[b]['fraction']:.1%}</td></tr>"
-        for b in BIN_NAMES)
+        for b in shown_bins(overall))
     aucs = summary.get("flip_detection_auc", {})
     combined = summary.get("committee_probability", {})
     members_rows, correlation_table, warnings = _member_rows(summary)
@@ -419,7 +440,7 @@ by different criteria). {html.escape(voters_line(summary))}</p>
 {_verdict_html(summary)}
 <p class="big">{summary['low_or_no_agreement_fraction']:.1%} of pairs have low or no
 agreement</p>{auc_line}
-<p>Agreement between voters beyond chance (Fleiss' kappa): {summary['fleiss_kappa']:.3f}.</p>
+<p>{html.escape(kappa_line(summary))}</p>
 <h2>Agreement bins</h2><table><tr><th></th><th>bin</th><th>meaning</th><th>pairs</th>
 <th>share</th></tr>{bins_rows}</table>
 {_next_steps_html(summary, folder)}

@@ -32,17 +32,22 @@ def vote_matrix(table: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def fleiss_kappa(votes: np.ndarray) -> float:
-    """Fleiss' kappa of M raters over 2 categories (agree / disagree with the label),
-    over the pairs every rater voted on (NaN: no vote)."""
-    votes = votes[~np.isnan(votes).any(axis=1)]
-    n, m = votes.shape
-    if m < 2 or n == 0:
+    """Fleiss' kappa of raters over 2 categories (agree / disagree with the label), each
+    pair counting the raters that voted on it (NaN: no vote): P_i is the agreement among
+    pair i's n_i votes, n_ij (n_ij - 1) summed over j, over n_i (n_i - 1); p_j the share
+    of all votes in category j; kappa = (mean P_i - sum p_j^2) / (1 - sum p_j^2). Pairs
+    with fewer than two votes are left out (NaN when none is left); 1 when every vote
+    falls in one category."""
+    seen = ~np.isnan(votes)
+    yes = np.where(seen, votes, 0.0).sum(axis=1)
+    n_i = seen.sum(axis=1).astype(float)
+    counts = np.stack([yes, n_i - yes], axis=1)[n_i >= 2]
+    n_i = n_i[n_i >= 2]
+    if len(n_i) == 0:
         return float("nan")
-    counts = np.stack([votes.sum(axis=1), m - votes.sum(axis=1)], axis=1).astype(float)
-    p_j = counts.sum(axis=0) / (n * m)
-    p_i = ((counts**2).sum(axis=1) - m) / (m * (m - 1))
-    p_bar, p_e = p_i.mean(), (p_j**2).sum()
-    return float((p_bar - p_e) / (1 - p_e)) if p_e < 1 else 1.0
+    p_i = (counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))
+    p_e = float(((counts.sum(axis=0) / n_i.sum()) ** 2).sum())
+    return float((p_i.mean() - p_e) / (1 - p_e)) if p_e < 1 else 1.0
 
 
 def bin_counts(table: pd.DataFrame) -> dict[str, Any]:
@@ -126,13 +131,16 @@ def _share(x: np.ndarray) -> float | None:
 def summarize(table: pd.DataFrame) -> dict[str, Any]:
     """The headline figures of an audit. Members' agreement (with the labels, with each
     other) is of their own votes, over the pairs they scored; the bins and Fleiss'
-    kappa are of the committee's voters (:func:`voter_names`)."""
+    kappa are of the committee's voters (:func:`voter_names`; each pair counts the
+    voters that voted on it, and ``fleiss_kappa_left_out`` names voters that never
+    voted)."""
     names = member_names(table)
     votes = vote_matrix(table, [f"vote.{n}" for n in names])
     voters = voter_names(table)
     cast = vote_matrix(table, [f"voter.{n}" for n in voters]
                        if any(c.startswith("voter.") for c in table.columns)
                        else [f"vote.{n}" for n in voters])
+    silent = [n for k, n in enumerate(voters) if np.isnan(cast[:, k]).all()]
     bins = bin_counts(table)
     overall = bins["overall"]
     same = lambda i, j: np.where(np.isnan(votes[:, i]) | np.isnan(votes[:, j]), np.nan,  # noqa: E731
@@ -151,6 +159,8 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
         "member_agreement_matrix": agreement_matrix,
         "fleiss_kappa": round(fleiss_kappa(cast), 4),
     }
+    if silent:  # no vote at all: kappa is of the others
+        summary["fleiss_kappa_left_out"] = silent
     aucs = flip_detection_auc(table)
     if aucs is not None:
         summary["flip_detection_auc"] = {k: round(v, 4) for k, v in aucs.items()}

@@ -7,7 +7,9 @@ negations of each other (|r| >= 0.95) form one *voter*, which votes once by the 
 their merged margin, and a voter that disagrees with the labels beyond chance is turned
 round. ``votes``, ``members``, ``agreement`` and ``bin`` count voters; ``vote.NAME`` is
 member NAME's own vote as declared (1: it scores the chosen reply higher, 0: lower or
-equal, null: no score) and ``voter.NAME`` the vote the committee counts.
+equal, null: no score) and ``voter.NAME`` the vote the committee counts. A pair no member
+scored has bin ``unscored``, ``members`` 0, ``agreement`` NaN and ``p_chosen`` 0.5 (no
+opinion); review selection and the cleaning rules leave it out.
 
 Pure functions over arrays; no model is touched here.
 """
@@ -20,16 +22,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.audit.combine import DEFAULT, committee_probability, committee_voters
+from preflab.audit.combine import DEFAULT, committee_probability, committee_voters, row_means
 
-BIN_NAMES = ("none", "low", "mixed", "high", "unanimous")
+BIN_NAMES = ("none", "low", "mixed", "high", "unanimous", "unscored")
+UNSCORED = "unscored"  # no member scored the pair: no vote, no agreement, no verdict
 
 
 def agreement_bin(v: np.ndarray, m: np.ndarray | int, low: float = 0.25, high: float = 0.75
                   ) -> np.ndarray:
     """none: v=0; low: 0<v/M<=low; mixed; high: high<=v/M<M; unanimous: v=M."""
     a = v / m
-    return np.select([v == 0, a <= low, a < high, v < m], BIN_NAMES[:4], default="unanimous")
+    return np.select([v == 0, a <= low, a < high, v < m], ["none", "low", "mixed", "high"],
+                     default="unanimous")
+
+
+def _row_spread(x: np.ndarray) -> np.ndarray:
+    """Standard deviation of each row over its non-NaN entries (NaN where there is none)."""
+    return np.sqrt(row_means((x - row_means(x)[:, None]) ** 2))
 
 
 def nullable_votes(votes: np.ndarray) -> pd.arrays.IntegerArray:
@@ -52,7 +61,7 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     when the combination is cross-fitted."""
     names = list(names)
     own = np.where(np.isnan(margins), np.nan, (margins > 0).astype(float))  # a tie is no vote
-    committee = committee_voters(margins)  # for the label
+    committee = committee_voters(margins)  # the votes, and the probability's orientation
     voter_names = committee.names(names)
     cast = committee.votes
     present = (~np.isnan(cast)).sum(axis=1)  # a voter with no score casts no vote
@@ -72,11 +81,13 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     table["members"] = present
     if (present < len(voter_names)).any():
         table["missing_votes"] = len(voter_names) - present
-    table["agreement"] = v / np.maximum(present, 1)
-    table["bin"] = agreement_bin(v, np.maximum(present, 1), *bins)
+    unscored = present == 0  # no member scored the pair: its own bin, no agreement
+    table["agreement"] = np.where(unscored, np.nan, v / np.maximum(present, 1))
+    table["bin"] = np.where(unscored, UNSCORED, agreement_bin(v, np.maximum(present, 1), *bins))
     table["p_chosen"], info = committee_probability(margins, combine, seed=seed,
-                                                    member_p=member_p, groups=groups)
-    table["spread"] = np.nanstd(member_p, axis=1)
+                                                    member_p=member_p, groups=groups,
+                                                    voters=committee)
+    table["spread"] = _row_spread(member_p)
     orient = committee.member_orientation
     weights = np.array(info.pop("member_weights")) * orient
     info["weights"] = {n: round(float(w), 4) + 0.0 for n, w in zip(names, weights, strict=True)}
@@ -86,5 +97,4 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
                       for voter, g, z in zip(voter_names, committee.groups,
                                              committee.sign_test_z, strict=True)}
     info["merged"] = [[names[k] for k in g] for g in info["merged"]]
-    del info["groups"], info["member_orientation"]
     return table, info

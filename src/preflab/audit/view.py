@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from preflab.audit.combine import row_means, scale_margins
+from preflab.audit.stats import member_names, voter_names
+
 TRAINED_KINDS = ("crossfit",)  # members trained on the audited data (out-of-fold)
 
 
@@ -44,16 +47,26 @@ class AuditView:
 
     @property
     def members(self) -> list[str]:
-        """Voting members."""
-        return [c.split(".", 1)[1] for c in self.table.columns if c.startswith("vote.")]
+        """Voting members (:func:`preflab.audit.stats.member_names`)."""
+        return member_names(self.table)
 
     @property
     def voters(self) -> list[str]:
-        """The committee's voters (``voter.NAME``: a member, or members merged as one),
-        which ``votes``, ``members``, ``agreement`` and ``bin`` count; an older audit
-        without them: its voting members."""
-        return [c.split(".", 1)[1] for c in self.table.columns if c.startswith("voter.")] \
-            or self.members
+        """The committee's voters (:func:`preflab.audit.stats.voter_names`)."""
+        return voter_names(self.table)
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Per pair: some voter scored it (``members`` > 0); the others are the
+        ``unscored`` bin, which no cleaning rule decides on."""
+        if "members" not in self.table:
+            return np.ones(self.n, dtype=bool)
+        return self.table["members"].to_numpy() > 0
+
+    def subset(self, mask: np.ndarray) -> AuditView:
+        """The view of the pairs in `mask` (in order), members and orientation alike."""
+        return AuditView(self.table[mask].reset_index(drop=True), self.kinds, self.source,
+                         self.orientation)
 
     @property
     def signals(self) -> list[str]:
@@ -87,7 +100,7 @@ class AuditView:
         the committee turns the member round (:attr:`orientation`), [pairs, members]."""
         m = np.stack([self.margin(n) * self.orientation.get(n, 1) for n in self.members],
                      axis=1)
-        return np.nan_to_num(m / (np.nanstd(m, axis=0) + 1e-12))
+        return np.nan_to_num(scale_margins(m))
 
     def member_of_kind(self, kinds: tuple[str, ...], what: str, name: str | None = None,
                        signals: bool = False) -> str:
@@ -121,4 +134,5 @@ class AuditView:
         if not used:
             nan = np.full(self.n, np.nan)
             return nan, nan.copy(), []
-        return np.nanmean(pc, axis=0), np.nanmean(pr, axis=0), used
+        return row_means(np.array(pc).T), row_means(np.array(pr).T), used
+

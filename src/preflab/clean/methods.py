@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from preflab.audit.noise_sources import SourceRules
@@ -90,10 +91,28 @@ def resolve_method(name: str) -> tuple[str, dict[str, Any]]:
                      f"variants: {', '.join(VARIANTS)}")
 
 
+UNSCORED_REASON = "unscored: no member scored this pair, so no rule decides on it (kept)"
+
+
 def run_method(view: AuditView, name: str, params: dict[str, Any] | None = None
                ) -> pd.DataFrame:
-    """Decisions of method or variant `name` with `params` over the audit."""
+    """Decisions of method or variant `name` with `params` over the audit. Pairs no
+    member scored (bin ``unscored``) are kept, with :data:`UNSCORED_REASON`; the method
+    decides on the others as if those were not there (fractions, thresholds, folds)."""
     method, fixed = resolve_method(name)
-    table = METHODS[method](view, **{**fixed, **(params or {})})
-    table["method"] = name
-    return table
+    scored = view.scored
+    if not scored.any():
+        raise ValueError(f"{view.source}: no member scored any of the {view.n} pairs; "
+                         "there is nothing to clean on")
+    decided = METHODS[method](view.subset(scored) if not scored.all() else view,
+                              **{**fixed, **(params or {})})
+    if not scored.all():
+        decided.index = np.flatnonzero(scored)
+        kept = pd.DataFrame({c: np.nan if decided[c].dtype.kind == "f" else ""
+                             for c in decided.columns}, index=np.flatnonzero(~scored))
+        kept["id"] = view.table["id"].to_numpy()[~scored]
+        kept["action"], kept["reason"] = "keep", UNSCORED_REASON
+        kept["params"] = decided["params"].iloc[0]
+        decided = pd.concat([decided, kept]).sort_index().reset_index(drop=True)
+    decided["method"] = name
+    return decided

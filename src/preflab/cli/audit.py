@@ -91,7 +91,7 @@ def audit(
         return
     from preflab.audit.audit_pairs import audit as audit_fn
     from preflab.audit.audit_pairs import engine_executor
-    from preflab.audit.report import FLAGGED_CSV, voters_line
+    from preflab.audit.report import FLAGGED_CSV, shown_bins, voters_line
     from preflab.committee.spec import load_committee
     from preflab.engine import EngineOptions
 
@@ -107,8 +107,8 @@ def audit(
     failed = (f" ({summary['n_failed']} more FAILED: {summary['failures']})"
               if summary.get("n_failed") else "")
     table = Table("bin", "pairs", "share", title=f"audit of {summary['n_pairs']} pairs{failed}")
-    for name, row in overall.items():
-        table.add_row(name, str(row["count"]), f"{row['fraction']:.1%}")
+    for name in shown_bins(overall):
+        table.add_row(name, str(overall[name]["count"]), f"{overall[name]['fraction']:.1%}")
     out.print(table)
     out.print(escape(voters_line(summary)), highlight=False)
     out.print(f"low or no agreement: [bold]{summary['low_or_no_agreement_fraction']:.1%}[/]")

@@ -5,7 +5,8 @@ committee leans against most first. ``sample`` N takes the first N in that prior
 over all bins; with ``strata`` (``bin`` or ``source``) it draws a seeded sample of N
 spread evenly over the strata (a stratum with fewer pairs gives all it has, the rest
 go to the others), as Yeh et al. sampled per agreement level, and interleaves them
-so no reviewer sees one stratum after another.
+so no reviewer sees one stratum after another. Pairs no member scored (bin
+``unscored``) are never chosen.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
-from preflab.audit.table import BIN_NAMES
+from preflab.audit.table import BIN_NAMES, UNSCORED
 
 STRATA = ("bin", "source")
 DEFAULT_BINS = ("none", "low")
@@ -55,8 +56,9 @@ def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
 def choose_pairs(table: pd.DataFrame, sample: int | None = None, strata: str | None = None,
                  seed: int = 0, exclude: Collection[str] = ()) -> list[str]:
     """The ids of the pairs to review, in review order (see the module doc); pairs in
-    `exclude` (already in the project) are never chosen again."""
-    pool = priority(table[~table["id"].isin(set(exclude))])
+    `exclude` (already in the project) are never chosen again, nor are pairs no member
+    scored (bin ``unscored``: the committee has no view of them to check)."""
+    pool = priority(table[~table["id"].isin(set(exclude)) & (table["bin"] != UNSCORED)])
     if strata is not None and sample is None:
         raise ValueError("--strata draws a sample: give its size with --sample N")
     if sample is None:
