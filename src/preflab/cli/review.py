@@ -41,15 +41,20 @@ class Strata(StrEnum):
     source = "source"
 
 
+AuditedDataArg = Annotated[str, typer.Argument(help="The preference data that was audited.")]
+AuditDirOpt = Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")]
+StrataOpt = Annotated[Strata | None, typer.Option(
+    help="Draw --sample evenly per audit bin or per audit source.")]
+
+
 @user_errors
 def review_init(
-    data: Annotated[str, typer.Argument(help="The preference data that was audited.")],
-    audit_dir: Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")],
+    data: AuditedDataArg,
+    audit_dir: AuditDirOpt,
     db: Annotated[Path, typer.Option("--db", help="The review project to create.")
                   ] = Path("review.sqlite"),
     sample: SampleReviewOpt = None,
-    strata: Annotated[Strata | None, typer.Option(
-        help="Draw --sample evenly per audit bin or per audit source.")] = None,
+    strata: StrataOpt = None,
     per_pair: Annotated[int, typer.Option(
         "--per-pair", min=1, help="Reviewers per pair.")] = 3,
     reviewers: Annotated[str, typer.Option(
@@ -96,13 +101,12 @@ def _print_links(tokens: dict[str, str]) -> None:
 
 @user_errors
 def review_add_pairs(
-    data: Annotated[str, typer.Argument(help="The preference data that was audited.")],
-    audit_dir: Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")],
+    data: AuditedDataArg,
+    audit_dir: AuditDirOpt,
     db: Annotated[Path, typer.Option("--db", help="The review project to add to.")
                   ] = Path("review.sqlite"),
     sample: SampleReviewOpt = None,
-    strata: Annotated[Strata | None, typer.Option(
-        help="Draw --sample evenly per audit bin or per audit source.")] = None,
+    strata: StrataOpt = None,
     per_pair: Annotated[int | None, typer.Option(
         "--per-pair", min=1, help="Reviewers per pair (the project's from now on). "
                                   "[default: the project's]")] = None,
