@@ -7,7 +7,8 @@ a digest of the whole decisions table; plus digests of every method's decisions 
 synthetic audits (no models). Regenerate it only if a change of decisions is meant.
 Last regenerated for issue 32: votes and bins count the committee's voters (collinear
 members vote once, a reversed one turned round) and judges shorten long conversations
-by the labeler's rule, which changed some of the tiny committee's decisions.
+by the labeler's rule, which changed some of the tiny committee's decisions; the
+vote rules' reasons say "voters agree".
 """
 
 from __future__ import annotations

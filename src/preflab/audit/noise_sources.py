@@ -7,7 +7,7 @@ this order:
 
 1. ``mis-label``: the committee confidently and (near-)unanimously reverses the
    label (P(chosen better) <= ``flip_p`` and at most ``flip_agreement`` of the
-   voting members agree with it). ``flip_p="auto"`` (the default) calibrates the
+   voters agree with it). ``flip_p="auto"`` (the default) calibrates the
    threshold to the committee (see :meth:`SourceRules.flip_threshold`).
 5. ``both-harmful`` / 6. ``both-bad``: both replies score low on absolute
    reward (each at or below the ``bad_quantile`` percentile of all replies,
@@ -136,7 +136,7 @@ def tag_sources(view: AuditView, rules: SourceRules | None = None) -> pd.DataFra
             source[i] = "mis-label"
             strength = "confident reversal" if flip_at <= FLIP_P_FLOOR else "reversal"
             signal[i] = (f"{head}: {strength} (mis-label rule in force: P <= {flip_at:.2f} "
-                         f"and at most {rules.flip_agreement:.0%} of members agree)")
+                         f"and at most {rules.flip_agreement:.0%} of voters agree)")
         elif bad[i]:
             source[i] = "both-harmful" if harm[i] else "both-bad"
             signal[i] = (f"{head}; reward percentiles chosen {pc[i]:.2f}, rejected {pr[i]:.2f}"

@@ -234,7 +234,7 @@ def _rules_in_force(summary: dict[str, Any]) -> str:
         return ""
     return (f"<p>Rules in force: <i>mis-label</i> where P(chosen better) &le; "
             f"{rules['flip_p_used']:.2f} (flip_p {html.escape(str(rules['flip_p']))}) and at most "
-            f"{rules['flip_agreement']:.0%} of members agree; a reversal is called confident "
+            f"{rules['flip_agreement']:.0%} of voters agree; a reversal is called confident "
             f"only when that threshold is 0.20 or below. <i>both-bad</i> / "
             f"<i>different-thresholds</i>: both replies at or below the "
             f"{rules['bad_quantile']:.0%} / at or above the {rules['good_quantile']:.0%} "

@@ -14,7 +14,7 @@ Each baseline is score -> threshold -> act:
 - ``random``: remove a seeded random `fraction` (or `count`) of pairs: the floor
   every method must beat at the same removal budget;
 - ``vote_all``: every voting member disagrees with the label (disagreement = 1);
-- ``vote_maj``: fewer than half of the voting members agree (disagreement > 0.5);
+- ``vote_maj``: fewer than half of the voters agree (disagreement > 0.5);
 - ``reward_gap``: the lowest `k` by the committee's mean scaled margin (RwGap);
 - ``judge``: an LLM judge member prefers the rejected reply (its margin < 0);
 - ``confident_learning``: cleanlab's ``find_label_issues`` on the committee's
@@ -140,19 +140,19 @@ def random_removal(view: AuditView, fraction: float = 0.1, count: int | None = N
 
 
 def vote_all(view: AuditView, action: str = "remove") -> pd.DataFrame:
-    """Act where every voting member disagrees with the label (votes = 0)."""
+    """Act where every voter disagrees with the label (votes = 0)."""
     _check_action(action)
     score = disagreement_score(view)
     mask = above(score, 1.0, inclusive=True)
-    reason = [f"0/{m} members agree" for m in view.table["members"]]
+    reason = [f"0/{m} voters agree" for m in view.table["members"]]
     return act(view.table["id"], mask, action, reason, "vote-all", {"action": action}, score)
 
 
 def vote_maj(view: AuditView, action: str = "remove") -> pd.DataFrame:
-    """Act where fewer than half of the voting members agree with the label."""
+    """Act where fewer than half of the voters agree with the label."""
     _check_action(action)
     score = disagreement_score(view)
-    reason = [f"{v}/{m} members agree (< half)"
+    reason = [f"{v}/{m} voters agree (< half)"
               for v, m in zip(view.votes, view.table["members"], strict=True)]
     return act(view.table["id"], above(score, 0.5), action, reason, "vote-maj",
                {"action": action}, score)
