@@ -281,19 +281,7 @@ def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_
     async def page(request: Request) -> Response:
         token = request.query_params.get("token")
         if token is not None:
-            other = await run_in_threadpool(store.reviewer_for, project.con(), token)
-            if other is None:
-                return _page_error(env, 401, "This link's token is not valid for this project.")
-            current = await run_in_threadpool(store.reviewer_for, project.con(),
-                                              request.cookies.get(COOKIE, ""))
-            if current not in (None, other) and not _confirmed_switch(request):
-                html = env.get_template("switch.html").render(current=current, other=other,
-                                                              token=token)
-                return HTMLResponse(html, headers=SECURITY_HEADERS)
-            reply = RedirectResponse("/", 303, headers=SECURITY_HEADERS)
-            reply.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
-                             secure=secure_cookie, path="/")
-            return reply
+            return await _open_link(request, token, project, env, max_age, secure_cookie)
         try:
             name, token, _ = await run_in_threadpool(login, request)
         except Refused as e:
@@ -379,6 +367,25 @@ def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.project = project
     return app
+
+
+async def _open_link(request: Request, token: str, project: Project,
+                     env: jinja2.Environment, max_age: int, secure_cookie: bool) -> Response:
+    """A reviewer's link (/?token=...): set the login cookie and go to the page, after
+    asking first when the browser is logged in as another reviewer."""
+    other = await run_in_threadpool(store.reviewer_for, project.con(), token)
+    if other is None:
+        return _page_error(env, 401, "This link's token is not valid for this project.")
+    current = await run_in_threadpool(store.reviewer_for, project.con(),
+                                      request.cookies.get(COOKIE, ""))
+    if current not in (None, other) and not _confirmed_switch(request):
+        html = env.get_template("switch.html").render(current=current, other=other,
+                                                      token=token)
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
+    reply = RedirectResponse("/", 303, headers=SECURITY_HEADERS)
+    reply.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
+                     secure=secure_cookie, path="/")
+    return reply
 
 
 def _page_error(env: jinja2.Environment, status: int, message: str) -> Response:
