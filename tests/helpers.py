@@ -19,3 +19,24 @@ def private_cache(path: str):
         os.environ.pop("PREFLAB_CACHE", None)
     else:
         os.environ["PREFLAB_CACHE"] = old
+
+
+def save_tiny_rm(folder, **kwargs):
+    """A tiny randomly initialised Llama reward model and its tokenizer saved in `folder`
+    (`kwargs` go to :func:`preflab.models.tiny.tiny_reward_model`)."""
+    from preflab.models.tiny import tiny_reward_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    tiny_reward_model(tok, **kwargs).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def serving(folder, name: str):
+    """`preflab serve` hosting the model in `folder` as `name` in this process, on a free
+    port of 127.0.0.1, while a fixture is alive: yields its URL."""
+    from preflab.serve.server import make_server
+
+    server = make_server(str(folder), port=0, quiet=True, served_name=name).start()
+    yield server.url
+    server.shutdown()

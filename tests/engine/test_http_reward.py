@@ -20,49 +20,31 @@ from preflab.committee.members import score_member
 from preflab.committee.spec import parse_committee
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.http_reward import HttpRewardScorer, read_reward
+from tests.helpers import save_tiny_rm, serving
 
 
 @pytest.fixture(scope="module")
 def rm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised Llama reward model (sequence classification)."""
-    from preflab.models.tiny import tiny_reward_model, tiny_tokenizer
-
-    tok = tiny_tokenizer()
-    folder = tmp_path_factory.mktemp("rm") / "tiny-rm"
-    tiny_reward_model(tok, num_labels=1, seed=0).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny_rm(tmp_path_factory.mktemp("rm") / "tiny-rm", num_labels=1, seed=0)
 
 
 @pytest.fixture(scope="module")
 def served(rm_folder: Path) -> Iterator[str]:
     """`preflab serve` hosting the reward model in this process, on a free port."""
-    from preflab.serve.server import make_server
-
-    server = make_server(str(rm_folder), port=0, quiet=True, served_name="tiny-rm").start()
-    yield server.url
-    server.shutdown()
+    yield from serving(rm_folder, "tiny-rm")
 
 
 @pytest.fixture(scope="module")
 def short_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny reward model that reads 64 positions."""
-    from preflab.models.tiny import tiny_reward_model, tiny_tokenizer
-
-    tok = tiny_tokenizer()
-    folder = tmp_path_factory.mktemp("rm64") / "rm64"
-    tiny_reward_model(tok, seed=3, max_position_embeddings=64).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny_rm(tmp_path_factory.mktemp("rm64") / "rm64", seed=3,
+                        max_position_embeddings=64)
 
 
 @pytest.fixture(scope="module")
 def short_served(short_folder: Path) -> Iterator[str]:
-    from preflab.serve.server import make_server
-
-    server = make_server(str(short_folder), port=0, quiet=True, served_name="rm64").start()
-    yield server.url
-    server.shutdown()
+    yield from serving(short_folder, "rm64")
 
 
 def pairs_of(hh_result: Any, n: int) -> list[Any]:

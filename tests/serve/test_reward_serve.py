@@ -11,28 +11,20 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers import save_tiny_rm, serving
 from tests.serve.helpers import assert_openai_error
 
 
 @pytest.fixture(scope="module")
 def rm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny reward model with two outputs (a multi-objective head)."""
-    from preflab.models.tiny import tiny_reward_model, tiny_tokenizer
-
-    tok = tiny_tokenizer()
-    folder = tmp_path_factory.mktemp("rm2") / "rm"
-    tiny_reward_model(tok, num_labels=2, seed=1, max_position_embeddings=64).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny_rm(tmp_path_factory.mktemp("rm2") / "rm", num_labels=2, seed=1,
+                        max_position_embeddings=64)
 
 
 @pytest.fixture(scope="module")
 def url(rm_folder: Path) -> Iterator[str]:
-    from preflab.serve.server import make_server
-
-    server = make_server(str(rm_folder), port=0, quiet=True, served_name="rm").start()
-    yield server.url
-    server.shutdown()
+    yield from serving(rm_folder, "rm")
 
 
 def local_logits(rm_folder: Path, texts: list[str]) -> list[list[float]]:
