@@ -114,10 +114,8 @@ def test_a_server_that_refuses_long_inputs_fails_only_those(rm_folder: Path,
     pairs = pairs_of(hh_result, 12)
     fault = FaultServer("refuse-long")
     try:
-        committee = parse_committee({"member": [{
-            "name": "vllm", "kind": "http-rm", "url": fault.url, "model": "m",
-            "tokenizer": str(rm_folder), "batch": 8, "retries": 0}]}, "http")
-        scores = score_member(committee.members[0], pairs, engine())
+        member = http_member(fault, rm_folder, "vllm", batch=8, retries=0)
+        scores = score_member(member, pairs, engine())
     finally:
         fault.close()
     tok = load_tokenizer(str(rm_folder))
@@ -128,6 +126,13 @@ def test_a_server_that_refuses_long_inputs_fails_only_those(rm_folder: Path,
     assert set(scores.info["missing_ids"]) == long
     assert all("HTTP 400" in why for why in scores.info["missing_ids"].values())
     assert np.isfinite(scores.margin[[p.id not in long for p in pairs]]).all()
+
+
+def http_member(fault: FaultServer, rm_folder: Path, name: str, **options: Any) -> Any:
+    """An http-rm member asking `fault` for model "m", with the tiny model's tokenizer."""
+    return parse_committee({"member": [{
+        "name": name, "kind": "http-rm", "url": fault.url, "model": "m",
+        "tokenizer": str(rm_folder), **options}]}, "http").members[0]
 
 
 class FaultServer:
@@ -204,12 +209,10 @@ def test_failed_requests_are_recorded_per_pair_never_scored(mode: str, reason: s
     pairs = pairs_of(hh_result, 5)
     fault = FaultServer(mode, delay=1.0)
     try:
-        committee = parse_committee({"member": [{
-            "name": "flaky", "kind": "http-rm", "url": fault.url, "model": "m",
-            "tokenizer": str(rm_folder), "timeout": 0.3, "retries": 1, "backoff": 0.01,
-            "batch": 4}]}, "http")
+        member = http_member(fault, rm_folder, "flaky", timeout=0.3, retries=1,
+                             backoff=0.01, batch=4)
         e = engine()
-        scores = score_member(committee.members[0], pairs, e)
+        scores = score_member(member, pairs, e)
         assert np.isnan(scores.margin).all() and np.isnan(scores.r_chosen).all()
         assert scores.info["missing"] == len(pairs)
         assert set(scores.info["missing_ids"]) == {p.id for p in pairs}
@@ -218,7 +221,7 @@ def test_failed_requests_are_recorded_per_pair_never_scored(mode: str, reason: s
             assert fault.requests == 2 * -(-2 * len(pairs) // 4)
         # nothing was cached: the next run asks again
         before = fault.requests
-        score_member(committee.members[0], pairs, e)
+        score_member(member, pairs, e)
         assert fault.requests > before
     finally:
         fault.close()
@@ -228,10 +231,8 @@ def test_an_unreadable_item_fails_only_its_pairs(rm_folder: Path, hh_result: Any
     pairs = pairs_of(hh_result, 6)
     fault = FaultServer("bad-item")
     try:
-        committee = parse_committee({"member": [{
-            "name": "partial", "kind": "http-rm", "url": fault.url, "model": "m",
-            "tokenizer": str(rm_folder), "batch": 4, "retries": 0}]}, "http")
-        scores = score_member(committee.members[0], pairs, engine())
+        member = http_member(fault, rm_folder, "partial", batch=4, retries=0)
+        scores = score_member(member, pairs, engine())
         bad = np.isnan(scores.margin)
         assert 0 < bad.sum() < len(pairs)
         assert scores.info["missing"] == int(bad.sum())
@@ -250,10 +251,8 @@ def test_only_a_refused_input_is_asked_again_alone(rm_folder: Path, hh_result: A
     pairs = pairs_of(hh_result, 4)
     fault = FaultServer("401")
     try:
-        committee = parse_committee({"member": [{
-            "name": "nokey", "kind": "http-rm", "url": fault.url, "model": "m",
-            "tokenizer": str(rm_folder), "batch": 4, "retries": 0}]}, "http")
-        scores = score_member(committee.members[0], pairs, engine())
+        member = http_member(fault, rm_folder, "nokey", batch=4, retries=0)
+        scores = score_member(member, pairs, engine())
     finally:
         fault.close()
     assert scores.info["missing"] == len(pairs)
