@@ -91,7 +91,6 @@ def audit(
         return
     from preflab.audit.audit_pairs import audit as audit_fn
     from preflab.audit.audit_pairs import engine_executor
-    from preflab.audit.report import FLAGGED_CSV, shown_bins, voters_line
     from preflab.committee.spec import load_committee
     from preflab.engine import EngineOptions
 
@@ -103,6 +102,15 @@ def audit(
                        executor=executor_options(
                            executor, ray_address, actors, actor_cpus, actor_gpus,
                            base=lambda: engine_executor(load_committee(committee))))
+    print_audit(summary, out_dir)
+    if as_json:
+        print_json(summary)
+
+
+def print_audit(summary: dict, out_dir: Path) -> None:
+    """The audit's console summary: bins, voters, members, warnings, verdict, files."""
+    from preflab.audit.report import FLAGGED_CSV, shown_bins, voters_line
+
     overall = summary["bins"]["overall"]
     failed = (f" ({summary['n_failed']} more FAILED: {summary['failures']})"
               if summary.get("n_failed") else "")
@@ -139,8 +147,6 @@ def audit(
                   f"{summary['flip_detection_auc']['committee']:.3f}")
     out.print(f"report: {out_dir / 'report.html'}")
     out.print(f"flagged pairs (the committee doubts them): {out_dir / FLAGGED_CSV}")
-    if as_json:
-        print_json(summary)
 
 
 def plan_table(plan: dict) -> Table:
