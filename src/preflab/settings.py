@@ -16,7 +16,7 @@ import json
 import math
 import tomllib
 import typing
-from dataclasses import MISSING, Field, fields, is_dataclass, replace
+from dataclasses import MISSING, Field, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -111,9 +111,60 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
     return cls(**overrides)
 
 
+# ---- one setting: its default, help text and allowed range --------------------------
+
+
+def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING,
+            flag: str | None = None, min: float | None = None, gt: float | None = None,
+            max: float | None = None, choices: tuple[str, ...] | None = None,
+            shown: str | None = None, cli: bool = True) -> Any:
+    """A settings field that carries everything the command line and the docs show:
+    the default (or `factory`), the `help` text, the allowed range (`min` <= v, `gt` < v,
+    v <= `max`), the allowed `choices`, the option's `flag` (default ``--name``; a bool
+    may give ``--on/--off``), and `shown`: what help shows as the default where the
+    default is None and means something (e.g. "per head"). `cli=False` keeps a setting
+    out of the command line (a file or Python sets it)."""
+    metadata = {"help": help, "flag": flag, "min": min, "gt": gt, "max": max,
+                "choices": choices, "shown": shown, "cli": cli}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def flag_of(f: Field[Any]) -> str:
+    """The option a field is set by on the command line (``--max-length``)."""
+    flag = f.metadata.get("flag")
+    return flag.split("/")[0] if flag else "--" + f.name.replace("_", "-")
+
+
+def check_settings(config: Any) -> None:
+    """A ValueError naming the setting (and its option) for a value outside the range
+    or the choices its field declares."""
+    for f in fields(config):
+        value, meta = getattr(config, f.name), f.metadata
+        if value is None or not meta:
+            continue
+        name = f"{f.name} ({flag_of(f)})"
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{name} must be one of {', '.join(meta['choices'])}; "
+                             f"got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if meta.get("min") is not None and value < meta["min"]:
+            raise ValueError(f"{name} must be at least {meta['min']:g}, got {value:g}")
+        if meta.get("gt") is not None and value <= meta["gt"]:
+            raise ValueError(f"{name} must be greater than {meta['gt']:g}, got {value:g}")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise ValueError(f"{name} must be at most {meta['max']:g}, got {value:g}")
+
+
 class FromFile:
     """Base of the stages' settings dataclasses: ``Config.from_file(path, **overrides)``
-    is :func:`config_from_file` for that class."""
+    is :func:`config_from_file` for that class; each instance is checked against the
+    ranges and choices its fields declare (:func:`check_settings`)."""
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> Self:

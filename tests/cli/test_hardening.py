@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from preflab.cli import app
-from preflab.cli.common import INTERRUPTED, user_errors
+from preflab.cli.console import INTERRUPTED, user_errors
 
 runner = CliRunner()
 SCRIPT = str(Path(sys.executable).with_name("preflab"))

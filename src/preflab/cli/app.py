@@ -76,7 +76,7 @@ def main() -> None:
     from rich.markup import escape
     from typer.exceptions import TyperException
 
-    from preflab.cli.common import err
+    from preflab.cli.console import err
 
     command = typer.main.get_command(app)
     try:

@@ -9,7 +9,13 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    out,
+    print_json,
+    user_errors,
+    warn,
+)
+from preflab.cli.options import (
     ActorCpusOpt,
     ActorGpusOpt,
     ActorsOpt,
@@ -25,11 +31,7 @@ from preflab.cli.common import (
     RejectsOpt,
     ThreadsOpt,
     executor_options,
-    out,
-    print_json,
     set_threads,
-    user_errors,
-    warn,
 )
 
 

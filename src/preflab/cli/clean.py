@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    out,
+    print_json,
+    user_errors,
+    warn,
+)
+from preflab.cli.options import (
     CommitteeOpt,
     JsonOpt,
     OnErrorChoice,
@@ -18,10 +24,6 @@ from preflab.cli.common import (
     OverwriteOpt,
     RejectsOpt,
     Target,
-    out,
-    print_json,
-    user_errors,
-    warn,
 )
 
 

@@ -9,7 +9,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    out,
+    print_json,
+    user_errors,
+    warn,
+)
+from preflab.cli.options import (
     AllowEmptyOpt,
     FormatOpt,
     JsonOpt,
@@ -19,10 +25,6 @@ from preflab.cli.common import (
     RejectsOpt,
     SeedOpt,
     Target,
-    out,
-    print_json,
-    user_errors,
-    warn,
 )
 
 # numpy's generators take no negative seeds

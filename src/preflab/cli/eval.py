@@ -8,8 +8,18 @@ from typing import Annotated
 
 import typer
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    out,
+    pct,
+    print_json,
+    user_errors,
+)
+from preflab.cli.from_config import (
     ConfigOpt,
+    rm_config,
+    stage_config,
+)
+from preflab.cli.options import (
     DeviceOpt,
     JsonOpt,
     OutDirOpt,
@@ -25,12 +35,6 @@ from preflab.cli.common import (
     ThreadsOpt,
     floats,
     ints,
-    out,
-    pct,
-    print_json,
-    rm_config,
-    stage_config,
-    user_errors,
 )
 from preflab.eval.config import EvalPolicyConfig, WinrateConfig
 

@@ -8,9 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    out,
+    print_json,
+    user_errors,
+)
+from preflab.cli.from_config import (
     C,
     ConfigOpt,
+    typed_options,
+)
+from preflab.cli.options import (
     DeviceOpt,
     JsonOpt,
     PairsArg,
@@ -18,10 +26,6 @@ from preflab.cli.common import (
     SeedOpt,
     ThreadsOpt,
     floats,
-    out,
-    print_json,
-    typed_options,
-    user_errors,
 )
 from preflab.experiment.config import (
     RAHF_METHODS,

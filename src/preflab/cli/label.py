@@ -10,11 +10,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    out,
+    pct,
+    print_json,
+    user_errors,
+    warn,
+)
+from preflab.cli.from_config import (
+    ConfigOpt,
+    stage_config,
+    write_stage_config,
+)
+from preflab.cli.options import (
     ActorCpusOpt,
     ActorGpusOpt,
     ActorsOpt,
-    ConfigOpt,
     DeviceOpt,
     ExecutorOpt,
     JsonOpt,
@@ -25,13 +36,6 @@ from preflab.cli.common import (
     SeedOpt,
     ThreadsOpt,
     executor_options,
-    out,
-    pct,
-    print_json,
-    stage_config,
-    user_errors,
-    warn,
-    write_stage_config,
 )
 from preflab.label.config import LabelConfig
 

@@ -7,7 +7,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from preflab.cli.common import JsonOpt, out, print_json, user_errors
+from preflab.cli.console import (
+    out,
+    print_json,
+    user_errors,
+)
+from preflab.cli.options import JsonOpt
 
 
 def models_list(as_json: JsonOpt = False) -> None:

@@ -12,18 +12,20 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    err,
+    out,
+    print_json,
+    user_errors,
+    warn,
+)
+from preflab.cli.options import (
     JsonOpt,
     OnErrorChoice,
     OnErrorOpt,
     OutDirOpt,
     OverwriteOpt,
     SeedOpt,
-    err,
-    out,
-    print_json,
-    user_errors,
-    warn,
 )
 
 DbArg = Annotated[Path, typer.Argument(help="The review project (an SQLite file).")]

@@ -8,7 +8,14 @@ from typing import Annotated, NoReturn
 import typer
 from rich.markup import escape
 
-from preflab.cli.common import ThreadsOpt, err, set_threads, user_errors
+from preflab.cli.console import (
+    err,
+    user_errors,
+)
+from preflab.cli.options import (
+    ThreadsOpt,
+    set_threads,
+)
 
 
 @user_errors

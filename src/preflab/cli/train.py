@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from preflab.cli.common import (
+from preflab.cli.console import (
+    out,
+    print_json,
+    user_errors,
+)
+from preflab.cli.from_config import (
     ConfigOpt,
+    policy_config,
+    rm_config,
+    stage_config,
+)
+from preflab.cli.options import (
     DeviceOpt,
     JsonOpt,
     ModelOutOpt,
@@ -39,15 +50,7 @@ from preflab.cli.common import (
     TemperatureOpt,
     ThreadsOpt,
     ints,
-    out,
-    policy_config,
-    print_json,
-    print_training,
-    print_truncation,
-    rm_config,
     set_threads,
-    stage_config,
-    user_errors,
 )
 from preflab.train.config import BestOfNConfig, RLConfig
 
@@ -403,3 +406,23 @@ def steer_extract(
     info = ", ".join(f"{k}: explained {x['explained']:.2f}, scale {x['scale']:.2f}"
                      for k, x in v.meta["layers"].items())
     out.print(f"steering vector from {len(pairs)} pairs -> {out_file} (layers {info})")
+
+
+def print_truncation(tokens: dict[str, Any], max_length: int) -> None:
+    """What fitting sequences into --max-length did, when it did anything."""
+    if tokens["reply_truncated"] or tokens["context_truncated"]:
+        out.print(f"[yellow]truncated to --max-length {max_length}[/]: "
+                  f"{tokens['context_truncated']} contexts lost their oldest tokens, "
+                  f"{tokens['reply_truncated']} replies were cut")
+
+
+def print_training(summary: dict[str, Any], as_json: bool) -> None:
+    tokens = summary["tokens"]
+    out.print(f"{summary['stage']}: {escape(str(summary['model']))} "
+              f"({escape(str(summary['config']['policy']))}, "
+              f"{tokens['n_pairs']} pairs, {summary['steps']} steps, final train loss "
+              f"{summary['train_loss']}, {summary['seconds']:.0f} s, "
+              f"{summary['tokens_per_s']:.0f} tokens/s)")
+    print_truncation(tokens, summary["config"]["max_length"])
+    if as_json:
+        print_json(summary)

@@ -1,30 +1,17 @@
-"""What every command shares: error handling, option types and the output helpers."""
+"""Options shared by several commands, declared once: one name, one meaning, on
+every command that has the option (the stages' settings are generated from their
+dataclasses, :mod:`preflab.cli.from_config`)."""
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from preflab.committee.spec import CommitteeError, preset_names
-from preflab.errors import FieldError, FormatError, PairError
-from preflab.models.offline import OfflineModelMissing
-
-out = Console()
-
-
-err = Console(stderr=True)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
+from preflab.committee.spec import preset_names
 
 
 class OnErrorChoice(StrEnum):
@@ -37,68 +24,6 @@ class Target(StrEnum):
     parquet = "parquet"
     trl = "trl"
     hh = "hh"
-
-
-INTERRUPTED = "interrupted: rerun the same command to resume"
-
-
-def one_line(text: object) -> str:
-    """User text for the console: on one line, with ``[...]`` shown, not read as markup."""
-    return escape(" ".join(str(text).splitlines()).strip())  # every kind of line break
-
-
-# Numeric options by name: the smallest value that makes sense (counts, sizes,
-# rates) and, for fractions, the largest. Checked for every command, before any work.
-AT_LEAST_1 = {"limit", "sample", "n", "pairs", "batch_size", "epochs", "grad_accum",
-              "max_length", "max_new_tokens", "lora_r", "steps", "sc", "cot_tokens",
-              "concurrency", "bins", "perplexity_pairs", "pmp_epochs", "save_steps",
-              "samples_per_prompt", "threads", "max_prompt_tokens", "max_context_tokens",
-              "step1_epochs", "train_sample", "heldout_sample", "eval_limit", "max_tokens",
-              "top_logprobs", "max_turns", "folds"}
-AT_LEAST_0 = {"shots", "retries", "port", "seed", "temperature", "margin", "eps"}
-POSITIVE = {"lr", "step1_lr", "scit_lr", "dual_lr", "value_lr", "beta", "alpha", "timeout",
-            "request_timeout", "max_body_mb", "max_logprobs_mb"}
-FRACTIONS = {"eval_fraction", "test_fraction", "top_p"}  # in (0, 1]
-
-
-def check_numbers(values: dict[str, Any]) -> None:
-    """A ValueError naming the option for a number out of its range (e.g. --limit -5)."""
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            continue
-        flag = "--" + name.replace("_", "-")
-        if name in AT_LEAST_1 and v < 1:
-            raise ValueError(f"{flag} must be at least 1, got {v}")
-        if name in AT_LEAST_0 and v < 0:
-            raise ValueError(f"{flag} must be 0 or more, got {v}")
-        if name in POSITIVE and v <= 0:
-            raise ValueError(f"{flag} must be greater than 0, got {v}")
-        if name in FRACTIONS and not 0 < v <= 1:
-            raise ValueError(f"{flag} must be in (0, 1], got {v}")
-
-
-def user_errors(fn: F) -> F:
-    """Show errors a user must fix as one clear line and exit 2, not as a traceback;
-    Ctrl-C prints one line and exits 130 (long commands resume from their caches).
-    Numeric options are range-checked first (:func:`check_numbers`)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            check_numbers(kwargs)
-            return fn(*args, **kwargs)
-        except KeyboardInterrupt:
-            err.print(INTERRUPTED, highlight=False, soft_wrap=True)
-            raise typer.Exit(130) from None
-        except (PairError, FieldError, FormatError, OfflineModelMissing, FileNotFoundError,
-                FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
-                KeyError, ValueError, CommitteeError) as e:
-            message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            err.print(f"[bold red]error:[/] {one_line(message)}", highlight=False,
-                      soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 OnErrorOpt = Annotated[OnErrorChoice, typer.Option(
@@ -125,34 +50,66 @@ AllowEmptyOpt = Annotated[bool, typer.Option(
 # One name, one meaning, on every command that has the option.
 JsonOpt = Annotated[bool, typer.Option(
     "--json", help="Print the summary as one JSON object on the last line of stdout.")]
+
+
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+
+
 ModelOutOpt = Annotated[Path, typer.Option("--out", help="Output model folder.")]
+
+
 PairsArg = Annotated[str, typer.Argument(help="Preference pairs.")]
+
+
 TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
+
+
 ReplyBatchOpt = Annotated[int, typer.Option(help="Replies sampled at once.")]
+
+
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+
+
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", min=1, help="CPU threads for torch (default: torch's choice).")]
+
+
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
+
+
 LimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=1, help="Only the first N pairs.")]
+
+
 SampleOpt = Annotated[int | None, typer.Option(
     "--sample", min=1, help="A seeded random sample of N pairs (in input order).")]
+
+
 CommitteeOpt = Annotated[str, typer.Option(
     "--committee", help=f"Committee preset ({', '.join(preset_names())}) or a TOML file.")]
+
+
 # Where scoring batches run (preflab.engine.executor.ExecutorOptions).
 ExecutorOpt = Annotated[str | None, typer.Option(
     "--executor", help="Where batches run: local (this process) or ray (a pool of Ray actors, "
                        "each holding its own copy of the model; needs preflab[ray]). "
                        "[default: a committee file's [engine] executor, else local]")]
+
+
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="Ray: join this cluster (e.g. auto or ray://head:10001) instead of "
                           "starting a local one.")]
+
+
 ActorsOpt = Annotated[int | None, typer.Option(
     "--actors", min=1, help="Ray: actors, each with its own copy of the model. [default: 2]")]
+
+
 ActorCpusOpt = Annotated[float | None, typer.Option(
     "--actor-cpus", min=0, help="Ray: CPUs reserved per actor (also its torch threads). "
                                 "[default: 1]")]
+
+
 ActorGpusOpt = Annotated[float | None, typer.Option(
     "--actor-gpus", min=0, help="Ray: GPUs per actor (1: one GPU each). [default: 0]")]
 
@@ -185,25 +142,6 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def print_json(obj: Any) -> None:
-    """One JSON object on one line of stdout: never wrapped, never marked up."""
-    sys.stdout.write(json.dumps(obj, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def warn(text: str) -> None:
-    """One warning line on stderr; `text` is shown as is (no markup)."""
-    err.print(f"[yellow]warning:[/] {one_line(text)}", highlight=False, soft_wrap=True)
-
-
-def print_truncation(tokens: dict[str, Any], max_length: int) -> None:
-    """What fitting sequences into --max-length did, when it did anything."""
-    if tokens["reply_truncated"] or tokens["context_truncated"]:
-        out.print(f"[yellow]truncated to --max-length {max_length}[/]: "
-                  f"{tokens['context_truncated']} contexts lost their oldest tokens, "
-                  f"{tokens['reply_truncated']} replies were cut")
 
 
 PConfig = Annotated[Path | None, typer.Option(
@@ -262,27 +200,6 @@ PResume = Annotated[bool, typer.Option(help="Resume an interrupted run from its 
 PJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
-def policy_config(config_file: Path | None, **given: Any) -> Any:
-    from preflab.train.recipe import PolicyConfig
-
-    overrides = {k: v for k, v in given.items() if v is not None}
-    if config_file is not None:
-        return PolicyConfig.from_file(config_file, **overrides)
-    return PolicyConfig(**overrides)
-
-
-def print_training(summary: dict[str, Any], as_json: bool) -> None:
-    tokens = summary["tokens"]
-    out.print(f"{summary['stage']}: {escape(str(summary['model']))} "
-              f"({escape(str(summary['config']['policy']))}, "
-              f"{tokens['n_pairs']} pairs, {summary['steps']} steps, final train loss "
-              f"{summary['train_loss']}, {summary['seconds']:.0f} s, "
-              f"{summary['tokens_per_s']:.0f} tokens/s)")
-    print_truncation(tokens, summary["config"]["max_length"])
-    if as_json:
-        print_json(summary)
-
-
 def floats(text: str, name: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -315,10 +232,6 @@ def ints(text: str | None, name: str) -> list[int] | None:
 PLayers = Annotated[str | None, typer.Option(
     "--layers", help="Comma-separated layers (1 = output of the first block). [default: "
                      "RAHF's, scaled to the model's depth]")]
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None or x != x else f"{x:.1%}"
 
 
 class Rm:
@@ -378,69 +291,5 @@ class Rm:
     Seed = Annotated[int | None, typer.Option("--seed", help="Seed (head, order, split).")]
 
 
-def rm_config(config_file: Path | None, subset_weight: list[str] | None = None,
-               **given: Any) -> Any:
-    """A RewardConfig from a file (if any) with the options the user gave on top."""
-    from preflab.train.reward_model import RewardConfig
-
-    overrides = {k: v for k, v in given.items() if v is not None}
-    if subset_weight:
-        weights = {}
-        for item in subset_weight:
-            name, _, value = item.partition("=")
-            try:
-                weights[name] = float(value)
-            except ValueError:
-                raise ValueError(f"--subset-weight {item!r}: expected SUBSET=NUMBER") from None
-        overrides["subset_weights"] = weights
-    if config_file is not None:
-        return RewardConfig.from_file(config_file, **overrides)
-    return RewardConfig(**overrides)
-
-
-# ---- settings files: --config FILE, options given on the command line on top ------------
-
-
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", help="TOML, YAML or JSON file of settings (a run's OUT/config.toml "
-                     "reproduces it); options given on the command line override it.")]
-
-
 PromptLimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=1, help="Only the first N prompts. [default: all]")]
-
-
-def typed_options(ctx: typer.Context) -> dict[str, Any]:
-    """The options the user gave on the command line (not their defaults), by
-    parameter name."""
-    given = {}
-    for name, value in ctx.params.items():
-        source = ctx.get_parameter_source(name)  # by name: typer may vendor its own click
-        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-            given[name] = value
-    return given
-
-
-C = TypeVar("C")
-
-
-def stage_config(cls: type[C], ctx: typer.Context, config_file: Path | None,
-                 **convert: Callable[[Any], Any]) -> C:
-    """The settings of a stage: `cls`'s defaults, then `config_file` (if any), then the
-    options given on the command line whose names are fields of `cls` (`convert`
-    turns an option's text into the field's value, e.g. comma-separated lists)."""
-    from dataclasses import fields
-
-    from preflab.settings import load_config
-
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    given = {k: convert[k](v) if k in convert else v
-             for k, v in typed_options(ctx).items() if k in names}
-    return load_config(cls, config_file, **given)
-
-
-def write_stage_config(config: Any, folder: Path) -> Path:
-    """``folder/config.toml``: what ``--config`` reads back to rerun the stage."""
-    from preflab.settings import write_config
-
-    return write_config(config, folder)
