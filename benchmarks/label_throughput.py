@@ -32,7 +32,7 @@ from preflab.data.sample import sample_pairs
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.judge import JudgeScorer
 from preflab.engine.label_prompt import LabelPrompt, exemplars_from_pairs
-from preflab.label.label_pairs import label_table
+from preflab.label.table import label_table
 from preflab.models.runtime import Runtime
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]

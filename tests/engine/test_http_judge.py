@@ -19,7 +19,8 @@ import requests
 
 from preflab.data.demo import demo
 from preflab.engine import EngineOptions
-from preflab.engine.http_judge import JudgeError, api_base, read_label_logprobs
+from preflab.engine.http_client import JudgeError
+from preflab.engine.http_judge import api_base, read_label_logprobs
 from preflab.label.label_pairs import label
 from tests.helpers import private_cache
 

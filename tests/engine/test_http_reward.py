@@ -19,6 +19,7 @@ import pytest
 from preflab.committee.members import score_member
 from preflab.committee.spec import parse_committee
 from preflab.engine import Engine, EngineOptions
+from preflab.engine.http_client import HttpOptions
 from preflab.engine.http_reward import HttpRewardScorer, read_reward
 from tests.helpers import save_tiny_rm, serving
 
@@ -269,8 +270,9 @@ def test_the_fingerprint_has_the_length_read(rm_folder: Path) -> None:
     servers = {n: FaultServer("ok", context=n) for n in (64, 200)}
     try:
         def scorer(context: int, max_length: int = 2048) -> HttpRewardScorer:
-            return HttpRewardScorer(servers[context].url, model="m",
-                                    tokenizer=str(rm_folder), max_length=max_length)
+            return HttpRewardScorer(HttpOptions(servers[context].url, model="m",
+                                                tokenizer=str(rm_folder),
+                                                max_length=max_length))
 
         short, long = scorer(64), scorer(200)
         assert (short.max_length, long.max_length) == (64, 200)
@@ -292,6 +294,8 @@ def test_read_reward_shapes(item: dict[str, Any], api: str, index: int,
     assert read_reward(item, api, index) == expected
 
 
-def test_bad_server_url_is_refused() -> None:
+def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="not an http"):
-        HttpRewardScorer("ftp://x", model="m")
+        HttpOptions("ftp://x", model="m")
+    with pytest.raises(ValueError, match="at least 1"):
+        HttpOptions("http://127.0.0.1:9", batch=0)

@@ -89,10 +89,11 @@ def test_the_direct_scorer_and_the_judges_share_the_rule() -> None:
 
 def test_an_http_judge_counts_the_pairs_it_shortened(models_server: str) -> None:
     from preflab.engine import Engine, EngineOptions
+    from preflab.engine.http_client import HttpOptions
     from preflab.engine.http_judge import HttpJudgeScorer
 
-    scorer = HttpJudgeScorer(models_server, LabelPrompt.build("summary"), model="m",
-                             tokenizer="tiny-llama", keep_task=True, retries=0)
+    options = HttpOptions(models_server, model="m", tokenizer="tiny-llama", retries=0)
+    scorer = HttpJudgeScorer(options, LabelPrompt.build("summary"), keep_task=True)
     units = [judge_unit(LONG, *REPLIES), judge_unit(SHORT, *REPLIES)]
     e = Engine(EngineOptions(cache_path=":memory:", progress=False))
     values = e.run(scorer, units)

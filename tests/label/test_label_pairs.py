@@ -13,7 +13,8 @@ from preflab.cli import app
 from preflab.data.demo import demo
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.engine import EngineOptions
-from preflab.label.label_pairs import label, label_summary
+from preflab.label.label_pairs import label
+from preflab.label.summary import label_summary
 
 runner = CliRunner()
 QUIET = EngineOptions(progress=False)

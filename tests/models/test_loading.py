@@ -83,9 +83,10 @@ def test_custom_code_loads_only_when_trusted(custom_folder: Path, tmp_path: Path
     with pytest.raises(RemoteCodeRefused, match="auto_map"):
         load_tokenizer(custom_folder)
     # trusted: the folder's code runs (in a child, so its module cache is a temporary one)
-    code = ("from preflab.engine.http_reward import HttpRewardScorer\n"
-            f"s = HttpRewardScorer('http://127.0.0.1:9', model={str(custom_folder)!r}, "
-            "trust_remote_code=True)\n"
+    code = ("from preflab.engine.http_client import HttpOptions\n"
+            "from preflab.engine.http_reward import HttpRewardScorer\n"
+            f"o = HttpOptions('http://127.0.0.1:9', model={str(custom_folder)!r})\n"
+            "s = HttpRewardScorer(o, trust_remote_code=True)\n"
             "print(type(s.tokenizer).__name__)\n")
     r = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, check=False,
@@ -110,7 +111,7 @@ def test_preflab_bi_encoder_folders_need_no_remote_code(tmp_path: Path) -> None:
     from transformers import AutoConfig
 
     from preflab.models.offline import load_pretrained, resolve
-    from preflab.train.reward_model import load_bi_encoder, save_reward_model
+    from preflab.models.reward_base import load_bi_encoder, save_reward_model
 
     path = resolve("minilm-l6")
     model = load_bi_encoder(path, load_pretrained(AutoConfig, path))

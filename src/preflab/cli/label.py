@@ -147,7 +147,7 @@ def _once(notify: Callable[[str], None]) -> Callable[[str], None]:
 
 def _grid(data: str, config: LabelConfig, out_dir: Path, as_json: bool,
           reading: dict[str, Any]) -> None:
-    from preflab.label.label_pairs import label_grid
+    from preflab.label.grid import label_grid
 
     frame = label_grid(data, out=out_dir, config=config, **reading)
     n = config.sample or config.limit or 300

@@ -340,16 +340,17 @@ def score_scores(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) 
 
 
 def _http_reward_scorer(spec: MemberSpec) -> Any:
+    """An ``http-rm`` member's scorer: its keys that are
+    :class:`~preflab.engine.http_client.HttpOptions` fields, and the reward's own."""
+    from preflab.engine.http_client import HttpOptions
     from preflab.engine.http_reward import HttpRewardScorer
 
     o = spec.options
-    return HttpRewardScorer(
-        o["url"], model=o.get("model"), tokenizer=o.get("tokenizer"),
-        api=o.get("api", "pooling"), output_index=o.get("output_index", 0),
-        max_length=o.get("max_length", 2048), concurrency=o.get("concurrency", 4),
-        timeout=o.get("timeout", 120.0), retries=o.get("retries", 3),
-        backoff=o.get("backoff", 0.5), batch=o.get("batch", 16), name=spec.name,
-        trust_remote_code=o.get("trust_remote_code", False))
+    fields = set(HttpOptions.__dataclass_fields__) - {"name"}
+    http = HttpOptions(**{k: v for k, v in o.items() if k in fields}, name=spec.name)
+    return HttpRewardScorer(http, api=o.get("api", "pooling"),
+                            output_index=o.get("output_index", 0),
+                            trust_remote_code=o.get("trust_remote_code", False))
 
 
 def score_http_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:

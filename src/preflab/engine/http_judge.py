@@ -6,8 +6,7 @@ come from the same endpoint. The prompt is rendered exactly as the local judge
 renders it (:class:`~preflab.engine.judge.JudgeReader`) and sent as token ids when
 the tokenizer is at hand, else as plain text.
 
-Requests run `concurrency` at a time, each with a `timeout`; a connection error, a
-timeout, a 429 or a 5xx is retried `retries` times with exponential backoff. A
+Requests run and are retried as :mod:`preflab.engine.http_client` says. A
 judgement that still fails, or a reply that cannot be read, becomes a NaN value with
 its reason in :attr:`HttpJudgeScorer.failures` — never a label (NaN values are not
 cached, so the next run asks again).
@@ -15,107 +14,27 @@ cached, so the next run asks again).
 
 from __future__ import annotations
 
-import os
-import random
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
-import requests
 
 from preflab.data.messages import Messages
+from preflab.engine.http_client import HttpOptions, JudgeError, check_url, connect
 from preflab.engine.judge import JudgeReader
 from preflab.engine.label_prompt import LabelPrompt
 from preflab.engine.units import Unit
 from preflab.models.generate import Sampling
 from preflab.models.runtime import fingerprint
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-
-
-class JudgeError(RuntimeError):
-    """A judgement that could not be had; the message is the recorded reason, `status`
-    the HTTP status of a refusal (None for other failures)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+DEFAULT_BATCH = 8  # prompts per request
 
 
 def api_base(url: str) -> str:
     """The API root of a server URL: ``http://host:8000`` -> ``http://host:8000/v1``."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    base = url.rstrip("/")
+    base = check_url(url).rstrip("/")
     return base if base.endswith("/v1") else base + "/v1"
-
-
-class HttpClient:
-    """POSTs with a timeout, retries with exponential backoff and jitter."""
-
-    def __init__(self, base: str, timeout: float = 120.0, retries: int = 3,
-                 backoff: float = 0.5, api_key: str | None = None) -> None:
-        self.base = base
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.session = requests.Session()
-
-    def get(self, path: str) -> Any:
-        try:
-            r = self.session.get(self.base + path, timeout=self.timeout, headers=self.headers)
-            r.raise_for_status()
-            return r.json()
-        except (requests.RequestException, ValueError) as e:
-            raise JudgeError(f"GET {self.base + path}: {e}") from None
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 4))
-            try:
-                r = self.session.post(self.base + path, json=body, timeout=self.timeout,
-                                      headers=self.headers)
-            except requests.Timeout:
-                last = f"timed out after {self.timeout:g} s"
-                continue
-            except requests.ConnectionError as e:
-                last = f"connection failed: {e}"
-                continue
-            if r.status_code in RETRY_STATUS:
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
-                continue
-            if r.status_code != 200:
-                raise JudgeError(f"HTTP {r.status_code}: {r.text[:200]}", r.status_code)
-            try:
-                out = r.json()
-            except ValueError:
-                raise JudgeError(f"the reply is not JSON: {r.text[:100]!r}") from None
-            if not isinstance(out, dict):
-                raise JudgeError("the reply is not a JSON object")
-            return out
-        raise JudgeError(f"{last} ({self.retries + 1} tries)")
-
-
-def served_context(listed: Any, model: str) -> int | None:
-    """The context (``max_model_len``) that a ``GET /v1/models`` reply gives for `model`
-    (else for its only model); None when it gives none."""
-    try:
-        entries = [d for d in listed["data"] if isinstance(d, dict)]
-    except (KeyError, TypeError):
-        return None
-    entry = next((d for d in entries if d.get("id") == model),
-                 entries[0] if len(entries) == 1 else None)
-    value = entry.get("max_model_len") if entry else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
-        else None
 
 
 def read_label_logprobs(top: Any, labels: Sequence[str] = ("1", "2")) -> np.ndarray:
@@ -147,43 +66,31 @@ class HttpJudgeScorer(JudgeReader):
     """Scores (context, A, B[, rationale]) units through an OpenAI-compatible server.
 
     The value is [log P(1), log P(2), labels outside the top-k] (NaN when the judgement
-    failed). `model` defaults to the server's first; `tokenizer` (a preset, folder or
-    hub id; default: the model's name) renders the prompt as the local judge does,
+    failed). `options` say where and how (:class:`~preflab.engine.http_client.HttpOptions`;
+    8 prompts a request by default): the model defaults to the server's first, the
+    tokenizer (default: the model's name) renders the prompt as the local judge does,
     conversations shortened as :class:`~preflab.engine.judge.JudgeReader` says, within
     the server's context (``max_model_len`` in ``GET /v1/models``) less the label token.
+    `top_logprobs`: the log-probs asked for at the label's position.
     """
 
-    def __init__(self, url: str, prompt: LabelPrompt, model: str | None = None,
-                 tokenizer: str | Any | None = None, max_length: int = 2048,
-                 max_context_tokens: int | None = 256, concurrency: int = 4,
-                 timeout: float = 120.0, retries: int = 3, backoff: float = 0.5,
-                 top_logprobs: int = 20, batch: int = 8, api_key: str | None = None,
-                 name: str | None = None, keep_task: bool = False) -> None:
-        if concurrency < 1 or batch < 1:
-            raise ValueError("concurrency and batch must be at least 1")
-        self.client = HttpClient(api_base(url), timeout, retries, backoff, api_key)
-        if model is None:
-            listed = self.client.get("/models")
-            try:
-                model = str(listed["data"][0]["id"])
-            except (KeyError, IndexError, TypeError):
-                raise ValueError(f"{url}: /v1/models lists no model; pass model=") from None
-        else:
-            try:
-                listed = self.client.get("/models")
-            except JudgeError:  # a server without the listing: its context is not known
-                listed = {}
+    def __init__(self, options: HttpOptions, prompt: LabelPrompt,
+                 max_context_tokens: int | None = 256, top_logprobs: int = 20,
+                 keep_task: bool = False) -> None:
+        self.client, model, context = connect(options, api_base(options.url), "/models")
         self.model_name = model
-        context = served_context(listed, model)  # a prompt leaves room for the label
-        max_length = max_length if context is None else min(max_length, context - 1)
-        tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, str) \
-            else self._load_tokenizer(tokenizer or model)
+        # a prompt leaves room for the label token
+        max_length = options.max_length if context is None else \
+            min(options.max_length, context - 1)
+        tok = options.tokenizer
+        if tok is None or isinstance(tok, str):
+            tok = self._load_tokenizer(tok or model)
         super().__init__(tok, prompt, max_length, max_context_tokens, keep_task)
-        self.concurrency = concurrency
-        self.batch = batch
+        self.concurrency = options.concurrency
+        self.batch = options.batch or DEFAULT_BATCH
         self.top_logprobs = top_logprobs
         self.failures: dict[str, str] = {}
-        self.name = name or f"label:{model}@{urlparse(url).netloc}"
+        self.name = options.name or f"label:{model}@{options.host}"
         self.fingerprint = fingerprint("http-judge", model, prompt.head, prompt.ending,
                                        max_length, max_context_tokens, top_logprobs,
                                        self.tokenizer is not None, *self.prompt_fingerprint(),

@@ -15,15 +15,13 @@ as vLLM and ``preflab serve`` give it) by the rule of the local member; a server
 shortens an input itself says so per item (``truncated_tokens``, ``preflab serve``).
 Either way the unit counts as truncated.
 
-Requests run `concurrency` at a time, each with a `timeout`; a connection error, a
-timeout, a 429 or a 5xx is retried `retries` times with exponential backoff
-(:class:`~preflab.engine.http_judge.HttpClient`). A request the server refuses as
-input it will not read (:data:`INPUT_REFUSED`: 400, 413 or 422, e.g. an input over a
-vLLM server's context) is sent again one input at a time, so only the inputs it
-refuses fail; any other refusal (a wrong key, an unknown model) fails the request.
-A reward that still fails, or a reply that cannot be read, becomes NaN with its reason
-in :attr:`HttpRewardScorer.failures` — never a score (NaN values are not cached, so the
-next run asks again).
+Requests run and are retried as :mod:`preflab.engine.http_client` says. A request
+the server refuses as input it will not read (:data:`INPUT_REFUSED`: 400, 413 or 422,
+e.g. an input over a vLLM server's context) is sent again one input at a time, so
+only the inputs it refuses fail; any other refusal (a wrong key, an unknown model)
+fails the request. A reward that still fails, or a reply that cannot be read, becomes
+NaN with its reason in :attr:`HttpRewardScorer.failures` — never a score (NaN values
+are not cached, so the next run asks again).
 """
 
 from __future__ import annotations
@@ -33,11 +31,10 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
-from preflab.engine.http_judge import HttpClient, JudgeError, served_context
+from preflab.engine.http_client import HttpOptions, JudgeError, check_url, connect
 from preflab.engine.units import Unit
 from preflab.models.runtime import ENCODER_TYPES, fingerprint
 
@@ -45,14 +42,12 @@ APIS = {"pooling": "/pooling", "classify": "/classify"}
 # Refusals of a request's inputs (bad request, too large, unprocessable): one input may
 # be at fault, so the batch is sent again input by input. Other 4xx refuse every input.
 INPUT_REFUSED = (400, 413, 422)
+DEFAULT_BATCH = 16  # inputs per request (with a tokenizer; chat messages go one a request)
 
 
 def server_root(url: str) -> str:
     """The server's root (vLLM serves ``/pooling`` there, not under ``/v1``)."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    return url.rstrip("/").removesuffix("/v1")
+    return check_url(url).rstrip("/").removesuffix("/v1")
 
 
 def read_reward(item: Any, api: str, index: int) -> float:
@@ -88,44 +83,35 @@ def _encoder_folder(name: str) -> bool:
 class HttpRewardScorer:
     """Scores (context, reply) units through a served reward model.
 
-    `model` defaults to the server's first (``GET /v1/models``); `tokenizer` (a preset,
-    folder or hub id; default: the model's name) renders and truncates the inputs as
-    :func:`~preflab.engine.reward.reward_input` does; without one the conversations go
-    as chat messages. The value is [reward], NaN when it could not be had (reason in
-    :attr:`failures`, by unit key).
+    `options` say where and how (:class:`~preflab.engine.http_client.HttpOptions`; 16
+    inputs a request by default): the model defaults to the server's first (``GET
+    /v1/models``), the tokenizer (a preset, folder or hub id; default: the model's
+    name) renders and truncates the inputs as :func:`~preflab.engine.reward.reward_input`
+    does; without one the conversations go as chat messages. `api`: ``pooling`` or
+    ``classify``; `output_index`: the output that is the reward; `trust_remote_code`:
+    load a tokenizer that needs its own code. The value is [reward], NaN when it could
+    not be had (reason in :attr:`failures`, by unit key).
     """
 
-    def __init__(self, url: str, model: str | None = None, tokenizer: str | None = None,
-                 api: str = "pooling", output_index: int = 0, max_length: int = 2048,
-                 concurrency: int = 4, timeout: float = 120.0, retries: int = 3,
-                 backoff: float = 0.5, batch: int = 16, api_key: str | None = None,
-                 name: str | None = None, trust_remote_code: bool = False) -> None:
+    def __init__(self, options: HttpOptions, api: str = "pooling", output_index: int = 0,
+                 trust_remote_code: bool = False) -> None:
         if api not in APIS:
             raise ValueError(f"api must be one of {', '.join(APIS)}, got {api!r}")
-        if concurrency < 1 or batch < 1:
-            raise ValueError("concurrency and batch must be at least 1")
-        self.client = HttpClient(server_root(url), timeout, retries, backoff, api_key)
-        if model is None:
-            listed = self.client.get("/v1/models")
-            try:
-                model = str(listed["data"][0]["id"])
-            except (KeyError, IndexError, TypeError):
-                raise ValueError(f"{url}: /v1/models lists no model; set model") from None
-        else:
-            try:
-                listed = self.client.get("/v1/models")
-            except JudgeError:  # a server without the listing: its context is not known
-                listed = {}
-        self.server_context = served_context(listed, model)
+        if not isinstance(options.tokenizer, str | None):
+            raise ValueError("an HTTP reward model's tokenizer is given by name (a preset, "
+                             "folder or hub id)")
+        self.client, model, self.server_context = connect(options, server_root(options.url),
+                                                          "/v1/models")
         self.model_name = model
         self.api = api
         self.path = APIS[api]
         self.output_index = output_index
-        self.max_length = min(max_length, self.server_context or max_length)
-        self.concurrency = concurrency
-        self.batch = batch
-        self.tokenizer = self._load_tokenizer(tokenizer or model, trust_remote_code)
-        self.encoder = _encoder_folder(tokenizer or model) if self.tokenizer else False
+        self.max_length = min(options.max_length, self.server_context or options.max_length)
+        self.concurrency = options.concurrency
+        self.batch = options.batch or DEFAULT_BATCH
+        name = options.tokenizer or model
+        self.tokenizer = self._load_tokenizer(name, trust_remote_code)
+        self.encoder = _encoder_folder(name) if self.tokenizer else False
         self.failures: dict[str, str] = {}
         self.truncated = 0
         self.truncated_keys: set[str] = set()
@@ -133,7 +119,7 @@ class HttpRewardScorer:
 
         self.truncation = (f"{TRUNCATION} ({self.max_length} tokens)" if self.tokenizer else
                            "by the server (the conversation is sent whole)")
-        self.name = name or f"rm:{model}@{urlparse(url).netloc}"
+        self.name = options.name or f"rm:{model}@{options.host}"
         self.fingerprint = fingerprint("http-reward", model, api, output_index,
                                        self.max_length, self.tokenizer is not None,
                                        self.encoder)

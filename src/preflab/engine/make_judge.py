@@ -18,14 +18,17 @@ def make_judge(judge: str, prompt: LabelPrompt, max_length: int = 2048,
                keep_task: bool = False, **http: Any) -> Any:
     """A local judge (a causal-LM preset, folder or hub id) or, for a URL, an
     OpenAI-compatible server (:class:`~preflab.engine.http_judge.HttpJudgeScorer`;
-    `http` are its options). With `keep_task`, a conversation too long for the judge
-    keeps its first instruction (see :class:`~preflab.engine.judge.JudgeReader`)."""
+    `http` are its options: ``top_logprobs`` and fields of
+    :class:`~preflab.engine.http_client.HttpOptions`). With `keep_task`, a conversation
+    too long for the judge keeps its first instruction (see
+    :class:`~preflab.engine.judge.JudgeReader`)."""
     if is_url(judge):
+        from preflab.engine.http_client import HttpOptions
         from preflab.engine.http_judge import HttpJudgeScorer
 
-        return HttpJudgeScorer(judge, prompt=prompt, max_length=max_length,
-                               max_context_tokens=max_context_tokens, keep_task=keep_task,
-                               **http)
+        top_logprobs = http.pop("top_logprobs", 20)
+        return HttpJudgeScorer(HttpOptions(judge, max_length=max_length, **http), prompt,
+                               max_context_tokens, top_logprobs, keep_task)
     if http:
         raise ValueError(f"options {sorted(http)} are for HTTP judges; {judge!r} is local")
     return JudgeScorer(judge, name=f"label:{judge}", prompt=prompt, max_length=max_length,
