@@ -64,7 +64,7 @@ def run_audit(data: str, committee: str, out: str, cache: str, executor: str, ac
 
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    summary = audit(data, committee, out, engine_options=EngineOptions(
+    summary = audit(data, out=out, committee=committee, engine_options=EngineOptions(
         cache_path=cache, progress=False), executor=ExecutorOptions(
             kind=executor, actors=actors, num_cpus=1.0))
     seconds = time.perf_counter() - started

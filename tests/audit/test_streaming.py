@@ -47,8 +47,9 @@ def test_chunked_audit_equals_one_chunk(tmp_path, demo_file) -> None:
     committee = tmp_path / "c.toml"
     committee.write_text(COMMITTEE)
     options = EngineOptions(cache_path=tmp_path / "cache.sqlite", progress=False)
-    whole = audit(demo_file, committee, tmp_path / "whole", engine_options=options)
-    small = audit(demo_file, committee, tmp_path / "small", engine_options=options, chunk=16)
+    whole = audit(demo_file, out=tmp_path / "whole", committee=committee, engine_options=options)
+    small = audit(demo_file, out=tmp_path / "small", committee=committee,
+                  engine_options=options, chunk=16)
     a = pd.read_parquet(tmp_path / "whole" / "audit.parquet")
     b = pd.read_parquet(tmp_path / "small" / "audit.parquet")
     assert len(a) == 48

@@ -32,7 +32,7 @@ def failed_audit(hh_path: Path, tmp_path_factory) -> tuple[Path, dict]:
     committee = folder / "fails.toml"
     committee.write_text('[[member]]\nname = "picky"\nkind = "python"\n'
                          f'function = "{__name__}:fail_on_long"\n')
-    summary = audit(hh_path, committee, folder / "audit", limit=N,
+    summary = audit(hh_path, out=folder / "audit", committee=committee, limit=N,
                     engine_options=EngineOptions(cache_path=":memory:", progress=False))
     assert summary["n_failed"] > 0 and summary["n_pairs"] == N - summary["n_failed"]
     return folder / "audit", summary

@@ -104,7 +104,7 @@ def test_audit_and_clean_write_only_into_their_own_folders(tmp_path, pairs_file)
         assert summary(run("clean", pairs_file, "--audit", tmp_path / "a", "--out",
                            tmp_path / "c", "--json"))["n_input"] == 12
     # the library functions, on their own earlier folders, even when told not to overwrite
-    assert audit(pairs_file, "tiny", out=tmp_path / "a", overwrite=False,
+    assert audit(pairs_file, out=tmp_path / "a", committee="tiny", overwrite=False,
                  engine_options=QUIET)["n_pairs"] == 12
     assert clean(pairs_file, tmp_path / "a", out=tmp_path / "c", overwrite=False)["n_input"] == 12
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from preflab.engine import Engine, EngineOptions
-from preflab.engine.executor import ExecutorOptions, LocalExecutor
+from preflab.engine.executor import LocalExecutor
 from preflab.engine.python import PythonScorer
 from preflab.engine.units import reply_unit
 
@@ -150,11 +150,11 @@ def test_audit_survives_a_killed_actor_and_leaves_out_failed_pairs(cluster, tmp_
     replies[41] = ("fine", "poison pill")
     data, committee = audit_files(tmp_path, replies)
     quiet = {"progress": False, "max_tokens": 4}
-    ray_summary = audit(data, committee, tmp_path / "ray", notify=None,
+    ray_summary = audit(data, out=tmp_path / "ray", committee=committee, notify=None,
                         engine_options=EngineOptions(cache_path=tmp_path / "r.sqlite", **quiet))
     assert marker.exists()  # the Ray run lost an actor
-    local_summary = audit(data, committee, tmp_path / "local",
-                          executor=ExecutorOptions(kind="local"),
+    local_summary = audit(data, out=tmp_path / "local", committee=committee,
+                          executor="local",
                           engine_options=EngineOptions(cache_path=tmp_path / "l.sqlite", **quiet))
     assert ray_summary["executor"] == "ray" and local_summary["executor"] == "local"
     for s in (ray_summary, local_summary):

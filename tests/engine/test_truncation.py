@@ -126,7 +126,7 @@ def test_an_audit_keeps_every_pair_and_says_what_it_shortened(
     committee.write_text(f'[[member]]\nname = "rm64"\nkind = "seq-rm"\n'
                          f'model = "{folders["bert-rm"]}"\n')
     notes: list[str] = []
-    summary = audit(hh_path, committee, tmp_path / "audit", limit=40,
+    summary = audit(hh_path, out=tmp_path / "audit", committee=committee, limit=40,
                     engine_options=EngineOptions(cache_path=":memory:", progress=False),
                     notify=notes.append)
     assert summary["n_pairs"] == 40 and summary["n_failed"] == 0
@@ -149,7 +149,7 @@ def test_failed_pairs_are_said_loudly(hh_path: Path, tmp_path: Path) -> None:
     committee.write_text('[[member]]\nname = "picky"\nkind = "python"\n'
                          f'function = "{__name__}:fail_on_long"\n')
     notes: list[str] = []
-    summary = audit(hh_path, committee, tmp_path / "audit", limit=60,
+    summary = audit(hh_path, out=tmp_path / "audit", committee=committee, limit=60,
                     engine_options=EngineOptions(cache_path=":memory:", progress=False),
                     notify=notes.append)
     assert summary["n_failed"] > 0 and summary["n_pairs"] == 60 - summary["n_failed"]

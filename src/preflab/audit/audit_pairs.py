@@ -6,13 +6,14 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from preflab.audit.combine import DEFAULT
+from preflab.audit.config import AuditConfig
 from preflab.audit.noise_sources import SourceRules, source_counts, tag_sources
 from preflab.audit.report import FLAGGED_CSV, render_report, report_ids, write_flagged_csv
 from preflab.audit.stats import committee_verdict, member_diagnostics, summarize
@@ -26,6 +27,7 @@ from preflab.data.read import ReadResult, read_pairs
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.core import CHARS_PER_TOKEN, make_executor, oversized, pair_texts
 from preflab.engine.executor import ExecutorOptions
+from preflab.settings import write_config
 
 Notify = Callable[[str], None]
 ROW_GROUP = 65536  # rows of audit.parquet converted and written at a time
@@ -56,30 +58,37 @@ def read_for_command(data: str | Path, on_error: str, rejects: str | Path | None
     return read
 
 
-def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "audit",
-          limit: int | None = None, engine_options: EngineOptions | None = None,
-          combine: str = DEFAULT, seed: int = 0, on_error: str = "fail",
-          rejects: str | Path | None = None, overwrite: bool = True,
-          notify: Notify | None = None, executor: ExecutorOptions | None = None,
-          chunk: int = CHUNK) -> dict[str, Any]:
-    """Audit a preference file; writes audit.parquet, summary.json and report.html in `out`.
+def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path = "audit",
+          *, rejects: str | Path | None = None, overwrite: bool = False,
+          notify: Notify | None = None, engine_options: EngineOptions | None = None,
+          chunk: int = CHUNK, **overrides: Any) -> dict[str, Any]:
+    """Audit a preference file with the settings `config` (its defaults when None,
+    `overrides` on top: ``audit(path, committee="tiny", limit=100)``); writes
+    audit.parquet, summary.json, report.html, flagged.csv and config.toml in `out`.
 
     The committee is validated, the data read and `out` made ready before any model
     loads: a missing or empty folder, or one audit wrote before (its marker
-    ``.preflab-audit.json``); any other only with `overwrite` (the command refuses by
-    default, the function keeps its old behaviour). With ``on_error="skip"`` bad
-    records are skipped (and written to `rejects`). `notify` gets each warning as soon
-    as it is known: records rejected, prompts or replies over every member's length.
-    Scores go through the engine's disk cache, so a rerun after an interruption, or
-    with one more member, computes only what is missing. `executor` says where batches
-    run (default: the committee file's ``[engine]`` table, else this process); pairs a
-    member's scorer failed on are left out of the table and listed in failures.jsonl.
+    ``.preflab-audit.json``); any other only with `overwrite`. With ``on_error="skip"``
+    bad records are skipped (and written to `rejects`). `notify` gets each warning as
+    soon as it is known: records rejected, prompts or replies over every member's
+    length. Scores go through the engine's disk cache, so a rerun after an
+    interruption, or with one more member, computes only what is missing. The
+    executor (where batches run) is the config's, else the committee file's
+    ``[engine]`` table, else this process; `engine_options`, when given, replaces the
+    config's batching and cache settings. Pairs a member's scorer failed on are left
+    out of the table and listed in failures.jsonl.
 
     The audit streams: pairs are read once into a Parquet file on disk and scored
     `chunk` pairs at a time, cross-fitting features go to memory-mapped files, the
     table is written in row groups and the report fetches only the pairs it shows,
     so memory grows with the per-pair numbers, not with the texts.
     """
+    config = replace(config or AuditConfig(), **overrides)
+    committee, limit, on_error = config.committee, config.limit, config.on_error
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
     started = time.perf_counter()
     spec = load_committee(committee)
     check_rejects_file(rejects, out, "audit", overwrite)
@@ -101,10 +110,14 @@ def audit(data: str | Path, committee: str | Path = "cpu", out: str | Path = "au
             notify(f"prompts or replies over {CHARS_PER_TOKEN * longest:,} characters: "
                    f"{n_long}; more than the {longest} tokens the longest-reading member of "
                    f"committee {spec.name} takes, so every member will truncate them")
-        options = executor or engine_executor(spec)
-        engine = Engine(engine_options, make_executor(options))
+        write_config(config, out)
+        options = executor_options(config, spec)
+        engine = Engine(engine_options or EngineOptions(max_tokens=config.max_tokens,
+                                                        cache_path=config.cache),
+                        make_executor(options))
         try:
-            table, summary = committee_audit(spec, spill, engine, combine, seed, str(out),
+            table, summary = committee_audit(spec, spill, engine, config.combine, config.seed,
+                                             str(out),
                                              chunk=chunk, work=Path(work))
             info = getattr(engine.executor, "info", None)
             summary["executor_info"] = info() if info else {}
@@ -164,6 +177,21 @@ def write_table(table: pd.DataFrame, path: Path, rows: int = ROW_GROUP) -> None:
         for start in range(0, len(table), rows):
             writer.write_table(pa.Table.from_pandas(table.iloc[start:start + rows],
                                                     schema=schema, preserve_index=False))
+
+
+def executor_options(config: AuditConfig, spec: Committee) -> ExecutorOptions | None:
+    """Where batches run: the committee file's ``[engine]`` table (if any) with the
+    config's executor settings on top; None (this process) when neither says."""
+    given = {k: v for k, v in {"kind": config.executor, "address": config.ray_address,
+                               "actors": config.actors, "num_cpus": config.actor_cpus,
+                               "num_gpus": config.actor_gpus}.items() if v is not None}
+    start = engine_executor(spec)
+    if not given:
+        return start
+    if config.executor is None and start is None:
+        raise ValueError("ray_address, actors, actor_cpus and actor_gpus (--ray-address, "
+                         "--actors, --actor-cpus, --actor-gpus) need executor ray")
+    return replace(start or ExecutorOptions(), **given)
 
 
 def engine_executor(spec: Committee) -> ExecutorOptions | None:

@@ -9,59 +9,26 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from preflab.cli.console import (
-    out,
-    print_json,
-    user_errors,
-    warn,
-)
+from preflab.audit.config import AuditConfig
+from preflab.cli.console import out, print_json, user_errors, warn
+from preflab.cli.from_config import options_from
 from preflab.cli.options import (
-    ActorCpusOpt,
-    ActorGpusOpt,
-    ActorsOpt,
-    CommitteeOpt,
-    ExecutorOpt,
     JsonOpt,
-    LimitOpt,
-    OnErrorChoice,
-    OnErrorOpt,
     OutDirOpt,
     OverwriteOpt,
-    RayAddressOpt,
     RejectsOpt,
-    ThreadsOpt,
-    executor_options,
-    set_threads,
 )
 
 
 @user_errors
+@options_from(AuditConfig)
 def audit(
     data: Annotated[str, typer.Argument(help="Preference data (any format preflab reads).")],
-    committee: CommitteeOpt = "cpu",
+    config: AuditConfig,
     out_dir: OutDirOpt = Path("audit"),
-    limit: LimitOpt = None,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Padded tokens per batch.")] = 4096,
-    cache: Annotated[Path | None, typer.Option(
-        help="Score cache (SQLite); default $PREFLAB_CACHE/scores.sqlite.")] = None,
-    combine: Annotated[str, typer.Option(
-        help="Committee probability (near-collinear members merged first): stacked "
-             "(weights >= 0 fitted on the other folds' labels, cross-fitted), stacked-free "
-             "(weights of either sign), selected (the "
-             "same after forward selection), latent (latent-truth model, no labels), "
-             "factor (one-factor model) or mean.")
-    ] = "stacked",
-    seed: Annotated[int, typer.Option(help="Seed for folds and stacking.")] = 0,
-    threads: ThreadsOpt = None,
-    on_error: OnErrorOpt = OnErrorChoice.fail,
     rejects: RejectsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
-    executor: ExecutorOpt = None,
-    ray_address: RayAddressOpt = None,
-    actors: ActorsOpt = None,
-    actor_cpus: ActorCpusOpt = None,
-    actor_gpus: ActorGpusOpt = None,
     plan: Annotated[bool, typer.Option(
         "--plan", help="Print what the run would cost per member (parameters, memory, "
                        "tokens after deduplication and prefix sharing, time on "
@@ -73,37 +40,28 @@ def audit(
     """Score every pair with a committee and report how many members agree with each label.
 
     Writes audit.parquet (per pair: each member's margin and vote, agreement, bin,
-    the committee's P(chosen better)), summary.json and a self-contained report.html.
-    Scores are cached on disk: an interrupted audit resumes where it stopped. A folder
-    audit wrote before (it holds `.preflab-audit.json`) is written again; any other
-    non-empty folder needs `--overwrite`. `--on-error skip` skips bad records (counted
-    in the summary, listed in `--rejects FILE`).
+    the committee's P(chosen better)), summary.json, config.toml (`--config` it to
+    rerun) and a self-contained report.html. Scores are cached on disk: an interrupted
+    audit resumes where it stopped. A folder audit wrote before (it holds
+    `.preflab-audit.json`) is written again; any other non-empty folder needs
+    `--overwrite`. `--on-error skip` skips bad records (counted in the summary, listed
+    in `--rejects FILE`).
 
     Example: `preflab audit harmless-base-test.jsonl.gz --committee cpu --out audit-hh`
     """
-    set_threads(threads)
     if plan:
         from preflab.committee.plan import plan_audit
 
-        result = plan_audit(data, committee=committee, limit=limit, device=plan_device,
-                            max_batch_tokens=max_tokens)
+        result = plan_audit(data, committee=config.committee, limit=config.limit,
+                            device=plan_device, max_batch_tokens=config.max_tokens)
         out.print(plan_table(result))
         if as_json:
             print_json(result)
         return
-    from preflab.audit.audit_pairs import audit as audit_fn
-    from preflab.audit.audit_pairs import engine_executor
-    from preflab.committee.spec import load_committee
-    from preflab.engine import EngineOptions
+    from preflab.api.audit import audit as audit_fn
 
-    summary = audit_fn(data, committee=committee, out=out_dir, limit=limit, combine=combine,
-                       seed=seed, engine_options=EngineOptions(max_tokens=max_tokens,
-                                                               cache_path=cache),
-                       on_error=on_error.value, rejects=rejects, overwrite=overwrite,
-                       notify=warn,
-                       executor=executor_options(
-                           executor, ray_address, actors, actor_cpus, actor_gpus,
-                           base=lambda: engine_executor(load_committee(committee))))
+    summary = audit_fn(data, config, out=out_dir, rejects=rejects, overwrite=overwrite,
+                       notify=warn).summary
     print_audit(summary, out_dir)
     if as_json:
         print_json(summary)

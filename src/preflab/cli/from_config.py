@@ -84,10 +84,8 @@ class _Option:
         meta = f.metadata
         flag = flag or meta.get("flag") or "--" + name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": meta.get("help", "")}
-        if meta.get("choices"):
-            import click
-
-            kwargs["click_type"] = click.Choice(list(meta["choices"]))
+        if meta.get("choices") and base is str:
+            base = typing.Literal[tuple(meta["choices"])]  # typer shows and checks them
         if default is None and meta.get("shown"):
             kwargs["show_default"] = meta["shown"]
         if self.origin in (list, tuple):  # comma-separated on the command line

@@ -25,7 +25,7 @@ from typing import Any
 
 from preflab.experiment.config import CleanVsOriginalConfig
 from preflab.experiment.stages import ExperimentRun, merge_timings, start_run
-from preflab.train.recipe import SUMMARY
+from preflab.models.reward_folder import SUMMARY
 
 MODELS = ("original", "cleaned")
 
@@ -63,7 +63,8 @@ def audit_and_clean(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
 
     c, out = run.config, run.out
     audited = run.stage(out / "audit" / "summary.json", "audit",
-                        lambda: audit(run.train_file, c.committee, out / "audit", seed=c.seed))
+                        lambda: audit(run.train_file, out=out / "audit",
+                                      committee=c.committee, seed=c.seed))
     cleaned = run.stage(out / "clean" / "summary.json", "clean",
                         lambda: clean(run.train_file, out / "audit", c.method,
                                       out=out / "clean"))
