@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -151,3 +153,14 @@ def connect(options: HttpOptions, base: str, models: str
         except JudgeError:  # a server without the listing: its context is not known
             listed = {}
     return client, model, served_context(listed, model)
+
+
+def run_chunks(score: Callable[[list[Any]], list[Any]], items: list[list[Any]], size: int,
+               concurrency: int) -> list[Any]:
+    """`score` over the engine's items, flattened and cut into requests of `size`,
+    `concurrency` at a time; the values in the items' order."""
+    flat = [x for item in items for x in item]
+    chunks = [flat[i:i + size] for i in range(0, len(flat), size)]
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(score, chunks))
+    return [v for r in results for v in r]

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from preflab.data.messages import Messages
-from preflab.engine.http_client import HttpOptions, JudgeError, check_url, connect
+from preflab.engine.http_client import (
+    HttpOptions,
+    JudgeError,
+    check_url,
+    connect,
+    run_chunks,
+)
 from preflab.engine.judge import JudgeReader
 from preflab.engine.label_prompt import LabelPrompt
 from preflab.engine.units import Unit
@@ -150,11 +156,7 @@ class HttpJudgeScorer(JudgeReader):
         return out
 
     def run(self, items: list[list[tuple[str, Any]]]) -> list[np.ndarray]:
-        flat = [x for item in items for x in item]
-        chunks = [flat[i:i + self.batch] for i in range(0, len(flat), self.batch)]
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            results = list(pool.map(self._score, chunks))
-        return [v for r in results for v in r]
+        return run_chunks(self._score, items, self.batch, self.concurrency)
 
     def generate(self, prompts: Sequence[tuple[Messages, str, str]], seeds: Sequence[int],
                  sampling: Sampling) -> list[str | None]:

@@ -28,13 +28,18 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from preflab.engine.http_client import HttpOptions, JudgeError, check_url, connect
+from preflab.engine.http_client import (
+    HttpOptions,
+    JudgeError,
+    check_url,
+    connect,
+    run_chunks,
+)
 from preflab.engine.units import Unit
 from preflab.models.runtime import ENCODER_TYPES, fingerprint
 
@@ -205,9 +210,5 @@ class HttpRewardScorer:
         return out
 
     def run(self, items: list[list[tuple[str, Any]]]) -> list[np.ndarray]:
-        flat = [x for item in items for x in item]
-        size = self.batch if self.tokenizer is not None else 1
-        chunks = [flat[i:i + size] for i in range(0, len(flat), size)]
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            results = list(pool.map(self._score, chunks))
-        return [v for r in results for v in r]
+        size = self.batch if self.tokenizer is not None else 1  # chat: one a request
+        return run_chunks(self._score, items, size, self.concurrency)

@@ -26,6 +26,7 @@ import hmac
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -259,51 +260,108 @@ def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_
     a browser restart)."""
     if not session_days > 0:
         raise ValueError(f"--session-days must be above 0, got {session_days}")
-    max_age = max(1, round(session_days * 86400))
-    project = Project(db)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
+    handlers = Handlers(Project(db), secure_cookie, max_body,
+                        max_age=max(1, round(session_days * 86400)))
+    routes = [
+        Route("/", handlers.page, methods=["GET"]),
+        Route("/healthz", handlers.health, methods=["GET"]),
+        Route("/api/state", handlers.state, methods=["GET"]),
+        Route("/api/pairs/{pair_id}", handlers.pair, methods=["GET"]),
+        Route("/api/votes", handlers.vote, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app.state.project = handlers.project
+    return app
 
-    def login(request: Request) -> tuple[str, str, bool]:
+
+def _json_reply(status: int, body: Any) -> Response:
+    return JSONResponse(body, status, headers=SECURITY_HEADERS)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404 and 405 from routing, as JSON."""
+    assert isinstance(exc, HTTPException)
+    return _json_reply(exc.status_code, {"error": str(exc.detail)})
+
+
+async def _answer(work: Callable[[], Any]) -> Response:
+    """`work`'s JSON on a server thread, or the error it refused with."""
+    try:
+        return _json_reply(200, await run_in_threadpool(work))
+    except Refused as e:
+        return _json_reply(e.status, {"error": e.message})
+
+
+class Handlers:
+    """The app's routes over one project: who is asking (:meth:`login`), the page, the
+    reviewer's state and pairs, and their votes."""
+
+    def __init__(self, project: Project, secure_cookie: bool, max_body: int,
+                 max_age: int) -> None:
+        self.project = project
+        self.secure_cookie = secure_cookie
+        self.max_body = max_body
+        self.max_age = max_age  # seconds the login cookie lasts
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                      autoescape=True, undefined=jinja2.StrictUndefined)
+
+    def login(self, request: Request) -> tuple[str, str, bool]:
         """(reviewer, token, came as the cookie) or Refused(401)."""
         auth = request.headers.get("authorization", "")
         via_cookie = not auth.lower().startswith("bearer ")
         token = request.cookies.get(COOKIE, "") if via_cookie else auth[7:].strip()
-        name = store.reviewer_for(project.con(), token)
+        name = store.reviewer_for(self.project.con(), token)
         if name is None:
             raise Refused(401, "a valid reviewer token is needed: open the link you were "
                                "given (/?token=...)")
         return name, token, via_cookie
 
-    def json_reply(status: int, body: Any) -> Response:
-        return JSONResponse(body, status, headers=SECURITY_HEADERS)
-
-    async def page(request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         token = request.query_params.get("token")
         if token is not None:
-            return await _open_link(request, token, project, env, max_age, secure_cookie)
+            return await self.open_link(request, token)
         try:
-            name, token, _ = await run_in_threadpool(login, request)
+            name, token, _ = await run_in_threadpool(self.login, request)
         except Refused as e:
-            return _page_error(env, e.status, "Open the link with your token to review.")
-        await run_in_threadpool(store.mark_seen, project.con(), name)
-        html = env.get_template("page.html").render(
-            reviewer=name, csrf=project.csrf(token), page_version=PAGE_VERSION,
+            return _page_error(self.env, e.status, "Open the link with your token to review.")
+        await run_in_threadpool(store.mark_seen, self.project.con(), name)
+        html = self.env.get_template("page.html").render(
+            reviewer=name, csrf=self.project.csrf(token), page_version=PAGE_VERSION,
             choices=CHOICE_TEXT, sources=SOURCE_HELP)
         return HTMLResponse(html, headers=SECURITY_HEADERS)
 
-    async def state(request: Request) -> Response:
+    async def open_link(self, request: Request, token: str) -> Response:
+        """A reviewer's link (/?token=...): set the login cookie and go to the page, after
+        asking first when the browser is logged in as another reviewer."""
+        con = self.project.con()
+        other = await run_in_threadpool(store.reviewer_for, con, token)
+        if other is None:
+            return _page_error(self.env, 401, "This link's token is not valid for this "
+                                              "project.")
+        current = await run_in_threadpool(store.reviewer_for, con,
+                                          request.cookies.get(COOKIE, ""))
+        if current not in (None, other) and not _confirmed_switch(request):
+            html = self.env.get_template("switch.html").render(current=current, other=other,
+                                                               token=token)
+            return HTMLResponse(html, headers=SECURITY_HEADERS)
+        reply = RedirectResponse("/", 303, headers=SECURITY_HEADERS)
+        reply.set_cookie(COOKIE, token, max_age=self.max_age, httponly=True, samesite="lax",
+                         secure=self.secure_cookie, path="/")
+        return reply
+
+    async def state(self, request: Request) -> Response:
         def work() -> dict[str, Any]:
-            name, _, _ = login(request)
-            con = project.con()
+            name, _, _ = self.login(request)
+            con = self.project.con()
             return {"reviewer": name, "queue": store.queue(con, name),
                     "progress": store.progress(con, name), "page_version": PAGE_VERSION}
         return await _answer(work)
 
-    async def pair(request: Request) -> Response:
+    async def pair(self, request: Request) -> Response:
         def work() -> dict[str, Any]:
-            name, _, _ = login(request)
-            con = project.con()
+            name, _, _ = self.login(request)
+            con = self.project.con()
             pair_id = request.path_params["pair_id"]
             row = store.assignment(con, name, pair_id)
             if row is None:
@@ -311,81 +369,46 @@ def create_app(db: str | Path, secure_cookie: bool = False, max_body: int = MAX_
             return pair_view(row, store.latest_vote(con, name, pair_id))
         return await _answer(work)
 
-    async def vote(request: Request) -> Response:
+    async def vote(self, request: Request) -> Response:
         try:
-            if not _same_origin(request):
-                raise Refused(403, "cross-site request refused")
-            name, token, via_cookie = await run_in_threadpool(login, request)
-            if via_cookie and not hmac.compare_digest(
-                    request.headers.get("x-csrf-token", ""), project.csrf(token)):
-                raise Refused(403, "missing or wrong CSRF token: reload the page")
-            v = parse_vote(await read_json(request, max_body))
+            name, v = await self.checked_vote(request)
         except Refused as e:
-            return json_reply(e.status, {"error": e.message})
-
-        def work() -> tuple[int, dict[str, Any]]:
-            con = project.con()
-            try:
-                vote_id, created = store.record_vote(con, name, v)
-            except KeyError:
-                raise Refused(404, f"pair {v.pair_id} is not one of yours") from None
-            except PermissionError as e:
-                raise Refused(409, str(e)) from None
-            row = store.assignment(con, name, v.pair_id)
-            view = pair_view(row, store.latest_vote(con, name, v.pair_id))
-            return (201 if created else 200), {
-                "vote_id": vote_id, "created": created, "submission": v.submission,
-                "reveal": view["reveal"], "mine": view["mine"],
-                "progress": store.progress(con, name)}
+            return _json_reply(e.status, {"error": e.message})
         try:
-            status, body = await run_in_threadpool(work)
+            status, body = await run_in_threadpool(self.record, name, v)
         except Refused as e:
-            return json_reply(e.status, {"error": e.message})
-        return json_reply(status, body)
+            return _json_reply(e.status, {"error": e.message})
+        return _json_reply(status, body)
 
-    async def health(request: Request) -> Response:
-        return json_reply(200, {"status": "ok"})
+    async def checked_vote(self, request: Request) -> tuple[str, store.Vote]:
+        """(reviewer, vote) of a POST from this origin, with the page's CSRF token when
+        it came with the cookie, its body checked; else Refused."""
+        if not _same_origin(request):
+            raise Refused(403, "cross-site request refused")
+        name, token, via_cookie = await run_in_threadpool(self.login, request)
+        if via_cookie and not hmac.compare_digest(
+                request.headers.get("x-csrf-token", ""), self.project.csrf(token)):
+            raise Refused(403, "missing or wrong CSRF token: reload the page")
+        return name, parse_vote(await read_json(request, self.max_body))
 
-    async def _answer(work: Any) -> Response:
+    def record(self, name: str, v: store.Vote) -> tuple[int, dict[str, Any]]:
+        """Store `name`'s vote: 201 when new, 200 when a resubmission; its reveal."""
+        con = self.project.con()
         try:
-            return json_reply(200, await run_in_threadpool(work))
-        except Refused as e:
-            return json_reply(e.status, {"error": e.message})
+            vote_id, created = store.record_vote(con, name, v)
+        except KeyError:
+            raise Refused(404, f"pair {v.pair_id} is not one of yours") from None
+        except PermissionError as e:
+            raise Refused(409, str(e)) from None
+        row = store.assignment(con, name, v.pair_id)
+        view = pair_view(row, store.latest_vote(con, name, v.pair_id))
+        return (201 if created else 200), {
+            "vote_id": vote_id, "created": created, "submission": v.submission,
+            "reveal": view["reveal"], "mine": view["mine"],
+            "progress": store.progress(con, name)}
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return json_reply(exc.status_code, {"error": str(exc.detail)})
-
-    routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/healthz", health, methods=["GET"]),
-        Route("/api/state", state, methods=["GET"]),
-        Route("/api/pairs/{pair_id}", pair, methods=["GET"]),
-        Route("/api/votes", vote, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-    app.state.project = project
-    return app
-
-
-async def _open_link(request: Request, token: str, project: Project,
-                     env: jinja2.Environment, max_age: int, secure_cookie: bool) -> Response:
-    """A reviewer's link (/?token=...): set the login cookie and go to the page, after
-    asking first when the browser is logged in as another reviewer."""
-    other = await run_in_threadpool(store.reviewer_for, project.con(), token)
-    if other is None:
-        return _page_error(env, 401, "This link's token is not valid for this project.")
-    current = await run_in_threadpool(store.reviewer_for, project.con(),
-                                      request.cookies.get(COOKIE, ""))
-    if current not in (None, other) and not _confirmed_switch(request):
-        html = env.get_template("switch.html").render(current=current, other=other,
-                                                      token=token)
-        return HTMLResponse(html, headers=SECURITY_HEADERS)
-    reply = RedirectResponse("/", 303, headers=SECURITY_HEADERS)
-    reply.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
-                     secure=secure_cookie, path="/")
-    return reply
+    async def health(self, request: Request) -> Response:
+        return _json_reply(200, {"status": "ok"})
 
 
 def _page_error(env: jinja2.Environment, status: int, message: str) -> Response:

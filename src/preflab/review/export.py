@@ -121,25 +121,63 @@ def summarize_review(reviews: pd.DataFrame, vt: pd.DataFrame, reviewers: list[st
                      ) -> dict[str, Any]:
     """Agreement, shares and the committee against people (see the module doc)."""
     latest = vt[vt["latest"]]
-    per_pair = [list(g["verdict"]) for _, g in latest.groupby("pair_id")]
-    bin_of = dict(zip(reviews["pair_id"], reviews["bin"], strict=True))
-    kappa: dict[str, Any] = {"overall": _kappa(per_pair), "by_bin": {}}
-    for b in [b for b in BIN_NAMES if b in set(reviews["bin"])]:
-        kappa["by_bin"][b] = _kappa([list(g["verdict"]) for pid, g in latest.groupby("pair_id")
-                                     if bin_of.get(pid) == b])
     verdicts = Counter(latest["verdict"])
     shown = Counter(latest["choice"])
     tags = Counter(t for t in latest["source_tag"] if t)
     agreed = reviews[reviews["consensus"] != ""]
+    decisive = agreed[agreed["consensus"].isin(("chosen", "rejected"))]
+    committee_side = np.where(decisive["committee_p_chosen"].astype(float) >= 0.5, "chosen",
+                              "rejected")
+    bins = [b for b in BIN_NAMES if b in set(reviews["bin"])]
+    return {
+        "n_pairs": len(reviews), "n_reviewers": len(reviewers), "n_vote_rows": len(vt),
+        "n_judgements": len(latest), "n_edits": len(vt) - len(latest),
+        "pairs_judged": int((reviews["n_votes"] > 0).sum()),
+        "pairs_complete": int(((reviews["n_votes"] >= reviews["assigned"])
+                               & (reviews["assigned"] > 0)).sum()),
+        "fleiss_kappa": _kappas(reviews, latest, bins),
+        "consensus": {**{v: int((reviews["consensus"] == v).sum()) for v in VERDICTS},
+                      "no_majority": int(((reviews["consensus"] == "")
+                                          & (reviews["votes_missing"] == 0)).sum()),
+                      "below_quorum": int((reviews["votes_missing"] > 0).sum()),
+                      "not_judged": int((reviews["n_votes"] == 0).sum())},
+        "votes_missing": int(reviews["votes_missing"].sum()),
+        "choice_shares": _share(verdicts, VERDICTS),
+        "choice_shares_as_shown": _share(shown, store.CHOICES),
+        "source_shares": _share(tags, SOURCES), "n_source_tags": sum(tags.values()),
+        "reviewers": _reviewers(reviewers, latest, agreed),
+        "by_bin": _table_by(reviews, "bin", bins),
+        "by_committee_source": _table_by(reviews, "committee_source",
+                                         sorted(set(reviews["committee_source"]))),
+        "committee_vs_people": {
+            "decisive_consensus": len(decisive),
+            "committee_agrees": int((committee_side == decisive["consensus"].to_numpy()).sum()),
+        },
+    }
+
+
+def _kappas(reviews: pd.DataFrame, latest: pd.DataFrame, bins: list[str]) -> dict[str, Any]:
+    """Fleiss kappa of the latest verdicts, over all pairs and within each audit bin."""
+    per_pair = {pid: list(g["verdict"]) for pid, g in latest.groupby("pair_id")}
+    bin_of = dict(zip(reviews["pair_id"], reviews["bin"], strict=True))
+    return {"overall": _kappa(list(per_pair.values())),
+            "by_bin": {b: _kappa([v for pid, v in per_pair.items() if bin_of.get(pid) == b])
+                       for b in bins}}
+
+
+def _reviewers(reviewers: list[str], latest: pd.DataFrame, agreed: pd.DataFrame
+               ) -> dict[str, dict[str, Any]]:
+    """Per reviewer: how often they agree with the consensus, with the others'
+    consensus (leave-one-out) and with the original label, and on how many pairs."""
     cons_of = dict(zip(agreed["pair_id"], agreed["consensus"], strict=True))
-    people: dict[str, Any] = {}
-    by_pair = {pid: dict(zip(g["reviewer"], g["verdict"], strict=True))
-               for pid, g in latest.groupby("pair_id")}
+    by_pair = [dict(zip(g["reviewer"], g["verdict"], strict=True))
+               for _, g in latest.groupby("pair_id")]
+    people = {}
     for name in reviewers:
         mine = latest[latest["reviewer"] == name]
         # leave-one-out: the consensus of the others on the pairs they agree on
         others = [(v[name], consensus([x for r, x in v.items() if r != name])[0])
-                  for v in by_pair.values() if name in v]
+                  for v in by_pair if name in v]
         others = [(own, c) for own, c in others if c]
         with_c = mine[mine["pair_id"].isin(cons_of)]
         decisive = mine[mine["verdict"].isin(("chosen", "rejected"))]
@@ -155,51 +193,26 @@ def summarize_review(reviews: pd.DataFrame, vt: pd.DataFrame, reviewers: list[st
             if len(decisive) else None,
             "decisive": len(decisive),
         }
+    return people
 
-    def table_by(column: str, keys: list[str]) -> dict[str, Any]:
-        out = {}
-        for k in keys:
-            sub = reviews[reviews[column] == k]
-            c = Counter(sub.loc[sub["consensus"] != "", "consensus"])
-            n_c = sum(c.values())
-            human = Counter(t for t in sub["human_source"] if t)
-            out[k or "(not flagged)"] = {
-                "pairs": len(sub), "judged": int((sub["n_votes"] > 0).sum()),
-                "with_consensus": n_c, **{v: c[v] for v in VERDICTS},
-                "reversal_share": round(c["rejected"] / n_c, 4) if n_c else None,
-                "removal_share": round(c["both-bad"] / n_c, 4) if n_c else None,
-                "people_source": human.most_common(1)[0][0] if human else "",
-            }
-        return out
 
-    decisive = agreed[agreed["consensus"].isin(("chosen", "rejected"))]
-    committee_side = np.where(decisive["committee_p_chosen"].astype(float) >= 0.5, "chosen",
-                              "rejected")
-    return {
-        "n_pairs": len(reviews), "n_reviewers": len(reviewers), "n_vote_rows": len(vt),
-        "n_judgements": len(latest), "n_edits": len(vt) - len(latest),
-        "pairs_judged": int((reviews["n_votes"] > 0).sum()),
-        "pairs_complete": int(((reviews["n_votes"] >= reviews["assigned"])
-                               & (reviews["assigned"] > 0)).sum()),
-        "fleiss_kappa": kappa,
-        "consensus": {**{v: int((reviews["consensus"] == v).sum()) for v in VERDICTS},
-                      "no_majority": int(((reviews["consensus"] == "")
-                                          & (reviews["votes_missing"] == 0)).sum()),
-                      "below_quorum": int((reviews["votes_missing"] > 0).sum()),
-                      "not_judged": int((reviews["n_votes"] == 0).sum())},
-        "votes_missing": int(reviews["votes_missing"].sum()),
-        "choice_shares": _share(verdicts, VERDICTS),
-        "choice_shares_as_shown": _share(shown, store.CHOICES),
-        "source_shares": _share(tags, SOURCES), "n_source_tags": sum(tags.values()),
-        "reviewers": people,
-        "by_bin": table_by("bin", [b for b in BIN_NAMES if b in set(reviews["bin"])]),
-        "by_committee_source": table_by("committee_source",
-                                        sorted(set(reviews["committee_source"]))),
-        "committee_vs_people": {
-            "decisive_consensus": len(decisive),
-            "committee_agrees": int((committee_side == decisive["consensus"].to_numpy()).sum()),
-        },
-    }
+def _table_by(reviews: pd.DataFrame, column: str, keys: list[str]) -> dict[str, Any]:
+    """Per value of `column` (an audit bin, a committee source): the pairs, what people
+    decided on them, the shares reversed and removed, the source people named most."""
+    out = {}
+    for k in keys:
+        sub = reviews[reviews[column] == k]
+        c = Counter(sub.loc[sub["consensus"] != "", "consensus"])
+        n_c = sum(c.values())
+        human = Counter(t for t in sub["human_source"] if t)
+        out[k or "(not flagged)"] = {
+            "pairs": len(sub), "judged": int((sub["n_votes"] > 0).sum()),
+            "with_consensus": n_c, **{v: c[v] for v in VERDICTS},
+            "reversal_share": round(c["rejected"] / n_c, 4) if n_c else None,
+            "removal_share": round(c["both-bad"] / n_c, 4) if n_c else None,
+            "people_source": human.most_common(1)[0][0] if human else "",
+        }
+    return out
 
 
 def _figures(summary: dict[str, Any]) -> dict[str, str]:

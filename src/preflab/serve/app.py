@@ -81,28 +81,72 @@ def _paths(path: str) -> list[str]:
 def create_app(judge: JudgeModel | RewardModel, limits: Limits | None = None) -> Starlette:
     """The ASGI app serving `judge` (a causal LM, or a reward model on the Pooling and
     Classify APIs) within `limits`; ``app.state.gate`` is its queue."""
-    limits = limits or Limits()
-    gate = Gate(limits.max_queue, limits.request_timeout)
+    served = Served(judge, limits or Limits())
+    gate = served.gate
 
-    async def health(request: Request) -> Response:
-        return json_response(200, {"status": "ok", "model": judge.name})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        gate.close(0.0)
+        gate.shutdown()
 
-    async def models(request: Request) -> Response:
+    app = Starlette(routes=served.routes(), lifespan=lifespan, exception_handlers={
+        HTTPException: _http_error, Exception: _server_error})
+    app.state.gate = gate
+    app.state.judge = judge
+    app.state.limits = served.limits
+    return app
+
+
+class Served:
+    """The routes of one served model: each request is read, checked and planned on
+    arrival (400s at once), then run on the model thread through the gate."""
+
+    def __init__(self, judge: JudgeModel | RewardModel, limits: Limits) -> None:
+        self.judge = judge
+        self.limits = limits
+        self.gate = Gate(limits.max_queue, limits.request_timeout)
+
+    def routes(self) -> list[Route]:
+        """Health and the model list; then the Pooling and Classify APIs for a reward
+        model (at the root, as vLLM's pooling runner serves them, and under ``/v1``),
+        else the completions and chat completions APIs."""
+        routes = [
+            *(Route(p, self.health, methods=["GET"])
+              for p in _paths("/health") + _paths("/v1/health")),
+            *(Route(p, self.models, methods=["GET"]) for p in _paths("/v1/models")),
+        ]
+        if isinstance(self.judge, RewardModel):
+            posts = {"/pooling": self.pool, "/v1/pooling": self.pool,
+                     "/classify": self.classify, "/v1/classify": self.classify}
+        else:
+            posts = {"/v1/completions": self.completions,
+                     "/v1/chat/completions": self.chat_completions}
+        return routes + [Route(p, endpoint, methods=["POST"])
+                         for path, endpoint in posts.items() for p in _paths(path)]
+
+    async def health(self, request: Request) -> Response:
+        return json_response(200, {"status": "ok", "model": self.judge.name})
+
+    async def models(self, request: Request) -> Response:
+        judge = self.judge
         return json_response(200, {"object": "list", "data": [
             {"id": judge.name, "object": "model", "created": judge.created,
              "owned_by": "preflab",
              **({"max_model_len": judge.context} if judge.context else {})}]})
 
-    async def handle(request: Request, plan: Callable[[dict[str, Any]], Work]) -> Response:
+    async def handle(self, request: Request, plan: Callable[[dict[str, Any]], Work]
+                     ) -> Response:
         """Read the body, check the model, `plan` the work (400s on arrival), run it on
         the model thread through the gate and answer."""
+        name = self.judge.name
         try:
-            body = await read_json(request, limits.max_body_bytes)
+            body = await read_json(request, self.limits.max_body_bytes)
             model = body.get("model")
-            if model not in (None, judge.name):
+            if model not in (None, name):
                 raise ApiError(404, f"model {model!r} is not served here; this server serves "
-                                    f"{judge.name!r}", param="model", code="model_not_found")
-            reply = await gate.run(plan(body), request.receive)
+                                    f"{name!r}", param="model", code="model_not_found")
+            reply = await self.gate.run(plan(body), request.receive)
         except ApiError as e:
             return error_response(e)
         except (ClientGone, ClientDisconnect):
@@ -112,61 +156,33 @@ def create_app(judge: JudgeModel | RewardModel, limits: Limits | None = None) ->
             return error_response(ApiError(500, f"{type(e).__name__}: {e}", kind="server_error"))
         return json_response(200, reply)
 
-    def generation(parse: Parser) -> Callable[[dict[str, Any]], Work]:
+    def generation(self, parse: Parser) -> Callable[[dict[str, Any]], Work]:
         def plan(body: dict[str, Any]) -> Work:
+            judge = self.judge
             assert isinstance(judge, JudgeModel)
-            checked = parse(judge, limits, body)
-            return lambda job: answer(judge, limits, checked, job)
+            checked = parse(judge, self.limits, body)
+            return lambda job: answer(judge, self.limits, checked, job)
         return plan
 
-    def pooling(endpoint: str) -> Callable[[dict[str, Any]], Work]:
+    def pooling(self, endpoint: str) -> Callable[[dict[str, Any]], Work]:
         def plan(body: dict[str, Any]) -> Work:
+            judge = self.judge
             assert isinstance(judge, RewardModel)
             checked = parse_pool(endpoint, body)
-            return lambda job: answer_pool(judge, limits, checked, job)
+            return lambda job: answer_pool(judge, self.limits, checked, job)
         return plan
 
-    async def completions(request: Request) -> Response:
-        return await handle(request, generation(parse_completion))
+    async def completions(self, request: Request) -> Response:
+        return await self.handle(request, self.generation(parse_completion))
 
-    async def chat_completions(request: Request) -> Response:
-        return await handle(request, generation(parse_chat))
+    async def chat_completions(self, request: Request) -> Response:
+        return await self.handle(request, self.generation(parse_chat))
 
-    async def pool(request: Request) -> Response:
-        return await handle(request, pooling("pooling"))
+    async def pool(self, request: Request) -> Response:
+        return await self.handle(request, self.pooling("pooling"))
 
-    async def classify_route(request: Request) -> Response:
-        return await handle(request, pooling("classify"))
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        gate.close(0.0)
-        gate.shutdown()
-
-    routes = [
-        *(Route(p, health, methods=["GET"]) for p in _paths("/health") + _paths("/v1/health")),
-        *(Route(p, models, methods=["GET"]) for p in _paths("/v1/models")),
-    ]
-    if isinstance(judge, RewardModel):  # vLLM's pooling runner serves these at the root
-        routes += [
-            *(Route(p, pool, methods=["POST"]) for p in _paths("/pooling")
-              + _paths("/v1/pooling")),
-            *(Route(p, classify_route, methods=["POST"]) for p in _paths("/classify")
-              + _paths("/v1/classify")),
-        ]
-    else:
-        routes += [
-            *(Route(p, completions, methods=["POST"]) for p in _paths("/v1/completions")),
-            *(Route(p, chat_completions, methods=["POST"])
-              for p in _paths("/v1/chat/completions")),
-        ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        HTTPException: _http_error, Exception: _server_error})
-    app.state.gate = gate
-    app.state.judge = judge
-    app.state.limits = limits
-    return app
+    async def classify(self, request: Request) -> Response:
+        return await self.handle(request, self.pooling("classify"))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
