@@ -1,15 +1,27 @@
 """preflab: read, audit, clean, label and train on preference feedback.
 
-The names below load on first use, so ``preflab --help`` and importing one
-submodule do not pay for Arrow and ``datasets``.
+``import preflab as pl`` gives each stage as one function with one convention,
+``pl.stage(data, config=None, **overrides) -> Result``: ``data`` is a path, a
+``datasets.Dataset``, a pandas DataFrame or a list of :class:`PreferencePair`;
+``config`` the stage's settings dataclass (or a settings file such as a run's
+``config.toml``); ``overrides`` its fields. Results are objects in memory that the
+caller may ``.save(folder)``. The names below load on first use, so ``preflab --help``
+and importing one submodule do not pay for Arrow, ``datasets`` or torch.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from preflab.api.audit import Audit, audit
+    from preflab.audit.config import AuditConfig
+    from preflab.data.demo import demo
     from preflab.data.pair import PreferencePair, pair_id
     from preflab.data.read import ReadResult, read_pairs
     from preflab.data.write import write_pairs
@@ -18,19 +30,71 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    # reading and writing pairs
     "PairError": "preflab.errors",
     "PreferencePair": "preflab.data.pair",
     "ReadResult": "preflab.data.read",
+    "demo": "preflab.data.demo",
     "pair_id": "preflab.data.pair",
     "read_pairs": "preflab.data.read",
     "write_pairs": "preflab.data.write",
+    # the stages, their settings and their results
+    "Audit": "preflab.api.audit",
+    "AuditConfig": "preflab.audit.config",
+    "audit": "preflab.api.audit",
 }
 
-__all__ = ["PairError", "PreferencePair", "ReadResult", "__version__", "pair_id", "read_pairs",
-           "write_pairs"]
+# Stages whose function has the name of their package (``pl.audit`` and
+# ``preflab.audit``): the package is made callable as the function, so both
+# ``pl.audit(data)`` and ``import preflab.audit.view`` work.
+_STAGE_PACKAGES = {name for name, module in _LAZY.items() if module.startswith("preflab.api.")
+                   and importlib.util.find_spec(f"preflab.{name}") is not None}
+
+__all__ = ["Audit", "AuditConfig", "PairError", "PreferencePair", "ReadResult", "__version__",
+           "audit", "demo", "pair_id", "read_pairs", "write_pairs"]
+
+
+def _function(name: str) -> Any:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+class _StagePackage(types.ModuleType):
+    """A stage's package that calls as the stage's function (``pl.audit(...)``); its
+    signature and help are the function's (loaded on first use)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _function(self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(_function(self.__name__.rsplit(".", 1)[1]))
+
+    @property  # type: ignore[misc]
+    def __doc__(self) -> str:  # type: ignore[override]
+        function = _function(self.__name__.rsplit(".", 1)[1])
+        return f"{function.__doc__}\n\nThe package: {self.__dict__.get('__doc__') or ''}"
+
+
+def _callable(module: types.ModuleType) -> types.ModuleType:
+    if not isinstance(module, _StagePackage):
+        module.__class__ = _StagePackage
+    return module
+
+
+class _Preflab(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the import system sets each subpackage here once it is imported
+        if name in _STAGE_PACKAGES and isinstance(value, types.ModuleType):
+            value = _callable(value)
+        super().__setattr__(name, value)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _STAGE_PACKAGES:
+        return _callable(importlib.import_module(f"preflab.{name}"))
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return _function(name)
     raise AttributeError(f"module 'preflab' has no attribute {name!r}")
+
+
+sys.modules[__name__].__class__ = _Preflab
