@@ -96,20 +96,14 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
     with tempfile.TemporaryDirectory(prefix="preflab-audit-") as work:
         spill = spill_pairs(data, Path(work) / "pairs.parquet", on_error, rejects, limit,
                             lambda chunk: oversized(pair_texts(chunk), longest), chunk)
-        if spill.rejects and notify is not None:
-            seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
-            notify(f"{len(spill.rejects)} of {spill.n_records} records of {data} were "
-                   f"rejected on read and skipped{seen}")
+        for note in read_notes(data, spill, rejects, longest, spec.name):
+            if notify is not None:
+                notify(note)
         if not len(spill):
             raise ValueError(f"{data}: no pairs to audit")
         out = prepare_output_dir(out, "audit", overwrite, info={  # a bad input makes no folder
             "data": str(data), "committee": spec.name,
             "rejects": str(rejects) if rejects else None})
-        n_long = spill.oversized
-        if n_long and notify is not None and longest is not None:
-            notify(f"prompts or replies over {CHARS_PER_TOKEN * longest:,} characters: "
-                   f"{n_long}; more than the {longest} tokens the longest-reading member of "
-                   f"committee {spec.name} takes, so every member will truncate them")
         write_config(config, out)
         options = executor_options(config, spec)
         engine = Engine(engine_options or EngineOptions(max_tokens=config.max_tokens,
@@ -117,27 +111,18 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
                         make_executor(options))
         try:
             table, summary = committee_audit(spec, spill, engine, config.combine, config.seed,
-                                             str(out),
-                                             chunk=chunk, work=Path(work))
+                                             str(out), chunk=chunk, work=Path(work))
             info = getattr(engine.executor, "info", None)
             summary["executor_info"] = info() if info else {}
         finally:
             engine.executor.close()
         failures = summary.pop("failures")
         write_failures(out / "failures.jsonl", failures)
-        seconds = time.perf_counter() - started
         summary = {"data": str(data), "committee": spec.name, **summary,
-                   "n_rejected_on_read": len(spill.rejects),
-                   "rejects": str(rejects) if rejects and spill.rejects else None,
-                   "limit": limit,  # clean takes the same first pairs
-                   "oversized": n_long, "executor": options.kind if options else "local",
-                   "n_failed": len(failures),
-                   "failures": str(out / "failures.jsonl") if failures else None,
-                   # per member: pairs it read shortened to fit its model
-                   "truncated_pairs": {name: run["truncated"] for name, run
-                                       in summary["member_runs"].items() if "truncated" in run},
-                   "seconds": round(seconds, 2),
-                   "pairs_per_s": round(len(spill.ids) / seconds, 3)}
+                   **run_figures(summary, spill, rejects, limit, failures, out),
+                   "executor": options.kind if options else "local",
+                   "seconds": round(time.perf_counter() - started, 2)}
+        summary["pairs_per_s"] = round(len(spill.ids) / summary["seconds"], 3)
         write_table(table, out / "audit.parquet")
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         write_flagged_csv(table, spill.chunks(chunk), out / FLAGGED_CSV)
@@ -148,6 +133,38 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
         if notify is not None:
             notify(note)
     return summary
+
+
+def read_notes(data: str | Path, spill: PairSpill, rejects: str | Path | None,
+               longest: int | None, committee: str) -> list[str]:
+    """What reading the pairs found that the user must hear at once: records
+    rejected, prompts or replies longer than every member reads."""
+    notes = []
+    if spill.rejects:
+        seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
+        notes.append(f"{len(spill.rejects)} of {spill.n_records} records of {data} were "
+                     f"rejected on read and skipped{seen}")
+    if spill.oversized and longest is not None:
+        notes.append(f"prompts or replies over {CHARS_PER_TOKEN * longest:,} characters: "
+                     f"{spill.oversized}; more than the {longest} tokens the longest-reading "
+                     f"member of committee {committee} takes, so every member will "
+                     "truncate them")
+    return notes
+
+
+def run_figures(summary: dict[str, Any], spill: PairSpill, rejects: str | Path | None,
+                limit: int | None, failures: list[dict[str, Any]], out: Path
+                ) -> dict[str, Any]:
+    """The summary's figures of the run: rejects, limit, long inputs, failures,
+    truncation per member."""
+    return {"n_rejected_on_read": len(spill.rejects),
+            "rejects": str(rejects) if rejects and spill.rejects else None,
+            "limit": limit,  # clean takes the same first pairs
+            "oversized": spill.oversized, "n_failed": len(failures),
+            "failures": str(out / "failures.jsonl") if failures else None,
+            # per member: pairs it read shortened to fit its model
+            "truncated_pairs": {name: run["truncated"] for name, run
+                                in summary["member_runs"].items() if "truncated" in run}}
 
 
 def audit_notes(summary: dict[str, Any], failures: list[dict[str, Any]]) -> list[str]:
