@@ -42,8 +42,8 @@ def inspect_cmd(
     on_error: OnErrorOpt = OnErrorChoice.skip,
     rejects: RejectsOpt = None,
     max_tokens: Annotated[int | None, typer.Option(
-        min=1, help="Count prompts and replies longer than this many tokens. [default: the "
-                    "tokenizer's model_max_length when it has a real one]")] = None,
+        min=1, help="Count prompts and replies longer than this many tokens.",
+        show_default="the tokenizer's model_max_length when it has a real one")] = None,
     allow_empty: AllowEmptyOpt = False,
 ) -> None:
     """Report what a preference file holds: pairs, rejects, subsets, lengths, problems.
