@@ -24,7 +24,8 @@ from preflab.data.write import write_pairs
 from preflab.engine import Engine, EngineOptions
 from preflab.eval.metrics import pairwise_accuracy
 from preflab.eval.reward_model import eval_rm
-from preflab.train.reward_model import RewardConfig, train_rm
+from preflab.train.config import RewardConfig
+from preflab.train.reward_model import train_rm
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2]
                 / "shared/data/hh-rlhf/harmless-base-test.jsonl.gz")

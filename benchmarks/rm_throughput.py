@@ -119,8 +119,8 @@ def run_trl(name: str, lora: bool, data: str, out: str, args: argparse.Namespace
     from trl import RewardConfig, RewardTrainer
 
     from preflab.data.read import iter_pairs, load_pairs
+    from preflab.models.reward_base import load_base, prepare_trainable
     from preflab.models.runtime import Runtime
-    from preflab.train.reward_model import load_base, prepare_trainable
     from preflab.train.rm_data import build_examples
 
     Runtime(threads=args.threads).apply_threads()

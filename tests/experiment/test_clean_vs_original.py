@@ -6,7 +6,8 @@ import pytest
 
 from preflab.data.demo import demo
 from preflab.experiment.clean_vs_original import clean_vs_original
-from preflab.train.recipe import SUMMARY, PolicyConfig
+from preflab.models.reward_folder import SUMMARY
+from preflab.train.recipe import PolicyConfig
 
 
 def test_clean_vs_original_runs_every_stage_and_resumes(tmp_path):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from preflab.data.write import write_pairs
-from preflab.experiment.overoptimization import (
+from preflab.experiment.overoptimization.run import overoptimization
+from preflab.experiment.overoptimization.stats import (
     best_of_n_kl,
     best_of_n_picks,
     bootstrap_points,
-    overoptimization,
 )
 from preflab.train.config import RewardConfig, RLConfig
 from tests.train.helpers import short_pairs

@@ -14,10 +14,13 @@ from transformers import AutoConfig
 from preflab.data.messages import as_messages
 from preflab.data.write import write_pairs
 from preflab.engine.embed import EmbedScorer, embed_unit
-from preflab.engine.reward import reward_input, token_types
+from preflab.engine.reward import reward_input
 from preflab.models.chat import plain_context
 from preflab.models.offline import load_tokenizer, resolve
-from preflab.train.reward_model import RewardConfig, encoder_head, load_bi_encoder, train_rm
+from preflab.models.reward_base import encoder_head, load_bi_encoder
+from preflab.models.text_pair import token_types
+from preflab.train.config import RewardConfig
+from preflab.train.reward_model import train_rm
 from tests.train.helpers import short_pairs
 
 

@@ -14,7 +14,8 @@ from transformers import AutoModelForSequenceClassification
 from preflab.data.write import write_pairs
 from preflab.eval.reward_model import score_pairs
 from preflab.models.offline import resolve
-from preflab.train.reward_model import RewardConfig, train_rm
+from preflab.train.config import RewardConfig
+from preflab.train.reward_model import train_rm
 from tests.train.helpers import StopAt, short_pairs
 
 FAST = dict(max_length=256, batch_size=8, threads=1, save_steps=1000)

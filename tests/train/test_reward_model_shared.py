@@ -5,8 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
+from preflab.models.prefix_rewards import shared_prefix_rewards
+from preflab.models.reward_base import load_base, prepare_trainable
 from preflab.train.config import RewardConfig
-from preflab.train.reward_model import load_base, prepare_trainable, shared_prefix_rewards
 from preflab.train.rm_data import PairCollator, build_examples
 from tests.train.helpers import short_pairs
 

@@ -230,7 +230,7 @@ def overoptimization_cmd(
 
     Example: `preflab experiment overoptimization hh.jsonl.gz --n 1,2,4,8,16 --out oo`
     """
-    from preflab.experiment.overoptimization import overoptimization
+    from preflab.experiment.overoptimization.run import overoptimization
 
     config = nested_config(OverOptimizationConfig, ctx, config_file,
                            {"rm": RM_OPTIONS, "rl": RL_OPTIONS}, n=_ns)

@@ -27,6 +27,7 @@ from preflab.models.runtime import (
     model_fingerprint,
     within_context,
 )
+from preflab.models.text_pair import token_types, type_separator
 
 # How a reward model's input is shortened (left truncation, as reward models are trained):
 # decoders keep their last tokens, encoders drop the context's oldest tokens first.
@@ -41,21 +42,6 @@ class RewardInput:
     ids: list[int]
     context_cut: int  # context tokens removed (from the start: the latest turns stay)
     reply_cut: int  # reply tokens removed: the reply no longer fits `max_length`
-
-
-def type_separator(tokenizer: Any, model_config: Any) -> int | None:
-    """The [SEP] id when an encoder reads (context, reply) with segment ids, else None."""
-    if ("token_type_ids" in getattr(tokenizer, "model_input_names", ())
-            and getattr(model_config, "type_vocab_size", 0) > 1):
-        return tokenizer.sep_token_id
-    return None
-
-
-def token_types(ids: torch.Tensor, sep_id: int) -> torch.Tensor:
-    """Segment ids of padded [CLS] context [SEP] reply [SEP] rows: 1 after the first
-    [SEP], as a tokenizer's text-pair encoding gives (padding is masked anyway)."""
-    is_sep = (ids == sep_id).long()
-    return ((torch.cumsum(is_sep, dim=1) - is_sep) > 0).long()
 
 
 def reward_input(tokenizer: Any, encoder: bool, context: Messages, reply: str,

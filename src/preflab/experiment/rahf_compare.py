@@ -25,7 +25,7 @@ from typing import Any
 
 from preflab.experiment.config import RAHF_METHODS, RAHFCompareConfig
 from preflab.experiment.stages import ExperimentRun, merge_timings, start_run
-from preflab.train.recipe import SUMMARY
+from preflab.models.reward_folder import SUMMARY
 
 METHODS = RAHF_METHODS
 

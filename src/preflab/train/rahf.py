@@ -32,11 +32,11 @@ from preflab.models.causal_lm import add_lora, fit_max_length, load_policy
 from preflab.models.examples import PolicyExample, build_policy_examples
 from preflab.models.hidden import check_layers, collate_rows, decoder_layers, rahf_layers
 from preflab.models.hidden import reply_hidden as _reply_hidden
+from preflab.models.reward_folder import SUMMARY
 from preflab.settings import write_config
 from preflab.train.config import RAHF_VARIANTS, RAHFConfig
 from preflab.train.losses import representation_loss
 from preflab.train.recipe import (
-    SUMMARY,
     PolicyConfig,
     PolicyTrainer,
     run_trainer,

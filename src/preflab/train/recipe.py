@@ -1,12 +1,9 @@
-"""What SFT and DPO share: the run's settings, loading the policy (LoRA via peft),
-the transformers Trainer they both extend, and saving a standard model folder."""
+"""What the policy recipes (SFT, DPO, SCIT, RAHF) share: the transformers Trainer they
+extend, its arguments, running it to a standard model folder
+(:mod:`preflab.train.trainer_run`) and their ``preflab-train.json``."""
 
 from __future__ import annotations
 
-import json
-import logging
-import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,14 +14,10 @@ from transformers import Trainer, TrainingArguments
 from preflab.models.examples import PolicyExample
 from preflab.models.runtime import Runtime
 from preflab.train.config import PolicyConfig
+from preflab.train.trainer_run import save_summary, train_and_save, trainer_arguments
 
-__all__ = ["CHECKPOINTS", "SUMMARY", "PolicyConfig", "PolicyTrainer", "examples_tokens",
-           "last_checkpoint", "mixed_precision", "run_trainer", "training_args",
-           "write_summary"]
-
-CHECKPOINTS = "checkpoints"
-SUMMARY = "preflab-train.json"
-log = logging.getLogger(__name__)
+__all__ = ["PolicyConfig", "PolicyTrainer", "examples_tokens", "mixed_precision",
+           "run_trainer", "training_args", "write_summary"]
 
 
 def mixed_precision(config: PolicyConfig) -> torch.dtype | None:
@@ -35,18 +28,7 @@ def mixed_precision(config: PolicyConfig) -> torch.dtype | None:
 
 
 def training_args(out: Path, config: PolicyConfig, stage: str) -> TrainingArguments:
-    gpu = Runtime(device=config.device).torch_device().type == "cuda"
-    return TrainingArguments(
-        output_dir=str(out / CHECKPOINTS), num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr(stage),
-        warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
-        lr_scheduler_type="linear", logging_steps=1, save_strategy="steps",
-        save_steps=config.save_steps, save_total_limit=1, seed=config.seed,
-        data_seed=config.seed, report_to="none", remove_unused_columns=False, label_names=[],
-        use_cpu=not gpu, bf16=gpu and config.precision == "bf16",
-        fp16=gpu and config.precision == "fp16", dataloader_num_workers=0,
-        disable_tqdm=False)
+    return trainer_arguments(out, config, config.lr(stage), config.epochs, logging_steps=1)
 
 
 class PolicyTrainer(Trainer):
@@ -86,35 +68,21 @@ class PolicyTrainer(Trainer):
         return LengthGroupedSampler(size, lengths=[e.tokens for e in data])
 
 
-def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = out / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
 def run_trainer(trainer: Any, out: Path, tokenizer: Any, config: PolicyConfig,
                 resume: bool) -> dict[str, Any]:
     """Train (resuming from the last checkpoint), save a standard model folder (LoRA
     merged), and return what happened."""
-    checkpoint = last_checkpoint(out) if resume else None
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - started
-    model = trainer.model
-    if config.lora:
-        model = model.merge_and_unload()
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_disable()
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    return {"steps": result.global_step, "train_loss": round(result.training_loss, 6),
-            "seconds": round(seconds, 1), "resumed_from": checkpoint,
-            "trainable_parameters": trainable,
-            "log": history}
+
+    def save(model: Any) -> None:
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_disable()
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    run = train_and_save(trainer, out, resume, config.lora, save)
+    return {"steps": run.steps, "train_loss": round(run.train_loss, 6),
+            "seconds": run.seconds, "resumed_from": run.resumed_from,
+            "trainable_parameters": run.trainable_parameters, "log": run.log}
 
 
 def write_summary(out: Path, data: str, config: PolicyConfig, stage: str,
@@ -122,8 +90,7 @@ def write_summary(out: Path, data: str, config: PolicyConfig, stage: str,
     summary = {"stage": stage, "model": str(out), "data": data, "config": asdict(config),
                "tokens": report if isinstance(report, dict) else asdict(report), **extra,
                **result}
-    (out / SUMMARY).write_text(json.dumps(summary, indent=1, default=str))
-    return summary
+    return save_summary(out, summary)
 
 
 def examples_tokens(examples: list[PolicyExample], rejected: bool = True) -> int:

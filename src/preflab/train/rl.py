@@ -38,6 +38,7 @@ from preflab.models.logps import collate_continuations, reply_logps
 from preflab.models.sampler import Policy
 from preflab.settings import write_config
 from preflab.train.config import PolicyConfig, RLConfig
+from preflab.train.trainer_run import save_summary
 
 CHECKPOINT = "rl-checkpoint.pt"
 
@@ -218,8 +219,7 @@ def report(state: RLState, out: Path, prompts: str | Path, n_prompts: int,
                "kl_last5": round(float(np.mean([e["kl"] for e in last])), 4),
                "kl_max": round(float(max(e["kl"] for e in log)), 4),
                "log": log, "seconds": round(seconds, 1)}
-    (out / "preflab-train.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return save_summary(out, summary)
 
 
 def rl(prompts: str | Path, out: str | Path, config: RLConfig,

@@ -17,10 +17,11 @@ import torch
 
 from preflab.data.messages import as_messages
 from preflab.data.pair import PreferencePair
-from preflab.engine.reward import reward_input, token_types
+from preflab.engine.reward import reward_input
 from preflab.errors import PairError
 from preflab.models.forward import split_shared_prefix
 from preflab.models.logps import collate_continuations
+from preflab.models.text_pair import token_types
 
 Labels = Literal["auto", "hard", "soft"]
 

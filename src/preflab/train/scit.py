@@ -10,7 +10,6 @@ both replies (prefix sharing).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ from preflab.models.examples import PolicyExample, build_policy_examples
 from preflab.models.logps import collate_policy, reply_logps
 from preflab.train.losses import scit_loss
 from preflab.train.recipe import (
-    SUMMARY,
     PolicyConfig,
     PolicyTrainer,
     run_trainer,
     training_args,
     write_summary,
 )
+from preflab.train.trainer_run import save_summary
 
 
 @dataclass
@@ -157,5 +156,4 @@ def train_hir(data: str | Path, out: str | Path, config: PolicyConfig | None = N
     summary = train_sft(hir_pairs(pairs), out, config, resume, callbacks, source=str(data),
                         lines=lines)
     summary.update(stage="hir", inference_instruction="good")
-    (Path(out) / SUMMARY).write_text(json.dumps(summary, indent=1, default=str))
-    return summary
+    return save_summary(Path(out), summary)
