@@ -40,3 +40,36 @@ def serving(folder, name: str):
     server = make_server(str(folder), port=0, quiet=True, served_name=name).start()
     yield server.url
     server.shutdown()
+
+
+def wait_until(condition, timeout: float = 120, every: float = 0.02) -> bool:
+    """Whether `condition()` became true, asked every `every` s. `timeout` only keeps a
+    broken test from hanging: wait for a state the test is sure to reach, never use it
+    to bound how long something may take."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
+
+
+GATE_ENV = "PREFLAB_TEST_GATE"
+
+
+def gated_length_reward(context: list[dict[str, str]], reply: str) -> float:
+    """:func:`length_reward` once the file named by ``$PREFLAB_TEST_GATE`` exists; until
+    then it creates ``<gate>.waiting`` and waits: a python member that holds an audit at a
+    known point for as long as a test wants."""
+    import os
+    import time
+    from pathlib import Path
+
+    gate = Path(os.environ[GATE_ENV])
+    if not gate.exists():
+        gate.with_name(gate.name + ".waiting").touch()
+        while not gate.exists():
+            time.sleep(0.05)
+    return length_reward(context, reply)

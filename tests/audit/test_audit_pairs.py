@@ -2,19 +2,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from preflab.audit.audit_pairs import audit
+from preflab.committee.spec import PRESETS_DIR
 from preflab.data.demo import demo
 from preflab.engine import EngineOptions
+from tests.helpers import GATE_ENV, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]  # `tests.helpers` imports from here
 
 
 @pytest.fixture(scope="module")
@@ -65,39 +68,54 @@ def test_python_member_and_limit(tmp_path, demo_file) -> None:
     assert (table["vote.length"] == (table["margin.length"] > 0)).all()
 
 
-def test_killed_audit_resumes_from_cache_with_equal_result(tmp_path, demo_file) -> None:
-    cache = tmp_path / "scores.sqlite"
-    cmd = [sys.executable, "-m", "preflab", "audit", str(demo_file), "--committee", "tiny",
-           "--out", str(tmp_path / "killed"), "--cache", str(cache), "--max-tokens", "48"]
-    env = {**os.environ, "PREFLAB_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    rows = 0
-    while time.time() < deadline and proc.poll() is None:
-        if cache.exists():
-            try:
-                with sqlite3.connect(cache) as db:
-                    rows = db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-            except sqlite3.OperationalError:
-                rows = 0
-            if rows >= 40:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the audit finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert rows >= 40 and not (tmp_path / "killed" / "summary.json").exists()
+def held_committee(path: Path) -> Path:
+    """The tiny committee with a python member second that waits for a gate file
+    (:func:`tests.helpers.gated_length_reward`): a run stops there, its first member
+    scored and cached, for as long as the gate is shut."""
+    head, first, *others = (PRESETS_DIR / "tiny.toml").read_text().split("[[member]]")
+    held = '\nname = "held"\nkind = "python"\nfunction = "tests.helpers:gated_length_reward"\n\n'
+    path.write_text("[[member]]".join([head, first, held, *others]))
+    return path
 
-    resumed = audit(demo_file, committee="tiny", out=tmp_path / "resumed",
+
+def test_killed_audit_resumes_from_cache_with_equal_result(tmp_path, demo_file,
+                                                           monkeypatch) -> None:
+    """An audit killed part-way (SIGKILL) keeps what its cache committed; a rerun takes it
+    from there and gives the table of a fresh run. No race: the killed run is held at its
+    second member, which waits for a gate file the test opens only after the kill."""
+    gate, committee = tmp_path / "gate", held_committee(tmp_path / "held.toml")
+    waiting = gate.with_name("gate.waiting")
+    cache, log = tmp_path / "scores.sqlite", tmp_path / "audit.log"
+    cmd = [sys.executable, "-m", "preflab", "audit", str(demo_file), "--committee",
+           str(committee), "--out", str(tmp_path / "killed"), "--cache", str(cache),
+           "--max-tokens", "48"]
+    env = {**os.environ, "PREFLAB_CACHE": str(tmp_path / "cache"), GATE_ENV: str(gate)}
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        assert wait_until(lambda: waiting.exists() or proc.poll() is not None, 600)
+        assert proc.poll() is None, log.read_text()[-2000:]  # held at its second member
+        with sqlite3.connect(cache) as db:
+            rows = db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert rows > 0 and not (tmp_path / "killed" / "summary.json").exists()
+
+    gate.touch()
+    monkeypatch.setenv(GATE_ENV, str(gate))
+    resumed = audit(demo_file, committee=committee, out=tmp_path / "resumed",
                     engine_options=EngineOptions(cache_path=cache, progress=False))
-    cached = sum(r["cached"] for r in resumed["member_runs"].values())
-    assert cached >= 40
-    fresh = audit(demo_file, committee="tiny", out=tmp_path / "fresh",
+    runs = resumed["member_runs"]
+    assert (runs["tiny-causal-rm"]["cached"], runs["tiny-causal-rm"]["computed"]) == (rows, 0)
+    assert runs["held"]["cached"] == 0 and runs["held"]["computed"] > 0
+    fresh = audit(demo_file, committee=committee, out=tmp_path / "fresh",
                   engine_options=EngineOptions(cache_path=tmp_path / "fresh.sqlite",
                                                progress=False))
     a = pd.read_parquet(tmp_path / "resumed" / "audit.parquet")
     b = pd.read_parquet(tmp_path / "fresh" / "audit.parquet")
     margins = [c for c in a.columns if c.startswith("margin.")]
+    assert "margin.held" in margins
     np.testing.assert_allclose(a[margins].to_numpy(), b[margins].to_numpy(), atol=1e-5)
     assert (a["votes"] == b["votes"]).all() and (a["bin"] == b["bin"]).all()
     assert fresh["bins"] == resumed["bins"]

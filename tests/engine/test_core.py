@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import re
 import sys
-import time
 
 import numpy as np
 
@@ -12,7 +11,7 @@ from preflab.engine import Engine, EngineOptions
 from preflab.engine.core import LogProgress, oversized, pair_texts, progress_seconds
 from preflab.engine.python import PythonScorer
 from preflab.engine.units import reply_unit
-from tests.helpers import length_reward
+from tests.helpers import length_reward, wait_until
 
 CTX = (("user", "hi"),)
 
@@ -46,18 +45,23 @@ def test_a_log_gets_plain_progress_lines(monkeypatch) -> None:
     printed nothing until it was done): a plain line every few seconds instead."""
     stream = io.StringIO()
     progress = LogProgress(every=0.05, stream=stream)
+    ticks = lambda: stream.getvalue().count("units: 4/10")  # noqa: E731
     with progress:
         task = progress.add_task("units", total=10)
         progress.advance(task, 4)
-        time.sleep(0.3)
+        assert wait_until(lambda: ticks() >= 1)  # a line while the task runs
         done = progress.add_task("cached", total=3)
         progress.advance(done, 3)
+        seen = ticks()
+        assert wait_until(lambda: ticks() >= seen + 2)  # a whole tick after it finished
     lines = stream.getvalue().splitlines()
-    assert any(re.fullmatch(r"units: 4/10 \(40%\), [\d.]+/s, elapsed 0:00:00, ETA 0:00:0\d",
+    clock = r"\d+:\d\d:\d\d"
+    assert any(re.fullmatch(rf"units: 4/10 \(40%\), [\d.]+/s, elapsed {clock}, ETA {clock}",
                             line) for line in lines), lines
-    assert "cached: 3/3 (100%) done in 0:00:00" in lines[-1]  # finished: said once, at the end
+    assert re.fullmatch(rf"cached: 3/3 \(100%\) done in {clock}(, [\d.]+/s)?", lines[-1])
     assert lines[-2].startswith("units: 4/10 (40%)") and "done" not in lines[-2]
-    assert not any(line.startswith("cached") for line in lines[:-1])
+    # finished: said once, at the end, never by a tick
+    assert not any(line.startswith("cached: 3/3") for line in lines[:-1])
 
     monkeypatch.setenv("PREFLAB_PROGRESS_SECONDS", "0.2")
     assert progress_seconds() == 0.2

@@ -178,11 +178,16 @@ def _run_against(reply, data, tmp_path, **http):
 
 
 def test_a_server_that_times_out_gives_failures_not_labels(data, tmp_path, cache_env) -> None:
-    def slow(*_):
-        time.sleep(1.5)
+    answer = threading.Event()  # set once the run is over: the client gives up first
+
+    def never(*_):
+        answer.wait()
         return 200, "{}"
 
-    s, table, fake = _run_against(slow, data, tmp_path, timeout=0.3)
+    try:
+        s, table, fake = _run_against(never, data, tmp_path, timeout=0.3)
+    finally:
+        answer.set()
     assert s["n_failed"] == 5 and s["n_labelled"] == 0 and "alignment" not in s
     assert table["p_ai"].isna().all()
     assert table["failure"].str.contains("timed out after 0.3 s").all()

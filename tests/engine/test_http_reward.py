@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
@@ -141,8 +140,9 @@ class FaultServer:
 
     CONTEXT = 200  # "refuse-long": a request holding a longer input gets a 400
 
-    def __init__(self, mode: str, delay: float = 0.0, context: int | None = None) -> None:
-        self.mode, self.delay, self.requests = mode, delay, 0
+    def __init__(self, mode: str, context: int | None = None) -> None:
+        self.mode, self.requests = mode, 0
+        self.released = threading.Event()  # "timeout": no reply before close()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -162,8 +162,8 @@ class FaultServer:
                 outer.requests += 1
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 n = len(body.get("input") or [1])
-                if outer.mode == "timeout":
-                    time.sleep(outer.delay)
+                if outer.mode == "timeout":  # the client gives up first, however slow
+                    outer.released.wait()
                 if outer.mode == "500":
                     reply, status = b'{"error": "boom"}', 500
                 elif outer.mode == "401":
@@ -195,6 +195,7 @@ class FaultServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -208,7 +209,7 @@ def test_failed_requests_are_recorded_per_pair_never_scored(mode: str, reason: s
                                                              rm_folder: Path,
                                                              hh_result: Any) -> None:
     pairs = pairs_of(hh_result, 5)
-    fault = FaultServer(mode, delay=1.0)
+    fault = FaultServer(mode)
     try:
         member = http_member(fault, rm_folder, "flaky", timeout=0.3, retries=1,
                              backoff=0.01, batch=4)

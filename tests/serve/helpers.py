@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -98,15 +97,6 @@ def read_reply(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             break
         rest += chunk
     return int(status_line.split()[1]), headers, rest[:length]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10, every: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return condition()
 
 
 def assert_openai_error(body: dict[str, Any], param: str | None = None) -> dict[str, Any]:

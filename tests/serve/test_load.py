@@ -1,12 +1,13 @@
 """A bounded load test against `preflab serve tiny-llama` as a process: 50 concurrent
-clients for 15 s, mixing normal requests with 20 MB bodies (sent whole and streamed),
-a lying Content-Length, max_tokens 1e8, prompts past the context and clients that
-leave mid-generation. The server's memory stays bounded, every request is answered
-with 200, 400, 413, 429 or 503, normal requests keep being served, and SIGTERM
-afterwards exits 0."""
+clients for 15 s (at least 3 requests each), mixing normal requests with 20 MB bodies
+(sent whole and streamed), a lying Content-Length, max_tokens 1e8, prompts past the
+context and clients that leave mid-generation. The server's memory stays bounded, every
+request is answered with 200, 400, 413, 429 or 503, normal requests keep being served,
+and SIGTERM afterwards exits 0."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -22,6 +23,7 @@ from tests.serve.helpers import ServeProcess, read_reply, send_raw
 
 CLIENTS = 50
 SECONDS = 15.0
+AT_LEAST = 3  # requests per client, however slow the machine: every kind is asked for
 ANSWERS = {200, 400, 413, 429, 503}
 BIG = b'{"prompt": "' + b"x" * (20 * 2**20) + b'"}'
 LONG_TEXT = " ".join(["Hello, how are you doing today?"] * 2000)  # ~14k tokens
@@ -71,18 +73,19 @@ EXPECTED: dict[str, set[int | str]] = {"normal": {200, 503}, "chat": {200, 503},
             "over_context": {400, 503}, "disconnect": {"left"}}
 
 
-def _client(i: int, url: str, stop_at: float, out: list[tuple[str, int | str, float]]
-            ) -> None:
+def _client(i: int, url: str, stop_at: float, out: list[tuple[str, int | str]]) -> None:
     rng = random.Random(i)
     names = [k for k in KINDS for _ in range(WEIGHTS.get(k, 1))]
     with requests.Session() as session:
-        while time.monotonic() < stop_at:
+        for n in itertools.count():
+            if n >= AT_LEAST and time.monotonic() >= stop_at:
+                break
             kind = rng.choice(names)
             try:
                 answer = KINDS[kind](session, url, rng)
             except Exception as e:  # no answer: recorded, and the test fails
                 answer = f"{type(e).__name__}: {str(e)[:120]}"
-            out.append((kind, answer, time.monotonic()))
+            out.append((kind, answer))  # in the order of the answers
 
 
 class PeakRss:
@@ -115,24 +118,22 @@ def test_fifty_clients_of_every_kind(serve_cache: str, tmp_path: Path,
                           serve_cache, tmp_path / "serve.log")
     try:
         rss = PeakRss(server.pid)
-        started = time.monotonic()
-        stop_at = started + SECONDS
-        out: list[tuple[str, int | str, float]] = []
+        stop_at = time.monotonic() + SECONDS
+        out: list[tuple[str, int | str]] = []
         clients = [threading.Thread(target=_client, args=(i, server.url, stop_at, out),
                                     daemon=True) for i in range(CLIENTS)]
         for c in clients:
             c.start()
         for c in clients:
-            c.join(max(1.0, stop_at + 45 - time.monotonic()))
-        assert not any(c.is_alive() for c in clients), "a client is still waiting"
+            c.join()  # each request has its own timeout: one never answered is an answer
         peak = rss.stop()
         assert requests.get(server.url + "/health", timeout=10).status_code == 200
         server.proc.terminate()
         code = server.proc.wait(30)
     finally:
         server.stop()
-    answers = Counter(a for _, a, _ in out)
-    by_kind = {k: dict(Counter(a for kind, a, _ in out if kind == k)) for k in KINDS}
+    answers = Counter(a for _, a in out)
+    by_kind = {k: dict(Counter(a for kind, a in out if kind == k)) for k in KINDS}
     with capsys.disabled():
         print(f"\nload test: {len(out)} requests from {CLIENTS} clients in {SECONDS:g} s; "
               f"server peak RSS {peak / 2**20:.0f} MiB; answers {dict(answers)}")
@@ -143,6 +144,9 @@ def test_fifty_clients_of_every_kind(serve_cache: str, tmp_path: Path,
     assert set(answers) <= ANSWERS | {"left"}, answers
     for kind, counts in by_kind.items():
         assert counts and set(counts) <= EXPECTED[kind], (kind, counts)
-    served = [t - started for kind, a, t in out if kind == "normal" and a == 200]
-    thirds = Counter(min(2, int(3 * t / SECONDS)) for t in served)
-    assert all(thirds[i] >= 3 for i in range(3)), thirds  # served all along
+    # served all along: normal requests answered 200 in each third of the answers, taken
+    # in the order they came (not by the clock, which a loaded machine stretches)
+    size = -(-len(out) // 3)
+    thirds = [sum(kind == "normal" and a == 200 for kind, a in out[i:i + size])
+              for i in range(0, len(out), size)]
+    assert len(thirds) == 3 and min(thirds) >= 3, thirds
