@@ -111,6 +111,18 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
     return cls(**overrides)
 
 
+def resolve_config(cls: type[T], config: T | str | Path | None = None, **overrides: Any) -> T:
+    """A stage's settings as every Python entry point takes them: `config` is an
+    instance of `cls`, a settings file or None (the defaults); `overrides` are fields
+    set on top."""
+    if isinstance(config, cls):
+        return replace(config, **overrides) if overrides else config  # type: ignore[type-var]
+    if config is not None and not isinstance(config, str | Path):
+        raise TypeError(f"config must be a {cls.__name__}, a settings file or None; got a "
+                        f"{type(config).__name__}")
+    return load_config(cls, config, **overrides)
+
+
 # ---- one setting: its default, help text and allowed range --------------------------
 
 
