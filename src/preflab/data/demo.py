@@ -113,9 +113,10 @@ def build_demo_pairs(n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
 
 def demo(out: str | Path, n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
          negatives: Negatives = "other", max_turns: int = 6,
-         overwrite: bool = True) -> dict[str, Any]:
-    """Build demo pairs and write them to `out` (format from its extension); without
-    `overwrite` (the command's default) an existing `out` is refused."""
+         overwrite: bool = False) -> dict[str, Any]:
+    """Build demo pairs and write them to `out` (format from its extension); an
+    existing `out` is refused unless `overwrite` (:func:`build_demo_pairs` gives them
+    in memory)."""
     from preflab.data.outputs import check_output_file
     from preflab.data.write import write_pairs
 
