@@ -122,7 +122,7 @@ def main() -> None:
     data = args.data
     if data is None:
         data = str(Path(args.out) / "demo.jsonl")
-        demo(data, n=args.pairs or DEMO_PAIRS, flip_rate=0.25, seed=0)
+        demo(data, n=args.pairs or DEMO_PAIRS, flip_rate=0.25, seed=0, overwrite=True)
     pairs = list(iter_pairs(read_pairs(data).pairs))[: args.pairs]
     truth, _ = restore_truth(pairs)
     rows = [r for seed in map(int, args.seeds.split(",")) for rate in map(float,
