@@ -47,10 +47,10 @@ def main() -> None:
         common = dict(task=args.task, limit=args.pairs, shots=args.shots, seed=args.seed,
                       engine_options=options)
         started = time.perf_counter()
-        local = label(args.data, args.judge, out=out / "local", **common)
+        local = label(args.data, judge=args.judge, out=out / "local", **common).summary
         local_s = time.perf_counter() - started
         started = time.perf_counter()
-        remote = label(args.data, url, out=out / "http", **common)
+        remote = label(args.data, judge=url, out=out / "http", **common).summary
         http_s = time.perf_counter() - started
     finally:
         proc.terminate()

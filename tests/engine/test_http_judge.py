@@ -78,11 +78,10 @@ def data(tmp_path_factory):
 
 
 def test_http_labels_equal_local_labels(server, data, tmp_path, judge_folder) -> None:
-    label(data, judge_folder, out=tmp_path / "local", limit=20, shots=1,
-                  engine_options=MEMORY)
-    remote = label(data, server, out=tmp_path / "http", limit=20, shots=1,
-                   engine_options=MEMORY,
-                   http={"concurrency": 3, "batch": 4, "top_logprobs": 400})
+    label(data, judge=judge_folder, out=tmp_path / "local", limit=20, shots=1,
+          engine_options=MEMORY)
+    remote = label(data, judge=server, out=tmp_path / "http", limit=20, shots=1,
+                   engine_options=MEMORY, concurrency=3, batch=4, top_logprobs=400).summary
     a = pd.read_parquet(tmp_path / "local" / "labels.parquet")
     b = pd.read_parquet(tmp_path / "http" / "labels.parquet")
     assert remote["n_labelled"] == 20 and remote["n_failed"] == 0, remote["failures"]
@@ -96,8 +95,8 @@ def test_http_labels_equal_local_labels(server, data, tmp_path, judge_folder) ->
 def test_http_chain_of_thought_matches_local_greedy_rationales(server, data, tmp_path,
                                                                judge_folder) -> None:
     kw = dict(limit=4, cot=True, cot_tokens=8, engine_options=MEMORY)
-    label(data, judge_folder, out=tmp_path / "local", **kw)
-    label(data, server, out=tmp_path / "http", http={"top_logprobs": 400}, **kw)
+    label(data, judge=judge_folder, out=tmp_path / "local", **kw)
+    label(data, judge=server, out=tmp_path / "http", top_logprobs=400, **kw)
     a = pd.read_parquet(tmp_path / "local" / "labels.parquet")
     b = pd.read_parquet(tmp_path / "http" / "labels.parquet")
     assert [list(x) for x in a["rationales_first"]] == [list(x) for x in b["rationales_first"]]
@@ -169,9 +168,9 @@ class _Fake:
 def _run_against(reply, data, tmp_path, **http):
     fake = _Fake(reply)
     try:
-        s = label(data, fake.url, out=tmp_path / "l", limit=5, write_data=True,
+        s = label(data, judge=fake.url, out=tmp_path / "l", limit=5, write_data=True,
                   engine_options=MEMORY,
-                  http={"tokenizer": "tiny-llama", "retries": 1, "backoff": 0.01, **http})
+                  **{"tokenizer": "tiny-llama", "retries": 1, "backoff": 0.01, **http}).summary
     finally:
         fake.close()
     return s, pd.read_parquet(tmp_path / "l" / "labels.parquet"), fake

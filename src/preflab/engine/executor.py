@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
+from preflab.settings import check_settings, setting
+
 EXECUTORS = ("local", "ray")
 
 
@@ -57,23 +59,26 @@ class LocalExecutor:
 class ExecutorOptions:
     """Which executor, and for Ray: the cluster (`address`; None starts a local one),
     how many actors, the CPUs and GPUs Ray reserves for each and the torch threads
-    each uses (None: as many as its CPUs)."""
+    each uses (None: as many as its CPUs). Settings (:func:`~preflab.settings.setting`):
+    a stage's config nests them and its command shows them as ``--executor``,
+    ``--ray-address``, ``--actors``, ``--actor-cpus`` and ``--actor-gpus``."""
 
-    kind: str = "local"
-    address: str | None = None
-    actors: int = 2
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    threads: int | None = None
+    kind: str = setting("local", "Where batches run: local (this process) or ray (a pool "
+                                 "of Ray actors, each holding its own copy of the model; "
+                                 "needs preflab[ray]).", flag="--executor", choices=EXECUTORS)
+    address: str | None = setting(None, "Ray: join this cluster (e.g. auto or "
+                                        "ray://head:10001) instead of starting a local one.",
+                                  flag="--ray-address", shown="a local cluster")
+    actors: int = setting(2, "Ray: actors, each with its own copy of the model.", min=1)
+    num_cpus: float = setting(1.0, "Ray: CPUs reserved per actor (also its torch threads).",
+                              flag="--actor-cpus", min=0)
+    num_gpus: float = setting(0.0, "Ray: GPUs per actor (1: one GPU each).",
+                              flag="--actor-gpus", min=0)
+    threads: int | None = setting(None, "Ray: torch threads per actor.", min=1,
+                                  shown="its CPUs", cli=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in EXECUTORS:
-            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got "
-                             f"{self.kind!r}")
-        if self.actors < 1:
-            raise ValueError(f"actors must be at least 1, got {self.actors}")
-        if self.num_cpus < 0 or self.num_gpus < 0:
-            raise ValueError("num_cpus and num_gpus per actor must not be negative")
+        check_settings(self)
 
     @classmethod
     def from_table(cls, table: dict[str, Any], source: str) -> ExecutorOptions:

@@ -1,0 +1,60 @@
+"""``pl.label``: AI-feedback labels as an object in memory (``Labels``), written to disk
+only when the caller asks; ``pl.label_grid``: the paper's grid of prompts
+(``LabelGrid``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from preflab.data.source import PairsInput, describe, pairs_source
+from preflab.label.config import LabelConfig
+from preflab.label.grid import LabelGrid
+from preflab.label.result import Labels
+from preflab.settings import load_config
+
+__all__ = ["LabelConfig", "LabelGrid", "Labels", "label", "label_grid"]
+
+
+def label(data: PairsInput, config: LabelConfig | str | Path | None = None, *,
+          out: str | Path | None = None, overwrite: bool = False,
+          rejects: str | Path | None = None, notify: Any = None,
+          **overrides: Any) -> Labels:
+    """Label every pair of `data` (a path, a ``datasets.Dataset``, a DataFrame or a list
+    of pairs) with an LLM judge, each pair in both orders, and return the
+    :class:`~preflab.label.result.Labels` (``.table``, ``.summary``, ``.pairs`` with
+    ``p_chosen`` = the AI label, ``.save(folder)``).
+
+    `config` is a :class:`LabelConfig` or a settings file (``OUT/config.toml`` of an
+    earlier run); `overrides` are its fields (``judge="tiny-llama"``, ``sample=300``,
+    ``task="harmless"``). With `out` the labels are written there (the folder is
+    checked before the judge loads; `overwrite` as :meth:`Labels.save`), else nothing
+    is written. `notify` gets each warning as a line of text.
+    """
+    from preflab.label.label_pairs import label as run
+
+    with pairs_source(data) as source:
+        return run(source, _config(config), out, rejects=rejects, overwrite=overwrite,
+                   notify=notify, name=describe(data), **overrides)
+
+
+def label_grid(data: PairsInput, config: LabelConfig | str | Path | None = None, *,
+               out: str | Path | None = None, overwrite: bool = False,
+               rejects: str | Path | None = None, notify: Any = None,
+               **overrides: Any) -> LabelGrid:
+    """The paper's grid of labeling prompts (Base / Detailed x 0 / 1 / 2-shot x without /
+    with chain of thought) on the same pairs of `data`, as :func:`label` takes them:
+    a :class:`~preflab.label.grid.LabelGrid` (``.table`` one row per prompt setting,
+    ``.runs`` each run's :class:`Labels`, ``.save(folder)``)."""
+    from dataclasses import replace
+
+    from preflab.label.grid import label_grid as run
+
+    with pairs_source(data) as source:
+        return run(source, replace(_config(config), **overrides), out, overwrite=overwrite,
+                   notify=notify, rejects=rejects, name=describe(data))
+
+
+def _config(config: LabelConfig | str | Path | None) -> LabelConfig:
+    """`config` itself, or read from a settings file, or the defaults."""
+    return config if isinstance(config, LabelConfig) else load_config(LabelConfig, config)
