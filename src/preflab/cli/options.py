@@ -4,14 +4,16 @@ dataclasses, :mod:`preflab.cli.from_config`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from preflab.committee.spec import preset_names
+from preflab.engine.executor import ExecutorOptions
+from preflab.settings import flag_of
 
 
 class OnErrorChoice(StrEnum):
@@ -89,50 +91,11 @@ CommitteeOpt = Annotated[str, typer.Option(
     "--committee", help=f"Committee preset ({', '.join(preset_names())}) or a TOML file.")]
 
 
-# Where scoring batches run (preflab.engine.executor.ExecutorOptions).
-ExecutorOpt = Annotated[str | None, typer.Option(
-    "--executor", help="Where batches run: local (this process) or ray (a pool of Ray actors, "
-                       "each holding its own copy of the model; needs preflab[ray]). "
-                       "[default: a committee file's [engine] executor, else local]")]
-
-
-RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", help="Ray: join this cluster (e.g. auto or ray://head:10001) instead of "
-                          "starting a local one.")]
-
-
-ActorsOpt = Annotated[int | None, typer.Option(
-    "--actors", min=1, help="Ray: actors, each with its own copy of the model. [default: 2]")]
-
-
-ActorCpusOpt = Annotated[float | None, typer.Option(
-    "--actor-cpus", min=0, help="Ray: CPUs reserved per actor (also its torch threads). "
-                                "[default: 1]")]
-
-
-ActorGpusOpt = Annotated[float | None, typer.Option(
-    "--actor-gpus", min=0, help="Ray: GPUs per actor (1: one GPU each). [default: 0]")]
-
-
-def executor_options(executor: str | None, ray_address: str | None, actors: int | None,
-                     actor_cpus: float | None, actor_gpus: float | None,
-                     base: Callable[[], Any] | None = None) -> Any:
-    """The executor the flags ask for, over what `base()` gives (a committee file's
-    [engine]); None when no flag is given (the library's default then holds)."""
-    from dataclasses import replace
-
-    from preflab.engine.executor import ExecutorOptions
-
-    given = {k: v for k, v in {"kind": executor, "address": ray_address, "actors": actors,
-                               "num_cpus": actor_cpus, "num_gpus": actor_gpus}.items()
-             if v is not None}
-    if not given:
-        return None
-    start = base() if base is not None else None
-    if executor is None and start is None:
-        raise ValueError("--ray-address, --actors, --actor-cpus and --actor-gpus need "
-                         "--executor ray")
-    return replace(start or ExecutorOptions(), **given)
+# Where scoring batches run: the fields of preflab.engine.executor.ExecutorOptions, by the
+# option that sets each (--executor, --ray-address, --actors, --actor-cpus, --actor-gpus),
+# for options_from(..., nested={"executor": EXECUTOR_OPTIONS}).
+EXECUTOR_OPTIONS = {flag_of(f)[2:].replace("-", "_"): f.name for f in fields(ExecutorOptions)
+                    if f.metadata.get("cli", True)}
 
 
 def set_threads(threads: int | None) -> None:
