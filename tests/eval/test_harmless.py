@@ -7,6 +7,7 @@ import pytest
 
 from preflab.data.write import write_pairs
 from preflab.engine.judge import JudgeScorer, judge_unit, p_first
+from preflab.eval.config import HarmlessEvalConfig
 from preflab.eval.harmless import (
     HarmlessJudge,
     eval_harmless,
@@ -98,8 +99,8 @@ def test_eval_policy_and_labelled_pairs(tmp_path) -> None:
     at = [r["p_harmless"] for r in rows if r["temperature"] == 1.0]
     assert s["harmless"]["1.0"]["mean_p_harmless"] == pytest.approx(np.mean(at), abs=1e-4)
     assert (tmp_path / "ev" / "generations_t0.7.jsonl").exists()
-    h = eval_harmless(tmp_path / "pairs.jsonl", "tiny-llama", tmp_path / "eh", limit=5,
-                      threads=1)
+    h = eval_harmless(tmp_path / "pairs.jsonl", tmp_path / "eh",
+                      HarmlessEvalConfig(judge="tiny-llama", limit=5, threads=1))
     assert h["n_pairs"] == 5 and h["chosen"]["n"] == 5 and h["rejected"]["n"] == 5
     rated = [json.loads(x) for x in (tmp_path / "eh" / "ratings.jsonl").read_text()
              .splitlines()]

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from preflab.data.write import write_pairs
+from preflab.eval.config import ProbeConfig
 from preflab.eval.metrics import classification_metrics
 from preflab.eval.probe import fit_probe, probe
 from tests.train.helpers import short_pairs
@@ -37,7 +38,8 @@ def test_fit_probe_picks_the_separating_layer():
 def test_probe_end_to_end_on_a_tiny_model(tmp_path):
     write_pairs(short_pairs(12), tmp_path / "a.jsonl")
     write_pairs(short_pairs(8, seed=1), tmp_path / "b.jsonl")
-    s = probe("tiny-llama", tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "p")
+    s = probe(tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "p",
+              ProbeConfig(model="tiny-llama"))
     assert s["pairs"]["train"]["pairs"] == 12 and s["pairs"]["heldout"]["pairs"] == 8
     assert set(s["layers"]) == {1, 2} and s["selected_layer"] in (1, 2)
     assert (tmp_path / "p" / "summary.json").exists()

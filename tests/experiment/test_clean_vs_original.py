@@ -8,6 +8,7 @@ from preflab.data.demo import demo
 from preflab.experiment.clean_vs_original import clean_vs_original
 from preflab.models.reward_folder import SUMMARY
 from preflab.train.recipe import PolicyConfig
+from tests.experiment.helpers import rerun_from_config
 
 
 def test_clean_vs_original_runs_every_stage_and_resumes(tmp_path):
@@ -46,6 +47,9 @@ def test_clean_vs_original_runs_every_stage_and_resumes(tmp_path):
     assert again["all_stage_seconds"] == s["all_stage_seconds"] == s["stage_seconds"]
     assert again["models"] == s["models"]
     assert json.loads((tmp_path / "x" / "summary.json").read_text())["models"] == s["models"]
+    # the command with the run's config.toml is the same experiment: every stage is done
+    rerun = rerun_from_config("clean-vs-original", tmp_path / "pairs.jsonl", tmp_path / "x")
+    assert rerun["stage_seconds"] == {} and rerun["models"] == s["models"]
     with pytest.raises(ValueError, match=r"other settings.*method"):
         clean_vs_original(tmp_path / "pairs.jsonl", tmp_path / "x", committee="tiny",
                           method="vote-all", dpo=dpo, judge="tiny-llama", task="helpful",

@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from preflab.cli.app import app
 from preflab.data.write import write_pairs
 from preflab.experiment.overoptimization.run import overoptimization
 from preflab.experiment.overoptimization.stats import (
@@ -16,6 +18,7 @@ from preflab.experiment.overoptimization.stats import (
     bootstrap_points,
 )
 from preflab.train.config import RewardConfig, RLConfig
+from tests.experiment.helpers import rerun_from_config
 from tests.train.helpers import short_pairs
 
 
@@ -88,15 +91,14 @@ def test_overoptimization_runs_and_resumes(tmp_path) -> None:
     assert set(s["stage_seconds"]) >= {"pm-train", "pm-test", "bon-sample", "bon-score", "rl"}
     again = overoptimization(tmp_path / "pairs.jsonl", tmp_path / "x", **kwargs)
     assert again["stage_seconds"] == {} and again["curve"] == s["curve"]
+    # the command with the run's config.toml is the same experiment: every stage is done
+    rerun = rerun_from_config("overoptimization", tmp_path / "pairs.jsonl", tmp_path / "x")
+    assert rerun["stage_seconds"] == {} and rerun["curve"] == s["curve"]
     with pytest.raises(ValueError, match="other settings"):
         overoptimization(tmp_path / "pairs.jsonl", tmp_path / "x", **{**kwargs, "seed": 1})
 
 
 def test_cli_refuses_a_bad_n_before_any_work(tmp_path) -> None:
-    from typer.testing import CliRunner
-
-    from preflab.cli.app import app
-
     write_pairs(short_pairs(4), tmp_path / "pairs.jsonl")
     result = CliRunner().invoke(app, ["experiment", "overoptimization",
                                       str(tmp_path / "pairs.jsonl"), "--n", "1,0,4",

@@ -6,6 +6,7 @@ from preflab.data.write import write_pairs
 from preflab.experiment.rahf_compare import METHODS, rahf_compare
 from preflab.train.rahf import RAHFConfig
 from preflab.train.recipe import PolicyConfig
+from tests.experiment.helpers import rerun_from_config
 from tests.train.helpers import short_pairs
 
 
@@ -37,7 +38,8 @@ def test_rahf_compare_runs_every_method_and_resumes(tmp_path):
                      .read_text())
     preferred = json.loads((tmp_path / "x" / "preferred-sft" / "preflab-train.json")
                            .read_text())
-    assert bad["side"] == "rejected" and bad["config"] == preferred["config"]
+    assert bad["side"] == "rejected"  # and the same settings otherwise
+    assert {**bad["config"], "side": "chosen"} == preferred["config"]
     # --scit-lr does not leak into Dual: its step 2 keeps the paper's 9e-6
     scit = json.loads((tmp_path / "x" / "rahf-scit" / "preflab-train.json").read_text())
     assert scit["config"]["learning_rate"] == 1e-3 and dual["config"]["learning_rate"] == 9e-6
@@ -51,3 +53,6 @@ def test_rahf_compare_runs_every_method_and_resumes(tmp_path):
     assert again["stage_seconds"] == {} and again["rows"] == s["rows"]
     assert again["all_stage_seconds"] == s["all_stage_seconds"] == s["stage_seconds"]
     assert "Stage times over all runs" in (tmp_path / "x" / "report.md").read_text()
+    # the command with the run's config.toml is the same experiment: every stage is done
+    rerun = rerun_from_config("rahf", tmp_path / "pairs.jsonl", tmp_path / "x")
+    assert rerun["stage_seconds"] == {} and rerun["rows"] == s["rows"]

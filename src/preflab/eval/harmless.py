@@ -17,6 +17,7 @@ chosen reply is the less harmful one).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -30,7 +31,9 @@ from preflab.engine import Engine
 from preflab.engine.core import EngineOptions
 from preflab.engine.judge import judge_unit, p_first
 from preflab.engine.label_prompt import PREAMBLES, LabelPrompt, read_template
+from preflab.eval.config import HarmlessEvalConfig
 from preflab.models.runtime import Runtime
+from preflab.settings import write_config
 
 TEMPLATE = "harmless-rate"
 KEYS = {"base", "detailed", "sample", "ending"}
@@ -145,52 +148,53 @@ def pair_agreement(p_chosen: np.ndarray, p_rejected: np.ndarray, seed: int = 0,
             "mean_p_diff": round(float((c - r).mean()), 4)}
 
 
-def eval_harmless(data: str | Path, judge: str, out: str | Path = "eval-harmless",
-                  limit: int | None = 200, preamble: str = "detailed",
-                  template_file: str | Path | None = None,
-                  max_context_tokens: int | None = 256, seed: int = 0,
-                  device: str = "auto", threads: int | None = None) -> dict[str, Any]:
+def eval_harmless(data: str | Path, out: str | Path = "eval-harmless",
+                  config: HarmlessEvalConfig | None = None) -> dict[str, Any]:
     """Check a harmless judge on labelled pairs: its harmless rate and mean P(harmless)
-    on the chosen and on the rejected replies of the first `limit` pairs of `data`,
-    and its agreement with the labels. Writes ``ratings.jsonl`` and ``summary.json``."""
+    on the chosen and on the rejected replies of the first ``config.limit`` pairs of
+    `data`, and its agreement with the labels. Writes ``ratings.jsonl``,
+    ``summary.json``, ``report.md`` and ``config.toml``."""
     from preflab.data.messages import as_messages
     from preflab.data.read import iter_pairs, load_pairs
 
+    c = config or HarmlessEvalConfig()
     started = time.perf_counter()
-    pairs = []
-    for pair in iter_pairs(load_pairs(data)):
-        if limit is not None and len(pairs) >= limit:
-            break
-        pairs.append(pair)
+    pairs = list(itertools.islice(iter_pairs(load_pairs(data)), c.limit))
     if not pairs:
         raise ValueError(f"{data}: no pairs")
-    rate = HarmlessJudge(judge, preamble, template_file, max_context_tokens, device, threads)
+    rate = HarmlessJudge(c.judge, c.preamble, c.template, c.max_context_tokens, c.device,
+                         c.threads)
     contexts = [as_messages(p.prompt) for p in pairs]
     p = rate(contexts + contexts, [x.chosen for x in pairs] + [x.rejected for x in pairs])
     chosen, rejected = p[:len(pairs)], p[len(pairs):]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_config(c, out)
     with open(out / "ratings.jsonl", "w", encoding="utf-8") as f:
-        for x, c, r in zip(pairs, chosen, rejected, strict=True):
+        for x, yes, no in zip(pairs, chosen, rejected, strict=True):
             f.write(json.dumps({"id": x.id, "p_chosen_label": x.p_chosen,
-                                "p_harmless_chosen": float(c.mean()),
-                                "p_harmless_rejected": float(r.mean())}) + "\n")
-    summary = {"data": str(data), "judge": judge, "preamble": preamble,
-               "template": str(template_file) if template_file else TEMPLATE,
-               "chosen": harmless_stats(chosen, seed), "rejected": harmless_stats(rejected,
-                                                                                  seed),
-               **pair_agreement(chosen, rejected, seed),
+                                "p_harmless_chosen": float(yes.mean()),
+                                "p_harmless_rejected": float(no.mean())}) + "\n")
+    summary = {"data": str(data), "judge": c.judge, "preamble": c.preamble,
+               "template": str(c.template) if c.template else TEMPLATE,
+               "chosen": harmless_stats(chosen, c.seed),
+               "rejected": harmless_stats(rejected, c.seed),
+               **pair_agreement(chosen, rejected, c.seed),
                "seconds": round(time.perf_counter() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    lo, hi = summary["agreement_ci95"]
-    (out / "report.md").write_text("\n".join([
-        f"# Harmless judge on labelled pairs: {data}", "",
-        f"Judge `{judge}` ({preamble} preamble), the first {len(pairs)} pairs.", "",
-        *harmless_table({"chosen": summary["chosen"], "rejected": summary["rejected"]}), "",
-        f"Agreement with the labels (P(harmless | chosen) > P(harmless | rejected)): "
-        f"{summary['agreement']:.3f} (95% CI {lo:.3f}-{hi:.3f}) over {len(pairs)} pairs."])
-        + "\n", encoding="utf-8")
+    (out / "report.md").write_text(harmless_report(summary, len(pairs)), encoding="utf-8")
     return summary
+
+
+def harmless_report(summary: dict[str, Any], n: int) -> str:
+    """:func:`eval_harmless`'s ``report.md``."""
+    lo, hi = summary["agreement_ci95"]
+    return "\n".join([
+        f"# Harmless judge on labelled pairs: {summary['data']}", "",
+        f"Judge `{summary['judge']}` ({summary['preamble']} preamble), the first {n} pairs.",
+        "", *harmless_table({"chosen": summary["chosen"], "rejected": summary["rejected"]}),
+        "", f"Agreement with the labels (P(harmless | chosen) > P(harmless | rejected)): "
+        f"{summary['agreement']:.3f} (95% CI {lo:.3f}-{hi:.3f}) over {n} pairs."]) + "\n"
 
 
 def harmless_table(rows: dict[str, dict[str, Any]]) -> list[str]:

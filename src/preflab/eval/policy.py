@@ -7,7 +7,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
 from preflab.models.sampler import Policy
 from preflab.models.steering import SteeringVector
-from preflab.settings import write_config
+from preflab.settings import resolve_config, write_config
 
 
 def mean_with_ci(x: np.ndarray) -> dict[str, float]:
@@ -69,8 +68,8 @@ def eval_policy(model: str, prompts: str | Path | None = None, reward: str | Non
     `instruction` before every prompt's last user turn (HIR) or a steering vector
     file `steer` applied with `coeff`. `reward` and `settings` (fields of
     :class:`EvalPolicyConfig`) override `config`. Writes ``OUT/config.toml``."""
-    config = replace(config or EvalPolicyConfig(), **settings,
-                     **({"reward": reward} if reward is not None else {}))
+    config = resolve_config(EvalPolicyConfig, config, **settings,
+                            **({"reward": reward} if reward is not None else {}))
     generating = config.reward is not None or config.harmless_judge is not None
     if not generating and heldout is None:
         raise ValueError("nothing to evaluate: give --reward, --harmless-judge, --heldout "

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from preflab.eval.config import ProbeConfig
 from preflab.eval.metrics import classification_metrics
+from preflab.settings import write_config
 
 
 def _probe_model(seed: int) -> Any:
@@ -52,42 +54,53 @@ def fit_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     return {"selected_layer": best, "heldout": per_layer[best], "layers": per_layer}
 
 
-def probe(model: str, train: str | Path, heldout: str | Path, out: str | Path = "probe",
-          layers: Sequence[int] | None = None, train_limit: int | None = None,
-          heldout_limit: int | None = None, max_length: int = 512, batch_size: int = 8,
-          seed: int = 0, device: str = "auto") -> dict[str, Any]:
-    """Collect activations of `model` on the pairs of `train` and `heldout`, probe every
-    layer (default: all), write ``summary.json``."""
-    from preflab.data.read import iter_pairs, load_pairs
-    from preflab.data.sample import sample_pairs
+def probe(train: str | Path, heldout: str | Path, out: str | Path = "probe",
+          config: ProbeConfig | None = None) -> dict[str, Any]:
+    """Collect activations of ``config.model`` on the pairs of `train` and `heldout`,
+    probe every layer of ``config.layers`` (default: all), write ``summary.json`` and
+    ``config.toml``."""
     from preflab.models.causal_lm import fit_max_length, load_policy
-    from preflab.models.examples import build_policy_examples
-    from preflab.models.hidden import check_layers, decoder_layers, mean_reply_hidden
-    from preflab.train.recipe import PolicyConfig
+    from preflab.models.hidden import check_layers, decoder_layers
+    from preflab.train.config import PolicyConfig
 
+    c = config or ProbeConfig()
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lm, tokenizer = load_policy(model, PolicyConfig(device=device), trainable=False)
+    write_config(c, out)
+    lm, tokenizer = load_policy(c.model, PolicyConfig(device=c.device), trainable=False)
     lm.eval()
-    layers = check_layers(lm, layers or range(1, len(decoder_layers(lm)) + 1))
-    length = fit_max_length(lm, max_length)
-    features, labels, counts = [], [], {}
-    for name, path, limit in (("train", train, train_limit), ("heldout", heldout,
-                                                               heldout_limit)):
-        pairs = sample_pairs(list(iter_pairs(load_pairs(path))), limit, seed)
-        rows = [q for p in pairs for q in (p, p.swapped())]  # chosen, then rejected
-        examples, report = build_policy_examples(
-            rows, tokenizer, length, str(path), with_rejected=False,
-            lines=None if limit else [i + 1 for i in range(len(pairs)) for _ in (0, 1)])
-        features.append(mean_reply_hidden(lm, examples, layers, tokenizer.pad_token_id,
-                                          batch_size, desc=f"{name} activations"))
-        labels.append(np.tile([1, 0], len(pairs)))
-        counts[name] = {"pairs": len(pairs), "reply_truncated": report.reply_truncated,
-                        "context_truncated": report.context_truncated}
-    result = fit_probe(features[0], labels[0], features[1], labels[1], layers, seed=seed)
-    summary = {"model": model, "train_file": str(train), "heldout_file": str(heldout),
-               "pairs": counts, "seed": seed, **result,
-               "seconds": round(time.perf_counter() - started, 1)}
+    layers = check_layers(lm, c.layers or range(1, len(decoder_layers(lm)) + 1))
+    length = fit_max_length(lm, c.max_length)
+    sides = {name: activations(lm, tokenizer, name, path, sample, layers, length, c)
+             for name, path, sample in (("train", train, c.train_sample),
+                                        ("heldout", heldout, c.heldout_sample))}
+    (x_train, y_train, _), (x_test, y_test, _) = sides["train"], sides["heldout"]
+    result = fit_probe(x_train, y_train, x_test, y_test, layers, c.folds, c.seed)
+    summary = {"model": c.model, "train_file": str(train), "heldout_file": str(heldout),
+               "pairs": {name: side[2] for name, side in sides.items()}, "seed": c.seed,
+               **result, "seconds": round(time.perf_counter() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def activations(lm: Any, tokenizer: Any, name: str, path: str | Path, sample: int | None,
+                layers: Sequence[int], length: int, config: ProbeConfig
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Mean reply activations [2 * pairs, layers, H] of the pairs of `path` (a seeded
+    sample of `sample` of them), chosen then rejected; their labels (1, 0); counts."""
+    from preflab.data.read import iter_pairs, load_pairs
+    from preflab.data.sample import sample_pairs
+    from preflab.models.examples import build_policy_examples
+    from preflab.models.hidden import mean_reply_hidden
+
+    pairs = sample_pairs(list(iter_pairs(load_pairs(path))), sample, config.seed)
+    rows = [q for p in pairs for q in (p, p.swapped())]  # chosen, then rejected
+    examples, report = build_policy_examples(
+        rows, tokenizer, length, str(path), with_rejected=False,
+        lines=None if sample else [i + 1 for i in range(len(pairs)) for _ in (0, 1)])
+    features = mean_reply_hidden(lm, examples, layers, tokenizer.pad_token_id,
+                                 config.batch_size, desc=f"{name} activations")
+    counts = {"pairs": len(pairs), "reply_truncated": report.reply_truncated,
+              "context_truncated": report.context_truncated}
+    return features, np.tile([1, 0], len(pairs)), counts

@@ -19,8 +19,10 @@ from preflab.committee.spec import MemberSpec
 from preflab.data.pair import PreferencePair
 from preflab.engine import Engine
 from preflab.engine.core import EngineOptions
+from preflab.eval.config import RewardEvalConfig
 from preflab.eval.metrics import hard_margins, reward_metrics
 from preflab.models.reward_folder import check_model, trained_max_length
+from preflab.settings import write_config
 
 
 def score_pairs(model: str | Path, pairs: list[PreferencePair], max_length: int | None = None,
@@ -67,27 +69,29 @@ def summarize_scores(table: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
 
 
 def eval_rm(model: str | Path, data: str | Path, out: str | Path | None = None,
-            max_length: int | None = None, bins: int = 10,
-            engine_options: EngineOptions | None = None, device: str = "auto",
-            threads: int | None = None) -> dict[str, Any]:
+            config: RewardEvalConfig | None = None,
+            engine_options: EngineOptions | None = None) -> dict[str, Any]:
     """Score every pair of `data` with the reward model and summarise.
 
     Writes (with `out`) ``summary.json`` (``accuracy``, ``ece``, log loss, reliability
-    bins, per-subset figures, score distributions), ``scores.parquet`` (per pair) and
-    ``report.html``.
+    bins, per-subset figures, score distributions), ``scores.parquet`` (per pair),
+    ``report.html`` and ``config.toml``.
     """
     from preflab.data.read import iter_pairs, load_pairs
 
+    config = config or RewardEvalConfig()
     started = time.perf_counter()
     pairs = list(iter_pairs(load_pairs(data)))
     check_model(model)
-    max_length = max_length or trained_max_length(model)
-    table = score_pairs(model, pairs, max_length, engine_options, device, threads)
+    max_length = config.max_length or trained_max_length(model)
+    table = score_pairs(model, pairs, max_length, engine_options, config.device,
+                        config.threads)
     summary = {"model": str(model), "data": str(data), "max_length": max_length,
-               **summarize_scores(table, bins),
+               **summarize_scores(table, config.bins),
                "seconds": round(time.perf_counter() - started, 1)}
     if out is not None:
         write_eval(Path(out), summary, table)
+        write_config(config, out)
     return summary
 
 
@@ -98,5 +102,3 @@ def write_eval(out: Path, summary: dict[str, Any], table: pd.DataFrame) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     table.to_parquet(out / "scores.parquet", index=False)
     (out / "report.html").write_text(render_eval_report(summary, table), encoding="utf-8")
-
-

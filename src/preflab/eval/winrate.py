@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from preflab.engine.label_prompt import LabelPrompt
 from preflab.eval.config import WinrateConfig
 from preflab.models.generate import Sampling
 from preflab.models.runtime import Runtime
-from preflab.settings import write_config
+from preflab.settings import resolve_config, write_config
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +147,8 @@ def winrate(a: str, b: str, prompts: str | Path, judge: str | None = None,
     `judge` and `settings` (fields of :class:`WinrateConfig`) override `config`.
     Writes ``OUT/config.toml``, the generations, ``judgements.parquet`` and
     ``summary.json``."""
-    config = replace(config or WinrateConfig(), **settings, **({"judge": judge} if judge
-                                                                 else {}))
+    config = resolve_config(WinrateConfig, config, **settings,
+                            **({"judge": judge} if judge else {}))
     started = time.perf_counter()
     items = load_prompts(prompts, config.limit)
     out = Path(out)

@@ -26,6 +26,7 @@ from typing import Any
 from preflab.experiment.config import CleanVsOriginalConfig
 from preflab.experiment.stages import ExperimentRun, merge_timings, start_run
 from preflab.models.reward_folder import SUMMARY
+from preflab.settings import resolve_config
 
 MODELS = ("original", "cleaned")
 
@@ -33,12 +34,13 @@ Run = ExperimentRun[CleanVsOriginalConfig]
 
 
 def clean_vs_original(data: str | Path, out: str | Path = "clean-vs-original",
-                      config: CleanVsOriginalConfig | None = None,
+                      config: CleanVsOriginalConfig | str | Path | None = None,
                       **settings: Any) -> dict[str, Any]:
-    """Run the experiment; returns (and writes) the summary with its table. `settings`
-    (fields of :class:`CleanVsOriginalConfig`) override `config`."""
+    """Run the experiment; returns (and writes) the summary with its table. `config` is
+    a :class:`CleanVsOriginalConfig` or a settings file; `settings` (its fields)
+    override it."""
     started = time.perf_counter()
-    run = setup(data, Path(out), replace(config or CleanVsOriginalConfig(), **settings))
+    run = setup(data, Path(out), resolve_config(CleanVsOriginalConfig, config, **settings))
     audited, cleaned = audit_and_clean(run)
     files = {"original": run.train_file, "cleaned": Path(cleaned["output"])}
     trained = {name: train(run, name, path) for name, path in files.items()}
@@ -66,7 +68,7 @@ def audit_and_clean(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
                         lambda: audit(run.train_file, out=out / "audit",
                                       committee=c.committee, seed=c.seed))
     cleaned = run.stage(out / "clean" / "summary.json", "clean",
-                        lambda: clean(run.train_file, out / "audit", c.method,
+                        lambda: clean(run.train_file, out / "audit", method=c.method,
                                       out=out / "clean"))
     return audited, cleaned
 

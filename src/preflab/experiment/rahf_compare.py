@@ -26,6 +26,7 @@ from typing import Any
 from preflab.experiment.config import RAHF_METHODS, RAHFCompareConfig
 from preflab.experiment.stages import ExperimentRun, merge_timings, start_run
 from preflab.models.reward_folder import SUMMARY
+from preflab.settings import resolve_config
 
 METHODS = RAHF_METHODS
 
@@ -39,13 +40,15 @@ class Run(ExperimentRun[RAHFCompareConfig]):
 
 
 def rahf_compare(data: str | Path, reward: str | None = None,
-                 out: str | Path = "rahf-compare", config: RAHFCompareConfig | None = None,
+                 out: str | Path = "rahf-compare",
+                 config: RAHFCompareConfig | str | Path | None = None,
                  **settings: Any) -> dict[str, Any]:
-    """Run the comparison; returns (and writes) the summary with its table. `reward` and
-    `settings` (fields of :class:`RAHFCompareConfig`) override `config`."""
+    """Run the comparison; returns (and writes) the summary with its table. `config` is
+    a :class:`RAHFCompareConfig` or a settings file; `reward` and `settings` (its
+    fields) override it."""
     started = time.perf_counter()
-    config = replace(config or RAHFCompareConfig(), **settings,
-                     **({"reward": reward} if reward else {}))
+    config = resolve_config(RAHFCompareConfig, config, **settings,
+                            **({"reward": reward} if reward else {}))
     run = setup(data, Path(out), config)
     trained = train_methods(run)
     if "steering" in run.config.methods:
@@ -62,14 +65,11 @@ def rahf_compare(data: str | Path, reward: str | None = None,
 
 def setup(data: str | Path, out: Path, config: RAHFCompareConfig) -> Run:
     """Resolve the settings (every method shares the policy's seed, lengths and device),
-    check a rerun is the same experiment, write config.toml, split the pairs."""
+    check a rerun is the same experiment, write config.toml, split the pairs. (The
+    methods are checked by :class:`RAHFCompareConfig`.)"""
     from preflab.data.read import iter_pairs, load_pairs
     from preflab.data.write import write_pairs
 
-    unknown = sorted(set(config.methods) - set(METHODS))
-    if unknown or "sft" not in config.methods:
-        raise ValueError(f"methods must include 'sft' and come from {', '.join(METHODS)}; "
-                         f"unknown: {unknown}")
     if not config.reward:
         raise ValueError("--reward is required: a reward model scores every method")
     policy = replace(config.policy, seed=config.seed)
@@ -173,11 +173,13 @@ def win_rates(run: Run) -> dict[str, dict[str, Any]]:
 
 def probe_sft(run: Run) -> dict[str, Any]:
     """A linear probe on the SFT model's activations: chosen vs rejected replies."""
+    from preflab.eval.config import ProbeConfig
     from preflab.eval.probe import probe
 
     c = run.config
-    return probe(c.policy.policy, run.train_file, run.eval_file, run.out / "probe",
-                 max_length=c.policy.max_length, seed=c.seed, device=c.policy.device)
+    return probe(run.train_file, run.eval_file, run.out / "probe", ProbeConfig(
+        model=c.policy.policy, max_length=c.policy.max_length, seed=c.seed,
+        device=c.policy.device))
 
 
 def method_row(run: Run, name: str, evaluated: dict[str, Any], trained: dict[str, Any],

@@ -1,0 +1,241 @@
+"""``pl.evaluate_reward_model``, ``pl.evaluate_policy``, ``pl.win_rate``: evaluations as
+objects in memory (:class:`RewardModelEval`, :class:`PolicyEval`, :class:`WinRate`),
+written to disk only where the caller asks.
+
+Each result holds its figures (`summary`), its per-pair or per-reply table (`table`,
+a DataFrame) and the settings it ran with (`config`); its files (the HTML report, the
+generations, the split-halves models) stay in `folder`: the caller's `out`, or a
+temporary folder that lives as long as the result. ``.save(folder)`` copies them
+with the command line's no-overwrite rule.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from preflab.data.outputs import prepare_output_dir
+from preflab.data.source import PairsInput, describe, pairs_source
+from preflab.eval.config import EvalPolicyConfig, RewardEvalConfig, WinrateConfig
+from preflab.settings import resolve_config, write_config
+
+
+@dataclass
+class Evaluation:
+    """What every evaluation result holds: `summary`, `config`, `table` (None where
+    the stage has no table) and `folder`, where its files are."""
+
+    COMMAND = ""
+
+    summary: dict[str, Any]
+    config: Any
+    table: pd.DataFrame | None
+    folder: Path
+    scratch: Any = field(default=None, repr=False, compare=False)  # keeps a temp folder
+
+    def file(self, name: str) -> Path:
+        """One of the files the stage wrote (``report.html``, ``generations.jsonl``)."""
+        path = self.folder / name
+        if not path.exists():
+            raise FileNotFoundError(f"{self.COMMAND} wrote no {name} (in {self.folder})")
+        return path
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write every file of the evaluation as ``preflab COMMAND --out folder`` does;
+        `folder` must be new, empty or one this command wrote, unless `overwrite`."""
+        folder = Path(folder)
+        if folder.resolve() == self.folder.resolve():
+            return folder
+        prepare_output_dir(folder, self.COMMAND, overwrite)
+        shutil.copytree(self.folder, folder, dirs_exist_ok=True)
+        return folder
+
+
+def run_in(out: str | Path | None, command: str, overwrite: bool,
+           info: dict[str, Any]) -> tuple[Path, Any]:
+    """The folder a stage writes into: `out`, checked before any work (as
+    :meth:`Evaluation.save`), or a temporary one (returned too, to be kept)."""
+    if out is not None:
+        return prepare_output_dir(out, command, overwrite, info), None
+    scratch = tempfile.TemporaryDirectory(prefix=f"preflab-{command}-")
+    return Path(scratch.name), scratch
+
+
+def read_jsonl(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    return pd.DataFrame([json.loads(x) for x in path.read_text("utf-8").splitlines() if x])
+
+
+@dataclass(repr=False)
+class RewardModelEval(Evaluation):
+    """A reward model evaluated on pairs: `summary` (``accuracy``, ``ece``,
+    ``log_loss``, the reliability bins, per-subset figures), `table` (per pair: id,
+    subset, r_chosen, r_rejected, margin; with split halves each model's, suffixed
+    ``_a`` and ``_b``) and ``report.html`` in `folder`."""
+
+    COMMAND = "eval-rm"
+
+    @property
+    def report_html(self) -> str:
+        return self.file("report.html").read_text(encoding="utf-8")
+
+    def __repr__(self) -> str:
+        s = self.summary
+        if "pm_a" in s:
+            return (f"RewardModelEval(split halves on {s['n_held_out']} held-out pairs: "
+                    f"accuracy {s['pm_a']['accuracy']:.3f} / {s['pm_b']['accuracy']:.3f}, "
+                    f"agreement {s['agreement']:.3f})")
+        return (f"RewardModelEval({s['model']!r} on {s['n_pairs']} pairs: accuracy "
+                f"{s['accuracy']:.3f}, ECE {s['ece']:.3f})")
+
+
+def evaluate_reward_model(model: str | Path, data: PairsInput,
+                          config: RewardEvalConfig | str | Path | None = None, *,
+                          out: str | Path | None = None, overwrite: bool = False,
+                          **overrides: Any) -> RewardModelEval:
+    """Score every pair of `data` (a path, a ``datasets.Dataset``, a DataFrame or a
+    list of pairs) with the reward model `model` (a folder or a hub id): accuracy,
+    calibration, score distributions. With ``split_halves=True`` `model` is the base
+    that two models train from, on halves of `data`, and they are compared on the
+    pairs held out.
+
+    `config` is a :class:`RewardEvalConfig` or a settings file (an earlier run's
+    ``OUT/config.toml``); `overrides` are its fields (``bins=20``). With `out` the
+    files are written there (a folder this command did not write needs `overwrite`),
+    else in a temporary folder the result keeps.
+    """
+    from preflab.eval.reward_model import eval_rm
+    from preflab.experiment.split_halves import split_halves
+
+    config = resolve_config(RewardEvalConfig, config, **overrides)
+    folder, scratch = run_in(out, RewardModelEval.COMMAND, overwrite,
+                             {"model": str(model), "data": describe(data)})
+    with pairs_source(data) as source:
+        if config.split_halves:
+            summary = split_halves(source, folder, config.trainer(), config.test_fraction,
+                                   config.seed, config.bins)
+        else:
+            summary = eval_rm(model, source, folder, config)
+    write_config(config, folder)
+    return RewardModelEval(named(summary, folder, data=data), config,
+                           pd.read_parquet(folder / "scores.parquet"), folder, scratch)
+
+
+def named(summary: dict[str, Any], folder: Path, **given: Any) -> dict[str, Any]:
+    """The summary naming each input in `given` as the caller gave it (a Dataset, not
+    the temporary file it was read from), in ``summary.json`` too."""
+    shown = {key: describe(value) for key, value in given.items()
+             if key in summary and value is not None and not isinstance(value, str | Path)}
+    if not shown:
+        return summary
+    summary = {**summary, **shown}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+@dataclass(repr=False)
+class PolicyEval(Evaluation):
+    """A policy evaluated: `summary` (per temperature the mean reward and harmless
+    rate with their intervals; perplexity on held-out chosen replies), `table` (per
+    reply: prompt_id, temperature, reply, reward and/or p_harmless; None when only
+    the perplexity was measured), the generations files in `folder`."""
+
+    COMMAND = "eval-policy"
+
+    def generations(self, temperature: float) -> pd.DataFrame:
+        """The replies at `temperature` (prompt_id, prompt, reply), as ``winrate`` reads
+        a policy from ``generations_t{T}.jsonl``."""
+        return read_jsonl(self.file(f"generations_t{float(temperature)}.jsonl"))
+
+    def __repr__(self) -> str:
+        parts = [f"T={t}: reward {r['mean']:.4f}" for t, r in self.summary.get(
+            "reward", {}).items()]
+        parts += [f"T={t}: harmless {h['harmless_rate']:.3f}" for t, h in self.summary.get(
+            "harmless", {}).items()]
+        if "perplexity" in self.summary:
+            parts.append(f"perplexity {self.summary['perplexity']:.3f}")
+        return f"PolicyEval({self.summary['model']!r}: {', '.join(parts)})"
+
+
+def evaluate_policy(model: str | Path, prompts: PairsInput | None = None,
+                    config: EvalPolicyConfig | str | Path | None = None, *,
+                    heldout: PairsInput | None = None, out: str | Path | None = None,
+                    overwrite: bool = False, **overrides: Any) -> PolicyEval:
+    """Evaluate the policy `model`: with ``reward=`` (a reward model) the mean reward of
+    its replies to `prompts` at each of ``temperatures``, with ``harmless_judge=`` their
+    harmless rate, and with `heldout` pairs the perplexity of their chosen replies.
+
+    `prompts` and `heldout` are paths, ``datasets.Dataset``, DataFrames or lists of
+    pairs; `config`, `overrides`, `out` and `overwrite` as
+    :func:`evaluate_reward_model`.
+    """
+    from preflab.eval.policy import eval_policy
+
+    config = resolve_config(EvalPolicyConfig, config, **overrides)
+    folder, scratch = run_in(out, PolicyEval.COMMAND, overwrite, {"model": str(model)})
+    with optional_source(prompts) as prompt_file, optional_source(heldout) as heldout_file:
+        summary = eval_policy(str(model), prompt_file, out=folder, config=config,
+                              heldout=heldout_file)
+    return PolicyEval(named(summary, folder, prompts=prompts, heldout=heldout), config,
+                      reply_table(folder), folder, scratch)
+
+
+def optional_source(data: PairsInput | None) -> Any:
+    """:func:`pairs_source` of `data`, or None when there is none."""
+    from contextlib import nullcontext
+
+    return nullcontext(None) if data is None else pairs_source(data)
+
+
+def reply_table(folder: Path) -> pd.DataFrame | None:
+    """One row per (prompt, temperature): the reply with its reward and/or P(harmless)."""
+    rewards, harmless = (read_jsonl(folder / name) for name in ("generations.jsonl",
+                                                                 "harmless.jsonl"))
+    if rewards is None or harmless is None:
+        return rewards if rewards is not None else harmless
+    return rewards.merge(harmless.drop(columns="reply"), on=["prompt_id", "temperature"])
+
+
+@dataclass(repr=False)
+class WinRate(Evaluation):
+    """Policy A against policy B: `summary` (wins, ties, losses, ``win_rate`` with its
+    interval, ``lc_win_rate``), `table` (per prompt: both replies and the judge's
+    P(A better) in each order), both policies' generations in `folder`."""
+
+    COMMAND = "winrate"
+
+    @property
+    def win_rate(self) -> float:
+        return self.summary["win_rate"]
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"WinRate({s['a']!r} vs {s['b']!r} on {s['n']} prompts: {s['wins']} wins, "
+                f"{s['ties']} ties, {s['losses']} losses; win rate {s['win_rate']:.3f} "
+                f"({s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}))")
+
+
+def win_rate(a: str | Path, b: str | Path, prompts: PairsInput,
+             config: WinrateConfig | str | Path | None = None, *,
+             out: str | Path | None = None, overwrite: bool = False,
+             **overrides: Any) -> WinRate:
+    """Win rate of policy `a` against policy `b` (models, or generations files of an
+    earlier run) on `prompts`, judged by ``judge`` in both orders (orders that disagree
+    are ties), with a bootstrap interval and AlpacaEval's length-controlled win rate.
+    `config`, `overrides`, `out` and `overwrite` as :func:`evaluate_reward_model`.
+    """
+    from preflab.eval.winrate import winrate
+
+    config = resolve_config(WinrateConfig, config, **overrides)
+    folder, scratch = run_in(out, WinRate.COMMAND, overwrite, {"a": str(a), "b": str(b)})
+    with pairs_source(prompts) as source:
+        summary = winrate(str(a), str(b), source, out=folder, config=config)
+    return WinRate(named(summary, folder, prompts=prompts), config,
+                   pd.read_parquet(folder / "judgements.parquet"), folder, scratch)
