@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from preflab.committee.spec import preset_names
 from preflab.engine.executor import ExecutorOptions
 from preflab.settings import flag_of
 
@@ -62,13 +63,6 @@ ModelOutOpt = Annotated[Path, typer.Option("--out", help="Output model folder.")
 PairsArg = Annotated[str, typer.Argument(help="Preference pairs.")]
 
 
-# What clean and review read beside an audit.
-AuditedDataArg = Annotated[str, typer.Argument(help="The preference data that was audited.")]
-
-
-AuditDirOpt = Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")]
-
-
 TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
 
 
@@ -76,6 +70,10 @@ ReplyBatchOpt = Annotated[int, typer.Option(help="Replies sampled at once.")]
 
 
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+
+
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for torch (default: torch's choice).")]
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
@@ -87,6 +85,10 @@ LimitOpt = Annotated[int | None, typer.Option(
 
 SampleOpt = Annotated[int | None, typer.Option(
     "--sample", min=1, help="A seeded random sample of N pairs (in input order).")]
+
+
+CommitteeOpt = Annotated[str, typer.Option(
+    "--committee", help=f"Committee preset ({', '.join(preset_names())}) or a TOML file.")]
 
 
 # Where scoring batches run: the fields of preflab.engine.executor.ExecutorOptions, by the
@@ -110,14 +112,52 @@ PConfig = Annotated[Path | None, typer.Option(
                      "options given here override it.")]
 
 
+PMaxLength = Annotated[int | None, typer.Option(
+    "--max-length", help="Tokens per prompt+reply; the context loses its oldest tokens "
+                         "first, a reply that does not fit alone is cut (counted). "
+                         "[default: 1024]")]
+
+
+PEpochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 1]")]
+
+
+PLr = Annotated[float | None, typer.Option(
+    "--lr", help="Learning rate. [default: SFT 2e-5, DPO 5e-6; x10 with LoRA]")]
+
+
+PBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs (DPO) or replies "
+                                                                 "(SFT) per step. [default: 8]")]
+
+
+PAccum = Annotated[int | None, typer.Option("--grad-accum", help="Gradient accumulation "
+                                                                 "steps. [default: 1]")]
+
+
+PLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters on every "
+                                                                  "linear layer (merged into "
+                                                                  "the saved model) or full "
+                                                                  "fine-tuning.")]
+
+
 PLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
+
+
+PGc = Annotated[bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing",
+                                          help="Recompute activations in the backward pass.")]
+
+
+PSeed = Annotated[int | None, typer.Option("--seed", help="Seed (order, LoRA init).")]
 
 
 PDevice = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
 
 
-ResumeOpt = Annotated[bool, typer.Option(
-    "--resume/--no-resume", help="Resume an interrupted run from its last checkpoint in OUT.")]
+PPrecision = Annotated[str | None, typer.Option(
+    "--precision", help="fp32, or bf16 / fp16 mixed precision on a GPU.")]
+
+
+PResume = Annotated[bool, typer.Option(help="Resume an interrupted run from its last "
+                                            "checkpoint in OUT.")]
 
 
 PJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
@@ -143,6 +183,11 @@ def ints(text: str | None, name: str) -> list[int] | None:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"{name} {text!r}: expected comma-separated layer numbers") from None
+
+
+PLayers = Annotated[str | None, typer.Option(
+    "--layers", help="Comma-separated layers (1 = output of the first block). [default: "
+                     "RAHF's, scaled to the model's depth]")]
 
 
 class Rm:
