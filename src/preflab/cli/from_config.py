@@ -134,8 +134,8 @@ class _Option:
         return given
 
 
-def _options(cls: type, skip: set[str], nested: dict[str, dict[str, str]]
-             ) -> dict[str, tuple[str | None, _Option]]:
+def _options(cls: type, skip: set[str], nested: dict[str, dict[str, str]],
+             flags: dict[str, str] | None = None) -> dict[str, tuple[str | None, _Option]]:
     """Option name -> (nested table or None, option), for every field on the command
     line: `cls`'s own and, for each table in `nested`, {option name: field} of it."""
     hints = typing.get_type_hints(cls)
@@ -146,7 +146,8 @@ def _options(cls: type, skip: set[str], nested: dict[str, dict[str, str]]
             continue
         if is_dataclass(hints[f.name]):
             continue
-        result[f.name] = (None, _Option(f.name, f, hints[f.name], field_default(f)))
+        result[f.name] = (None, _Option(f.name, f, hints[f.name], field_default(f),
+                                        (flags or {}).get(f.name)))
     for table, names in nested.items():
         inner_cls = hints[table]
         inner_default = field_default(top[table])
@@ -184,11 +185,13 @@ def build_config(cls: type, config_file: Path | None, options: dict[str, tuple[s
 
 
 def options_from(cls: type, *, param: str = "config", skip: tuple[str, ...] = (),
-                 nested: dict[str, dict[str, str]] | None = None) -> Callable[[F], F]:
+                 nested: dict[str, dict[str, str]] | None = None,
+                 flags: dict[str, str] | None = None) -> Callable[[F], F]:
     """Give the command `fn` one option per field of the settings dataclass `cls` (bar
     `skip`, fields with ``cli=False`` and fields named like `fn`'s own parameters), and
     ``--config FILE``; `fn` receives the merged settings as its `param` argument.
-    `nested` exposes some fields of nested settings: {table: {option name: field}}."""
+    `nested` exposes some fields of nested settings: {table: {option name: field}};
+    `flags` gives some fields another option on this command ({"policy": "--base"})."""
 
     def decorate(fn: F) -> F:
         signature = inspect.signature(fn, eval_str=True)
@@ -196,7 +199,7 @@ def options_from(cls: type, *, param: str = "config", skip: tuple[str, ...] = ()
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY,
                          annotation=hints.get(p.name, p.annotation))
                for p in signature.parameters.values() if p.name != param]
-        options = _options(cls, set(skip) | {p.name for p in own}, nested or {})
+        options = _options(cls, set(skip) | {p.name for p in own}, nested or {}, flags)
         config_param = inspect.Parameter(CONFIG_PARAM, inspect.Parameter.KEYWORD_ONLY,
                                          default=None, annotation=ConfigOpt)
         arguments = [p for p in own if _is_argument(p)]
@@ -228,15 +231,6 @@ def _is_argument(p: inspect.Parameter) -> bool:
 
 
 # ---- hand-written merges, replaced command by command by options_from --------------
-
-
-def policy_config(config_file: Path | None, **given: Any) -> Any:
-    from preflab.train.recipe import PolicyConfig
-
-    overrides = {k: v for k, v in given.items() if v is not None}
-    if config_file is not None:
-        return PolicyConfig.from_file(config_file, **overrides)
-    return PolicyConfig(**overrides)
 
 
 def rm_config(config_file: Path | None, subset_weight: list[str] | None = None,

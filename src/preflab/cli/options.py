@@ -112,52 +112,14 @@ PConfig = Annotated[Path | None, typer.Option(
                      "options given here override it.")]
 
 
-PMaxLength = Annotated[int | None, typer.Option(
-    "--max-length", help="Tokens per prompt+reply; the context loses its oldest tokens "
-                         "first, a reply that does not fit alone is cut (counted). "
-                         "[default: 1024]")]
-
-
-PEpochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 1]")]
-
-
-PLr = Annotated[float | None, typer.Option(
-    "--lr", help="Learning rate. [default: SFT 2e-5, DPO 5e-6; x10 with LoRA]")]
-
-
-PBatch = Annotated[int | None, typer.Option("--batch-size", help="Pairs (DPO) or replies "
-                                                                 "(SFT) per step. [default: 8]")]
-
-
-PAccum = Annotated[int | None, typer.Option("--grad-accum", help="Gradient accumulation "
-                                                                 "steps. [default: 1]")]
-
-
-PLora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters on every "
-                                                                  "linear layer (merged into "
-                                                                  "the saved model) or full "
-                                                                  "fine-tuning.")]
-
-
 PLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
-
-
-PGc = Annotated[bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing",
-                                          help="Recompute activations in the backward pass.")]
-
-
-PSeed = Annotated[int | None, typer.Option("--seed", help="Seed (order, LoRA init).")]
 
 
 PDevice = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
 
 
-PPrecision = Annotated[str | None, typer.Option(
-    "--precision", help="fp32, or bf16 / fp16 mixed precision on a GPU.")]
-
-
-PResume = Annotated[bool, typer.Option(help="Resume an interrupted run from its last "
-                                            "checkpoint in OUT.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume/--no-resume", help="Resume an interrupted run from its last checkpoint in OUT.")]
 
 
 PJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
@@ -183,11 +145,6 @@ def ints(text: str | None, name: str) -> list[int] | None:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"{name} {text!r}: expected comma-separated layer numbers") from None
-
-
-PLayers = Annotated[str | None, typer.Option(
-    "--layers", help="Comma-separated layers (1 = output of the first block). [default: "
-                     "RAHF's, scaled to the model's depth]")]
 
 
 class Rm:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +38,10 @@ def best_of_n_table(rewards: np.ndarray, by: np.ndarray | None = None) -> dict[s
             for k in ks}
 
 
-def best_of_n(prompts: str | Path, policy: str | None = None, reward: str | None = None,
-              out: str | Path = "bon", config: BestOfNConfig | None = None,
-              **settings: Any) -> dict[str, Any]:
+def best_of_n(prompts: str | Path, out: str | Path, config: BestOfNConfig) -> dict[str, Any]:
     """Sample ``config.n`` replies per prompt from ``config.policy``, keep the one
-    ``config.reward`` scores best; `reward` is a reward model or a committee (see
-    `CommitteeReward`). `policy`, `reward` and `settings` (fields of
-    :class:`BestOfNConfig`) override `config`. Writes ``OUT/config.toml``."""
-    config = replace(config or BestOfNConfig(), **settings,
-                     **{k: v for k, v in (("policy", policy), ("reward", reward)) if v})
-    if config.n < 2:
-        raise ValueError(f"--n must be at least 2, got {config.n}")
+    ``config.reward`` scores best; the reward is a reward model or a committee (see
+    `CommitteeReward`). Writes ``OUT/config.toml`` and the files of the module doc."""
     if not config.reward:
         raise ValueError("--reward is required (a reward model or a committee)")
     committee = CommitteeReward(config.reward) if is_committee(config.reward) else None

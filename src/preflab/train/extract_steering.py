@@ -7,6 +7,7 @@ from typing import Any
 
 from preflab.models.hidden import check_layers, decoder_layers
 from preflab.models.steering import STIMULI, SteeringVector, steering_from_differences
+from preflab.train.config import PolicyConfig, SteerConfig
 
 
 def extract_steering(model_name: str, pairs: Sequence[Any], layers: Sequence[int] | None = None,
@@ -19,7 +20,6 @@ def extract_steering(model_name: str, pairs: Sequence[Any], layers: Sequence[int
     from preflab.models.causal_lm import fit_max_length, load_policy
     from preflab.models.examples import build_policy_examples
     from preflab.models.hidden import mean_reply_hidden, rahf_layers
-    from preflab.train.recipe import PolicyConfig
 
     if stimulus not in STIMULI:
         raise ValueError(f"stimulus must be one of {STIMULI}, got {stimulus!r}")
@@ -49,3 +49,18 @@ def extract_steering(model_name: str, pairs: Sequence[Any], layers: Sequence[int
     return steering_from_differences(model_name, means[0] - means[1], layers,
                                      stimulus=stimulus, source=source, max_length=length,
                                      truncation=reports)
+
+
+def steering_from_config(data: str, config: SteerConfig, progress: bool = True
+                         ) -> SteeringVector:
+    """The steering vector `config` describes, from the pairs of `data` (the first
+    ``config.limit``, then a seeded sample of ``config.sample``)."""
+    from preflab.data.read import iter_pairs, load_pairs
+    from preflab.data.sample import sample_pairs
+
+    pairs = list(iter_pairs(load_pairs(data)))
+    pairs = sample_pairs(pairs[:config.limit] if config.limit is not None else pairs,
+                         config.sample, config.seed)
+    return extract_steering(config.model, pairs, config.layers, config.stimulus,
+                            config.max_length, config.batch_size, config.device, data,
+                            progress)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from preflab.train.config import DPO_LOSSES
+
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
                        margin: torch.Tensor | float = 0.0) -> torch.Tensor:
@@ -39,7 +41,6 @@ def reward_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
     return loss.mean()
 
 
-DPO_LOSSES = ("sigmoid", "cdpo", "robust", "ipo", "soft")
 
 
 def dpo_loss(logratio_chosen: torch.Tensor, logratio_rejected: torch.Tensor, loss: str,

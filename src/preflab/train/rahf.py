@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,7 @@ def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = No
     write_config(config, out)
     pairs = list(iter_pairs(load_pairs(data)))
     s1 = config.step1()
+    bad = replace(s1, side="rejected")  # the dispreferred model learns the rejected replies
     if config.variant == "scit":
         frozen_names = [config.scit_model or _step1(
             out / "step1-scit", str(data), s1,
@@ -171,8 +172,8 @@ def train_rahf(data: str | Path, out: str | Path, config: RAHFConfig | None = No
         frozen_names = [
             config.good_model or _step1(out / "step1-good", str(data), s1, lambda: train_sft(
                 pairs, out / "step1-good", s1, source=str(data))),
-            config.bad_model or _step1(out / "step1-bad", str(data), s1, lambda: train_sft(
-                pairs, out / "step1-bad", s1, side="rejected", source=str(data)))]
+            config.bad_model or _step1(out / "step1-bad", str(data), bad, lambda: train_sft(
+                pairs, out / "step1-bad", bad, source=str(data)))]
 
     probe = PolicyConfig(**{**asdict(PolicyConfig()), **config._common()})
     model, tokenizer = load_policy(config.base, probe, trainable=False)

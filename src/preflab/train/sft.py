@@ -6,6 +6,7 @@ end-of-turn tokens included); prompt tokens are context only.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,19 @@ class PreflabSFTTrainer(PolicyTrainer):
 
 def train_sft(data: str | Path | list[PreferencePair], out: str | Path,
               config: PolicyConfig | None = None, resume: bool = True,
-              callbacks: list[Any] | None = None, side: str = "chosen",
+              callbacks: list[Any] | None = None, side: str | None = None,
               source: str | None = None, lines: list[int] | None = None) -> dict[str, Any]:
     """Fine-tune ``config.policy`` on the chosen reply of every pair in `data` (a pair
     file, prompt/chosen data of any format the readers take, or pairs in memory);
-    ``side="rejected"`` trains on the rejected replies instead (RAHF's dispreferred
-    model). `lines`: each in-memory pair's line in `source`, for error messages."""
+    ``config.side = "rejected"`` (or `side`, which sets it) trains on the rejected
+    replies instead (RAHF's dispreferred model). `lines`: each in-memory pair's line
+    in `source`, for error messages."""
     from preflab.data.read import iter_pairs, load_pairs
 
-    if side not in ("chosen", "rejected"):
-        raise ValueError(f"side must be 'chosen' or 'rejected', got {side!r}")
     config = config or PolicyConfig()
+    if side is not None:
+        config = replace(config, side=side)
+    side = config.side
     out = Path(out)
     write_config(config, out)
     if isinstance(data, list):
