@@ -53,7 +53,8 @@ def expected(option: Any, default: Any) -> str | None:
     if default is None:
         return f"({meta['shown']})" if meta.get("shown") else None
     if isinstance(default, bool):
-        names = [d for d in option.parameter.annotation.__metadata__[0].param_decls]
+        info = option.parameter.annotation.__metadata__[0]
+        names = [d for d in (info.default, *info.param_decls) if isinstance(d, str)]
         on, _, off = names[0].partition("/")
         return (on if default else off or "no-" + on[2:]).lstrip("-")
     if isinstance(default, list | tuple | dict):
