@@ -79,14 +79,6 @@ ThreadsOpt = Annotated[int | None, typer.Option(
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
 
 
-LimitOpt = Annotated[int | None, typer.Option(
-    "--limit", min=1, help="Only the first N pairs.")]
-
-
-SampleOpt = Annotated[int | None, typer.Option(
-    "--sample", min=1, help="A seeded random sample of N pairs (in input order).")]
-
-
 CommitteeOpt = Annotated[str, typer.Option(
     "--committee", help=f"Committee preset ({', '.join(preset_names())}) or a TOML file.")]
 
@@ -107,102 +99,9 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-PConfig = Annotated[Path | None, typer.Option(
-    "--config", help="TOML/JSON file of settings (a model's preflab-train.json works); "
-                     "options given here override it.")]
-
-
-PLoraR = Annotated[int | None, typer.Option("--lora-r", help="LoRA rank. [default: 16]")]
-
-
-PDevice = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
-
-
 ResumeOpt = Annotated[bool, typer.Option(
     "--resume/--no-resume", help="Resume an interrupted run from its last checkpoint in OUT.")]
 
 
-PJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
-
-
-PPrompts = Annotated[str, typer.Argument(help="Prompts: a pair file (its prompts) or JSON "
-                                              "lines / Parquet with a 'prompt' field.")]
-
-
-PLimit = Annotated[int | None, typer.Option("--limit", help="Use the first N prompts.")]
-
-
-PMaxNew = Annotated[int, typer.Option("--max-new-tokens", help="Reply length limit.")]
-
-
-PThreads = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
-
-
-def ints(text: str | None, name: str) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"{name} {text!r}: expected comma-separated layer numbers") from None
-
-
-class Rm:
-    """The reward-model training options: `preflab train-rm`'s, and `preflab eval-rm
-    --split-halves`'s (it trains two). None: not given (the --config file's value, else
-    the default)."""
-
-    Config = PConfig  # these four are the policy trainers' options, one definition each
-    LoraR = PLoraR
-    Device = PDevice
-    Threads = PThreads
-    Limit = LimitOpt  # the pairs: the first N, a seeded sample (as on every command)
-    Sample = SampleOpt
-
-    Labels = Annotated[str | None, typer.Option(
-        "--labels", help="hard (Bradley-Terry on chosen > rejected), soft (cross-entropy "
-                         "against p_chosen, e.g. AI labels) or auto (soft if any p_chosen < 1).")]
-
-    MaxLength = Annotated[int | None, typer.Option(
-        "--max-length", help="Tokens per (context, reply); contexts lose their oldest tokens "
-                             "first, a reply that does not fit is refused. [default: 512]")]
-
-    Margin = Annotated[float | None, typer.Option(
-        "--margin", help="Bradley-Terry margin m: -log sigmoid(r_c - r_r - m) (per pair: "
-                         "meta.margin).")]
-
-    SubsetWeight = Annotated[list[str] | None, typer.Option(
-        "--subset-weight", help="SUBSET=W: loss weight of a subset, e.g. harmless-base=0.5 for "
-                                "L = L_help + 0.5 L_harm (repeatable).")]
-
-    Epochs = Annotated[float | None, typer.Option("--epochs", help="Epochs. [default: 2]")]
-
-    Lr = Annotated[float | None, typer.Option(
-        "--lr", help="Learning rate. [default: per head: 2e-5 bi-encoder, 1e-4 cls encoder, "
-                     "1e-5 decoder (last token), 2e-4 with LoRA]")]
-
-    Batch = Annotated[int | None, typer.Option("--batch-size", help="Pairs per step. "
-                                                                    "[default: 8]")]
-
-    Lora = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (merged "
-                                                                     "into the saved model) "
-                                                                     "or full fine-tuning.")]
-
-    Head = Annotated[str | None, typer.Option(
-        "--head", help="Encoders: cls (a [CLS] cross-encoder), bi-encoder (context and reply "
-                       "encoded alone, cosine head starting from the zero-shot cosine; loads "
-                       "elsewhere with trust_remote_code) or auto: bi-encoder for a BERT "
-                       "sentence-transformers folder pooled by the mean (the minilm-l6 preset; "
-                       "hub ids are not inspected), else cls. [default: auto]")]
-
-    TrainLayers = Annotated[int | None, typer.Option(
-        "--train-layers", help="Train only the top N transformer layers and the head.")]
-
-    Pad = Annotated[str | None, typer.Option(
-        "--pad-token", help="Pad token for a tokenizer that has none ('eos' or a token).")]
-
-    Seed = Annotated[int | None, typer.Option("--seed", help="Seed (head, order, split).")]
-
-
-PromptLimitOpt = Annotated[int | None, typer.Option(
-    "--limit", min=1, help="Only the first N prompts. [default: all]")]
+PromptsArg = Annotated[str, typer.Argument(help="Prompts: a pair file (its prompts) or JSON "
+                                                "lines / Parquet with a 'prompt' field.")]

@@ -20,7 +20,7 @@ from preflab.cli.options import (
     OutDirOpt,
     OverwriteOpt,
     PairsArg,
-    PPrompts,
+    PromptsArg,
     ResumeOpt,
 )
 from preflab.train.config import (
@@ -107,7 +107,7 @@ def dpo(
 @user_errors
 @options_from(BestOfNConfig)
 def bon(
-    prompts: PPrompts, config: BestOfNConfig, out_dir: OutDirOpt = Path("bon"),
+    prompts: PromptsArg, config: BestOfNConfig, out_dir: OutDirOpt = Path("bon"),
     overwrite: OverwriteOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Best-of-N rejection sampling: sample N replies per prompt, keep the one the reward
@@ -133,7 +133,7 @@ def bon(
 @user_errors
 @options_from(RLConfig)
 def rl_cmd(
-    prompts: PPrompts, config: RLConfig, out_dir: ModelOutOpt = Path("rl"),
+    prompts: PromptsArg, config: RLConfig, out_dir: ModelOutOpt = Path("rl"),
     overwrite: OverwriteOpt = False, resume: ResumeOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """RL from a reward model (A2C-style REINFORCE with a learned value baseline, KL to
