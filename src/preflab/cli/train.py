@@ -23,25 +23,16 @@ from preflab.cli.options import (
     PromptsArg,
     ResumeOpt,
 )
-from preflab.train.config import (
-    DPO_SKIP,
-    SFT_SKIP,
-    BestOfNConfig,
-    PolicyConfig,
-    RAHFConfig,
-    RewardConfig,
-    RLConfig,
-    SteerConfig,
-)
+from preflab.train import config as cfg
 
 BASE = {"policy": "--base"}  # sft and hir call the model they fine-tune --base
 
 
 @user_errors
-@options_from(RewardConfig)
+@options_from(cfg.RewardConfig)
 def train_rm_cmd(
     data: Annotated[str, typer.Argument(help="Preference pairs to train on.")],
-    config: RewardConfig, out_dir: ModelOutOpt = Path("reward-model"),
+    config: cfg.RewardConfig, out_dir: ModelOutOpt = Path("reward-model"),
     overwrite: OverwriteOpt = False, resume: ResumeOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Train a scalar reward model (Bradley-Terry, soft labels, weights, PMP); the output
@@ -64,11 +55,11 @@ def train_rm_cmd(
 
 
 @user_errors
-@options_from(PolicyConfig, skip=SFT_SKIP, flags=BASE)
+@options_from(cfg.PolicyConfig, skip=cfg.SFT_SKIP, flags=BASE)
 def sft(
     data: Annotated[str, typer.Argument(help="Pairs (or prompt/chosen data): trains on the "
                                              "chosen replies.")],
-    config: PolicyConfig, out_dir: ModelOutOpt = Path("sft"),
+    config: cfg.PolicyConfig, out_dir: ModelOutOpt = Path("sft"),
     overwrite: OverwriteOpt = False, resume: ResumeOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Supervised fine-tuning on chosen replies: the initial policy and DPO's reference.
@@ -83,9 +74,9 @@ def sft(
 
 
 @user_errors
-@options_from(PolicyConfig, skip=DPO_SKIP)
+@options_from(cfg.PolicyConfig, skip=cfg.DPO_SKIP)
 def dpo(
-    data: PairsArg, config: PolicyConfig, out_dir: ModelOutOpt = Path("dpo"),
+    data: PairsArg, config: cfg.PolicyConfig, out_dir: ModelOutOpt = Path("dpo"),
     overwrite: OverwriteOpt = False, resume: ResumeOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Align a policy with DPO or a noise-robust / soft-label variant. Reference
@@ -105,9 +96,9 @@ def dpo(
 
 
 @user_errors
-@options_from(BestOfNConfig)
+@options_from(cfg.BestOfNConfig)
 def bon(
-    prompts: PromptsArg, config: BestOfNConfig, out_dir: OutDirOpt = Path("bon"),
+    prompts: PromptsArg, config: cfg.BestOfNConfig, out_dir: OutDirOpt = Path("bon"),
     overwrite: OverwriteOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Best-of-N rejection sampling: sample N replies per prompt, keep the one the reward
@@ -131,9 +122,9 @@ def bon(
 
 
 @user_errors
-@options_from(RLConfig)
+@options_from(cfg.RLConfig)
 def rl_cmd(
-    prompts: PromptsArg, config: RLConfig, out_dir: ModelOutOpt = Path("rl"),
+    prompts: PromptsArg, config: cfg.RLConfig, out_dir: ModelOutOpt = Path("rl"),
     overwrite: OverwriteOpt = False, resume: ResumeOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """RL from a reward model (A2C-style REINFORCE with a learned value baseline, KL to
@@ -153,9 +144,9 @@ def rl_cmd(
 
 
 @user_errors
-@options_from(RAHFConfig)
+@options_from(cfg.RAHFConfig)
 def rahf_cmd(
-    data: PairsArg, config: RAHFConfig,
+    data: PairsArg, config: cfg.RAHFConfig,
     out_dir: Annotated[Path, typer.Option("--out", help="Output model folder (step-1 "
                                                         "models in step1-*).")] = Path("rahf"),
     overwrite: OverwriteOpt = False, resume: ResumeOpt = True, as_json: JsonOpt = False,
@@ -179,9 +170,9 @@ def rahf_cmd(
 
 
 @user_errors
-@options_from(PolicyConfig, skip=(*SFT_SKIP, *DPO_SKIP), flags=BASE)
+@options_from(cfg.PolicyConfig, skip=(*cfg.SFT_SKIP, *cfg.DPO_SKIP), flags=BASE)
 def hir_cmd(
-    data: PairsArg, config: PolicyConfig, out_dir: ModelOutOpt = Path("hir"),
+    data: PairsArg, config: cfg.PolicyConfig, out_dir: ModelOutOpt = Path("hir"),
     overwrite: OverwriteOpt = False, resume: ResumeOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """HIR baseline: SFT with hindsight-relabelled instructions (good instruction before
@@ -197,9 +188,9 @@ def hir_cmd(
 
 
 @user_errors
-@options_from(SteerConfig)
+@options_from(cfg.SteerConfig)
 def steer_extract(
-    data: PairsArg, config: SteerConfig,
+    data: PairsArg, config: cfg.SteerConfig,
     out_file: Annotated[Path, typer.Option(
         "--out", help="Vector file (.safetensors); its settings are written beside it, "
                       "NAME.config.toml (`--config` it to rerun).")
