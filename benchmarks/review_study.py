@@ -186,8 +186,8 @@ def main() -> None:
         page.screenshot(path=str(args.screenshots / "h23-report.png"), full_page=True)
         b.close()
         pw.stop()
-    baseline = clean(args.data, audit_dir, "sac", out=args.out / "clean-sac")
-    reviewed = clean(args.data, audit_dir, "sac", out=args.out / "clean-review",
+    baseline = clean(args.data, audit_dir, method="sac", out=args.out / "clean-sac")
+    reviewed = clean(args.data, audit_dir, method="sac", out=args.out / "clean-review",
                      review=args.out / "export")
     keys = ("keep", "flip", "remove", "relabel", "n_output")
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

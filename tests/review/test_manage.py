@@ -157,3 +157,33 @@ def test_status_and_export_count_the_same_latest_votes(hh_data, tmp_path) -> Non
                     exported["pair_id"], exported["n_votes"], exported["quorum"],
                     exported["votes_missing"], exported["consensus"], strict=True))
     assert status[0]["votes"] == 3  # ann's edit of the first pair counts once
+
+
+def test_init_writes_its_settings_and_they_choose_and_assign_the_same(hh_data,
+                                                                      tmp_path) -> None:
+    from preflab.review.config import ReviewConfig, config_path
+
+    data, audit = hh_data
+    first = tmp_path / "a.sqlite"
+    out = invoke("init", str(data), "--audit", str(audit), "--db", str(first), "--sample", "6",
+                 "--strata", "bin", "--per-pair", "2", "--seed", "3", "--reviewers",
+                 "ann,bob,cy")
+    settings = config_path(first)
+    assert settings.name == "a.sqlite.config.toml" and str(settings) in " ".join(out.split())
+    assert ReviewConfig.from_file(settings) == ReviewConfig(
+        sample=6, strata="bin", per_pair=2, seed=3, reviewers=["ann", "bob", "cy"])
+    second = tmp_path / "b.sqlite"
+    invoke("init", str(data), "--audit", str(audit), "--db", str(second), "--config",
+           str(settings))
+
+    def assigned(db) -> list[tuple]:
+        with store.opened(db) as con:
+            return [tuple(r) for r in con.execute(
+                "SELECT pair_id, reviewer, shown_order FROM assignments ORDER BY pair_id, "
+                "reviewer")]
+
+    assert assigned(second) == assigned(first) and len(assigned(first)) == 12
+    # add-pairs takes the same selection settings (a file's reviewers are not its business)
+    invoke("add-pairs", str(data), "--audit", str(audit), "--db", str(second), "--config",
+           str(settings), "--seed", "4")
+    assert counts(second) == (12, 24)

@@ -65,19 +65,26 @@ def _coerce(value: str, default: Any, key: str) -> Any:
     return value
 
 
-def parse_params(name: str, items: list[str]) -> dict[str, Any]:
-    """`key=value` strings into typed parameters of method `name` (unknown keys fail)."""
+def parse_params(name: str, items: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Typed parameters of method `name` from `key=value` strings or a {key: value}
+    table (a settings file's, or the command line's text); unknown keys fail."""
     known = method_params(resolve_method(name)[0])
+    given: list[tuple[str, Any]] = []
+    if isinstance(items, dict):
+        given = list(items.items())
+    else:
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"parameter {item!r}: write it as key=value")
+            given.append((key, value.strip()))
     params: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
+    for key, value in given:
         key = key.strip().replace("-", "_")
-        if not sep:
-            raise ValueError(f"parameter {item!r}: write it as key=value")
         if key not in known:
             raise ValueError(f"method {name}: unknown parameter {key!r}; it takes "
                              f"{', '.join(f'{k}={v}' for k, v in known.items())}")
-        params[key] = _coerce(value.strip(), known[key], key)
+        params[key] = _coerce(value, known[key], key) if isinstance(value, str) else value
     return params
 
 

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from preflab.audit.view import AuditView
+from preflab.clean.config import NoiseBenchConfig
 from preflab.clean.methods import VARIANTS, run_method
 from preflab.clean.metrics import detection_metrics, says_wrong
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.write import write_pairs
+from preflab.settings import load_config, write_config
 
 FLIPPING_SAC = ("sac", "sac-soft", "sac-keep")  # SAC variants that flip mis-labels
 
@@ -88,34 +90,36 @@ def score_methods(view: AuditView, truth: np.ndarray, methods: Sequence[str]
     return {m: results[m] for m in methods}
 
 
-def bench_noise(data: str | Path, rates: Sequence[float] = (0.1, 0.25), methods: str = "all",
-                committee: str | Path = "cpu", out: str | Path = "bench-noise",
-                seed: int = 0, limit: int | None = None,
-                engine_options: Any = None) -> dict[str, Any]:
-    """Run the noise benchmark; writes per rate the noisy data, its audit and the
-    decisions' metrics, plus noise.csv, noise.png and noise.json in `out`."""
+def bench_noise(data: str | Path, config: NoiseBenchConfig | str | Path | None = None,
+                out: str | Path = "bench-noise", *, engine_options: Any = None,
+                **overrides: Any) -> dict[str, Any]:
+    """Run the noise benchmark with the settings `config` (a :class:`NoiseBenchConfig`
+    or a settings file; its defaults when None, `overrides` on top: ``rates=[0.1]``,
+    ``committee="tiny"``); writes per rate the noisy data, its audit and the decisions'
+    metrics, plus noise.csv, noise.png, noise.json and config.toml in `out`."""
     from preflab.audit.audit_pairs import audit
 
+    if not isinstance(config, NoiseBenchConfig):
+        config = load_config(NoiseBenchConfig, config)
+    config = dataclasses.replace(config, **overrides)
     started = time.perf_counter()
-    names = parse_methods(methods)
-    read = read_pairs(data)
-    pairs = list(iter_pairs(read.pairs))
-    if limit is not None:
-        pairs = pairs[:limit]
+    names = parse_methods(",".join(config.methods))
+    pairs = list(iter_pairs(read_pairs(data).pairs))[:config.limit]
     truth_pairs, restored = restore_truth(pairs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out)
     results: dict[str, Any] = {}
     audits: dict[str, Any] = {}
-    for rate in rates:
+    for rate in config.rates:
         folder = out / f"rate-{rate:g}"
-        noisy, mask = inject_flips(truth_pairs, rate, seed)
+        noisy, mask = inject_flips(truth_pairs, rate, config.seed)
         write_pairs(noisy, folder / "pairs.jsonl")
         (folder / "injected.json").write_text(json.dumps(
-            {"rate": rate, "seed": seed, "n": len(noisy), "n_flipped": int(mask.sum()),
+            {"rate": rate, "seed": config.seed, "n": len(noisy), "n_flipped": int(mask.sum()),
              "ids": [p.id for p, f in zip(noisy, mask, strict=True) if f]}))
-        summary = audit(folder / "pairs.jsonl", committee=committee, out=folder / "audit",
-                        engine_options=engine_options, seed=seed)
+        summary = audit(folder / "pairs.jsonl", committee=config.committee,
+                        out=folder / "audit", engine_options=engine_options, seed=config.seed)
         audits[f"{rate:g}"] = {"flip_detection_auc": summary.get("flip_detection_auc"),
                                "seconds": summary["seconds"]}
         view = AuditView.load(folder / "audit")
@@ -124,7 +128,7 @@ def bench_noise(data: str | Path, rates: Sequence[float] = (0.1, 0.25), methods:
     frame.to_csv(out / "noise.csv", index=False)
     plot_noise(frame, out / "noise.png")
     report = {"data": str(data), "n_pairs": len(pairs), "restored_recorded_flips": restored,
-              "committee": str(committee), "seed": seed, "audits": audits,
+              "committee": str(config.committee), "seed": config.seed, "audits": audits,
               "results": results, "seconds": round(time.perf_counter() - started, 2)}
     (out / "noise.json").write_text(json.dumps(report, indent=1))
     return report

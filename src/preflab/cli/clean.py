@@ -2,93 +2,66 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from preflab.cli.console import (
-    out,
-    print_json,
-    user_errors,
-    warn,
-)
+from preflab.clean.config import CleanConfig, NoiseBenchConfig
+from preflab.cli.console import out, print_json, user_errors, warn
+from preflab.cli.from_config import options_from
 from preflab.cli.options import (
-    CommitteeOpt,
+    AuditDirOpt,
+    AuditedDataArg,
     JsonOpt,
-    OnErrorChoice,
-    OnErrorOpt,
     OutDirOpt,
     OverwriteOpt,
     RejectsOpt,
-    Target,
 )
 
 
-class Uncertain(StrEnum):
-    keep = "keep"
-    remove = "remove"
-
-
 @user_errors
+@options_from(CleanConfig)
 def clean(
-    data: Annotated[str, typer.Argument(help="The preference data that was audited.")],
-    audit_dir: Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")],
-    method: Annotated[str, typer.Option(
-        help="sac, or a baseline: random, vote-all, vote-maj, reward-gap, judge, "
-             "confident-learning, loss, ifd-gap; or a named variant such as vote-all-flip, "
-             "sac-remove, sac-soft, sac-keep.")] = "sac",
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="A method parameter as key=value (repeatable), e.g. "
-                              "-p flip_p=0.1 -p action=flip.")] = None,
+    data: AuditedDataArg,
+    config: CleanConfig,
+    audit_dir: AuditDirOpt,
     out_dir: OutDirOpt = Path("clean"),
-    to: Annotated[Target | None, typer.Option(
-        help="Output format; default: the input's.")] = None,
     show_params: Annotated[bool, typer.Option(
         "--show-params", help="List the method's parameters and defaults, then exit.")] = False,
-    on_error: OnErrorOpt = OnErrorChoice.fail,
     rejects: RejectsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
-    review: Annotated[Path | None, typer.Option(
-        "--review", help="Folder written by `preflab review export`: where people reached a "
-                         "consensus it overrides the method (reason 'human review').")] = None,
-    uncertain: Annotated[Uncertain, typer.Option(
-        help="With --review: keep or remove the pairs people judged uncertain.")
-    ] = Uncertain.keep,
-    min_votes: Annotated[int | None, typer.Option(
-        "--min-votes", min=1,
-        help="With --review: votes a pair needs before people's verdict counts. "
-             "[default: the quorum the export was made with; its default: a strict "
-             "majority of the reviewers assigned to the pair, 2 of 3]")] = None,
-    limit: Annotated[int | None, typer.Option(
-        "--limit", min=1,
-        help="Clean only the first N pairs, as `preflab audit --limit N` audited them "
-             "(an audit made with --limit is cleaned that way without it).")] = None,
 ) -> None:
     """Keep, flip, remove or soft-relabel each audited pair, and say why.
 
     Writes the cleaned data, manifest.parquet (every input pair: action, reason,
-    method, parameters, best-guess source of unreliability) and summary.json. A folder
-    clean wrote before (it holds `.preflab-clean.json`) is written again; any other
-    non-empty folder needs `--overwrite`. Data audited with `--on-error skip` is
-    cleaned with it too (the same records are skipped).
+    method, parameters, best-guess source of unreliability), summary.json and
+    config.toml (`--config` it to rerun). A folder clean wrote before (it holds
+    `.preflab-clean.json`) is written again; any other non-empty folder needs
+    `--overwrite`. Data audited with `--on-error skip` is cleaned with it too (the
+    same records are skipped).
 
     Example: `preflab clean hh.jsonl.gz --audit audit-hh --method sac --out hh-clean`
     """
-    from preflab.clean.clean_pairs import clean as clean_fn
-    from preflab.clean.methods import method_params, parse_params, resolve_method
-
     if show_params:
-        print_json(method_params(resolve_method(method)[0]))
+        from preflab.clean.methods import method_params, resolve_method
+
+        print_json(method_params(resolve_method(config.method)[0]))
         return
-    params = parse_params(method, param or [])
-    summary = clean_fn(data, audit_dir, method=method, params=params, out=out_dir,
-                       to=to.value if to else None, on_error=on_error.value, rejects=rejects,
-                       overwrite=overwrite, notify=warn, review=review,
-                       uncertain=uncertain.value, min_votes=min_votes, limit=limit)
+    from preflab.api.clean import clean as clean_fn
+
+    summary = clean_fn(data, audit_dir, config, out=out_dir, overwrite=overwrite,
+                       rejects=rejects, notify=warn).summary
+    print_clean(summary)
+    if as_json:
+        print_json(summary)
+
+
+def print_clean(summary: dict) -> None:
+    """The cleaning run's console summary: actions, sources, recorded flips, review."""
+    method = summary["method"]
     table = Table("action", "pairs", title=f"{method} on {summary['n_input']} pairs")
     for action in ("keep", "flip", "remove", "relabel"):
         table.add_row(action, str(summary[action]))
@@ -110,32 +83,24 @@ def clean(
                   f"below quorum, {h['no_majority']} without a majority (left to {method}); "
                   f"{h['quorum']}", highlight=False)
     out.print(f"cleaned data: {summary['output']}")
-    if as_json:
-        print_json(summary)
 
 
 @user_errors
+@options_from(NoiseBenchConfig)
 def bench_noise(
     data: Annotated[str, typer.Argument(help="Preference data; its labels count as truth.")],
-    rate: Annotated[str, typer.Option(help="Flip rates, comma-separated.")] = "0.1,0.25",
-    methods: Annotated[str, typer.Option(help="all, or comma-separated method variants.")
-                       ] = "all",
-    committee: CommitteeOpt = "cpu",
+    config: NoiseBenchConfig,
     out_dir: OutDirOpt = Path("bench-noise"),
-    seed: Annotated[int, typer.Option(help="Seed of the injected flips and the audit.")] = 0,
-    pairs: Annotated[int | None, typer.Option(min=1, help="Use only the first N pairs.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Inject label flips, audit, clean with every method; precision, recall, F1, pairs
-    kept and the noise left among them.
+    kept and the noise left among them. Writes config.toml (`--config` it to rerun).
 
     Example: `preflab bench noise harmless-base-test.jsonl.gz --rate 0.1,0.25 --methods all`
     """
     from preflab.clean.noise import bench_noise as bench_fn
 
-    rates = [float(r) for r in rate.split(",") if r.strip()]
-    report = bench_fn(data, rates=rates, methods=methods, committee=committee, out=out_dir,
-                      seed=seed, limit=pairs)
+    report = bench_fn(data, config, out=out_dir)
     for r, by in report["results"].items():
         auc = (report["audits"][r]["flip_detection_auc"] or {}).get("committee")
         title = f"{float(r):.0%} injected flips, {report['n_pairs']} pairs" + (

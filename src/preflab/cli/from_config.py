@@ -13,14 +13,14 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field, fields, is_dataclass, replace
+from dataclasses import MISSING, Field, fields, is_dataclass
 from pathlib import Path
 from types import NoneType, UnionType
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from preflab.settings import load_config
+from preflab.settings import from_dict, read_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,10 +77,12 @@ class _Option:
 
     def __init__(self, name: str, f: Field[Any], hint: Any, default: Any,
                  flag: str | None = None) -> None:
-        self.name, self.field = name, f
+        self.name, self.field, self.default = name, f, default
         base, optional = _split_optional(hint)
         self.origin = typing.get_origin(base)
         self.item = (typing.get_args(base) or (str, str))[-1]
+        if self.item is Any or not isinstance(self.item, type):  # Any, a union: as given
+            self.item = str
         meta = f.metadata
         flag = flag or meta.get("flag") or "--" + name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": meta.get("help", "")}
@@ -102,15 +104,18 @@ class _Option:
         else:
             cli_type = base | None if optional or default is None else base
             cli_default = default
-        decls = [flag] if base is not bool or "/" in flag else [f"{flag}/--no-{flag[2:]}"]
+        if base is not bool:  # "--param/-p": an option and its other names
+            decls = flag.split("/")
+        else:  # "--lora/--full": the on and off switches
+            decls = [flag] if "/" in flag else [f"{flag}/--no-{flag[2:]}"]
         self.parameter = inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, default=cli_default,
-            annotation=Annotated[cli_type, typer.Option(*decls, **kwargs)])
+            annotation=Annotated[cli_type, typer.Option(..., *decls, **kwargs)])
 
     def value(self, given: Any) -> Any:
         """The field's value from what the command line gave."""
-        if given is None:
-            return None
+        if given is None:  # a dict option's parameter defaults to None: the field's default
+            return self.default if self.origin is dict else None
         if self.origin in (list, tuple):
             text = given if isinstance(given, str) else ",".join(map(str, given))
             items = [x.strip() for x in text.split(",") if x.strip()]
@@ -173,15 +178,19 @@ def build_config(cls: type, config_file: Path | None, options: dict[str, tuple[s
     if given is None:
         given = {k: v for k, v in values.items() if v != options[k][1].parameter.default}
     top = {k: options[k][1].value(v) for k, v in given.items() if options[k][0] is None}
-    config = load_config(cls, config_file, **top)
     tables: dict[str, dict[str, Any]] = {}
     for k, v in given.items():
         table, option = options[k]
         if table is not None:
             tables.setdefault(table, {})[option.field.name] = option.value(v)
+    if config_file is None:
+        return from_dict(cls, {**top, **tables})
+    # merged before any setting is checked: an option may mend a file's bad value
+    data = read_settings(config_file)
     for table, inner in tables.items():
-        config = replace(config, **{table: replace(getattr(config, table), **inner)})
-    return config
+        if isinstance(data.get(table), dict):
+            tables[table] = {**data[table], **inner}
+    return from_dict(cls, {**data, **top, **tables}, str(config_file))
 
 
 def options_from(cls: type, *, param: str = "config", skip: tuple[str, ...] = (),

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from preflab.committee.spec import preset_names
 from preflab.engine.executor import ExecutorOptions
 from preflab.settings import flag_of
 
@@ -63,6 +62,13 @@ ModelOutOpt = Annotated[Path, typer.Option("--out", help="Output model folder.")
 PairsArg = Annotated[str, typer.Argument(help="Preference pairs.")]
 
 
+# What clean and review read beside an audit.
+AuditedDataArg = Annotated[str, typer.Argument(help="The preference data that was audited.")]
+
+
+AuditDirOpt = Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")]
+
+
 TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
 
 
@@ -72,15 +78,7 @@ ReplyBatchOpt = Annotated[int, typer.Option(help="Replies sampled at once.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 
 
-ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", min=1, help="CPU threads for torch (default: torch's choice).")]
-
-
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
-
-
-CommitteeOpt = Annotated[str, typer.Option(
-    "--committee", help=f"Committee preset ({', '.join(preset_names())}) or a TOML file.")]
 
 
 # Where scoring batches run: the fields of preflab.engine.executor.ExecutorOptions, by the

@@ -4,7 +4,6 @@ people judge the pairs the committee doubts."""
 from __future__ import annotations
 
 import errno
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,57 +11,35 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from preflab.cli.console import (
-    err,
-    out,
-    print_json,
-    user_errors,
-    warn,
-)
+from preflab.cli.console import err, out, print_json, user_errors, warn
+from preflab.cli.from_config import options_from
 from preflab.cli.options import (
+    AuditDirOpt,
+    AuditedDataArg,
     JsonOpt,
-    OnErrorChoice,
-    OnErrorOpt,
     OutDirOpt,
     OverwriteOpt,
-    SeedOpt,
 )
+from preflab.review.config import ReviewConfig
 
 DbArg = Annotated[Path, typer.Argument(help="The review project (an SQLite file).")]
 MinVotesOpt = Annotated[int | None, typer.Option(
-    "--min-votes", min=1, help="Votes a pair needs before people's verdict counts. "
-                               "[default: a strict majority of the reviewers assigned to it, "
-                               "2 of 3]")]
-SampleReviewOpt = Annotated[int | None, typer.Option(
-    "--sample", min=1, help="Review N pairs: the lowest-agreement N, or with --strata a "
-                            "seeded sample spread over the strata.")]
-
-
-class Strata(StrEnum):
-    bin = "bin"
-    source = "source"
-
-
-AuditedDataArg = Annotated[str, typer.Argument(help="The preference data that was audited.")]
-AuditDirOpt = Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")]
-StrataOpt = Annotated[Strata | None, typer.Option(
-    help="Draw --sample evenly per audit bin or per audit source.")]
+    "--min-votes", min=1, help="Votes a pair needs before people's verdict counts.",
+    show_default="a strict majority of the reviewers assigned to it, 2 of 3")]
+PerPairOpt = Annotated[int | None, typer.Option(
+    "--per-pair", min=1, show_default="the project's",
+    help="Top every pair up to K reviewers (the project's from now on); raise it to give "
+         "new reviewers pairs that are full.")]
 
 
 @user_errors
+@options_from(ReviewConfig)
 def review_init(
     data: AuditedDataArg,
+    config: ReviewConfig,
     audit_dir: AuditDirOpt,
     db: Annotated[Path, typer.Option("--db", help="The review project to create.")
                   ] = Path("review.sqlite"),
-    sample: SampleReviewOpt = None,
-    strata: StrataOpt = None,
-    per_pair: Annotated[int, typer.Option(
-        "--per-pair", min=1, help="Reviewers per pair.")] = 3,
-    reviewers: Annotated[str, typer.Option(
-        help="Reviewer names, comma-separated (new ones get a token).")] = "",
-    seed: SeedOpt = 0,
-    on_error: OnErrorOpt = OnErrorChoice.fail,
     as_json: JsonOpt = False,
 ) -> None:
     """Choose the pairs people review, assign each to --per-pair reviewers and print one
@@ -70,17 +47,17 @@ def review_init(
 
     Default: every pair in the none and low agreement bins. An existing --db is refused:
     add to a project with `preflab review add-pairs` and `preflab review add-reviewers`.
+    The settings are written beside the project (DB.config.toml; `--config` it with
+    another --db to choose and assign the same pairs).
 
     Example: `preflab review init hh.jsonl.gz --audit audit-hh --db review.sqlite
     --sample 30 --strata bin --reviewers alice,bob,carol`
     """
     from preflab.review.project import init_review
 
-    result = init_review(data, audit_dir, db, sample=sample,
-                         strata=strata.value if strata else None, per_pair=per_pair,
-                         reviewers=reviewers.split(","), seed=seed, on_error=on_error.value,
-                         notify=warn)
+    result = init_review(data, audit_dir, db, config, notify=warn)
     _print_counts("created", result)
+    out.print(f"settings: {result['config']}", highlight=False, soft_wrap=True)
     _print_links(result["tokens"])
     if as_json:
         print_json(result)
@@ -102,18 +79,14 @@ def _print_links(tokens: dict[str, str]) -> None:
 
 
 @user_errors
+@options_from(ReviewConfig, skip=("reviewers",))
 def review_add_pairs(
     data: AuditedDataArg,
+    config: ReviewConfig,
     audit_dir: AuditDirOpt,
     db: Annotated[Path, typer.Option("--db", help="The review project to add to.")
                   ] = Path("review.sqlite"),
-    sample: SampleReviewOpt = None,
-    strata: StrataOpt = None,
-    per_pair: Annotated[int | None, typer.Option(
-        "--per-pair", min=1, help="Reviewers per pair (the project's from now on). "
-                                  "[default: the project's]")] = None,
-    seed: SeedOpt = 0,
-    on_error: OnErrorOpt = OnErrorChoice.fail,
+    per_pair: PerPairOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add pairs to a review project, chosen as `review init` chooses them (pairs already
@@ -124,9 +97,7 @@ def review_add_pairs(
     """
     from preflab.review.project import add_pairs
 
-    result = add_pairs(data, audit_dir, db, sample=sample,
-                       strata=strata.value if strata else None, per_pair=per_pair, seed=seed,
-                       on_error=on_error.value)
+    result = add_pairs(data, audit_dir, db, config, per_pair=per_pair)
     _print_counts("updated", result)
     if as_json:
         print_json(result)
@@ -137,10 +108,7 @@ def review_add_reviewers(
     db: DbArg,
     reviewers: Annotated[str, typer.Option(
         help="New reviewer names, comma-separated (each gets a token).")],
-    per_pair: Annotated[int | None, typer.Option(
-        "--per-pair", min=1, help="Top every pair up to K reviewers (the project's from now "
-                                  "on); raise it to give the new reviewers pairs that are "
-                                  "full. [default: the project's]")] = None,
+    per_pair: PerPairOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add reviewers to a review project; no pair is added. Each pair is topped up to

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.review import store
 from preflab.review.agreement import quorum
+from preflab.review.config import ReviewConfig, config_path
 from preflab.review.export import review_tables
 from preflab.review.select import choose_pairs
+from preflab.settings import config_toml, load_config
 
 Notify = Callable[[str], None]
 
@@ -94,14 +97,11 @@ def _reviewer_names(reviewers: Sequence[str]) -> list[str]:
     return names
 
 
-def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, sample: int | None,
-                 strata: str | None, seed: int, on_error: str, have: set[str]
-                 ) -> list[store.PairRow]:
-    """The pairs the selection options choose from the audit (none already in the
+def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: ReviewConfig,
+                 have: set[str]) -> list[store.PairRow]:
+    """The pairs the selection settings choose from the audit (none already in the
     project), with their texts from `data`."""
-    if sample is not None and sample < 1:
-        raise ValueError(f"--sample must be at least 1, got {sample}")
-    ids = choose_pairs(view.table, sample, strata, seed, exclude=have)
+    ids = choose_pairs(view.table, config.sample, config.strata, config.seed, exclude=have)
     if not ids:
         if have:
             return []
@@ -109,7 +109,7 @@ def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, sample: i
                          "with --sample N (and --strata bin|source)")
     wanted = set(ids)
     by_id: dict[str, PreferencePair] = {}
-    for pair in iter_pairs(read_pairs(data, on_error=on_error).pairs):  # type: ignore[arg-type]
+    for pair in iter_pairs(read_pairs(data, on_error=config.on_error).pairs):  # type: ignore[arg-type]
         if pair.id in wanted:
             by_id[pair.id] = pair
     missing = [i for i in ids if i not in by_id]
@@ -132,6 +132,13 @@ def _bins(rows: Sequence[store.PairRow]) -> dict[str, int]:
     return {b: sum(1 for r in rows if r.bin == b) for b in dict.fromkeys(r.bin for r in rows)}
 
 
+def _settings(config: ReviewConfig | str | Path | None, overrides: dict[str, Any]
+              ) -> ReviewConfig:
+    if isinstance(config, ReviewConfig):
+        return replace(config, **overrides)
+    return load_config(ReviewConfig, config, **overrides)
+
+
 def _open_project(db: str | Path) -> Any:
     """The existing project `db`, checked and brought up to this version's tables."""
     con = store.connect(db)
@@ -144,19 +151,20 @@ def _open_project(db: str | Path) -> Any:
     return con
 
 
-def init_review(data: str | Path, audit: str | Path, db: str | Path, sample: int | None = None,
-                strata: str | None = None, per_pair: int = 3,
-                reviewers: Sequence[str] = (), seed: int = 0, on_error: str = "fail",
-                notify: Notify | None = None) -> dict[str, Any]:
-    """Create the review project `db`: choose pairs from the audit of `data` (see
-    :func:`preflab.review.select.choose_pairs`), add `reviewers`, give each pair
-    `per_pair` reviewers. An existing project is refused: :func:`add_pairs` and
-    :func:`add_reviewers` add to one without choosing again what is there. Returns the
-    counts and ``tokens``: {reviewer: token} (their only appearance; the database
-    keeps a hash)."""
-    if per_pair < 1:
-        raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
-    names = _reviewer_names(reviewers)
+def init_review(data: str | Path, audit: str | Path, db: str | Path,
+                config: ReviewConfig | str | Path | None = None, *,
+                notify: Notify | None = None, **overrides: Any) -> dict[str, Any]:
+    """Create the review project `db` with the settings `config` (a
+    :class:`ReviewConfig` or a settings file; its defaults when None, `overrides` on
+    top: ``init_review(data, audit, db, sample=30, reviewers=["ann", "bob"])``): choose
+    pairs from the audit of `data` (see :func:`preflab.review.select.choose_pairs`), add
+    the reviewers, give each pair ``per_pair`` reviewers, and write the settings beside
+    the project (:func:`preflab.review.config.config_path`). An existing project is
+    refused: :func:`add_pairs` and :func:`add_reviewers` add to one without choosing
+    again what is there. Returns the counts, ``config`` (the settings file) and
+    ``tokens``: {reviewer: token} (their only appearance; the database keeps a hash)."""
+    config = _settings(config, overrides)
+    names = _reviewer_names(config.reviewers)
     db = Path(db)
     if db.exists():
         raise FileExistsError(
@@ -167,10 +175,11 @@ def init_review(data: str | Path, audit: str | Path, db: str | Path, sample: int
     if not names:
         raise ValueError("a new review project needs reviewers: --reviewers alice,bob,carol")
     view = AuditView.load(audit)
-    rows = _chosen_rows(data, view, audit, sample, strata, seed, on_error, set())
+    rows = _chosen_rows(data, view, audit, config, set())
     db.parent.mkdir(parents=True, exist_ok=True)
+    per_pair = config.per_pair
     with store.opened(db, create=True) as con:
-        store.create_schema(con, seed, per_pair)
+        store.create_schema(con, config.seed, per_pair)
         added = store.add_pairs(con, rows)
         tokens = store.add_reviewers(con, names)
         if per_pair > len(names) and notify is not None:
@@ -178,25 +187,31 @@ def init_review(data: str | Path, audit: str | Path, db: str | Path, sample: int
                    f"each pair gets {len(names)} (add-reviewers tops them up)")
         made = store.assign(con, per_pair)
         counts = _counts(con)
+    settings = config_path(db)
+    settings.write_text(config_toml(config, f"ReviewConfig of {db.name}: `preflab review init "
+                                            "--config` this file (with another --db) chooses "
+                                            "and assigns the same pairs"), encoding="utf-8")
     return {"db": str(db), "created": True, "pairs_added": added, **counts,
             "reviewers_added": sorted(tokens), "assignments_added": made,
-            "bins_added": _bins(rows), "tokens": tokens}
+            "bins_added": _bins(rows), "config": str(settings), "tokens": tokens}
 
 
-def add_pairs(data: str | Path, audit: str | Path, db: str | Path, sample: int | None = None,
-              strata: str | None = None, per_pair: int | None = None, seed: int = 0,
-              on_error: str = "fail") -> dict[str, Any]:
+def add_pairs(data: str | Path, audit: str | Path, db: str | Path,
+              config: ReviewConfig | str | Path | None = None, *, per_pair: int | None = None,
+              **overrides: Any) -> dict[str, Any]:
     """Add pairs to the existing project `db`, chosen from the audit as ``review init``
-    chooses (`sample`, `strata`, `seed`; pairs already there are never chosen again),
-    each given `per_pair` reviewers (default: the project's) among its reviewers.
-    Nothing already there changes."""
+    chooses with the selection settings of `config` (``sample``, ``strata``, ``seed``,
+    ``on_error``; `overrides` on top; pairs already there are never chosen again), each
+    given `per_pair` reviewers (default: the project's) among its reviewers. Nothing
+    already there changes."""
+    config = _settings(config, overrides)
     if per_pair is not None and per_pair < 1:
         raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
     view = AuditView.load(audit)
     con = _open_project(db)
     try:
         have = {p["pair_id"] for p in store.all_pairs(con)}
-        rows = _chosen_rows(data, view, audit, sample, strata, seed, on_error, have)
+        rows = _chosen_rows(data, view, audit, config, have)
         if not rows:
             raise ValueError(f"{audit}: every pair this selection chooses is already in {db}; "
                              "choose more with --sample N")

@@ -2,47 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from preflab.settings import FromFile, setting
 
 MAX_LOGPROBS = 20
 
 
 @dataclass(frozen=True)
-class Limits:
-    """The server's limits; each is a flag of ``preflab serve`` (``--max-body-mb``...).
+class Limits(FromFile):
+    """The server's limits; each is a flag of ``preflab serve`` (``--max-body-mb``...)
+    and a key of the ``[limits]`` table of its settings file."""
 
-    `max_body_mb`: request body (413 above it); `max_tokens`: the most new tokens a
-    request may ask for; `max_batch_tokens`: rows x (longest prompt + max_tokens) of
-    one request (bounds the KV cache); `max_logprobs`: top log-probs per token;
-    `max_logprobs_mb`: memory the per-step distributions of a log-prob request take
-    (rows x max_tokens x vocabulary x 4 bytes); `max_queue`: requests waiting behind
-    the running one (503 above it); `request_timeout`: seconds from arrival to answer;
-    `shutdown_grace`: seconds the running request gets to finish on SIGINT/SIGTERM;
-    `max_connections`: open connections (uvicorn answers 503 above it); `max_context`:
-    the most tokens (prompt + completion) of one sequence, when not the model's own
-    context length (``max_position_embeddings``).
-    """
-
-    max_body_mb: float = 4.0
-    max_tokens: int = 1024
-    max_batch_tokens: int = 32768
-    max_logprobs: int = MAX_LOGPROBS
-    max_logprobs_mb: float = 1024.0
-    max_queue: int = 16
-    request_timeout: float = 120.0
-    shutdown_grace: float = 5.0
-    max_connections: int = 128
-    max_context: int | None = None
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            low = 0 if f.name in ("max_logprobs", "max_queue", "shutdown_grace") else 1e-9
-            if not value >= low:
-                raise ValueError(f"--{f.name.replace('_', '-')} must be "
-                                 f"{'at least 0' if low == 0 else 'positive'}, got {value}")
+    max_body_mb: float = setting(4.0, "Largest request body in MiB; larger ones get a 413.",
+                                 gt=0)
+    max_tokens: int = setting(1024, "Most new tokens a request may ask for (max_tokens); "
+                                    "more is a 400.", min=1)
+    max_batch_tokens: int = setting(32768, "Most sequences x (longest prompt + max_tokens) "
+                                           "in one request (bounds the KV cache).", min=2)
+    max_logprobs: int = setting(MAX_LOGPROBS, "Most top log-probs a request may ask for.",
+                                min=0)
+    max_logprobs_mb: float = setting(
+        1024.0, "Most memory (MiB) the log-probs of one request may take (sequences x "
+                "max_tokens x vocabulary x 4 bytes).", gt=0)
+    max_queue: int = setting(16, "Requests that may wait behind the running one; more get "
+                                 "a 503 with Retry-After.", min=0)
+    request_timeout: float = setting(120.0, "Seconds a request may take, waiting included; "
+                                            "then a 503.", gt=0)
+    shutdown_grace: float = setting(5.0, "Seconds the running request gets to finish on "
+                                         "SIGINT/SIGTERM.", min=0)
+    max_connections: int = setting(128, "Most open connections; more get a 503 (from "
+                                        "uvicorn).", min=1)
+    max_context: int | None = setting(
+        None, "Most tokens (prompt + completion) per sequence; longer prompts get a 400.",
+        min=2, shown="the model's context length")
 
     @property
     def max_body_bytes(self) -> int:

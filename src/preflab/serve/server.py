@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -24,6 +25,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from preflab.models.runtime import Runtime
 from preflab.serve.app import create_app
+from preflab.serve.config import ServeConfig
 from preflab.serve.gate import Gate
 from preflab.serve.limits import Limits
 from preflab.serve.model import JudgeModel
@@ -136,27 +138,28 @@ class JudgeServer:
             self._thread.join(timeout)
 
 
-def make_server(model: str, host: str = "127.0.0.1", port: int = 8000,
-                runtime: Runtime | None = None, served_name: str | None = None,
-                quiet: bool = False, limits: Limits | None = None,
-                sock: socket.socket | None = None, banner: bool = False,
-                reward: bool | None = None) -> JudgeServer:
-    """A server for `model` on `host`:`port` (``port=0`` picks a free one) or on `sock`,
-    bound before the model loads, not yet serving. With `banner` it prints
-    ``serving MODEL at http://HOST:PORT/v1`` once it accepts connections. A reward model
-    (`reward`; by default: a folder whose config names a sequence-classification or
-    reward architecture) is served on the Pooling and Classify APIs."""
+def make_server(model: str, config: ServeConfig | None = None, *,
+                runtime: Runtime | None = None, sock: socket.socket | None = None,
+                banner: bool = False, **overrides: Any) -> JudgeServer:
+    """A server for `model` with the settings `config` (`overrides` on top:
+    ``make_server("tiny-llama", port=0, quiet=True, limits=Limits(max_queue=2))``), on
+    its host and port (``port=0`` picks a free one) or on `sock`, bound before the model
+    loads, not yet serving. With `banner` it prints ``serving MODEL at
+    http://HOST:PORT/v1`` once it accepts connections. A reward model (``reward``; by
+    default: a folder whose config names a sequence-classification or reward
+    architecture) is served on the Pooling and Classify APIs."""
     from preflab.models.offline import resolve
 
-    sock = sock or bind_socket(host, port)
+    config = replace(config or ServeConfig(), **overrides)
+    sock = sock or bind_socket(config.host, config.port)
     try:
-        context = (limits or Limits()).max_context
+        context, reward = config.limits.max_context, config.reward
         if reward is None:
             reward = is_reward_model(resolve(model))
         judge: JudgeModel | RewardModel = (
-            RewardModel(model, runtime, served_name, context) if reward
-            else JudgeModel(model, runtime, served_name, context))
+            RewardModel(model, runtime, config.served_name, context) if reward
+            else JudgeModel(model, runtime, config.served_name, context))
     except BaseException:
         sock.close()
         raise
-    return JudgeServer(judge, sock, limits, quiet, banner)
+    return JudgeServer(judge, sock, config.limits, config.quiet, banner)
