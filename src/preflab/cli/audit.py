@@ -17,6 +17,7 @@ from preflab.cli.options import (
     OutDirOpt,
     OverwriteOpt,
     RejectsOpt,
+    set_threads,
 )
 
 
@@ -49,6 +50,7 @@ def audit(
 
     Example: `preflab audit harmless-base-test.jsonl.gz --committee cpu --out audit-hh`
     """
+    set_threads(config.threads)
     if plan:
         from preflab.committee.plan import plan_audit
 
