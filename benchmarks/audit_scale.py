@@ -39,9 +39,9 @@ def base_pairs(args: argparse.Namespace) -> list[Any]:
         from preflab.data.read import iter_pairs, read_pairs
 
         return list(iter_pairs(read_pairs(args.data).pairs))
-    from preflab.data.demo import build_demo_pairs
+    from preflab.data.demo import demo_pairs
 
-    return build_demo_pairs(args.base, flip_rate=0.1, seed=0)
+    return demo_pairs(args.base, flip_rate=0.1, seed=0)
 
 
 def write_size(pairs: list[Any], n: int, path: Path) -> Path:

@@ -20,28 +20,97 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from preflab.api.audit import Audit, audit
+    from preflab.api.clean import Cleaned, clean
+    from preflab.api.evaluate import (
+        PolicyEval,
+        RewardModelEval,
+        WinRate,
+        evaluate_policy,
+        evaluate_reward_model,
+        win_rate,
+    )
+    from preflab.api.label import LabelGrid, Labels, label, label_grid
+    from preflab.api.review import ReviewProject
+    from preflab.api.train import (
+        BestOfN,
+        Trained,
+        best_of_n,
+        dpo,
+        hir,
+        rahf,
+        rl,
+        sft,
+        steering_vector,
+        train_reward_model,
+    )
     from preflab.audit.config import AuditConfig
-    from preflab.data.demo import demo
+    from preflab.clean.config import CleanConfig
+    from preflab.data.demo import demo, demo_pairs
     from preflab.data.pair import PreferencePair, pair_id
     from preflab.data.read import ReadResult, read_pairs
     from preflab.data.write import write_pairs
     from preflab.errors import PairError
+    from preflab.eval.config import EvalPolicyConfig, RewardEvalConfig, WinrateConfig
+    from preflab.label.config import LabelConfig
+    from preflab.review.config import ReviewConfig
+    from preflab.train.config import (
+        BestOfNConfig,
+        PolicyConfig,
+        RAHFConfig,
+        RewardConfig,
+        RLConfig,
+        SteerConfig,
+    )
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    # reading and writing pairs
-    "PairError": "preflab.errors",
-    "PreferencePair": "preflab.data.pair",
-    "ReadResult": "preflab.data.read",
+    "Audit": "preflab.api.audit",
+    "audit": "preflab.api.audit",
+    "Cleaned": "preflab.api.clean",
+    "clean": "preflab.api.clean",
+    "PolicyEval": "preflab.api.evaluate",
+    "RewardModelEval": "preflab.api.evaluate",
+    "WinRate": "preflab.api.evaluate",
+    "evaluate_policy": "preflab.api.evaluate",
+    "evaluate_reward_model": "preflab.api.evaluate",
+    "win_rate": "preflab.api.evaluate",
+    "LabelGrid": "preflab.api.label",
+    "Labels": "preflab.api.label",
+    "label": "preflab.api.label",
+    "label_grid": "preflab.api.label",
+    "ReviewProject": "preflab.api.review",
+    "BestOfN": "preflab.api.train",
+    "Trained": "preflab.api.train",
+    "best_of_n": "preflab.api.train",
+    "dpo": "preflab.api.train",
+    "hir": "preflab.api.train",
+    "rahf": "preflab.api.train",
+    "rl": "preflab.api.train",
+    "sft": "preflab.api.train",
+    "steering_vector": "preflab.api.train",
+    "train_reward_model": "preflab.api.train",
+    "AuditConfig": "preflab.audit.config",
+    "CleanConfig": "preflab.clean.config",
     "demo": "preflab.data.demo",
+    "demo_pairs": "preflab.data.demo",
+    "PreferencePair": "preflab.data.pair",
     "pair_id": "preflab.data.pair",
+    "ReadResult": "preflab.data.read",
     "read_pairs": "preflab.data.read",
     "write_pairs": "preflab.data.write",
-    # the stages, their settings and their results
-    "Audit": "preflab.api.audit",
-    "AuditConfig": "preflab.audit.config",
-    "audit": "preflab.api.audit",
+    "PairError": "preflab.errors",
+    "EvalPolicyConfig": "preflab.eval.config",
+    "RewardEvalConfig": "preflab.eval.config",
+    "WinrateConfig": "preflab.eval.config",
+    "LabelConfig": "preflab.label.config",
+    "ReviewConfig": "preflab.review.config",
+    "BestOfNConfig": "preflab.train.config",
+    "PolicyConfig": "preflab.train.config",
+    "RAHFConfig": "preflab.train.config",
+    "RLConfig": "preflab.train.config",
+    "RewardConfig": "preflab.train.config",
+    "SteerConfig": "preflab.train.config",
 }
 
 # Stages whose function has the name of their package (``pl.audit`` and
@@ -50,8 +119,14 @@ _LAZY = {
 _STAGE_PACKAGES = {name for name, module in _LAZY.items() if module.startswith("preflab.api.")
                    and importlib.util.find_spec(f"preflab.{name}") is not None}
 
-__all__ = ["Audit", "AuditConfig", "PairError", "PreferencePair", "ReadResult", "__version__",
-           "audit", "demo", "pair_id", "read_pairs", "write_pairs"]
+__all__ = ["Audit", "AuditConfig", "BestOfN", "BestOfNConfig", "CleanConfig", "Cleaned",
+           "EvalPolicyConfig", "LabelConfig", "LabelGrid", "Labels", "PairError", "PolicyConfig",
+           "PolicyEval", "PreferencePair", "RAHFConfig", "RLConfig", "ReadResult", "ReviewConfig",
+           "ReviewProject", "RewardConfig", "RewardEvalConfig", "RewardModelEval", "SteerConfig",
+           "Trained", "WinRate", "WinrateConfig", "__version__", "audit", "best_of_n", "clean",
+           "demo", "demo_pairs", "dpo", "evaluate_policy", "evaluate_reward_model", "hir", "label",
+           "label_grid", "pair_id", "rahf", "read_pairs", "rl", "sft", "steering_vector",
+           "train_reward_model", "win_rate", "write_pairs"]
 
 
 def _function(name: str) -> Any:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from preflab.api.audit import Audit, audit
 from preflab.api.clean import CleanConfig, Cleaned, clean
 from preflab.cli import app
-from preflab.data.demo import build_demo_pairs
+from preflab.data.demo import demo_pairs
 from preflab.errors import OutputExistsError
 
 runner = CliRunner()
@@ -25,7 +25,7 @@ runner = CliRunner()
 def audited(tmp_path_factory) -> tuple[list, Audit, Path]:
     """24 demo pairs (a quarter flipped), audited by the tiny committee into a folder."""
     folder = tmp_path_factory.mktemp("clean-api")
-    pairs = build_demo_pairs(24, flip_rate=0.25, seed=1)
+    pairs = demo_pairs(24, flip_rate=0.25, seed=1)
     result = audit(pairs, committee="tiny", out=folder / "audit")
     return pairs, result, folder / "audit"
 

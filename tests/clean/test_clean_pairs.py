@@ -14,7 +14,7 @@ from preflab.clean.clean_pairs import clean
 from preflab.clean.methods import VARIANTS
 from preflab.clean.noise import inject_flips, restore_truth
 from preflab.cli import app
-from preflab.data.demo import build_demo_pairs, demo
+from preflab.data.demo import demo, demo_pairs
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.write import write_pairs
 from preflab.engine import EngineOptions
@@ -80,7 +80,7 @@ def test_clean_demo_reports_against_recorded_flips(tmp_path) -> None:
 
 
 def test_inject_and_restore_flips() -> None:
-    pairs = build_demo_pairs(40, flip_rate=0.25, seed=0)
+    pairs = demo_pairs(40, flip_rate=0.25, seed=0)
     was_flipped = [p.meta["flipped"] for p in pairs]
     truth, restored = restore_truth(pairs)
     assert restored == 10 and not any(p.meta["flipped"] for p in truth)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from preflab import read_pairs
-from preflab.data.demo import build_demo_pairs, demo
+from preflab.data.demo import demo, demo_pairs
 
 
 def test_demo_writes_pairs_with_recorded_flips(tmp_path) -> None:
@@ -18,16 +18,16 @@ def test_flipped_pairs_carry_the_wrong_label() -> None:
     from preflab.data.demo import load_conversations
 
     conversations = load_conversations()
-    for pair in build_demo_pairs(200, flip_rate=0.5, seed=3):
+    for pair in demo_pairs(200, flip_rate=0.5, seed=3):
         real = conversations[pair.meta["conversation"]][pair.meta["turn"]]
         assert (pair.rejected if pair.meta["flipped"] else pair.chosen) == real
         assert pair.p_chosen == 1.0 and pair.prompt[-1]["role"] == "user"
 
 
 def test_seeded_and_hard_mode() -> None:
-    a = build_demo_pairs(50, seed=1, negatives="later")
-    assert [p.id for p in a] == [p.id for p in build_demo_pairs(50, seed=1, negatives="later")]
-    assert [p.id for p in a] != [p.id for p in build_demo_pairs(50, seed=2, negatives="later")]
+    a = demo_pairs(50, seed=1, negatives="later")
+    assert [p.id for p in a] == [p.id for p in demo_pairs(50, seed=1, negatives="later")]
+    assert [p.id for p in a] != [p.id for p in demo_pairs(50, seed=2, negatives="later")]
     for p in a:
         assert p.meta["negative"]["conversation"] == p.meta["conversation"]
         assert p.meta["negative"]["turn"] > p.meta["turn"]

@@ -49,7 +49,7 @@ def _context(turns: list[str], t: int, max_turns: int) -> list[Message]:
             for i in range(start, t)]
 
 
-def build_demo_pairs(n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
+def demo_pairs(n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
                      negatives: Negatives = "other", max_turns: int = 6) -> list[PreferencePair]:
     """Build `n` demo pairs, `round(n * flip_rate)` of them flipped (seeded)."""
     if n < 1 or max_turns < 1:
@@ -115,13 +115,13 @@ def demo(out: str | Path, n: int = 2000, flip_rate: float = 0.25, seed: int = 0,
          negatives: Negatives = "other", max_turns: int = 6,
          overwrite: bool = False) -> dict[str, Any]:
     """Build demo pairs and write them to `out` (format from its extension); an
-    existing `out` is refused unless `overwrite` (:func:`build_demo_pairs` gives them
+    existing `out` is refused unless `overwrite` (:func:`demo_pairs` gives them
     in memory)."""
     from preflab.data.outputs import check_output_file
     from preflab.data.write import write_pairs
 
     check_output_file(out, overwrite)
-    pairs = build_demo_pairs(n, flip_rate, seed, negatives, max_turns)
+    pairs = demo_pairs(n, flip_rate, seed, negatives, max_turns)
     write_pairs(pairs, out)
     n_flipped = sum(p.meta["flipped"] for p in pairs)
     return {"out": str(out), "n_pairs": len(pairs), "n_flipped": n_flipped,
