@@ -16,51 +16,7 @@ import importlib.util
 import inspect
 import sys
 import types
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from preflab.api.audit import Audit, audit
-    from preflab.api.clean import Cleaned, clean
-    from preflab.api.evaluate import (
-        PolicyEval,
-        RewardModelEval,
-        WinRate,
-        evaluate_policy,
-        evaluate_reward_model,
-        win_rate,
-    )
-    from preflab.api.label import LabelGrid, Labels, label, label_grid
-    from preflab.api.review import ReviewProject
-    from preflab.api.train import (
-        BestOfN,
-        Trained,
-        best_of_n,
-        dpo,
-        hir,
-        rahf,
-        rl,
-        sft,
-        steering_vector,
-        train_reward_model,
-    )
-    from preflab.audit.config import AuditConfig
-    from preflab.clean.config import CleanConfig
-    from preflab.data.demo import demo, demo_pairs
-    from preflab.data.pair import PreferencePair, pair_id
-    from preflab.data.read import ReadResult, read_pairs
-    from preflab.data.write import write_pairs
-    from preflab.errors import PairError
-    from preflab.eval.config import EvalPolicyConfig, RewardEvalConfig, WinrateConfig
-    from preflab.label.config import LabelConfig
-    from preflab.review.config import ReviewConfig
-    from preflab.train.config import (
-        BestOfNConfig,
-        PolicyConfig,
-        RAHFConfig,
-        RewardConfig,
-        RLConfig,
-        SteerConfig,
-    )
+from typing import Any
 
 __version__ = "0.1.0"
 

@@ -143,6 +143,29 @@ def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING,
     return field(default=default, metadata=metadata)
 
 
+# Settings several stages share, with one help text each.
+
+
+def device_setting() -> Any:
+    """``device``: where a model runs."""
+    return setting("auto", "auto (cuda when present), cpu or cuda.")
+
+
+def threads_setting() -> Any:
+    """``threads``: torch's CPU threads."""
+    return setting(None, "CPU threads for torch.", min=1, shown="torch's choice")
+
+
+def seed_setting(help: str = "Random seed.") -> Any:
+    """``seed``, with what it seeds in `help`."""
+    return setting(0, help, min=0)
+
+
+def limit_setting(what: str) -> Any:
+    """``limit``: only the first N `what` (pairs, prompts)."""
+    return setting(None, f"Only the first N {what}.", min=1, shown="all")
+
+
 def flag_of(f: Field[Any]) -> str:
     """The option a field is set by on the command line (``--max-length``)."""
     flag = f.metadata.get("flag")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from preflab.audit.config import AuditConfig
 from preflab.audit.view import AuditView
-from preflab.data.outputs import marker_path, prepare_output_dir
+from preflab.data.outputs import read_files, save_files
 from preflab.data.source import PairsInput, describe, pairs_source
 from preflab.settings import load_config
 
@@ -68,13 +68,11 @@ class Audit:
         earlier audit's, unless `overwrite`."""
         from preflab.audit.audit_pairs import write_table
 
-        folder = prepare_output_dir(folder, "audit", overwrite,
-                                    info={"data": self.summary.get("data"),
-                                          "committee": self.summary.get("committee")})
+        folder = save_files(self.files, folder, "audit", overwrite,
+                            info={"data": self.summary.get("data"),
+                                  "committee": self.summary.get("committee")})
         write_table(self.table, folder / TABLE)
         (folder / SUMMARY).write_text(json.dumps(self.summary, indent=1))
-        for name, content in self.files.items():
-            (folder / name).write_bytes(content)
         return folder
 
     @classmethod
@@ -85,11 +83,8 @@ class Audit:
             raise FileNotFoundError(f"{folder}: no {TABLE}; run preflab audit first")
         config_path = folder / "config.toml"
         config = load_config(AuditConfig, config_path if config_path.exists() else None)
-        skip = {TABLE, SUMMARY, marker_path(folder, "audit").name}
-        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
-                 if p.is_file() and p.name not in skip}
         return cls(pd.read_parquet(folder / TABLE), json.loads((folder / SUMMARY).read_text()),
-                   config, files)
+                   config, read_files(folder, "audit", skip=(TABLE, SUMMARY)))
 
     def __repr__(self) -> str:
         share = self.summary.get("low_or_no_agreement_fraction")

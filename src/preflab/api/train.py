@@ -23,7 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from preflab.data.outputs import check_output_file, marker_path, prepare_output_dir
+from preflab.data.outputs import (
+    check_output_file,
+    marker_path,
+    prepare_output_dir,
+    read_files,
+    save_files,
+)
 from preflab.data.pair import PreferencePair
 from preflab.data.source import PairsInput, describe, pairs_source
 from preflab.settings import CONFIG_FILE, config_toml, load_config, resolve_config
@@ -234,10 +240,7 @@ class BestOfN:
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the files ``preflab bon`` writes (new, empty or an earlier bon's
         folder, unless `overwrite`)."""
-        folder = prepare_output_dir(folder, "bon", overwrite)
-        for name, content in self.files.items():
-            (folder / name).write_bytes(content)
-        return folder
+        return save_files(self.files, folder, "bon", overwrite)
 
     @classmethod
     def load(cls, folder: str | Path) -> BestOfN:
@@ -247,8 +250,7 @@ class BestOfN:
         folder = Path(folder)
         if not (folder / "summary.json").exists():
             raise FileNotFoundError(f"{folder}: no summary.json; run preflab bon first")
-        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
-                 if p.is_file() and p.name != marker_path(folder, "bon").name}
+        files = read_files(folder, "bon")
         selected = (list(iter_pairs(load_pairs(str(folder / "selected.jsonl"))))
                     if files.get("selected.jsonl") else [])
         samples = pd.read_json(folder / "samples.jsonl", lines=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from preflab.settings import FromFile, setting
+from preflab.settings import FromFile, limit_setting, setting, threads_setting
 
 COMBINATIONS = ("stacked", "stacked-free", "selected", "latent", "factor", "mean")
 EXECUTORS = ("local", "ray")
@@ -18,7 +18,7 @@ class AuditConfig(FromFile):
 
     committee: str = setting("cpu", "Committee: a preset (tiny, cpu-fast, cpu, gpu, ...) or "
                                     "a TOML file.")
-    limit: int | None = setting(None, "Only the first N pairs.", min=1, shown="all")
+    limit: int | None = limit_setting("pairs")
     combine: str = setting(
         "stacked", "Committee probability (near-collinear members merged first): stacked "
         "(weights >= 0 fitted on the other folds' labels, cross-fitted), stacked-free "
@@ -31,7 +31,7 @@ class AuditConfig(FromFile):
     max_tokens: int = setting(4096, "Padded tokens per batch.", min=1)
     cache: Path | None = setting(None, "Score cache (SQLite).",
                                  shown="$PREFLAB_CACHE/scores.sqlite")
-    threads: int | None = setting(None, "CPU threads for torch.", min=1, shown="torch's choice")
+    threads: int | None = threads_setting()
     executor: str | None = setting(
         None, "Where batches run: local (this process) or ray (a pool of Ray actors, each "
               "holding its own copy of the model; needs preflab[ray]).",

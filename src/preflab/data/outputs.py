@@ -60,3 +60,22 @@ def prepare_output_dir(path: str | Path, command: str, overwrite: bool = False,
     marker.write_text(json.dumps({"command": command, **(info or {})}) + "\n",
                       encoding="utf-8")
     return path
+
+
+def read_files(folder: str | Path, command: str, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """The files of an output folder `command` wrote, by name, in memory (its marker
+    and the names in `skip` left out): what a result object keeps and saves again."""
+    folder = Path(folder)
+    leave = {*skip, marker_path(folder, command).name}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if p.is_file() and p.name not in leave}
+
+
+def save_files(files: dict[str, bytes], folder: str | Path, command: str,
+               overwrite: bool = False, info: dict[str, Any] | None = None) -> Path:
+    """Write `files` into `folder` as `command` would (checked and marked by
+    :func:`prepare_output_dir`); returns the folder."""
+    folder = prepare_output_dir(folder, command, overwrite, info)
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder

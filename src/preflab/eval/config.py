@@ -10,22 +10,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from preflab.engine.label_prompt import PREAMBLES, TASKS
-from preflab.settings import FromFile, setting
+from preflab.settings import (
+    FromFile,
+    device_setting,
+    limit_setting,
+    seed_setting,
+    setting,
+    threads_setting,
+)
 from preflab.train.config import RewardConfig
 
 POLICY = "smollm2-135m-instruct"
 
 
-def device_setting() -> Any:
-    return setting("auto", "auto (cuda when present), cpu or cuda.")
 
-
-def threads_setting() -> Any:
-    return setting(None, "CPU threads for torch.", min=1, shown="torch's choice")
-
-
-def seed_setting(help: str = "Random seed.") -> Any:
-    return setting(0, help, min=0)
 
 
 def judge_setting(help: str = "Judge: a causal LM or an OpenAI-compatible URL.") -> Any:
@@ -36,9 +34,6 @@ def context_setting() -> Any:
     return setting(256, "The judge's tokens of conversation before the replies (oldest "
                         "cut first); \"none\" in a settings file: all.", min=1)
 
-
-def prompt_limit_setting() -> Any:
-    return setting(None, "Only the first N prompts.", min=1, shown="all")
 
 
 @dataclass
@@ -81,7 +76,7 @@ class WinrateConfig(FromFile):
     temperature: float = setting(0.7, "Sampling temperature of the policies' replies.",
                                  min=0)
     max_new_tokens: int = setting(128, "Reply length limit.", min=1)
-    limit: int | None = prompt_limit_setting()
+    limit: int | None = limit_setting("prompts")
     seed: int = seed_setting()
     batch_size: int = setting(8, "Replies sampled at once.", min=1)
     max_context_tokens: int | None = context_setting()
@@ -97,7 +92,7 @@ class EvalPolicyConfig(FromFile):
     temperatures: list[float] = setting(factory=lambda: [0.7, 1.0],
                                         help="Sampling temperatures.")
     max_new_tokens: int = setting(128, "Reply length limit.", min=1)
-    limit: int | None = prompt_limit_setting()
+    limit: int | None = limit_setting("prompts")
     instruction: str | None = setting(None, "good, bad or a text written before each "
                                             "prompt's last user turn (HIR).")
     steer: str | None = setting(None, "A steering vector file to apply.")
@@ -165,6 +160,6 @@ class SteerGenerateConfig(FromFile):
                                 "negative steers away).")
     temperature: float = setting(0.7, "Sampling temperature.", min=0)
     max_new_tokens: int = setting(128, "Reply length limit.", min=1)
-    limit: int | None = prompt_limit_setting()
+    limit: int | None = limit_setting("prompts")
     seed: int = seed_setting("Seed of every sample.")
     device: str = device_setting()

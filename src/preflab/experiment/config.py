@@ -11,13 +11,8 @@ from typing import Any
 
 from preflab.clean.methods import METHODS as CLEAN_METHODS
 from preflab.engine.label_prompt import TASKS
-from preflab.eval.config import (
-    device_setting,
-    judge_setting,
-    seed_setting,
-    threads_setting,
-)
-from preflab.settings import FromFile, setting
+from preflab.eval.config import judge_setting
+from preflab.settings import FromFile, device_setting, seed_setting, setting, threads_setting
 from preflab.train.config import PolicyConfig, RAHFConfig, RewardConfig, RLConfig
 
 RAHF_METHODS = ("sft", "preferred-sft", "hir", "dpo", "rahf-scit", "rahf-dual", "steering")

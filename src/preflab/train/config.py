@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from preflab.settings import FromFile, setting
+from preflab.settings import (
+    FromFile,
+    device_setting,
+    limit_setting,
+    seed_setting,
+    setting,
+    threads_setting,
+)
 
 DPO_LOSSES = ("sigmoid", "cdpo", "robust", "ipo", "soft")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -23,16 +30,7 @@ DEFAULT_POLICY = "smollm2-135m-instruct"
 # ---- settings several stages share: one help text each ----------------------------------
 
 
-def device_setting() -> Any:
-    return setting("auto", "auto (cuda when present), cpu or cuda.")
 
-
-def threads_setting() -> Any:
-    return setting(None, "CPU threads for torch.", min=1, shown="torch's choice")
-
-
-def seed_setting(help: str = "Seed (order, LoRA init).") -> Any:
-    return setting(0, help, min=0)
 
 
 def precision_setting() -> Any:
@@ -43,9 +41,6 @@ def precision_setting() -> Any:
 def epochs_setting(default: float, help: str = "Epochs.") -> Any:
     return setting(default, help, gt=0)
 
-
-def limit_setting(what: str) -> Any:
-    return setting(None, f"Only the first N {what}.", min=1, shown="all")
 
 
 def positive(default: Any, help: str, **kw: Any) -> Any:
@@ -99,7 +94,7 @@ class PolicyConfig(FromFile):
                                                   "pass.")
     order: str = setting("length", "Batches: length (of similar length, shuffled) or "
                                    "sequential.", choices=("length", "sequential"))
-    seed: int = seed_setting()
+    seed: int = seed_setting("Seed (order, LoRA init).")
     save_steps: int = positive(50, "Checkpoint every N steps (an interrupted run resumes).")
     device: str = device_setting()
     precision: str = precision_setting()
@@ -215,7 +210,7 @@ class RAHFConfig(FromFile):
     max_length: int = positive(512, MAX_LENGTH_HELP)
     batch_size: int = positive(4, "Pairs per step.")
     grad_accum: int = positive(1, "Gradient accumulation steps.")
-    seed: int = seed_setting()
+    seed: int = seed_setting("Seed (order, LoRA init).")
     save_steps: int = positive(50, "Checkpoint every N steps (an interrupted run resumes).")
     device: str = device_setting()
     precision: str = precision_setting()
