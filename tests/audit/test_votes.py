@@ -10,7 +10,7 @@ import pytest
 
 from preflab.audit.combine import METHODS
 from preflab.audit.stats import summarize
-from preflab.audit.table import audit_table
+from preflab.audit.table import Combination, audit_table
 from preflab.audit.view import AuditView
 
 
@@ -19,7 +19,8 @@ def table_of(margins: np.ndarray, names: list[str], combine: str = "stacked"
     n = len(margins)
     nan = np.full(margins.shape, np.nan)
     return audit_table([f"p{i}" for i in range(n)], [None] * n, names, margins,
-                       1 / (1 + np.exp(-margins)), nan, nan, combine=combine)
+                       1 / (1 + np.exp(-margins)), nan, nan,
+                       combination=Combination(combine))
 
 
 def informative(n: int, seed: int) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from preflab.audit.table import audit_table
+from preflab.audit.table import Combination, audit_table
 from preflab.audit.view import AuditView
 from preflab.data.pair import PreferencePair
 
@@ -40,7 +40,7 @@ def make_view(pairs: list[PreferencePair], seed: int = 0, flipped: np.ndarray | 
     r_c[:, 2] = r_r[:, 2] = np.nan  # a judge has no absolute rewards
     member_p = 1 / (1 + np.exp(-margins))
     table, _ = audit_table([p.id for p in pairs], [p.subset for p in pairs], names, margins,
-                           member_p, r_c, r_r, seed=seed)
+                           member_p, r_c, r_r, combination=Combination(seed=seed))
     ifd = rng.normal(0.2 * sign, 1.0)
     table["margin.ifd"] = ifd
     table["r_chosen.ifd"] = ifd

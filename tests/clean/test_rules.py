@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from preflab.audit.noise_sources import SourceRules, tag_sources
-from preflab.audit.table import audit_table
+from preflab.audit.table import Combination, audit_table
 from preflab.audit.view import AuditView
 from preflab.clean.baselines import (
     confident_learning,
@@ -30,7 +30,7 @@ def view_from(margins, r_c, r_r, subsets=None, kinds=None) -> AuditView:
     names = [f"m{k}" for k in range(m)]
     table, _ = audit_table([f"id{i}" for i in range(n)], subsets or ["helpful"] * n, names,
                            margins, 1 / (1 + np.exp(-margins)), np.asarray(r_c, dtype=float),
-                           np.asarray(r_r, dtype=float), combine="mean")
+                           np.asarray(r_r, dtype=float), combination=Combination("mean"))
     return AuditView(table, kinds or {k: "seq-rm" for k in names})
 
 

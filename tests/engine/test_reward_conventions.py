@@ -287,13 +287,14 @@ def test_member_scores_as_the_model_card_does(kind: str, tmp_path: Path) -> None
 
 
 def test_bad_conventions_name_what_is_wrong(tmp_path: Path) -> None:
-    from preflab.engine.reward import RewardScorer
+    from preflab.engine.reward import RewardModelOptions, RewardScorer
 
     look = build("llama-pad", tmp_path)
     with pytest.raises(ValueError, match=r"cannot be imported .*module on the Python path"):
-        RewardScorer(str(look.folder), model_class="no_such_module:Model")
+        RewardScorer(str(look.folder), options=RewardModelOptions("no_such_module:Model"))
     with pytest.raises(ValueError, match="pad_token '<nope>' is not in the tokenizer"):
-        RewardScorer(str(look.folder), pad_token="<nope>")
-    scorer = RewardScorer(str(look.folder), reward_output="score", prefix_sharing=False)
+        RewardScorer(str(look.folder), options=RewardModelOptions(pad_token="<nope>"))
+    scorer = RewardScorer(str(look.folder), prefix_sharing=False,
+                          options=RewardModelOptions(reward_output="score"))
     with pytest.raises(ValueError, match="has no 'score' \\(reward_output\\)"):
         scorer.outputs([[1, 2, 3]])

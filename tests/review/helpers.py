@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from preflab.audit.noise_sources import source_counts, tag_sources
-from preflab.audit.table import audit_table
+from preflab.audit.table import Combination, audit_table
 from preflab.audit.view import AuditView
 from preflab.data.pair import PreferencePair
 from preflab.data.write import write_pairs
@@ -50,7 +50,8 @@ def write_audit(pairs: list[PreferencePair], folder: Path, seed: int = 0,
     r_chosen[:, 2] = r_rejected[:, 2] = np.nan  # a judge has no absolute rewards
     member_p = 1 / (1 + np.exp(-margins))
     table, combined = audit_table([p.id for p in pairs], [p.subset for p in pairs], MEMBERS,
-                                  margins, member_p, r_chosen, r_rejected, seed=seed)
+                                  margins, member_p, r_chosen, r_rejected,
+                                  combination=Combination(seed=seed))
     tags = tag_sources(AuditView(table, dict(KINDS)))
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from preflab.audit.noise_sources import SourceRules, source_counts, tag_sources
 from preflab.audit.report import FLAGGED_CSV, render_report, report_ids, write_flagged_csv
 from preflab.audit.stats import committee_verdict, member_diagnostics, summarize
 from preflab.audit.stream import CHUNK, PairSpill, RowFile, spill_pairs
-from preflab.audit.table import audit_table
+from preflab.audit.table import Combination, audit_table
 from preflab.audit.view import AuditView
 from preflab.committee.spec import Committee, load_committee
 from preflab.data.groups import repeat_counts
@@ -365,9 +365,9 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
     ids = spill.pair_ids()
     table, combined = audit_table(ids, spill.pair_subsets(), names,
                                   stack("margin"), stack("p_chosen"), stack("r_chosen"),
-                                  stack("r_rejected"), bins=spec.bins, combine=combine,
-                                  flipped=flipped if has_flips else None, seed=seed,
-                                  groups=groups)
+                                  stack("r_rejected"), bins=spec.bins,
+                                  flipped=flipped if has_flips else None,
+                                  combination=Combination(combine, seed, groups))
     for sig in signals:  # scored for cleaning rules, not counted as votes
         table[f"margin.{sig.name}"] = sig.margin
         table[f"r_chosen.{sig.name}"] = sig.r_chosen

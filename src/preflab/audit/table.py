@@ -17,6 +17,7 @@ Pure functions over arrays; no model is touched here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,19 +47,31 @@ def nullable_votes(votes: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.array(votes, dtype="Int8")  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class Combination:
+    """How the committee probability is formed (:mod:`preflab.audit.combine`): the
+    method (one of :data:`~preflab.audit.combine.METHODS`), the seed of its cross-fitting
+    and the pairs that must share a fold (`groups`: one label per pair; None: each pair
+    alone)."""
+
+    method: str = DEFAULT
+    seed: int = 0
+    groups: np.ndarray | None = None
+
+
 def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequence[str],
                 margins: np.ndarray, member_p: np.ndarray, r_chosen: np.ndarray,
                 r_rejected: np.ndarray, bins: tuple[float, float] = (0.25, 0.75),
-                combine: str = DEFAULT, flipped: Sequence[bool] | None = None,
-                seed: int = 0, groups: np.ndarray | None = None
+                flipped: Sequence[bool] | None = None,
+                combination: Combination | None = None
                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table from per-member arrays of shape [pairs, members], and how the
-    committee probability was formed (see :mod:`preflab.audit.combine`): besides the
-    method's own figures, ``weights`` (each member's share of the verdict, in the
-    direction it is counted: >= 0 for ``stacked``), ``orientation`` (+1 as declared,
-    -1 turned round) and ``voters`` (per voter: its members with their orientation,
-    and the sign-test z of its oriented votes). `groups`: pairs that must share a fold
-    when the combination is cross-fitted."""
+    committee probability was formed (`combination`; default :class:`Combination`'s):
+    besides the method's own figures, ``weights`` (each member's share of the verdict,
+    in the direction it is counted: >= 0 for ``stacked``), ``orientation`` (+1 as
+    declared, -1 turned round) and ``voters`` (per voter: its members with their
+    orientation, and the sign-test z of its oriented votes)."""
+    how = combination or Combination()
     names = list(names)
     own = np.where(np.isnan(margins), np.nan, (margins > 0).astype(float))  # a tie is no vote
     committee = committee_voters(margins)  # the votes, and the probability's orientation
@@ -84,8 +97,8 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     unscored = present == 0  # no member scored the pair: its own bin, no agreement
     table["agreement"] = np.where(unscored, np.nan, v / np.maximum(present, 1))
     table["bin"] = np.where(unscored, UNSCORED, agreement_bin(v, np.maximum(present, 1), *bins))
-    table["p_chosen"], info = committee_probability(margins, combine, seed=seed,
-                                                    member_p=member_p, groups=groups,
+    table["p_chosen"], info = committee_probability(margins, how.method, seed=how.seed,
+                                                    member_p=member_p, groups=how.groups,
                                                     voters=committee)
     table["spread"] = _row_spread(member_p)
     orient = committee.member_orientation

@@ -89,18 +89,18 @@ def _pointwise(spec: MemberSpec, scorer: Any, pairs: list[PreferencePair],
 
 
 def _reward_scorer(spec: MemberSpec) -> Any:
-    from preflab.engine.reward import RewardScorer
+    """A ``seq-rm``/``causal-rm`` member's scorer: its keys that are
+    :class:`~preflab.engine.reward.RewardModelOptions` fields (``class`` is
+    `model_class`), its runtime and length."""
+    from preflab.engine.reward import RewardModelOptions, RewardScorer
 
     o = spec.options
+    fields = set(RewardModelOptions.__dataclass_fields__) - {"model_class"}
+    options = RewardModelOptions(model_class=o.get("class"),
+                                 **{k: v for k, v in o.items() if k in fields})
     return RewardScorer(o["model"], name=spec.name, output_index=o.get("output_index", 0),
                         max_length=o.get("max_length", 2048), runtime=_runtime(o),
-                        head_seed=o.get("head_seed", 0),
-                        trust_remote_code=o.get("trust_remote_code", False),
-                        model_class=o.get("class"),
-                        reward_output=o.get("reward_output", "logits"),
-                        pad_token=o.get("pad_token"), tokenizer=o.get("tokenizer"),
-                        attn_implementation=o.get("attn_implementation"),
-                        device_map=o.get("device_map"))
+                        options=options)
 
 
 def device_max_tokens(free_bytes: int, layers: int, hidden: int, value_bytes: int,

@@ -144,17 +144,13 @@ def strip_pad(ids: list[int], pad_id: int | None) -> list[int]:
     return ids[:n]
 
 
-class RewardScorer(PrefixSharing):
-    """Scores (context, reply) units with a sequence-classification reward model.
+@dataclass(frozen=True)
+class RewardModelOptions:
+    """How a reward model loads and where its reward is read: its card's conventions
+    (the committee file's keys of a ``seq-rm``/``causal-rm`` member, ``class`` as
+    `model_class`) and, on GPUs, how it is placed.
 
     Args:
-        model: preset name, hub id or folder of an ``AutoModelForSequenceClassification``
-            (a causal LM folder gets a new scalar head, initialised from `head_seed`).
-        output_index: which output of a multi-output head is the reward.
-        max_length: the most tokens of an input, at most the model's context (its
-            position embeddings); a longer input is shortened by :data:`TRUNCATION`
-            (:func:`reward_input`), counted in ``self.truncated`` and its unit's key
-            kept in ``self.truncated_keys``.
         model_class: ``module:Name`` of the class to load (one a model card defines);
             default ``AutoModelForSequenceClassification``.
         reward_output: the output field that holds the reward (``logits``, ``score``...).
@@ -162,8 +158,36 @@ class RewardScorer(PrefixSharing):
             else the tokenizer's. A model with neither runs one sequence at a time where
             it runs whole, as its card's snippet does.
         tokenizer: a tokenizer other than the model's own.
+        trust_remote_code: load a model or tokenizer that needs its own code.
+        head_seed: the seed of a new scalar head (a causal LM folder gets one).
         attn_implementation, device_map: passed to ``from_pretrained`` (GPU runs:
             ``flash_attention_2``, ``auto`` for a model larger than one GPU).
+    """
+
+    model_class: str | None = None
+    reward_output: str = "logits"
+    pad_token: str | None = None
+    tokenizer: str | None = None
+    trust_remote_code: bool = False
+    head_seed: int = 0
+    attn_implementation: str | None = None
+    device_map: str | None = None
+
+
+class RewardScorer(PrefixSharing):
+    """Scores (context, reply) units with a sequence-classification reward model.
+
+    Args:
+        model: preset name, hub id or folder of an ``AutoModelForSequenceClassification``
+            (a causal LM folder gets a new scalar head, initialised from
+            ``options.head_seed``).
+        output_index: which output of a multi-output head is the reward.
+        max_length: the most tokens of an input, at most the model's context (its
+            position embeddings); a longer input is shortened by :data:`TRUNCATION`
+            (:func:`reward_input`), counted in ``self.truncated`` and its unit's key
+            kept in ``self.truncated_keys``.
+        options: how the model loads and where its reward is read
+            (:class:`RewardModelOptions`; default its defaults).
 
     Built-in transformers classes read through the ``logits`` share each prompt's
     forward pass between its replies; other classes and outputs run whole sequences
@@ -172,32 +196,31 @@ class RewardScorer(PrefixSharing):
 
     def __init__(self, model: str, name: str | None = None, output_index: int = 0,
                  max_length: int = 2048, runtime: Runtime | None = None,
-                 head_seed: int = 0, prefix_sharing: bool = True,
-                 trust_remote_code: bool = False, model_class: str | None = None,
-                 reward_output: str = "logits", pad_token: str | None = None,
-                 tokenizer: str | None = None, attn_implementation: str | None = None,
-                 device_map: str | None = None) -> None:
+                 prefix_sharing: bool = True, options: RewardModelOptions | None = None
+                 ) -> None:
         from transformers import AutoModelForSequenceClassification
 
         from preflab.models.bi_encoder import register
         from preflab.models.offline import load_pretrained, load_tokenizer, resolve
 
+        o = options or RewardModelOptions()
         register()  # preflab's bi-encoder reward models load without remote code
         self.runtime = runtime or Runtime()
         self.runtime.apply_threads()
         resolved = resolve(model)
-        self.tokenizer = load_tokenizer(tokenizer or model, trust_remote_code=trust_remote_code)
-        torch.manual_seed(head_seed)  # a new head (causal LM folder) is seeded
+        self.tokenizer = load_tokenizer(o.tokenizer or model,
+                                        trust_remote_code=o.trust_remote_code)
+        torch.manual_seed(o.head_seed)  # a new head (causal LM folder) is seeded
         extra: dict[str, Any] = {} if _has_head(resolved) else {"num_labels": output_index + 1}
-        if attn_implementation:
-            extra["attn_implementation"] = attn_implementation
-        if device_map:
-            extra["device_map"] = device_map
-        cls = load_class(model_class) if model_class else AutoModelForSequenceClassification
+        if o.attn_implementation:
+            extra["attn_implementation"] = o.attn_implementation
+        if o.device_map:
+            extra["device_map"] = o.device_map
+        cls = load_class(o.model_class) if o.model_class else AutoModelForSequenceClassification
         loaded = load_pretrained(cls, model, dtype=self.runtime.weight_dtype(),
-                                 trust_remote_code=trust_remote_code, **extra)
-        self.model = (loaded if device_map else loaded.to(self.runtime.torch_device())).eval()
-        self.pad_id = self._pad_id(pad_token)
+                                 trust_remote_code=o.trust_remote_code, **extra)
+        self.model = (loaded if o.device_map else loaded.to(self.runtime.torch_device())).eval()
+        self.pad_id = self._pad_id(o.pad_token)
         self.model.config.pad_token_id = self.pad_id
         self.fill_id = self.pad_id if self.pad_id is not None else (
             self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0)
@@ -210,18 +233,19 @@ class RewardScorer(PrefixSharing):
         builtin = type(self.model).__module__.startswith("transformers.")
         # Custom reward models (remote code, a card's class, another output) run whole.
         self.prefix_sharing = (prefix_sharing and not self.encoder and self.head is not None
-                               and builtin and reward_output == "logits")
+                               and builtin and o.reward_output == "logits")
         self.output_index = output_index
-        self.reward_output = reward_output
+        self.reward_output = o.reward_output
         self.max_length = within_context(max_length, self.model, self.tokenizer)
         self.name = name or f"rm:{model}"
         self.truncated = 0
         self.truncated_keys: set[str] = set()
         self.truncation = f"{TRUNCATION} ({self.max_length} tokens)"
-        conventions = [c for c in (model_class, None if reward_output == "logits" else
-                                   reward_output, pad_token, tokenizer) if c]
-        self.fingerprint = fingerprint("reward-v3", model_fingerprint(model, resolved), head_seed,
-                                       output_index, self.max_length, self.runtime.precision,
+        conventions = [c for c in (o.model_class, None if o.reward_output == "logits" else
+                                   o.reward_output, o.pad_token, o.tokenizer) if c]
+        self.fingerprint = fingerprint("reward-v3", model_fingerprint(model, resolved),
+                                       o.head_seed, output_index, self.max_length,
+                                       self.runtime.precision,
                                        *([conventions] if conventions else []))
 
     def _pad_id(self, pad_token: str | None) -> int | None:
