@@ -16,10 +16,11 @@ from typer import rich_utils
 from preflab.cli.from_config import field_default
 from tests.cli.test_shared_options import commands
 
-STAGES = ["audit", "clean", "label", "train-rm", "sft", "dpo", "rl", "rahf", "bon", "winrate",
-          "eval-rm", "eval-policy", "review init", "serve", "experiment clean-vs-original",
-          "experiment rahf", "experiment overoptimization"]
+STAGES = ["audit", "clean", "label", "train-rm", "sft", "dpo", "rl", "rahf", "hir", "bon",
+          "steer extract", "winrate", "eval-rm", "eval-policy", "review init", "serve",
+          "experiment clean-vs-original", "experiment rahf", "experiment overoptimization"]
 ALL = commands()
+WITH_SETTINGS = sorted(name for name, c in ALL.items() if hasattr(c.callback, "settings"))
 DEFAULT = re.compile(r"\[default: (.*)\]\s*$", re.S)
 
 
@@ -63,7 +64,11 @@ def expected(option: Any, default: Any) -> str | None:
     return str(default.value if hasattr(default, "value") else default)
 
 
-@pytest.mark.parametrize("name", STAGES)
+def test_every_stage_is_among_the_commands_with_settings() -> None:
+    assert set(STAGES) <= set(WITH_SETTINGS)
+
+
+@pytest.mark.parametrize("name", WITH_SETTINGS)
 def test_each_shown_default_is_the_dataclass_default(name: str) -> None:
     command = ALL[name]
     cls, options = settings_of(command)

@@ -96,12 +96,13 @@ class RewardModelEval(Evaluation):
                 f"{s['accuracy']:.3f}, ECE {s['ece']:.3f})")
 
 
-def evaluate_reward_model(model: str | Path, data: PairsInput,
+def evaluate_reward_model(model: str | Path | Any, data: PairsInput,
                           config: RewardEvalConfig | str | Path | None = None, *,
                           out: str | Path | None = None, overwrite: bool = False,
                           **overrides: Any) -> RewardModelEval:
     """Score every pair of `data` (a path, a ``datasets.Dataset``, a DataFrame or a
-    list of pairs) with the reward model `model` (a folder or a hub id): accuracy,
+    list of pairs) with the reward model `model` (a folder, a hub id or a
+    :class:`~preflab.api.train.Trained` reward model): accuracy,
     calibration, score distributions. With ``split_halves=True`` `model` is the base
     that two models train from, on halves of `data`, and they are compared on the
     pairs held out.
@@ -115,6 +116,7 @@ def evaluate_reward_model(model: str | Path, data: PairsInput,
     from preflab.experiment.split_halves import split_halves
 
     config = resolve_config(RewardEvalConfig, config, **overrides)
+    model = getattr(model, "model_dir", model)  # a pl.Trained
     folder, scratch = run_in(out, RewardModelEval.COMMAND, overwrite,
                              {"model": str(model), "data": describe(data)})
     with pairs_source(data) as source:
@@ -164,7 +166,7 @@ class PolicyEval(Evaluation):
         return f"PolicyEval({self.summary['model']!r}: {', '.join(parts)})"
 
 
-def evaluate_policy(model: str | Path, prompts: PairsInput | None = None,
+def evaluate_policy(model: str | Path | Any, prompts: PairsInput | None = None,
                     config: EvalPolicyConfig | str | Path | None = None, *,
                     heldout: PairsInput | None = None, out: str | Path | None = None,
                     overwrite: bool = False, **overrides: Any) -> PolicyEval:
@@ -179,6 +181,7 @@ def evaluate_policy(model: str | Path, prompts: PairsInput | None = None,
     from preflab.eval.policy import eval_policy
 
     config = resolve_config(EvalPolicyConfig, config, **overrides)
+    model = getattr(model, "model_dir", model)  # a pl.Trained
     folder, scratch = run_in(out, PolicyEval.COMMAND, overwrite, {"model": str(model)})
     with optional_source(prompts) as prompt_file, optional_source(heldout) as heldout_file:
         summary = eval_policy(str(model), prompt_file, out=folder, config=config,
@@ -222,7 +225,7 @@ class WinRate(Evaluation):
                 f"({s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}))")
 
 
-def win_rate(a: str | Path, b: str | Path, prompts: PairsInput,
+def win_rate(a: str | Path | Any, b: str | Path | Any, prompts: PairsInput,
              config: WinrateConfig | str | Path | None = None, *,
              out: str | Path | None = None, overwrite: bool = False,
              **overrides: Any) -> WinRate:
@@ -234,6 +237,7 @@ def win_rate(a: str | Path, b: str | Path, prompts: PairsInput,
     from preflab.eval.winrate import winrate
 
     config = resolve_config(WinrateConfig, config, **overrides)
+    a, b = getattr(a, "model_dir", a), getattr(b, "model_dir", b)  # pl.Trained policies
     folder, scratch = run_in(out, WinRate.COMMAND, overwrite, {"a": str(a), "b": str(b)})
     with pairs_source(prompts) as source:
         summary = winrate(str(a), str(b), source, out=folder, config=config)

@@ -89,10 +89,13 @@ class Trained:
         return load_tokenizer(self.model_dir)
 
     def __repr__(self) -> str:
-        s = self.summary
-        loss = s.get("train_loss", (s.get("stages") or [{}])[-1].get("train_loss"))
-        return (f"Trained({self.stage}: {self.model_dir}, {s.get('steps', '?')} steps"
-                + (f", final train loss {loss}" if loss is not None else "") + ")")
+        s = {**(self.summary.get("stages") or [{}])[-1], **self.summary}  # the last stage's
+        pairs = f"{s['n_pairs']} pairs, " if "n_pairs" in s else ""
+        loss = s.get("train_loss")
+        return (f"Trained({self.stage}: {pairs}{s.get('steps', '?')} steps"
+                + (f", final train loss {loss}" if loss is not None else "")
+                + (", in a temporary folder)" if self.scratch is not None
+                   else f", in {self.model_dir})"))
 
 
 @contextmanager
