@@ -11,8 +11,9 @@ truncated).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,52 +35,42 @@ class ScoreCache:
                          "NULL, value INTEGER NOT NULL, PRIMARY KEY (fp, key)) WITHOUT ROWID")
         self._db.commit()
 
+    def _select(self, table: str, fp: str, keys: Sequence[str]) -> Iterator[tuple[str, Any]]:
+        """(key, value) of each of `keys` recorded in `table` under `fp` (asked 500 at a
+        time: SQLite's limit on a statement's variables)."""
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            yield from self._db.execute(
+                f"SELECT key, value FROM {table} WHERE fp = ? AND key IN ({marks})",
+                [fp, *chunk])
+
+    def _put(self, table: str, fp: str, items: Iterable[tuple[str, Any]]) -> None:
+        """Record (key, value) items in `table` under `fp`, replacing what was there."""
+        self._db.executemany(f"INSERT OR REPLACE INTO {table} (fp, key, value) VALUES (?, ?, ?)",
+                             [(fp, key, value) for key, value in items])
+        self._db.commit()
+
     def get_truncated(self, fp: str, keys: Sequence[str]) -> dict[str, bool]:
         """Whether each of `keys` was truncated, for those recorded."""
-        found: dict[str, bool] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            found.update((k, bool(v)) for k, v in self._db.execute(
-                f"SELECT key, value FROM truncated WHERE fp = ? AND key IN ({marks})",
-                [fp, *chunk]))
-        return found
+        return {k: bool(v) for k, v in self._select("truncated", fp, keys)}
 
     def put_truncated(self, fp: str, items: Iterable[tuple[str, bool]]) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO truncated (fp, key, value) VALUES (?, ?, ?)",
-                             [(fp, key, int(cut)) for key, cut in items])
-        self._db.commit()
+        self._put("truncated", fp, ((key, int(cut)) for key, cut in items))
 
     def get_texts(self, fp: str, keys: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            found.update(self._db.execute(
-                f"SELECT key, value FROM texts WHERE fp = ? AND key IN ({marks})", [fp, *chunk]))
-        return found
+        return dict(self._select("texts", fp, keys))
 
     def put_texts(self, fp: str, items: Iterable[tuple[str, str]]) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO texts (fp, key, value) VALUES (?, ?, ?)",
-                             [(fp, key, text) for key, text in items])
-        self._db.commit()
+        self._put("texts", fp, items)
 
     def get_many(self, fp: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT key, value FROM scores WHERE fp = ? AND key IN ({marks})", [fp, *chunk])
-            for key, blob in rows:
-                found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
+        return {k: np.frombuffer(blob, dtype=np.float32)
+                for k, blob in self._select("scores", fp, keys)}
 
     def put_many(self, fp: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO scores (fp, key, value) VALUES (?, ?, ?)",
-            [(fp, key, np.asarray(v, dtype=np.float32).tobytes()) for key, v in items])
-        self._db.commit()
+        self._put("scores", fp, ((key, np.asarray(v, dtype=np.float32).tobytes())
+                                 for key, v in items))
 
     def count(self, fp: str | None = None) -> int:
         if fp is None:
