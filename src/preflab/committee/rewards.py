@@ -5,17 +5,42 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from preflab.data.messages import Messages
 from preflab.engine import Engine
 from preflab.engine.core import EngineOptions
-from preflab.engine.units import reply_unit
+from preflab.engine.units import Unit, reply_unit
 from preflab.models.runtime import Runtime
 
 
-class RewardFunction:
+class _ScorerReward:
+    """r(context, reply) from one scorer through the scoring engine: a subclass says how
+    a (context, reply) becomes the scorer's unit (`_unit`) and its values a reward
+    (`_reward`)."""
+
+    def __init__(self, scorer: Any, engine_options: EngineOptions | None,
+                 progress: bool) -> None:
+        self.scorer = scorer
+        self.engine = Engine(engine_options or EngineOptions(progress=progress))
+
+    def _unit(self, context: Messages, reply: str) -> Unit:
+        raise NotImplementedError
+
+    def _reward(self, values: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, contexts: Sequence[Messages], replies: Sequence[str],
+                 desc: str | None = None) -> np.ndarray:
+        units = [self._unit(c, r) for c, r in zip(contexts, replies, strict=True)]
+        if not units:
+            return np.zeros(0)
+        return self._reward(self.engine.run(self.scorer, units, desc=desc or self.scorer.name))
+
+
+class RewardFunction(_ScorerReward):
     """r(context, reply) from a sequence-classification reward model (a preset, a
     `preflab train-rm` folder or a hub id)."""
 
@@ -27,21 +52,19 @@ class RewardFunction:
 
         check_model(model)
         self.name = str(model)
-        self.scorer = RewardScorer(str(model), name=f"rm:{Path(str(model)).name}",
-                                   max_length=max_length or trained_max_length(model),
-                                   runtime=Runtime(device=device, threads=threads))
-        self.engine = Engine(engine_options or EngineOptions(progress=progress))
+        super().__init__(RewardScorer(str(model), name=f"rm:{Path(str(model)).name}",
+                                      max_length=max_length or trained_max_length(model),
+                                      runtime=Runtime(device=device, threads=threads)),
+                         engine_options, progress)
 
-    def __call__(self, contexts: Sequence[Messages], replies: Sequence[str],
-                 desc: str | None = None) -> np.ndarray:
-        units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
-        if not units:
-            return np.zeros(0)
-        values = self.engine.run(self.scorer, units, desc=desc or self.scorer.name)
+    def _unit(self, context: Messages, reply: str) -> Unit:
+        return reply_unit(context, reply)
+
+    def _reward(self, values: list[np.ndarray]) -> np.ndarray:
         return np.array([v[0] for v in values], dtype=np.float64)
 
 
-class DirectJudgeReward:
+class DirectJudgeReward(_ScorerReward):
     """Direct RLAIF: a judge rates each reply 1-10; the reward is sum_i i P(i) rescaled
     to [-1, 1] (Lee et al. 2023)."""
 
@@ -51,17 +74,18 @@ class DirectJudgeReward:
         from preflab.engine.direct import DirectScorer
 
         self.name = f"direct:{judge}"
-        self.scorer = DirectScorer(judge, task, runtime=Runtime(device=device, threads=threads))
-        self.engine = Engine(engine_options or EngineOptions(progress=progress))
+        super().__init__(DirectScorer(judge, task, runtime=Runtime(device=device,
+                                                                   threads=threads)),
+                         engine_options, progress)
 
-    def __call__(self, contexts: Sequence[Messages], replies: Sequence[str],
-                 desc: str | None = None) -> np.ndarray:
-        from preflab.engine.direct import direct_unit, expected_score, rescale
+    def _unit(self, context: Messages, reply: str) -> Unit:
+        from preflab.engine.direct import direct_unit
 
-        units = [direct_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
-        if not units:
-            return np.zeros(0)
-        values = self.engine.run(self.scorer, units, desc=desc or self.name)
+        return direct_unit(context, reply)
+
+    def _reward(self, values: list[np.ndarray]) -> np.ndarray:
+        from preflab.engine.direct import expected_score, rescale
+
         return rescale(expected_score(np.stack(values)))
 
 
