@@ -207,7 +207,7 @@ def executor_options(config: AuditConfig, spec: Committee) -> ExecutorOptions | 
         return start
     if config.executor is None and start is None:
         raise ValueError("ray_address, actors, actor_cpus and actor_gpus (--ray-address, "
-                         "--actors, --actor-cpus, --actor-gpus) need executor ray")
+                         "--actors, --actor-cpus, --actor-gpus) need --executor ray")
     return replace(start or ExecutorOptions(), **given)
 
 
