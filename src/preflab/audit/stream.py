@@ -11,11 +11,11 @@ memory map would count as resident memory once touched).
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -222,21 +222,12 @@ def spill_pairs(data: str | Path, path: Path, on_error: str = "fail",
 
     sink_cm = open(rejects, "w", encoding="utf-8") if rejects else nullcontext()  # noqa: SIM115
     with sink_cm as sink, pq.ParquetWriter(path, PAIR_SCHEMA) as writer:
-        for pos, record, raw in iter_records(data, None):
-            if limit is not None and len(spill.ids) + len(pending) >= limit:
-                break
-            spill.n_records += 1
-            out = parser.parse(pos, record, raw)
-            if isinstance(out, Reject):
-                if on_error == "fail":
-                    raise out.error()
-                spill.rejects.append(out)
-                if sink is not None:
-                    sink.write(json.dumps(asdict(out), ensure_ascii=False) + "\n")
-                continue
-            pending.append(out)
+        # islice stops at the limit without reading the next record
+        for pair in islice(parser.pairs(iter_records(data, None), on_error, sink), limit):
+            pending.append(pair)
             if len(pending) >= chunk:
                 flush(writer)
         if pending:
             flush(writer)
+    spill.n_records, spill.rejects = parser.n_records, parser.rejects
     return spill

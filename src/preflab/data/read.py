@@ -9,11 +9,11 @@ or as a reject with its reason: ``n_pairs + len(rejects) == n_records``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import pyarrow as pa
 
@@ -105,6 +105,25 @@ class _RecordParser:
         self.source, self.unit, self.auto, self.subset = source, unit, fmt == "auto", subset
         self.types = types or {}  # column types of a table source, named in type errors
         self.format: str | None = None if self.auto else fmt
+        self.n_records = 0  # records read by `pairs`
+        self.rejects: list[Reject] = []  # the records `pairs` skipped
+
+    def pairs(self, records: Iterable[tuple[int, dict[str, Any] | FieldError, str]],
+              on_error: OnError, sink: TextIO | None = None) -> Iterator[PreferencePair]:
+        """The pairs of source items `records`, counted in `n_records`. A record that is no
+        pair raises its :class:`PairError` (`on_error` ``fail``), or (``skip``) is kept in
+        `rejects` and written to `sink` as a JSON line."""
+        for pos, record, raw in records:
+            self.n_records += 1
+            out = self.parse(pos, record, raw)
+            if isinstance(out, PreferencePair):
+                yield out
+                continue
+            if on_error == "fail":
+                raise out.error()
+            self.rejects.append(out)
+            if sink is not None:
+                sink.write(json.dumps(asdict(out), ensure_ascii=False) + "\n")
 
     def parse(self, pos: int, record: dict[str, Any] | FieldError, raw: str
               ) -> PreferencePair | Reject:
@@ -166,22 +185,14 @@ def read_pairs(path: str | Path, format: str = "auto", on_error: OnError = "fail
     batches: list[pa.RecordBatch] = []
     rows: list[dict[str, Any]] = []
     with open(rejects_path, "w", encoding="utf-8") if rejects_path else nullcontext() as sink:
-        for pos, record, raw in iter_records(path, split):
-            result.n_records += 1
-            out = parser.parse(pos, record, raw)
-            if isinstance(out, Reject):
-                if on_error == "fail":
-                    raise out.error()
-                result.rejects.append(out)
-                if sink is not None:
-                    sink.write(json.dumps(asdict(out), ensure_ascii=False) + "\n")
-                continue
-            rows.append(out.to_row())
+        for pair in parser.pairs(iter_records(path, split), on_error, sink):
+            rows.append(pair.to_row())
             if len(rows) >= batch_size:
                 batches.append(pa.RecordBatch.from_pylist(rows, schema=PAIR_SCHEMA))
                 rows = []
     if rows:
         batches.append(pa.RecordBatch.from_pylist(rows, schema=PAIR_SCHEMA))
+    result.n_records, result.rejects = parser.n_records, parser.rejects
     if result.n_records == 0 and not allow_empty:
         raise SourceError(f"{source}: empty input, no records (--allow-empty accepts it)")
     result.pairs = pairs_dataset(pa.Table.from_batches(batches, schema=PAIR_SCHEMA))
