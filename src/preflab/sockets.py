@@ -1,11 +1,12 @@
-"""Sockets the project's servers listen on (the judge/reward server, the review app)."""
+"""Sockets the project's servers listen on (the judge/reward server, the review app), and
+how a server serves on one: in the main thread or a background one."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Callable
+from typing import Any, Self
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -24,16 +25,34 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_in_thread(run: Callable[[], None], started: Callable[[], bool], name: str,
-                    timeout: float, what: str) -> threading.Thread:
-    """Call `run` (a server's serve-forever loop) in a daemon thread and return once
-    `started()` is true; RuntimeError naming `what` when the thread dies first or
-    `timeout` seconds pass."""
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not started():
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start")
-        time.sleep(0.02)
-    return thread
+class SocketServer:
+    """A server on a bound socket: :meth:`serve_forever` in the main thread, or
+    :meth:`start` in a daemon thread. A subclass sets `sock` and `_server` (a
+    ``uvicorn.Server``), names its thread (`thread_name`) and itself in errors (`what`),
+    and shuts down its own way."""
+
+    thread_name = "preflab-server"
+    what = "the server"
+    start_timeout = 30.0  # seconds :meth:`start` waits by default
+    sock: socket.socket
+    _server: Any
+    _thread: threading.Thread | None = None
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT/SIGTERM (main thread) or the subclass's ``shutdown``."""
+        self._server.run(sockets=[self.sock])
+
+    def start(self, timeout: float | None = None) -> Self:
+        """Serve in a background thread; returns once it accepts connections
+        (RuntimeError when the thread dies first or `timeout` seconds pass; default
+        `start_timeout`)."""
+        thread = threading.Thread(target=self.serve_forever, name=self.thread_name,
+                                  daemon=True)
+        thread.start()
+        deadline = time.monotonic() + (self.start_timeout if timeout is None else timeout)
+        while not self._server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.what} did not start")
+            time.sleep(0.02)
+        self._thread = thread
+        return self

@@ -13,14 +13,13 @@ import ipaddress
 import logging
 import re
 import socket
-import threading
 from pathlib import Path
 from urllib.parse import unquote_plus
 
 import uvicorn
 
 from preflab.review.app import MAX_BODY, SESSION_DAYS, create_app
-from preflab.sockets import bind_socket, serve_in_thread
+from preflab.sockets import SocketServer, bind_socket
 
 LOOPBACK = ("localhost",)
 QUERY = re.compile(r"\?([^\s\"#]*)")
@@ -78,8 +77,10 @@ class _Uvicorn(uvicorn.Server):
             print(self.banner, flush=True)
 
 
-class ReviewServer:
+class ReviewServer(SocketServer):
     """The review app of project `db` on a bound socket."""
+
+    thread_name, what = "preflab-review", "the review server"
 
     def __init__(self, db: str | Path, sock: socket.socket, quiet: bool = True,
                  banner: bool = False, secure_cookie: bool = False,
@@ -97,17 +98,6 @@ class ReviewServer:
         for name in ("uvicorn.access", "uvicorn.error"):  # after the config set logging up
             logging.getLogger(name).addFilter(REDACT)
         self._server = _Uvicorn(config, f"serving review at {self.url}" if banner else None)
-        self._thread: threading.Thread | None = None
-
-    def serve_forever(self) -> None:
-        """Serve until SIGINT/SIGTERM (main thread) or :meth:`shutdown`."""
-        self._server.run(sockets=[self.sock])
-
-    def start(self, timeout: float = 30.0) -> ReviewServer:
-        """Serve in a background thread; returns once it accepts connections."""
-        self._thread = serve_in_thread(self.serve_forever, lambda: self._server.started,
-                                       "preflab-review", timeout, "the review server")
-        return self
 
     def shutdown(self, timeout: float = 10.0) -> None:
         self._server.should_exit = True

@@ -30,7 +30,7 @@ from preflab.serve.gate import Gate
 from preflab.serve.limits import Limits
 from preflab.serve.model import JudgeModel
 from preflab.serve.reward import RewardModel, is_reward_model
-from preflab.sockets import bind_socket, serve_in_thread
+from preflab.sockets import SocketServer, bind_socket
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -86,9 +86,11 @@ class _Uvicorn(uvicorn.Server):
                 loop.call_soon_threadsafe(self.gate.close, self.grace)
 
 
-class JudgeServer:
+class JudgeServer(SocketServer):
     """A model behind the API on a bound socket: :meth:`serve_forever` in the main
     thread (until SIGINT/SIGTERM), or :meth:`start` in a thread and :meth:`shutdown`."""
+
+    thread_name, start_timeout = "preflab-serve", 60.0
 
     def __init__(self, judge: JudgeModel | RewardModel, sock: socket.socket,
                  limits: Limits | None = None,
@@ -106,7 +108,6 @@ class JudgeServer:
             timeout_graceful_shutdown=int(self.limits.shutdown_grace) + 5)
         self._server = _Uvicorn(config, self.app.state.gate, self.limits.shutdown_grace,
                                 self._announce if banner else None)
-        self._thread: threading.Thread | None = None
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -120,16 +121,6 @@ class JudgeServer:
 
     def _announce(self) -> None:
         print(f"serving {self.judge.name} at {self.url}/v1", flush=True)
-
-    def serve_forever(self) -> None:
-        """Serve until SIGINT/SIGTERM (main thread) or :meth:`shutdown`; then return."""
-        self._server.run(sockets=[self.sock])
-
-    def start(self, timeout: float = 60.0) -> JudgeServer:
-        """Serve in a background thread; returns once it accepts connections."""
-        self._thread = serve_in_thread(self.serve_forever, lambda: self._server.started,
-                                       "preflab-serve", timeout, "the server")
-        return self
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Shut down as on SIGTERM and wait for the serving thread."""
