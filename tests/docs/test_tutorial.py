@@ -28,7 +28,7 @@ def outputs(tmp_path_factory, monkeypatch_module) -> list[str]:
     for code, _ in blocks():
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102
+            exec(compile(code, str(PAGE), "exec"), namespace)
         printed.append(buffer.getvalue())
     return printed
 

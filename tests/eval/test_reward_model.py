@@ -89,7 +89,8 @@ def test_bad_settings_fail_with_one_clear_line(tmp_path):
     write_pairs(short_pairs(4), data)
     result = runner.invoke(app, ["train-rm", str(data), "--base", "tiny-bert",
                                  "--subset-weight", "harmless", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "expected SUBSET=NUMBER" in result.output
+    assert result.exit_code == 2
+    assert "--subset-weight 'harmless': expected NAME=NUMBER" in result.output
     result = runner.invoke(app, ["train-rm", str(data), "--base", "tiny-bert", "--labels",
                                  "soft", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "every p_chosen is 1.0" in result.output

@@ -68,7 +68,7 @@ def test_auto_head_follows_the_base():
         head("tiny-bert", head="bi-encoder")
     with pytest.raises(ValueError, match="needs a BERT encoder"):
         head("tiny-llama", head="bi-encoder")
-    with pytest.raises(ValueError, match="auto, cls or bi-encoder"):
+    with pytest.raises(ValueError, match=r"head \(--head\) must be one of auto, cls, bi-encoder"):
         head("tiny-bert", head="mean")
 
 

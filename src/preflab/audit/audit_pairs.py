@@ -91,6 +91,7 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
         torch.set_num_threads(config.threads)
     started = time.perf_counter()
     spec = load_committee(committee)
+    options = executor_options(config, spec)  # a bad setting fails before any folder exists
     check_rejects_file(rejects, out, "audit", overwrite)
     longest = spec.max_tokens()
     with tempfile.TemporaryDirectory(prefix="preflab-audit-") as work:
@@ -105,7 +106,6 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
             "data": str(data), "committee": spec.name,
             "rejects": str(rejects) if rejects else None})
         write_config(config, out)
-        options = executor_options(config, spec)
         engine = Engine(engine_options or EngineOptions(max_tokens=config.max_tokens,
                                                         cache_path=config.cache),
                         make_executor(options))

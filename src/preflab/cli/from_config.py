@@ -85,6 +85,7 @@ class _Option:
             self.item = str
         meta = f.metadata
         flag = flag or meta.get("flag") or "--" + name.replace("_", "-")
+        self.flag = flag.split("/")[0]  # how errors name the option
         kwargs: dict[str, Any] = {"help": meta.get("help", "")}
         if meta.get("choices") and base is str:
             base = typing.Literal[tuple(meta["choices"])]  # typer shows and checks them
@@ -122,8 +123,8 @@ class _Option:
             try:
                 return [self.item(x) for x in items]
             except ValueError:
-                raise ValueError(f"{self.parameter.name.replace('_', '-')} {text!r}: expected "
-                                 f"comma-separated {self.item.__name__} values") from None
+                raise ValueError(f"{self.flag} {text!r}: expected comma-separated "
+                                 f"{_kind(self.item)} values") from None
         if self.origin is dict:
             out = {}
             for pair in given:
@@ -133,10 +134,16 @@ class _Option:
                 except ValueError:
                     sep = ""
                 if not sep or not key:
-                    raise ValueError(f"--{self.name.replace('_', '-')} {pair!r}: expected "
-                                     f"NAME={self.item.__name__.upper()}")
+                    raise ValueError(f"{self.flag} {pair!r}: expected "
+                                     f"NAME={_kind(self.item).upper()}")
             return out
         return given
+
+
+def _kind(item: type) -> str:
+    """A value's type as errors say it."""
+    return {"int": "integer", "float": "number", "str": "text"}.get(item.__name__,
+                                                                    item.__name__)
 
 
 def _options(cls: type, skip: set[str], nested: dict[str, dict[str, str]],
