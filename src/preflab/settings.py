@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import tomllib
+import types
 import typing
 from dataclasses import MISSING, Field, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -76,7 +78,11 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "<settings>",
     unknown = sorted(set(data) - set(known))
     if unknown:
         names = ", ".join(repr(prefix + k) for k in unknown)
-        raise ValueError(f"{source}: unknown settings: {names}; known: "
+        by_flag = {flag_of(f).lstrip("-").replace("-", "_"): f.name for f in known.values()}
+        hints = [f"{by_flag[k]} (the field --{k.replace('_', '-')} sets)" for k in unknown
+                 if by_flag.get(k, k) != k]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise ValueError(f"{source}: unknown settings: {names}{hint}; known: "
                          f"{', '.join(sorted(known))}")
     nested = _nested(cls)
     values: dict[str, Any] = {}
@@ -88,7 +94,7 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "<settings>",
             inner = getattr(base, name) if base is not None else _default(known[name])
             values[name] = from_dict(nested[name], value, source, f"{prefix}{name}.",
                                      None if inner is MISSING else inner)
-        elif value == NONE and _default(known[name]) not in (None, MISSING):
+        elif value == NONE and _default(known[name]) is not MISSING:  # "none": null
             values[name] = None
         else:
             values[name] = value
@@ -111,16 +117,27 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
     return cls(**overrides)
 
 
-def resolve_config(cls: type[T], config: T | str | Path | None = None, **overrides: Any) -> T:
+def resolve_config(cls: type[T], config: T | dict[str, Any] | str | Path | None = None,
+                   **overrides: Any) -> T:
     """A stage's settings as every Python entry point takes them: `config` is an
-    instance of `cls`, a settings file or None (the defaults); `overrides` are fields
-    set on top."""
+    instance of `cls`, a dict of its fields, a settings file or None (the defaults);
+    `overrides` are fields set on top. A name that is not a field is refused, listing
+    the known ones (and the field a command-line flag sets, for ``lr=`` and the like)."""
+    source = "keyword arguments"
     if isinstance(config, cls):
-        return replace(config, **overrides) if overrides else config  # type: ignore[type-var]
-    if config is not None and not isinstance(config, str | Path):
-        raise TypeError(f"config must be a {cls.__name__}, a settings file or None; got a "
-                        f"{type(config).__name__}")
-    return load_config(cls, config, **overrides)
+        return from_dict(cls, overrides, source, base=config) if overrides else config
+    if isinstance(config, dict):
+        return from_dict(cls, {**config, **overrides}, source)
+    if isinstance(config, str | Path):
+        if not Path(config).is_file():
+            raise FileNotFoundError(
+                f"config {str(config)!r}: no such settings file (a {cls.__name__} field is "
+                f"given as a keyword argument, e.g. {fields(cls)[0].name}=...)")  # type: ignore[arg-type]
+        return config_from_file(cls, config, **overrides)
+    if config is not None:
+        raise TypeError(f"config must be a {cls.__name__}, a dict of its settings, a settings "
+                        f"file or None; got a {type(config).__name__}")
+    return from_dict(cls, overrides, source)
 
 
 # ---- one setting: its default, help text and allowed range --------------------------
@@ -172,14 +189,41 @@ def flag_of(f: Field[Any]) -> str:
     return flag.split("/")[0] if flag else "--" + f.name.replace("_", "-")
 
 
+_KINDS: dict[type, dict[str, tuple[type, ...]]] = {}
+_ACCEPTS = {int: (numbers.Integral,), float: (numbers.Real,), str: (str, Path), bool: (bool,),
+            Path: (str, Path), list: (list, tuple), dict: (dict,)}
+
+
+def _kinds(cls: type) -> dict[str, tuple[type, ...]]:
+    """Per field, the Python types its value may have (None aside), where the
+    annotation says it plainly (int, float, str, bool, Path, list, dict)."""
+    if cls not in _KINDS:
+        kinds = {}
+        for name, hint in typing.get_type_hints(cls).items():
+            args = [a for a in typing.get_args(hint) if a is not type(None)] \
+                if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+            base = typing.get_origin(args[0]) or args[0] if len(args) == 1 else None
+            if base in _ACCEPTS:
+                kinds[name] = _ACCEPTS[base]
+        _KINDS[cls] = kinds
+    return _KINDS[cls]
+
+
 def check_settings(config: Any) -> None:
-    """A ValueError naming the setting (and its option) for a value outside the range
-    or the choices its field declares."""
+    """A ValueError naming the setting (and its option) for a value of the wrong type,
+    or outside the range or the choices its field declares."""
+    kinds = _kinds(type(config))
     for f in fields(config):
         value, meta = getattr(config, f.name), f.metadata
         if value is None or not meta:
             continue
         name = f"{f.name} ({flag_of(f)})"
+        accepts = kinds.get(f.name)
+        if accepts and (not isinstance(value, accepts)
+                        or (isinstance(value, bool) and bool not in accepts)):
+            kind = {numbers.Integral: "an integer", numbers.Real: "a number"}.get(
+                accepts[0], " or ".join(t.__name__ for t in accepts))
+            raise ValueError(f"{name} must be {kind}, got {value!r}")
         if meta.get("choices") and value not in meta["choices"]:
             raise ValueError(f"{name} must be one of {', '.join(meta['choices'])}; "
                              f"got {value!r}")

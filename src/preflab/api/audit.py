@@ -15,7 +15,7 @@ from preflab.audit.config import AuditConfig
 from preflab.audit.view import AuditView
 from preflab.data.outputs import read_files, save_files
 from preflab.data.source import PairsInput, describe, pairs_source
-from preflab.settings import load_config
+from preflab.settings import load_config, resolve_config
 
 TABLE, SUMMARY = "audit.parquet", "summary.json"
 
@@ -107,13 +107,12 @@ def audit(data: PairsInput, config: AuditConfig | str | Path | None = None, *,
     """
     from preflab.audit.audit_pairs import audit as run_audit
 
-    if not isinstance(config, AuditConfig):
-        config = load_config(AuditConfig, config)
+    config = resolve_config(AuditConfig, config, **overrides)
     with pairs_source(data) as source, tempfile.TemporaryDirectory(
             prefix="preflab-audit-out-") as scratch:
         folder = Path(out) if out is not None else Path(scratch) / "audit"
         run_audit(source, config, folder, rejects=rejects, overwrite=overwrite,
-                  notify=notify, **overrides)
+                  notify=notify)
         if not isinstance(data, str | Path):  # the summary names the object, not a temp file
             summary = json.loads((folder / SUMMARY).read_text())
             (folder / SUMMARY).write_text(json.dumps({**summary, "data": describe(data)},

@@ -3,7 +3,6 @@ disk only when the caller asks."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from preflab.clean.audited import FAILURES, AuditInput, read_failures
 from preflab.clean.cleaned import Cleaned
 from preflab.clean.config import CleanConfig
 from preflab.data.source import PairsInput, describe, pairs_source
-from preflab.settings import load_config
+from preflab.settings import resolve_config
 
 __all__ = ["CleanConfig", "Cleaned", "clean"]
 
@@ -54,8 +53,7 @@ def clean(data: PairsInput, audit: Audit | AuditView | str | Path,
     from preflab.audit.audit_pairs import check_rejects_file
     from preflab.clean.clean_pairs import clean_data
 
-    config = (replace(config, **overrides) if isinstance(config, CleanConfig)
-              else load_config(CleanConfig, config, **overrides))
+    config = resolve_config(CleanConfig, config, **overrides)
     if out is not None:
         check_rejects_file(rejects, out, "clean", overwrite)
     with pairs_source(data) as source:

@@ -11,7 +11,7 @@ from preflab.data.source import PairsInput, describe, pairs_source
 from preflab.label.config import LabelConfig
 from preflab.label.grid import LabelGrid
 from preflab.label.result import Labels
-from preflab.settings import load_config
+from preflab.settings import resolve_config
 
 __all__ = ["LabelConfig", "LabelGrid", "Labels", "label", "label_grid"]
 
@@ -34,8 +34,8 @@ def label(data: PairsInput, config: LabelConfig | str | Path | None = None, *,
     from preflab.label.label_pairs import label as run
 
     with pairs_source(data) as source:
-        return run(source, _config(config), out, rejects=rejects, overwrite=overwrite,
-                   notify=notify, name=describe(data), **overrides)
+        return run(source, resolve_config(LabelConfig, config, **overrides), out,
+                   rejects=rejects, overwrite=overwrite, notify=notify, name=describe(data))
 
 
 def label_grid(data: PairsInput, config: LabelConfig | str | Path | None = None, *,
@@ -46,15 +46,11 @@ def label_grid(data: PairsInput, config: LabelConfig | str | Path | None = None,
     with chain of thought) on the same pairs of `data`, as :func:`label` takes them:
     a :class:`~preflab.label.grid.LabelGrid` (``.table`` one row per prompt setting,
     ``.runs`` each run's :class:`Labels`, ``.save(folder)``)."""
-    from dataclasses import replace
 
     from preflab.label.grid import label_grid as run
 
     with pairs_source(data) as source:
-        return run(source, replace(_config(config), **overrides), out, overwrite=overwrite,
+        return run(source, resolve_config(LabelConfig, config, **overrides), out,
+                   overwrite=overwrite,
                    notify=notify, rejects=rejects, name=describe(data))
 
-
-def _config(config: LabelConfig | str | Path | None) -> LabelConfig:
-    """`config` itself, or read from a settings file, or the defaults."""
-    return config if isinstance(config, LabelConfig) else load_config(LabelConfig, config)

@@ -26,7 +26,7 @@ from preflab.clean.methods import parse_params, run_method
 from preflab.clean.metrics import detection_metrics
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs
-from preflab.settings import load_config
+from preflab.settings import resolve_config
 
 
 def output_target(source: str | Path, fmt: str | None, to: str | None) -> tuple[str, str]:
@@ -153,9 +153,7 @@ def clean(data: str | Path, audit: str | Path, config: CleanConfig | str | Path 
     (its summary records N); ``limit`` says the same explicitly (see
     :meth:`AuditInput.covered`).
     """
-    if not isinstance(config, CleanConfig):
-        config = load_config(CleanConfig, config)
-    config = replace(config, **overrides)
+    config = resolve_config(CleanConfig, config, **overrides)
     check_rejects_file(rejects, out, "clean", overwrite)
     result = clean_data(data, AuditInput.load(audit), config, rejects=rejects, notify=notify)
     result.save(out, overwrite)

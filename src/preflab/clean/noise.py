@@ -28,7 +28,7 @@ from preflab.clean.metrics import detection_metrics, says_wrong
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.write import write_pairs
-from preflab.settings import load_config, write_config
+from preflab.settings import resolve_config, write_config
 
 FLIPPING_SAC = ("sac", "sac-soft", "sac-keep")  # SAC variants that flip mis-labels
 
@@ -99,9 +99,7 @@ def bench_noise(data: str | Path, config: NoiseBenchConfig | str | Path | None =
     metrics, plus noise.csv, noise.png, noise.json and config.toml in `out`."""
     from preflab.audit.audit_pairs import audit
 
-    if not isinstance(config, NoiseBenchConfig):
-        config = load_config(NoiseBenchConfig, config)
-    config = dataclasses.replace(config, **overrides)
+    config = resolve_config(NoiseBenchConfig, config, **overrides)
     started = time.perf_counter()
     names = parse_methods(",".join(config.methods))
     pairs = list(iter_pairs(read_pairs(data).pairs))[:config.limit]

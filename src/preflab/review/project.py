@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from preflab.review.agreement import quorum
 from preflab.review.config import ReviewConfig, config_path
 from preflab.review.export import review_tables
 from preflab.review.select import choose_pairs
-from preflab.settings import config_toml, load_config
+from preflab.settings import config_toml, resolve_config
 
 Notify = Callable[[str], None]
 
@@ -134,9 +133,7 @@ def _bins(rows: Sequence[store.PairRow]) -> dict[str, int]:
 
 def _settings(config: ReviewConfig | str | Path | None, overrides: dict[str, Any]
               ) -> ReviewConfig:
-    if isinstance(config, ReviewConfig):
-        return replace(config, **overrides)
-    return load_config(ReviewConfig, config, **overrides)
+    return resolve_config(ReviewConfig, config, **overrides)
 
 
 def _open_project(db: str | Path) -> Any:
