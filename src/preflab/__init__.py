@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Audit": "preflab.api.audit",
+    "AuditView": "preflab.audit.view",
     "audit": "preflab.api.audit",
     "Cleaned": "preflab.api.clean",
     "clean": "preflab.api.clean",
@@ -66,6 +67,7 @@ _LAZY = {
     "RAHFConfig": "preflab.train.config",
     "RLConfig": "preflab.train.config",
     "RewardConfig": "preflab.train.config",
+    "SteeringVector": "preflab.models.steering",
     "SteerConfig": "preflab.train.config",
 }
 
@@ -75,14 +77,7 @@ _LAZY = {
 _STAGE_PACKAGES = {name for name, module in _LAZY.items() if module.startswith("preflab.api.")
                    and importlib.util.find_spec(f"preflab.{name}") is not None}
 
-__all__ = ["Audit", "AuditConfig", "BestOfN", "BestOfNConfig", "CleanConfig", "Cleaned",
-           "EvalPolicyConfig", "LabelConfig", "LabelGrid", "Labels", "PairError", "PolicyConfig",
-           "PolicyEval", "PreferencePair", "RAHFConfig", "RLConfig", "ReadResult", "ReviewConfig",
-           "ReviewProject", "RewardConfig", "RewardEvalConfig", "RewardModelEval", "SteerConfig",
-           "Trained", "WinRate", "WinrateConfig", "__version__", "audit", "best_of_n", "clean",
-           "demo", "demo_pairs", "dpo", "evaluate_policy", "evaluate_reward_model", "hir", "label",
-           "label_grid", "pair_id", "rahf", "read_pairs", "rl", "sft", "steering_vector",
-           "train_reward_model", "win_rate", "write_pairs"]
+__all__ = sorted([*_LAZY, "__version__"])
 
 
 def _function(name: str) -> Any:
@@ -95,6 +90,9 @@ class _StagePackage(types.ModuleType):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return _function(self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:  # pickles (joblib, partial) by name
+        return importlib.import_module, (self.__name__,)
 
     @property
     def __signature__(self) -> inspect.Signature:
@@ -118,6 +116,11 @@ class _Preflab(types.ModuleType):
         if name in _STAGE_PACKAGES and isinstance(value, types.ModuleType):
             value = _callable(value)
         super().__setattr__(name, value)
+
+
+def __dir__() -> list[str]:
+    """What tab completion offers: the public names, loaded or not."""
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

@@ -50,6 +50,7 @@ def test_the_page_has_the_steps_of_the_workflow() -> None:
 def test_every_block_runs_and_prints_what_the_page_shows(outputs) -> None:
     shown = [s for _, s in blocks()]
     assert outputs[0] == shown[0]  # the data: seeded, exact
+    assert outputs[3] == shown[3]  # the review: scripted, exact
     assert outputs[1].startswith("Audit(120 pairs, committee 'cpu-fast', low or no agreement")
     assert shown[1].splitlines()[0].split(", low")[0] == outputs[1].splitlines()[0].split(
         ", low")[0]

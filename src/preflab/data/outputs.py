@@ -18,7 +18,7 @@ from typing import Any
 
 from preflab.errors import OutputExistsError
 
-_HINT = "pass --overwrite to replace it"
+_HINT = "pass --overwrite (in Python: overwrite=True) to replace it"
 
 
 def marker_path(folder: str | Path, command: str) -> Path:
