@@ -36,7 +36,7 @@ def test_reward_model_in_memory_then_saved(tmp_path) -> None:
     assert rm.config == RewardConfig(base="tiny-bert", epochs=1, batch_size=4, threads=1)
     assert rm.summary["data"] == "<DataFrame of 8 rows>" and rm.summary["stages"][-1]["steps"] == 2
     assert (rm.model_dir / "config.toml").is_file()
-    assert rm.load().config.num_labels == 1 and rm.load_tokenizer().pad_token
+    assert rm.load_model().config.num_labels == 1 and rm.load_tokenizer().pad_token
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     with pytest.raises(OutputExistsError, match="did not write"):
@@ -55,7 +55,7 @@ def test_sft_config_toml_reruns_it_from_the_cli(tmp_path) -> None:
     config = PolicyConfig(policy="tiny-llama", max_length=128, batch_size=3, threads=1)
     first = sft(tmp_path / "p.jsonl", config, out=tmp_path / "a", lora=True, side="rejected")
     assert first.model_dir == tmp_path / "a" and first.summary["side"] == "rejected"
-    assert first.summary["steps"] == 2 and first.load().config.model_type == "llama"
+    assert first.summary["steps"] == 2 and first.load_model().config.model_type == "llama"
     run("sft", tmp_path / "p.jsonl", "--config", tmp_path / "a" / "config.toml",
         "--out", tmp_path / "b")
     assert (tmp_path / "b" / "config.toml").read_text() == \

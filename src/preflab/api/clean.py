@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from preflab.api.audit import Audit
+from preflab.api.notify import Notify, notifier
 from preflab.audit.view import AuditView
 from preflab.clean.audited import FAILURES, AuditInput, read_failures
 from preflab.clean.cleaned import Cleaned
@@ -24,7 +25,7 @@ def audit_input(audit: Audit | AuditView | str | Path) -> AuditInput:
     if isinstance(audit, str | Path):
         return AuditInput.load(audit)
     if isinstance(audit, Audit):
-        listed = audit.files.get(FAILURES)
+        listed = audit.read(FAILURES)
         failures = (read_failures(listed.decode("utf-8"), FAILURES) if listed is not None
                     else None)
         return AuditInput(audit.view(), audit.summary, failures, "(in memory)")
@@ -36,7 +37,7 @@ def audit_input(audit: Audit | AuditView | str | Path) -> AuditInput:
 
 def clean(data: PairsInput, audit: Audit | AuditView | str | Path,
           config: CleanConfig | str | Path | None = None, *, out: str | Path | None = None,
-          overwrite: bool = False, rejects: str | Path | None = None, notify: Any = None,
+          overwrite: bool = False, rejects: str | Path | None = None, notify: Notify | None = None,
           **overrides: Any) -> Cleaned:
     """Keep, flip, remove or soft-relabel each pair of `data` (a path, a
     ``datasets.Dataset``, a DataFrame or a list of pairs) by its `audit` (a
@@ -47,8 +48,8 @@ def clean(data: PairsInput, audit: Audit | AuditView | str | Path,
     earlier run); `overrides` are its fields (``method="vote-maj"``,
     ``params={"action": "flip"}``, ``review="review-export"``). With `out` the result
     is also written there as ``preflab clean`` writes it (a new or empty folder, or one
-    clean wrote before; any other only with `overwrite`). `notify` gets each warning
-    as a line of text.
+    clean wrote before; any other only with `overwrite`). Each warning goes to `notify`
+    as a line of text, else to :func:`warnings.warn`.
     """
     from preflab.audit.audit_pairs import check_rejects_file
     from preflab.clean.clean_pairs import clean_data
@@ -58,7 +59,7 @@ def clean(data: PairsInput, audit: Audit | AuditView | str | Path,
         check_rejects_file(rejects, out, "clean", overwrite)
     with pairs_source(data) as source:
         result = clean_data(source, audit_input(audit), config, rejects=rejects,
-                            notify=notify)
+                            notify=notifier(notify))
     if not isinstance(data, str | Path):  # the summary names the object, not a temp file
         result.summary["data"] = result.inputs["data"] = describe(data)
     if out is not None:

@@ -12,32 +12,30 @@ with the command line's no-overwrite rule.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import pandas as pd
 
-from preflab.data.outputs import prepare_output_dir
+from preflab.api.folders import FolderResult, output_folder, read_json, read_jsonl
+from preflab.api.train import Trained
+from preflab.data.outputs import marker_path
 from preflab.data.source import PairsInput, describe, pairs_source
 from preflab.eval.config import EvalPolicyConfig, RewardEvalConfig, WinrateConfig
-from preflab.settings import resolve_config, write_config
+from preflab.settings import CONFIG_FILE, load_config, resolve_config, write_config
 
 
 @dataclass
-class Evaluation:
-    """What every evaluation result holds: `summary`, `config`, `table` (None where
-    the stage has no table) and `folder`, where its files are."""
+class Evaluation(FolderResult):
+    """What every evaluation result holds: `folder`, where its files are, `summary`,
+    `config` and `table` (None where the stage has no table)."""
 
-    COMMAND = ""
+    CONFIG: ClassVar[type] = object
 
     summary: dict[str, Any]
     config: Any
     table: pd.DataFrame | None
-    folder: Path
-    scratch: Any = field(default=None, repr=False, compare=False)  # keeps a temp folder
 
     def file(self, name: str) -> Path:
         """One of the files the stage wrote (``report.html``, ``generations.jsonl``)."""
@@ -46,31 +44,20 @@ class Evaluation:
             raise FileNotFoundError(f"{self.COMMAND} wrote no {name} (in {self.folder})")
         return path
 
-    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
-        """Write every file of the evaluation as ``preflab COMMAND --out folder`` does;
-        `folder` must be new, empty or one this command wrote, unless `overwrite`."""
+    @classmethod
+    def load(cls, folder: str | Path) -> Self:
+        """The evaluation written in `folder` by ``preflab COMMAND`` or :meth:`save`."""
         folder = Path(folder)
-        if folder.resolve() == self.folder.resolve():
-            return folder
-        prepare_output_dir(folder, self.COMMAND, overwrite)
-        shutil.copytree(self.folder, folder, dirs_exist_ok=True)
-        return folder
+        if not marker_path(folder, cls.COMMAND).is_file():
+            raise FileNotFoundError(f"{folder}: no {marker_path(folder, cls.COMMAND).name}; "
+                                    f"not a folder preflab {cls.COMMAND} wrote")
+        return cls(folder, read_json(folder / "summary.json"),
+                   load_config(cls.CONFIG, folder / CONFIG_FILE), cls.read_table(folder))
 
-
-def run_in(out: str | Path | None, command: str, overwrite: bool,
-           info: dict[str, Any]) -> tuple[Path, Any]:
-    """The folder a stage writes into: `out`, checked before any work (as
-    :meth:`Evaluation.save`), or a temporary one (returned too, to be kept)."""
-    if out is not None:
-        return prepare_output_dir(out, command, overwrite, info), None
-    scratch = tempfile.TemporaryDirectory(prefix=f"preflab-{command}-")
-    return Path(scratch.name), scratch
-
-
-def read_jsonl(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    return pd.DataFrame([json.loads(x) for x in path.read_text("utf-8").splitlines() if x])
+    @staticmethod
+    def read_table(folder: Path) -> pd.DataFrame | None:
+        """The stage's table, as written in `folder`."""
+        raise NotImplementedError
 
 
 @dataclass(repr=False)
@@ -80,7 +67,11 @@ class RewardModelEval(Evaluation):
     subset, r_chosen, r_rejected, margin; with split halves each model's, suffixed
     ``_a`` and ``_b``) and ``report.html`` in `folder`."""
 
-    COMMAND = "eval-rm"
+    COMMAND, CONFIG = "eval-rm", RewardEvalConfig
+
+    @staticmethod
+    def read_table(folder: Path) -> pd.DataFrame:
+        return pd.read_parquet(folder / "scores.parquet")
 
     @property
     def report_html(self) -> str:
@@ -116,18 +107,24 @@ def evaluate_reward_model(model: str | Path | Any, data: PairsInput,
     from preflab.experiment.split_halves import split_halves
 
     config = resolve_config(RewardEvalConfig, config, **overrides)
-    model = getattr(model, "model_dir", model)  # a pl.Trained
-    folder, scratch = run_in(out, RewardModelEval.COMMAND, overwrite,
-                             {"model": str(model), "data": describe(data)})
-    with pairs_source(data) as source:
+    model = model_folder(model)
+    with output_folder(RewardModelEval.COMMAND, out, overwrite,
+                       {"model": str(model), "data": describe(data)}) as (folder, scratch), \
+            pairs_source(data) as source:
         if config.split_halves:
             summary = split_halves(source, folder, config.trainer(), config.test_fraction,
                                    config.seed, config.bins)
         else:
             summary = eval_rm(model, source, folder, config)
-    write_config(config, folder)
-    return RewardModelEval(named(summary, folder, data=data), config,
-                           pd.read_parquet(folder / "scores.parquet"), folder, scratch)
+        write_config(config, folder)
+    return RewardModelEval(folder, named(summary, folder, data=data), config,
+                           RewardModelEval.read_table(folder), scratch=scratch)
+
+
+def model_folder(model: str | Path | Any) -> str | Path:
+    """What an evaluation reads a model from: a folder or hub id, or a
+    :class:`~preflab.api.train.Trained` model's folder."""
+    return model.folder if isinstance(model, Trained) else model
 
 
 def named(summary: dict[str, Any], folder: Path, **given: Any) -> dict[str, Any]:
@@ -149,7 +146,17 @@ class PolicyEval(Evaluation):
     reply: prompt_id, temperature, reply, reward and/or p_harmless; None when only
     the perplexity was measured), the generations files in `folder`."""
 
-    COMMAND = "eval-policy"
+    COMMAND, CONFIG = "eval-policy", EvalPolicyConfig
+
+    @staticmethod
+    def read_table(folder: Path) -> pd.DataFrame | None:
+        """One row per (prompt, temperature): the reply with its reward and/or
+        P(harmless)."""
+        rewards, harmless = (read_jsonl(folder / name) if (folder / name).exists() else None
+                             for name in ("generations.jsonl", "harmless.jsonl"))
+        if rewards is None or harmless is None:
+            return rewards if rewards is not None else harmless
+        return rewards.merge(harmless.drop(columns="reply"), on=["prompt_id", "temperature"])
 
     def generations(self, temperature: float) -> pd.DataFrame:
         """The replies at `temperature` (prompt_id, prompt, reply), as ``winrate`` reads
@@ -181,13 +188,14 @@ def evaluate_policy(model: str | Path | Any, prompts: PairsInput | None = None,
     from preflab.eval.policy import eval_policy
 
     config = resolve_config(EvalPolicyConfig, config, **overrides)
-    model = getattr(model, "model_dir", model)  # a pl.Trained
-    folder, scratch = run_in(out, PolicyEval.COMMAND, overwrite, {"model": str(model)})
-    with optional_source(prompts) as prompt_file, optional_source(heldout) as heldout_file:
+    model = model_folder(model)
+    with output_folder(PolicyEval.COMMAND, out, overwrite, {"model": str(model)}) as (
+            folder, scratch), \
+            optional_source(prompts) as prompt_file, optional_source(heldout) as heldout_file:
         summary = eval_policy(str(model), prompt_file, out=folder, config=config,
                               heldout=heldout_file)
-    return PolicyEval(named(summary, folder, prompts=prompts, heldout=heldout), config,
-                      reply_table(folder), folder, scratch)
+    return PolicyEval(folder, named(summary, folder, prompts=prompts, heldout=heldout), config,
+                      PolicyEval.read_table(folder), scratch=scratch)
 
 
 def optional_source(data: PairsInput | None) -> Any:
@@ -197,22 +205,17 @@ def optional_source(data: PairsInput | None) -> Any:
     return nullcontext(None) if data is None else pairs_source(data)
 
 
-def reply_table(folder: Path) -> pd.DataFrame | None:
-    """One row per (prompt, temperature): the reply with its reward and/or P(harmless)."""
-    rewards, harmless = (read_jsonl(folder / name) for name in ("generations.jsonl",
-                                                                 "harmless.jsonl"))
-    if rewards is None or harmless is None:
-        return rewards if rewards is not None else harmless
-    return rewards.merge(harmless.drop(columns="reply"), on=["prompt_id", "temperature"])
-
-
 @dataclass(repr=False)
 class WinRate(Evaluation):
     """Policy A against policy B: `summary` (wins, ties, losses, ``win_rate`` with its
     interval, ``lc_win_rate``), `table` (per prompt: both replies and the judge's
     P(A better) in each order), both policies' generations in `folder`."""
 
-    COMMAND = "winrate"
+    COMMAND, CONFIG = "winrate", WinrateConfig
+
+    @staticmethod
+    def read_table(folder: Path) -> pd.DataFrame:
+        return pd.read_parquet(folder / "judgements.parquet")
 
     @property
     def win_rate(self) -> float:
@@ -237,9 +240,9 @@ def win_rate(a: str | Path | Any, b: str | Path | Any, prompts: PairsInput,
     from preflab.eval.winrate import winrate
 
     config = resolve_config(WinrateConfig, config, **overrides)
-    a, b = getattr(a, "model_dir", a), getattr(b, "model_dir", b)  # pl.Trained policies
-    folder, scratch = run_in(out, WinRate.COMMAND, overwrite, {"a": str(a), "b": str(b)})
-    with pairs_source(prompts) as source:
+    a, b = model_folder(a), model_folder(b)
+    with output_folder(WinRate.COMMAND, out, overwrite, {"a": str(a), "b": str(b)}) as (
+            folder, scratch), pairs_source(prompts) as source:
         summary = winrate(str(a), str(b), source, out=folder, config=config)
-    return WinRate(named(summary, folder, prompts=prompts), config,
-                   pd.read_parquet(folder / "judgements.parquet"), folder, scratch)
+    return WinRate(folder, named(summary, folder, prompts=prompts), config,
+                   WinRate.read_table(folder), scratch=scratch)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from preflab.api.notify import Notify, notifier
 from preflab.data.source import PairsInput, describe, pairs_source
 from preflab.label.config import LabelConfig
 from preflab.label.grid import LabelGrid
@@ -18,7 +19,7 @@ __all__ = ["LabelConfig", "LabelGrid", "Labels", "label", "label_grid"]
 
 def label(data: PairsInput, config: LabelConfig | str | Path | None = None, *,
           out: str | Path | None = None, overwrite: bool = False,
-          rejects: str | Path | None = None, notify: Any = None,
+          rejects: str | Path | None = None, notify: Notify | None = None,
           **overrides: Any) -> Labels:
     """Label every pair of `data` (a path, a ``datasets.Dataset``, a DataFrame or a list
     of pairs) with an LLM judge, each pair in both orders, and return the
@@ -29,18 +30,20 @@ def label(data: PairsInput, config: LabelConfig | str | Path | None = None, *,
     earlier run); `overrides` are its fields (``judge="tiny-llama"``, ``sample=300``,
     ``task="harmless"``). With `out` the labels are written there (the folder is
     checked before the judge loads; `overwrite` as :meth:`Labels.save`), else nothing
-    is written. `notify` gets each warning as a line of text.
+    is written. Each warning (records rejected, texts truncated) goes to `notify` as a
+    line of text, else to :func:`warnings.warn`.
     """
     from preflab.label.label_pairs import label as run
 
     with pairs_source(data) as source:
         return run(source, resolve_config(LabelConfig, config, **overrides), out,
-                   rejects=rejects, overwrite=overwrite, notify=notify, name=describe(data))
+                   rejects=rejects, overwrite=overwrite, notify=notifier(notify),
+                   name=describe(data))
 
 
 def label_grid(data: PairsInput, config: LabelConfig | str | Path | None = None, *,
                out: str | Path | None = None, overwrite: bool = False,
-               rejects: str | Path | None = None, notify: Any = None,
+               rejects: str | Path | None = None, notify: Notify | None = None,
                **overrides: Any) -> LabelGrid:
     """The paper's grid of labeling prompts (Base / Detailed x 0 / 1 / 2-shot x without /
     with chain of thought) on the same pairs of `data`, as :func:`label` takes them:
@@ -52,5 +55,5 @@ def label_grid(data: PairsInput, config: LabelConfig | str | Path | None = None,
     with pairs_source(data) as source:
         return run(source, resolve_config(LabelConfig, config, **overrides), out,
                    overwrite=overwrite,
-                   notify=notify, rejects=rejects, name=describe(data))
+                   notify=notifier(notify), rejects=rejects, name=describe(data))
 

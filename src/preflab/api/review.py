@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from preflab.api.audit import Audit
+from preflab.api.notify import Notify, notifier
 from preflab.data.source import PairsInput, pairs_source
 from preflab.review import store
 from preflab.review.config import ReviewConfig
@@ -30,16 +31,20 @@ class ReviewProject:
 
     @classmethod
     def create(cls, data: PairsInput, audit: Audit | str | Path, db: str | Path,
-               config: ReviewConfig | str | Path | None = None, *, notify: Any = None,
+               config: ReviewConfig | str | Path | None = None, *,
+               notify: Notify | None = None,
                **overrides: Any) -> ReviewProject:
         """Choose pairs of `data` from its `audit` (an :class:`Audit` or an audit folder)
         and create the project `db` (refused if it exists); `config` and `overrides`
-        as ``preflab review init`` (``sample=20, reviewers=["ann", "bob", "cy"]``)."""
+        as ``preflab review init`` (``sample=20, reviewers=["ann", "bob", "cy"]``). Each
+        warning goes to `notify` as a line of text, else to :func:`warnings.warn`."""
         from preflab.review.project import init_review
 
         with pairs_source(data) as source, tempfile.TemporaryDirectory() as scratch:
-            folder = audit.save(Path(scratch) / "audit") if isinstance(audit, Audit) else audit
-            made = init_review(source, folder, db, config, notify=notify, **overrides)
+            folder = audit if not isinstance(audit, Audit) else (
+                audit.folder or audit.save(Path(scratch) / "audit"))  # an audit in memory
+            made = init_review(source, folder, db, config, notify=notifier(notify),
+                               **overrides)
         return cls(Path(db), made["tokens"])
 
     @classmethod

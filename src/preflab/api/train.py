@@ -13,23 +13,15 @@ the result keeps (:meth:`Trained.save` copies it).
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from preflab.data.outputs import (
-    check_output_file,
-    marker_path,
-    prepare_output_dir,
-    read_files,
-    save_files,
-)
+from preflab.api.folders import FolderResult, output_folder, read_json, read_jsonl
+from preflab.data.outputs import check_output_file, marker_path, read_files, save_files
 from preflab.data.pair import PreferencePair
 from preflab.data.source import PairsInput, describe, pairs_source
 from preflab.settings import CONFIG_FILE, config_toml, load_config, resolve_config
@@ -45,34 +37,60 @@ from preflab.train.config import (
 SUMMARY = "preflab-train.json"
 
 
-@dataclass
-class Trained:
-    """A trained model: its folder `model_dir` (a standard transformers folder, with
-    ``config.toml`` and ``preflab-train.json``), the run's `summary` (loss curve,
-    steps, truncation), the `config` it ran with and the `stage` that trained it.
-    Without an `out` the folder is temporary: it lives as long as this object."""
+# the stage that trained a model folder (its marker .preflab-STAGE.json) -> its settings
+STAGES: dict[str, type] = {"train-rm": RewardConfig, "sft": PolicyConfig, "dpo": PolicyConfig,
+                           "hir": PolicyConfig, "rahf": RAHFConfig, "rl": RLConfig}
 
-    model_dir: Path
+
+@dataclass
+class Trained(FolderResult):
+    """A trained model: its `folder` (a standard transformers folder, with
+    ``config.toml`` and ``preflab-train.json``; also `model_dir`), the run's
+    `summary` (loss curve, steps, truncation), the `config` it ran with and the
+    `stage` that trained it. Without an `out` the folder is temporary: it lives as
+    long as this object. :meth:`load_model` gives the transformers model."""
+
     summary: dict[str, Any]
     config: Any
     stage: str
-    scratch: Any = field(default=None, repr=False, compare=False)  # keeps a temp folder
+
+    @property
+    def command(self) -> str:
+        return self.stage
+
+    @property
+    def model_dir(self) -> Path:
+        """The model folder (`folder`): what ``from_pretrained`` and ``--policy`` take."""
+        return self.folder
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Copy the model folder to `folder` (new, empty or the same stage's earlier
         output, unless `overwrite`)."""
-        folder = Path(folder)
-        if folder.resolve() == self.model_dir.resolve():
-            return folder
-        prepare_output_dir(folder, self.stage, overwrite)
-        shutil.copytree(self.model_dir, folder, dirs_exist_ok=True)
+        if Path(folder).resolve() == self.folder.resolve():
+            return Path(folder)
+        folder = super().save(folder, overwrite)
         if (folder / SUMMARY).exists():  # the summary names the folder it is in
-            summary = json.loads((folder / SUMMARY).read_text())
+            summary = read_json(folder / SUMMARY)
             (folder / SUMMARY).write_text(json.dumps({**summary, "model": str(folder)},
                                                      indent=1, default=str))
         return folder
 
-    def load(self) -> Any:
+    @classmethod
+    def load(cls, folder: str | Path) -> Trained:
+        """A model a training stage wrote (``preflab train-rm``, ``sft``, ``dpo``,
+        ``hir``, ``rahf``, ``rl`` or :meth:`save`): its stage from the folder's marker,
+        its settings from ``config.toml``, its summary from ``preflab-train.json``."""
+        folder = Path(folder)
+        if not (folder / SUMMARY).is_file():
+            raise FileNotFoundError(f"{folder}: no {SUMMARY}; not a model a preflab "
+                                    "training stage wrote")
+        summary = read_json(folder / SUMMARY)
+        stage = stage_of(folder, summary)
+        settings = folder / CONFIG_FILE
+        config = load_config(STAGES[stage], settings if settings.is_file() else folder / SUMMARY)
+        return cls(folder, summary, config, stage)
+
+    def load_model(self) -> Any:
         """The model: ``AutoModelForSequenceClassification`` for a reward model, else
         ``AutoModelForCausalLM``."""
         from preflab.models.offline import load_causal_lm, load_pretrained
@@ -80,13 +98,14 @@ class Trained:
         if self.stage == "train-rm":
             from transformers import AutoModelForSequenceClassification
 
-            return load_pretrained(AutoModelForSequenceClassification, self.model_dir)
-        return load_causal_lm(self.model_dir)
+            return load_pretrained(AutoModelForSequenceClassification, self.folder)
+        return load_causal_lm(self.folder)
 
     def load_tokenizer(self) -> Any:
+        """The model's tokenizer."""
         from preflab.models.offline import load_tokenizer
 
-        return load_tokenizer(self.model_dir)
+        return load_tokenizer(self.folder)
 
     def __repr__(self) -> str:
         s = {**(self.summary.get("stages") or [{}])[-1], **self.summary}  # the last stage's
@@ -95,31 +114,22 @@ class Trained:
         return (f"Trained({self.stage}: {pairs}{s.get('steps', '?')} steps"
                 + (f", final train loss {loss}" if loss is not None else "")
                 + (", in a temporary folder)" if self.scratch is not None
-                   else f", in {self.model_dir})"))
+                   else f", in {self.folder})"))
 
 
-@contextmanager
-def output_folder(stage: str, out: str | Path | None, overwrite: bool
-                  ) -> Iterator[tuple[Path, tempfile.TemporaryDirectory[str] | None]]:
-    """Where a stage writes: `out` checked and marked as the stage's, or a temporary
-    folder (yielded too: it is removed when dropped). A run that fails leaves no
-    temporary folder, nor an `out` it created and wrote nothing into."""
-    scratch = None
-    created = out is not None and not Path(out).exists()
-    if out is None:
-        scratch = tempfile.TemporaryDirectory(prefix=f"preflab-{stage}-")
-        folder = Path(scratch.name)
-    else:
-        folder = prepare_output_dir(out, stage, overwrite)
-    try:
-        yield folder, scratch
-    except BaseException:
-        if scratch is not None:
-            scratch.cleanup()
-        elif created and [p.name for p in folder.iterdir()] == [
-                marker_path(folder, stage).name]:
-            shutil.rmtree(folder)
-        raise
+def stage_of(folder: Path, summary: dict[str, Any]) -> str:
+    """The stage that trained the model in `folder`: its marker, else what its
+    summary says (a reward model's lists its ``stages``; HIR's says ``scit``)."""
+    for stage in STAGES:
+        if marker_path(folder, stage).is_file():
+            return stage
+    stage = {"scit": "hir"}.get(summary.get("stage"), summary.get("stage"))
+    if stage in STAGES:
+        return stage
+    if "stages" in summary:
+        return "train-rm"
+    raise ValueError(f"{folder}: no stage named in {SUMMARY} and no .preflab-STAGE.json "
+                     f"marker of {', '.join(STAGES)}")
 
 
 def _threads(config: Any) -> None:
@@ -151,7 +161,8 @@ def _train(stage: str, cls: type, run: Callable[[str, Path, Any], dict[str, Any]
     with output_folder(stage, out, overwrite) as (folder, scratch), \
             pairs_source(data) as source:
         summary = run(source, folder, config)
-    return Trained(folder, _named(summary, data, folder, key), config, stage, scratch)
+    return Trained(folder, _named(summary, data, folder, key), config, stage,
+                   scratch=scratch)
 
 
 def train_reward_model(data: PairsInput, config: RewardConfig | str | Path | None = None, *,
@@ -159,7 +170,8 @@ def train_reward_model(data: PairsInput, config: RewardConfig | str | Path | Non
                        resume: bool = True, **overrides: Any) -> Trained:
     """Train a scalar reward model on the pairs of `data` (:class:`RewardConfig`: base,
     labels, head, epochs, ...); an interrupted run into the same `out` resumes unless
-    `resume` is False. ``.load()`` gives an ``AutoModelForSequenceClassification``."""
+    `resume` is False. ``.load_model()`` gives an
+    ``AutoModelForSequenceClassification``."""
     from preflab.train.reward_model import train_rm
 
     return _train("train-rm", RewardConfig,
@@ -256,9 +268,16 @@ class BestOfN:
         files = read_files(folder, "bon")
         selected = (list(iter_pairs(load_pairs(str(folder / "selected.jsonl"))))
                     if files.get("selected.jsonl") else [])
-        samples = pd.read_json(folder / "samples.jsonl", lines=True)
+        samples = read_jsonl(folder / "samples.jsonl")
         config = load_config(BestOfNConfig, folder / CONFIG_FILE)
         return cls(selected, samples, json.loads(files["summary.json"]), config, files)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        n, best = s.get("n", self.config.n), s.get(f"best_of_{s.get('n', self.config.n)}")
+        return (f"BestOfN({s.get('n_prompts', len(self.samples))} prompts, n={n}"
+                + (f", mean reward of the best {best:.4f}" if best is not None else "")
+                + f", {len(self.selected)} pairs selected)")
 
 
 def best_of_n(prompts: PairsInput, config: BestOfNConfig | str | Path | None = None, *,

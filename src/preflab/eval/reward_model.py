@@ -82,6 +82,8 @@ def eval_rm(model: str | Path, data: str | Path, out: str | Path | None = None,
     config = config or RewardEvalConfig()
     started = time.perf_counter()
     pairs = list(iter_pairs(load_pairs(data)))
+    if not pairs:
+        raise ValueError(f"{data}: no pairs to evaluate")
     check_model(model)
     max_length = config.max_length or trained_max_length(model)
     table = score_pairs(model, pairs, max_length, engine_options, config.device,

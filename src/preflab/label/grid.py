@@ -48,6 +48,14 @@ class LabelGrid:
         self.table.to_csv(folder / "grid.csv", index=False)
         write_config(self.config, folder)
 
+    def __repr__(self) -> str:
+        alignment = pd.to_numeric(self.table.get("alignment", pd.Series(dtype=float)),
+                                  errors="coerce").dropna()
+        shown = (f", alignment with the human labels {alignment.min():.1%} to "
+                 f"{alignment.max():.1%}" if len(alignment) else "")
+        return (f"LabelGrid({len(self.table)} prompt settings, judge "
+                f"{self.config.judge!r}{shown})")
+
 
 def label_grid(data: str | Path, config: LabelConfig | None = None,
                out: str | Path | None = None, *, overwrite: bool = False,
