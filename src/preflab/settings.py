@@ -302,7 +302,3 @@ def write_config(config: Any, folder: str | Path, title: str = "") -> Path:
     path.write_text(config_toml(config, title or f"{type(config).__name__}: preflab "
                                 "--config this file reproduces the run"), encoding="utf-8")
     return path
-
-
-
-# ---- the training stages' settings ------------------------------------------------------

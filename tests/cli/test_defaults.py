@@ -5,7 +5,7 @@ default. No help text carries a hand-written ``[default: ...]``."""
 from __future__ import annotations
 
 import re
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 import click
@@ -14,6 +14,7 @@ from rich.console import Console
 from typer import rich_utils
 
 from preflab.cli.from_config import field_default
+from preflab.settings import FromFile, setting
 from tests.cli.test_shared_options import commands
 
 STAGES = ["audit", "clean", "label", "train-rm", "sft", "dpo", "rl", "rahf", "hir", "bon",
@@ -97,3 +98,37 @@ def test_a_bad_value_names_the_setting_and_its_option() -> None:
         AuditConfig(limit=0)
     with pytest.raises(ValueError, match=r"combine \(--combine\) must be one of stacked"):
         AuditConfig(combine="best")
+
+
+@dataclass
+class Toy(FromFile):
+    combine: str = setting("stacked", "How.", choices=("stacked", "mean"))
+    lora: bool = setting(False, "Adapters.", flag="--lora/--full")
+    seed: int = setting(0, "Seed.", min=0)
+    params: dict[str, float] = setting(factory=dict, flag="--param/-p", help="K=V.")
+
+
+def test_a_typed_flag_wins_over_the_file_even_at_its_default_and_dicts_merge(tmp_path) -> None:
+    """defaults < --config FILE < the options typed: typing the default value still
+    overrides the file; a dict option adds its keys to the file's; a setting left out
+    keeps the file's value."""
+    import typer
+    from typer.testing import CliRunner
+
+    from preflab.cli.from_config import options_from
+
+    seen = []
+    app = typer.Typer()
+
+    @app.command()
+    @options_from(Toy)
+    def toy(config: Toy) -> None:
+        seen.append(config)
+
+    file = tmp_path / "toy.toml"
+    file.write_text('combine = "mean"\nlora = true\nseed = 7\nparams = {a = 1.0}\n')
+    result = CliRunner().invoke(app, ["--config", str(file), "--combine", "stacked", "--full",
+                                      "-p", "b=2"])
+    assert result.exit_code == 0, result.output
+    assert seen[-1] == Toy(combine="stacked", lora=False, seed=7, params={"a": 1.0, "b": 2.0})
+    assert CliRunner().invoke(app, ["--seed", "3"]).exit_code == 0 and seen[-1].seed == 3

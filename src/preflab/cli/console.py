@@ -43,7 +43,8 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            check_numbers(kwargs)
+            generated = getattr(fn, "setting_options", {})  # checked by their dataclass
+            check_numbers({k: v for k, v in kwargs.items() if k not in generated})
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
             err.print(INTERRUPTED, highlight=False, soft_wrap=True)

@@ -25,22 +25,21 @@ from preflab.settings import from_dict, read_settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONFIG_PARAM = "config_file"
+CTX_PARAM = "preflab_context"  # typer passes the click context here
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", help="TOML, YAML or JSON file of settings (a run's OUT/config.toml "
-                     "reproduces it); options given on the command line override it.")]
+    "--config", exists=True, dir_okay=False,
+    help="TOML, YAML or JSON file of settings (a run's OUT/config.toml reproduces it); "
+         "options given on the command line override it.")]
 
 
-def given_options(names: set[str] | None = None) -> dict[str, Any] | None:
-    """The options given on the command line of the running command (not their
-    defaults), by parameter name; None outside a command line (a direct call)."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
+def given_options(ctx: Any, names: set[str] | None = None) -> dict[str, Any] | None:
+    """The options given on the command line of the running command `ctx` (not their
+    defaults), by parameter name; None without a command line (a direct call)."""
     if ctx is None:
         return None
     given = {}
     for name, value in ctx.params.items():
-        source = ctx.get_parameter_source(name)
+        source = ctx.get_parameter_source(name)  # by name: typer bundles its own click
         if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT") and (
                 names is None or name in names):
             given[name] = value
@@ -105,6 +104,8 @@ class _Option:
         else:
             cli_type = base | None if optional or default is None else base
             cli_default = default
+            if base in (int, float) and _range(meta):  # shown; the dataclass checks it
+                kwargs["metavar"] = f"<{base.__name__} range> [{_range(meta)}]"
         if base is not bool:  # "--param/-p": an option and its other names
             decls = flag.split("/")
         else:  # "--lora/--full": the on and off switches
@@ -138,6 +139,15 @@ class _Option:
                                      f"NAME={_kind(self.item).upper()}")
             return out
         return given
+
+
+def _range(meta: Any) -> str:
+    """A setting's allowed range as help shows it (``x>=1``, ``0<=x<=1``, ``x>0``)."""
+    low, above, high = meta.get("min"), meta.get("gt"), meta.get("max")
+    if high is None:
+        return f"x>={low:g}" if low is not None else f"x>{above:g}" if above is not None else ""
+    left = f"{low:g}<=" if low is not None else f"{above:g}<" if above is not None else ""
+    return f"{left}x<={high:g}"
 
 
 def _kind(item: type) -> str:
@@ -178,10 +188,12 @@ def _options(cls: type, skip: set[str], nested: dict[str, dict[str, str]],
 
 
 def build_config(cls: type, config_file: Path | None, options: dict[str, tuple[str | None,
-                 _Option]], values: dict[str, Any]) -> Any:
-    """`cls` from its defaults, then `config_file`, then the options given (on the
-    command line; in a direct call, those that differ from their defaults)."""
-    given = given_options(set(options))
+                 _Option]], values: dict[str, Any], ctx: Any = None) -> Any:
+    """`cls` from its defaults, then `config_file`, then the options given on the
+    command line `ctx` (in a direct call: those that differ from their defaults). A
+    flag given wins over the file even where it equals the default; a dict option
+    (``-p key=value``) adds its keys to the file's."""
+    given = given_options(ctx, set(options))
     if given is None:
         given = {k: v for k, v in values.items() if v != options[k][1].parameter.default}
     top = {k: options[k][1].value(v) for k, v in given.items() if options[k][0] is None}
@@ -197,6 +209,9 @@ def build_config(cls: type, config_file: Path | None, options: dict[str, tuple[s
     for table, inner in tables.items():
         if isinstance(data.get(table), dict):
             tables[table] = {**data[table], **inner}
+    for name, value in top.items():
+        if isinstance(value, dict) and isinstance(data.get(name), dict):
+            top[name] = {**data[name], **value}
     return from_dict(cls, {**data, **top, **tables}, str(config_file))
 
 
@@ -218,16 +233,19 @@ def options_from(cls: type, *, param: str = "config", skip: tuple[str, ...] = ()
         options = _options(cls, set(skip) | {p.name for p in own}, nested or {}, flags)
         config_param = inspect.Parameter(CONFIG_PARAM, inspect.Parameter.KEYWORD_ONLY,
                                          default=None, annotation=ConfigOpt)
+        ctx_param = inspect.Parameter(CTX_PARAM, inspect.Parameter.KEYWORD_ONLY,
+                                      default=None, annotation=typer.Context)
         arguments = [p for p in own if _is_argument(p)]
         rest = [p for p in own if not _is_argument(p)]
         parameters = [*arguments, config_param, *[o.parameter for _, o in options.values()],
-                      *rest]
+                      *rest, ctx_param]
 
         @functools.wraps(fn)
         def command(**kwargs: Any) -> Any:
+            ctx = kwargs.pop(CTX_PARAM, None)  # which options were typed
             config_file = kwargs.pop(CONFIG_PARAM, None)
             values = {name: kwargs.pop(name) for name in options if name in kwargs}
-            kwargs[param] = build_config(cls, config_file, options, values)
+            kwargs[param] = build_config(cls, config_file, options, values, ctx)
             return fn(**kwargs)
 
         del command.__wrapped__  # typer reads the generated signature, not fn's

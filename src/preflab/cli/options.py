@@ -69,16 +69,7 @@ AuditedDataArg = Annotated[str, typer.Argument(help="The preference data that wa
 AuditDirOpt = Annotated[Path, typer.Option("--audit", help="Folder written by `preflab audit`.")]
 
 
-TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
-
-
-ReplyBatchOpt = Annotated[int, typer.Option(help="Replies sampled at once.")]
-
-
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
-
-
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
 
 
 # Where scoring batches run: the fields of preflab.engine.executor.ExecutorOptions, by the

@@ -23,9 +23,6 @@ from preflab.train.config import RewardConfig
 POLICY = "smollm2-135m-instruct"
 
 
-
-
-
 def judge_setting(help: str = "Judge: a causal LM or an OpenAI-compatible URL.") -> Any:
     return setting(POLICY, help)
 
@@ -33,7 +30,6 @@ def judge_setting(help: str = "Judge: a causal LM or an OpenAI-compatible URL.")
 def context_setting() -> Any:
     return setting(256, "The judge's tokens of conversation before the replies (oldest "
                         "cut first); \"none\" in a settings file: all.", min=1)
-
 
 
 @dataclass

@@ -27,10 +27,7 @@ STIMULI = ("instruction", "reply")  # preflab.models.steering.STIMULI
 DEFAULT_POLICY = "smollm2-135m-instruct"
 
 
-# ---- settings several stages share: one help text each ----------------------------------
-
-
-
+# ---- settings some training stages share (the others: preflab.settings) ----------------
 
 
 def precision_setting() -> Any:
@@ -40,7 +37,6 @@ def precision_setting() -> Any:
 
 def epochs_setting(default: float, help: str = "Epochs.") -> Any:
     return setting(default, help, gt=0)
-
 
 
 def positive(default: Any, help: str, **kw: Any) -> Any:
