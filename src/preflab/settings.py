@@ -98,9 +98,14 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "<settings>",
             values[name] = None
         else:
             values[name] = value
-    if base is not None:
-        return replace(base, **values)  # type: ignore[type-var]
-    return cls(**values)
+    try:
+        if base is not None:
+            return replace(base, **values)  # type: ignore[type-var]
+        return cls(**values)
+    except ValueError as e:  # a bad value read from a file: name the file
+        if source in ("<settings>", "keyword arguments") or str(e).startswith(source):
+            raise
+        raise ValueError(f"{source}: {e}") from None
 
 
 def config_from_file(cls: type[T], path: str | Path, **overrides: Any) -> T:
