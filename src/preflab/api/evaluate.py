@@ -31,7 +31,8 @@ class Evaluation(FolderResult):
     """What every evaluation result holds: `folder`, where its files are, `summary`,
     `config` and `table` (None where the stage has no table)."""
 
-    CONFIG: ClassVar[type] = object
+    CONFIG: ClassVar[type] = object  # the settings dataclass
+    TABLE: ClassVar[str] = ""  # the Parquet file of `table`
 
     summary: dict[str, Any]
     config: Any
@@ -54,10 +55,10 @@ class Evaluation(FolderResult):
         return cls(folder, read_json(folder / "summary.json"),
                    load_config(cls.CONFIG, folder / CONFIG_FILE), cls.read_table(folder))
 
-    @staticmethod
-    def read_table(folder: Path) -> pd.DataFrame | None:
+    @classmethod
+    def read_table(cls, folder: Path) -> pd.DataFrame | None:
         """The stage's table, as written in `folder`."""
-        raise NotImplementedError
+        return pd.read_parquet(folder / cls.TABLE)
 
 
 @dataclass(repr=False)
@@ -67,11 +68,7 @@ class RewardModelEval(Evaluation):
     subset, r_chosen, r_rejected, margin; with split halves each model's, suffixed
     ``_a`` and ``_b``) and ``report.html`` in `folder`."""
 
-    COMMAND, CONFIG = "eval-rm", RewardEvalConfig
-
-    @staticmethod
-    def read_table(folder: Path) -> pd.DataFrame:
-        return pd.read_parquet(folder / "scores.parquet")
+    COMMAND, CONFIG, TABLE = "eval-rm", RewardEvalConfig, "scores.parquet"
 
     @property
     def report_html(self) -> str:
@@ -148,8 +145,8 @@ class PolicyEval(Evaluation):
 
     COMMAND, CONFIG = "eval-policy", EvalPolicyConfig
 
-    @staticmethod
-    def read_table(folder: Path) -> pd.DataFrame | None:
+    @classmethod
+    def read_table(cls, folder: Path) -> pd.DataFrame | None:
         """One row per (prompt, temperature): the reply with its reward and/or
         P(harmless)."""
         rewards, harmless = (read_jsonl(folder / name) if (folder / name).exists() else None
@@ -211,11 +208,7 @@ class WinRate(Evaluation):
     interval, ``lc_win_rate``), `table` (per prompt: both replies and the judge's
     P(A better) in each order), both policies' generations in `folder`."""
 
-    COMMAND, CONFIG = "winrate", WinrateConfig
-
-    @staticmethod
-    def read_table(folder: Path) -> pd.DataFrame:
-        return pd.read_parquet(folder / "judgements.parquet")
+    COMMAND, CONFIG, TABLE = "winrate", WinrateConfig, "judgements.parquet"
 
     @property
     def win_rate(self) -> float:
