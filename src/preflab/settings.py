@@ -248,6 +248,14 @@ class FromFile:
     ranges and choices its fields declare (:func:`check_settings`)."""
 
     def __post_init__(self) -> None:
+        for name, accepts in _kinds(type(self)).items():  # "a,b" for a list, as on the CLI
+            value = getattr(self, name)
+            if list in accepts and isinstance(value, str):
+                hint = typing.get_type_hints(type(self))[name]
+                items = [a for a in typing.get_args(hint) if a is not type(None)]
+                item = (typing.get_args(items[0]) or (str,))[0] if items else str
+                convert = item if item in (int, float, str) else str
+                setattr(self, name, [convert(x.strip()) for x in value.split(",") if x.strip()])
         check_settings(self)
 
     @classmethod
