@@ -61,7 +61,8 @@ def _nested(cls: type) -> dict[str, type]:
             if isinstance(hints.get(f.name), type) and is_dataclass(hints[f.name])}
 
 
-def _default(f: Field[Any]) -> Any:
+def field_default(f: Field[Any]) -> Any:
+    """A field's default (its factory called), or MISSING when it has none."""
     if f.default is not MISSING:
         return f.default
     if f.default_factory is not MISSING:
@@ -91,10 +92,10 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "<settings>",
             if not isinstance(value, dict):
                 raise ValueError(f"{source}: {prefix}{name} must be a table of settings")
             # a table changes the keys it sets of the default (or `base`) settings
-            inner = getattr(base, name) if base is not None else _default(known[name])
+            inner = getattr(base, name) if base is not None else field_default(known[name])
             values[name] = from_dict(nested[name], value, source, f"{prefix}{name}.",
                                      None if inner is MISSING else inner)
-        elif value == NONE and _default(known[name]) is not MISSING:  # "none": null
+        elif value == NONE and field_default(known[name]) is not MISSING:  # "none": null
             values[name] = None
         else:
             values[name] = value
@@ -294,7 +295,7 @@ def _toml_lines(config: Any, table: str = "") -> list[str]:
         if is_dataclass(value):
             tables += ["", f"[{table}{f.name}]", *_toml_lines(value, f"{table}{f.name}.")]
         elif value is None:
-            if _default(f) not in (None, MISSING):
+            if field_default(f) not in (None, MISSING):
                 scalars.append(f'{f.name} = "{NONE}"')
         else:
             scalars.append(f"{f.name} = {_toml_value(value)}")

@@ -13,8 +13,7 @@ import pytest
 from rich.console import Console
 from typer import rich_utils
 
-from preflab.cli.from_config import field_default
-from preflab.settings import FromFile, setting
+from preflab.settings import FromFile, field_default, setting
 from tests.cli.test_shared_options import commands
 
 STAGES = ["audit", "clean", "label", "train-rm", "sft", "dpo", "rl", "rahf", "hir", "bon",

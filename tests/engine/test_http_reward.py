@@ -112,12 +112,9 @@ def test_a_server_that_refuses_long_inputs_fails_only_those(rm_folder: Path,
     from preflab.models.offline import load_tokenizer
 
     pairs = pairs_of(hh_result, 12)
-    fault = FaultServer("refuse-long")
-    try:
+    with FaultServer("refuse-long") as fault:
         member = http_member(fault, rm_folder, "vllm", batch=8, retries=0)
         scores = score_member(member, pairs, engine())
-    finally:
-        fault.close()
     tok = load_tokenizer(str(rm_folder))
     long = {p.id for p in pairs if any(
         len(reward_input(tok, False, as_messages(c), r, 2048).ids) > FaultServer.CONTEXT
@@ -199,6 +196,12 @@ class FaultServer:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> FaultServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @pytest.mark.parametrize(("mode", "reason"), [
     ("timeout", "timed out after 0.3 s (2 tries)"),
@@ -209,8 +212,7 @@ def test_failed_requests_are_recorded_per_pair_never_scored(mode: str, reason: s
                                                              rm_folder: Path,
                                                              hh_result: Any) -> None:
     pairs = pairs_of(hh_result, 5)
-    fault = FaultServer(mode)
-    try:
+    with FaultServer(mode) as fault:
         member = http_member(fault, rm_folder, "flaky", timeout=0.3, retries=1,
                              backoff=0.01, batch=4)
         e = engine()
@@ -225,14 +227,11 @@ def test_failed_requests_are_recorded_per_pair_never_scored(mode: str, reason: s
         before = fault.requests
         score_member(member, pairs, e)
         assert fault.requests > before
-    finally:
-        fault.close()
 
 
 def test_an_unreadable_item_fails_only_its_pairs(rm_folder: Path, hh_result: Any) -> None:
     pairs = pairs_of(hh_result, 6)
-    fault = FaultServer("bad-item")
-    try:
+    with FaultServer("bad-item") as fault:
         member = http_member(fault, rm_folder, "partial", batch=4, retries=0)
         scores = score_member(member, pairs, engine())
         bad = np.isnan(scores.margin)
@@ -240,8 +239,6 @@ def test_an_unreadable_item_fails_only_its_pairs(rm_folder: Path, hh_result: Any
         assert scores.info["missing"] == int(bad.sum())
         assert np.all(scores.margin[~bad] == 0.0)  # both replies read 1.0
         assert all("not a finite number" in why for why in scores.info["missing_ids"].values())
-    finally:
-        fault.close()
 
 
 def test_only_a_refused_input_is_asked_again_alone(rm_folder: Path, hh_result: Any) -> None:
@@ -251,12 +248,9 @@ def test_only_a_refused_input_is_asked_again_alone(rm_folder: Path, hh_result: A
 
     As found (issue 32 review): every 4xx was sent again one input at a time."""
     pairs = pairs_of(hh_result, 4)
-    fault = FaultServer("401")
-    try:
+    with FaultServer("401") as fault:
         member = http_member(fault, rm_folder, "nokey", batch=4, retries=0)
         scores = score_member(member, pairs, engine())
-    finally:
-        fault.close()
     assert scores.info["missing"] == len(pairs)
     assert all("HTTP 401" in why for why in scores.info["missing_ids"].values())
     assert fault.requests == 2  # 8 inputs in batches of 4

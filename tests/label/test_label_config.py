@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from preflab.cli import app
@@ -14,11 +13,6 @@ from preflab.label.config import LabelConfig
 from preflab.settings import config_from_file
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFLAB_CACHE", str(tmp_path / "cache"))
 
 
 def test_config_toml_reproduces_the_run_and_flags_override_it(tmp_path) -> None:

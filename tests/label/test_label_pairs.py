@@ -20,11 +20,6 @@ runner = CliRunner()
 QUIET = EngineOptions(progress=False)
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFLAB_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def data(tmp_path):
     path = tmp_path / "demo.jsonl"

@@ -133,11 +133,10 @@ def stage_of(folder: Path, summary: dict[str, Any]) -> str:
 
 
 def _threads(config: Any) -> None:
-    """The torch CPU threads a config asks for (None: torch's choice)."""
-    if getattr(config, "threads", None):
-        import torch
+    """The torch CPU threads a config asks for (torch loads only when a run starts)."""
+    from preflab.models.runtime import set_threads
 
-        torch.set_num_threads(config.threads)
+    set_threads(getattr(config, "threads", None))
 
 
 def _named(summary: dict[str, Any], data: PairsInput, folder: Path, key: str

@@ -85,10 +85,9 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
     """
     config = replace(config or AuditConfig(), **overrides)
     committee, limit, on_error = config.committee, config.limit, config.on_error
-    if config.threads:
-        import torch
+    from preflab.models.runtime import set_threads  # torch loads only when a run starts
 
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     started = time.perf_counter()
     spec = load_committee(committee)
     options = executor_options(config, spec)  # a bad setting fails before any folder exists

@@ -17,7 +17,6 @@ from preflab.cli.options import (
     OutDirOpt,
     OverwriteOpt,
     RejectsOpt,
-    set_threads,
 )
 
 
@@ -50,6 +49,8 @@ def audit(
 
     Example: `preflab audit harmless-base-test.jsonl.gz --committee cpu --out audit-hh`
     """
+    from preflab.models.runtime import set_threads
+
     set_threads(config.threads)
     if plan:
         from preflab.committee.plan import plan_audit

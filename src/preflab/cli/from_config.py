@@ -13,14 +13,14 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field, fields, is_dataclass
+from dataclasses import Field, fields, is_dataclass
 from pathlib import Path
 from types import NoneType, UnionType
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from preflab.settings import from_dict, read_settings
+from preflab.settings import field_default, from_dict, read_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,14 +52,6 @@ def _split_optional(hint: Any) -> tuple[Any, bool]:
         if len(args) == 1:
             return args[0], True
     return hint, False
-
-
-def field_default(f: Field[Any]) -> Any:
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:
-        return f.default_factory()
-    raise TypeError(f"setting {f.name} has no default")
 
 
 def _shown(value: Any) -> str:

@@ -79,15 +79,6 @@ EXECUTOR_OPTIONS = {flag_of(f)[2:].replace("-", "_"): f.name for f in fields(Exe
                     if f.metadata.get("cli", True)}
 
 
-def set_threads(threads: int | None) -> None:
-    """``--threads N``: torch's CPU threads in this process (None: torch's choice). A
-    committee member's own ``threads`` setting still applies while it runs."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 ResumeOpt = Annotated[bool, typer.Option(
     "--resume/--no-resume", help="Resume an interrupted run from its last checkpoint in OUT.")]
 

@@ -11,7 +11,6 @@ from rich.markup import escape
 
 from preflab.cli.console import err, user_errors
 from preflab.cli.from_config import options_from
-from preflab.cli.options import set_threads
 from preflab.serve.config import ServeConfig
 from preflab.serve.limits import Limits
 
@@ -41,6 +40,7 @@ def serve(
 
     Example: `preflab serve smollm2-135m-instruct --port 8000`
     """
+    from preflab.models.runtime import set_threads
     from preflab.serve.server import make_server
     from preflab.sockets import bind_socket
 

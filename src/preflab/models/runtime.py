@@ -61,8 +61,14 @@ class Runtime:
             yield
 
     def apply_threads(self) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        set_threads(self.threads)
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads in this process (None: torch's choice). A committee
+    member's own ``threads`` setting still applies while it runs."""
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def cpu_has_bf16() -> bool:
