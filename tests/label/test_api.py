@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from preflab.api.label import LabelConfig, LabelGrid, Labels, label, label_grid
 from preflab.cli import app
-from preflab.data.demo import demo
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.engine.executor import ExecutorOptions
 from preflab.errors import OutputExistsError
@@ -20,11 +19,7 @@ from preflab.errors import OutputExistsError
 runner = CliRunner()
 
 
-@pytest.fixture
-def data(tmp_path):
-    path = tmp_path / "demo.jsonl"
-    demo(path, n=8, flip_rate=0.0)
-    return path
+PAIRS = 8  # the demo pairs the `data` fixture writes
 
 
 def test_label_in_memory_equals_the_cli_and_saves_when_asked(tmp_path, data) -> None:

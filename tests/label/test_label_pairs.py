@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from preflab.cli import app
-from preflab.data.demo import demo
 from preflab.data.read import iter_pairs, read_pairs
 from preflab.engine import EngineOptions
 from preflab.label.label_pairs import label
@@ -20,11 +19,6 @@ runner = CliRunner()
 QUIET = EngineOptions(progress=False)
 
 
-@pytest.fixture
-def data(tmp_path):
-    path = tmp_path / "demo.jsonl"
-    demo(path, n=24, flip_rate=0.0)
-    return path
 
 
 def test_label_writes_both_orders_and_their_average(tmp_path, data) -> None:
