@@ -42,7 +42,7 @@ def clean(data, audit, out, *extra: str) -> tuple[str, pd.DataFrame]:
 
 
 def test_quorum_is_a_strict_majority_of_the_assigned() -> None:
-    from preflab.review.agreement import decide, quorum
+    from preflab.data.verdicts import decide, quorum
 
     assert [quorum(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 2, 3, 3]
     assert quorum(3, min_votes=1) == 1 and quorum(2, min_votes=3) == 3

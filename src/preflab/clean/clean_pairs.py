@@ -21,11 +21,12 @@ from preflab.clean.audited import AuditInput
 from preflab.clean.cleaned import Cleaned
 from preflab.clean.config import CleanConfig
 from preflab.clean.decisions import counts
-from preflab.clean.human import apply_review, export_min_votes, load_review, review_quorum
+from preflab.clean.human import apply_review
 from preflab.clean.methods import parse_params, run_method
 from preflab.clean.metrics import detection_metrics
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs
+from preflab.data.reviews import export_min_votes, load_review, review_quorum
 from preflab.settings import resolve_config
 
 
@@ -148,7 +149,7 @@ def clean(data: str | Path, audit: str | Path, config: CleanConfig | str | Path 
     whose consensus overrides the method; ``uncertain``: keep or remove pairs people
     found uncertain; ``min_votes``: the votes a pair needs before people's verdict
     counts (default: the quorum the export was made with, see
-    :func:`preflab.clean.human.review_quorum`; `notify` hears when it differs, and how
+    :func:`preflab.data.reviews.review_quorum`; `notify` hears when it differs, and how
     many pairs are below it). An audit made with ``--limit N`` cleans the first N pairs
     (its summary records N); ``limit`` says the same explicitly (see
     :meth:`AuditInput.covered`).

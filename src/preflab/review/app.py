@@ -41,8 +41,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from preflab.audit.noise_sources import SOURCES
+from preflab.data.verdicts import to_verdict
 from preflab.review import store
-from preflab.review.agreement import to_verdict
 
 PAGE_VERSION = "review-page/2"
 COOKIE = "preflab_review"

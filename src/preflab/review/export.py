@@ -27,9 +27,7 @@ import pandas as pd
 from preflab.audit.noise_sources import SOURCES
 from preflab.audit.table import BIN_NAMES
 from preflab.data.outputs import prepare_output_dir
-from preflab.figures import png, pyplot
-from preflab.review import store
-from preflab.review.agreement import (
+from preflab.data.verdicts import (
     VERDICTS,
     consensus,
     decide,
@@ -39,6 +37,8 @@ from preflab.review.agreement import (
     to_verdict,
     verdict_counts,
 )
+from preflab.figures import png, pyplot
+from preflab.review import store
 
 REVIEW_COLUMNS = {
     "pair_id": "the pair's id in the data",
@@ -81,7 +81,7 @@ def _kappa(verdicts: list[list[str]]) -> dict[str, Any]:
 def review_tables(pairs: list[dict[str, Any]], votes: list[dict[str, Any]],
                   min_votes: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reviews, votes) tables from the project's pairs and vote rows; a pair's consensus
-    needs its quorum (:func:`preflab.review.agreement.quorum`: `min_votes`, or a strict
+    needs its quorum (:func:`preflab.data.verdicts.quorum`: `min_votes`, or a strict
     majority of its assigned reviewers)."""
     quorum(1, min_votes)  # a bad --min-votes fails before anything is read
     vt = pd.DataFrame(votes, columns=["id", "submission", "pair_id", "reviewer", "shown_order",

@@ -16,8 +16,8 @@ from preflab.audit.stats import voter_names
 from preflab.audit.view import AuditView
 from preflab.data.pair import PreferencePair
 from preflab.data.read import iter_pairs, read_pairs
+from preflab.data.verdicts import quorum
 from preflab.review import store
-from preflab.review.agreement import quorum
 from preflab.review.config import ReviewConfig, config_path
 from preflab.review.export import review_tables
 from preflab.review.select import choose_pairs

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from preflab.review.agreement import (
+from preflab.data.verdicts import (
     VERDICTS,
     consensus,
     fleiss_kappa,
