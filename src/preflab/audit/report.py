@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.audit.people import people_auc_lines, people_rows
 from preflab.audit.stats import member_names, voter_names
 from preflab.audit.table import BIN_NAMES, UNSCORED
 from preflab.figures import png as _png
@@ -389,6 +390,25 @@ def _next_steps_html(summary: dict[str, Any], folder: str | Path | None) -> str:
     return f"<h2>Next steps</h2><ol>{steps}</ol>"
 
 
+def _people_html(summary: dict[str, Any]) -> str:
+    """The section "Against people" (only when the audit had people's reviews)."""
+    people = summary.get("people")
+    if not people:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(who)}</td><td>{with_people}</td>"
+                   f"<td>{with_labels}</td></tr>"
+                   for who, with_people, with_labels in people_rows(people))
+    lines = "".join(f"<p>{html.escape(line)}</p>" for line in people_auc_lines(people))
+    return (f"<h2>Against people</h2><p>{people['n_reviewed']} pairs reviewed; on the "
+            f"{people['n_decided']} where people's consensus says which reply is better "
+            "(chosen or rejected), how often each member, the committee (P(chosen better) "
+            "&gt; 0.5; 0.5 is no opinion) and the original label agree with people, with a "
+            "95% Wilson interval, beside how often they agree with the labels on the same "
+            "pairs (n: the pairs where it has an opinion).</p><table><tr><th>who</th>"
+            "<th>agrees with people [95% CI] (n)</th><th>agrees with labels</th></tr>"
+            f"{rows}</table>{lines}")
+
+
 def _verdict_html(summary: dict[str, Any]) -> str:
     verdict = summary.get("verdict")
     if not verdict:
@@ -468,6 +488,7 @@ and a weight fitted on them may follow their noise.</p>
 <h3>Correlation of the members' margins</h3>{correlation_table}
 <h3>How often two members vote the same way</h3><img src="{figs['matrix']}" alt="matrix">
 <h2>Margin distributions</h2><img src="{figs['margins']}" alt="margins">
+{_people_html(summary)}
 {_sources(table, summary, pairs)}
 <h2>Example pairs from each bin</h2>{_examples(table, pairs, per_bin)}
 <h2>Everything else</h2><details><summary>summary.json (the figures behind this page)</summary>

@@ -108,8 +108,26 @@ def print_audit(summary: dict, out_dir: Path) -> None:
     if "flip_detection_auc" in summary:
         out.print(f"flip detection AUC (committee): "
                   f"{summary['flip_detection_auc']['committee']:.3f}")
+    if summary.get("people"):
+        print_people(summary["people"])
     out.print(f"report: {out_dir / 'report.html'}")
     out.print(f"flagged pairs (the committee doubts them): {out_dir / FLAGGED_CSV}")
+
+
+def print_people(people: dict) -> None:
+    """The audit against people's reviews: agreement with people and with the labels,
+    and whether the committee's doubt predicts people's disagreement."""
+    from preflab.audit.people import people_auc_lines, people_rows
+
+    table = Table(Column("", no_wrap=True), "agrees with people\n[95% CI] (n)",
+                  "agrees\nwith labels",
+                  title=f"against people ({people['n_decided']} of {people['n_reviewed']} "
+                        "reviewed pairs decided chosen or rejected)")
+    for row in people_rows(people):
+        table.add_row(*(escape(x) for x in row))
+    out.print(table)
+    for line in people_auc_lines(people):
+        out.print(escape(line), highlight=False)
 
 
 def plan_table(plan: dict) -> Table:
