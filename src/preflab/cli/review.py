@@ -93,7 +93,8 @@ def review_add_pairs(
     in it are never chosen again), each assigned to --per-pair of its reviewers.
 
     Example: `preflab review add-pairs hh.jsonl.gz --audit audit-hh --db review.sqlite
-    --sample 20 --strata bin`
+    --sample 20 --select active` (a round of the pairs whose verdict would move the
+    committee most; see --select)
     """
     from preflab.review.project import add_pairs
 

@@ -1,6 +1,7 @@
 """Settings of ``preflab review init`` (``--config FILE``; each project's
 ``DB.config.toml`` reproduces its selection and assignments). ``review add-pairs``
-chooses pairs with the same selection settings. Light: no pandas."""
+chooses pairs with the same selection settings (``select``, ``sample``, ``strata``,
+``seed``: :mod:`preflab.review.select`). Light: no pandas."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from preflab.settings import FromFile, setting
 
 STRATA = ("bin", "source")
+SELECT = ("priority", "random", "strata", "uncertainty", "active")
 ON_ERROR = ("fail", "skip")
 
 
@@ -17,12 +19,19 @@ ON_ERROR = ("fail", "skip")
 class ReviewConfig(FromFile):
     """Which audited pairs people review, how many reviewers each gets, and who."""
 
+    select: str | None = setting(
+        None, "How to choose the pairs: priority (lowest agreement, then lowest "
+              "P(chosen), first), strata (a seeded sample spread over --strata), random "
+              "(a seeded uniform sample), uncertainty (P(chosen) closest to 0.5) or active "
+              "(where a verdict would move the committee's weights most). All but priority "
+              "need --sample N.", choices=SELECT,
+        shown="strata when --strata is given, else priority")
     sample: int | None = setting(
-        None, "Review N pairs: the lowest-agreement N, or with --strata a seeded sample "
-              "spread over the strata.", min=1,
+        None, "Review N pairs, chosen by --select.", min=1,
         shown="every pair in the none and low agreement bins")
     strata: str | None = setting(None, "Draw --sample evenly per audit bin or per audit "
-                                       "source.", choices=STRATA)
+                                       "source (--select strata: bin unless given).",
+                                 choices=STRATA)
     per_pair: int = setting(3, "Reviewers per pair.", min=1)
     reviewers: list[str] = setting(factory=list, help="Reviewer names, comma-separated (new "
                                                       "ones get a token).")

@@ -100,12 +100,15 @@ def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: R
                  have: set[str]) -> list[store.PairRow]:
     """The pairs the selection settings choose from the audit (none already in the
     project), with their texts from `data`."""
-    ids = choose_pairs(view.table, config.sample, config.strata, config.seed, exclude=have)
+    ids = choose_pairs(view.table, config.sample, config.strata, config.seed, exclude=have,
+                       select=config.select)
     if not ids:
         if have:
             return []
+        if config.sample is not None:
+            raise ValueError(f"{audit}: no pair that a member scored to choose")
         raise ValueError(f"{audit}: no pair in the none or low agreement bins; choose pairs "
-                         "with --sample N (and --strata bin|source)")
+                         "with --sample N (and --select or --strata bin|source)")
     wanted = set(ids)
     by_id: dict[str, PreferencePair] = {}
     for pair in iter_pairs(read_pairs(data, on_error=config.on_error).pairs):  # type: ignore[arg-type]
@@ -197,10 +200,10 @@ def add_pairs(data: str | Path, audit: str | Path, db: str | Path,
               config: ReviewConfig | str | Path | None = None, *, per_pair: int | None = None,
               **overrides: Any) -> dict[str, Any]:
     """Add pairs to the existing project `db`, chosen from the audit as ``review init``
-    chooses with the selection settings of `config` (``sample``, ``strata``, ``seed``,
-    ``on_error``; `overrides` on top; pairs already there are never chosen again), each
-    given `per_pair` reviewers (default: the project's) among its reviewers. Nothing
-    already there changes."""
+    chooses with the selection settings of `config` (``select``, ``sample``, ``strata``,
+    ``seed``, ``on_error``; `overrides` on top; pairs already there, judged or not, are
+    never chosen again), each given `per_pair` reviewers (default: the project's) among
+    its reviewers. Nothing already there changes."""
     config = _settings(config, overrides)
     if per_pair is not None and per_pair < 1:
         raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
