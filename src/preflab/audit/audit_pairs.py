@@ -19,6 +19,7 @@ from preflab.audit.report import FLAGGED_CSV, render_report, report_ids, write_f
 from preflab.audit.stats import committee_verdict, member_diagnostics, summarize
 from preflab.audit.stream import CHUNK, PairSpill, RowFile, spill_pairs
 from preflab.audit.table import Combination, audit_table
+from preflab.audit.taught import FITTED, PeopleVerdicts
 from preflab.audit.view import AuditView
 from preflab.committee.spec import Committee, load_committee
 from preflab.data.groups import repeat_counts
@@ -91,6 +92,7 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
     started = time.perf_counter()
     spec = load_committee(committee)
     options = executor_options(config, spec)  # a bad setting fails before any folder exists
+    people = read_people(config)
     check_rejects_file(rejects, out, "audit", overwrite)
     longest = spec.max_tokens()
     with tempfile.TemporaryDirectory(prefix="preflab-audit-") as work:
@@ -110,7 +112,8 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
                         make_executor(options))
         try:
             table, summary = committee_audit(spec, spill, engine, config.combine, config.seed,
-                                             str(out), chunk=chunk, work=Path(work))
+                                             str(out), chunk=chunk, work=Path(work),
+                                             people=people)
             info = getattr(engine.executor, "info", None)
             summary["executor_info"] = info() if info else {}
         finally:
@@ -132,6 +135,18 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
         if notify is not None:
             notify(note)
     return summary
+
+
+def read_people(config: AuditConfig) -> PeopleVerdicts | None:
+    """People's verdicts from the config's review export (None without one), checked
+    before any model loads: the export must be readable and the combination one that
+    can be fitted on people."""
+    if config.review is None:
+        return None
+    if config.combine not in FITTED:
+        raise ValueError(f"--review fits the committee's weights on people: --combine must "
+                         f"be one of {', '.join(FITTED)}, got {config.combine!r}")
+    return PeopleVerdicts.read(config.review, config.review_min_pairs)
 
 
 def read_notes(data: str | Path, spill: PairSpill, rejects: str | Path | None,
@@ -337,15 +352,21 @@ def crossfit_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
 
 
 def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: str,
-                    seed: int, source: str, chunk: int = CHUNK, work: Path | None = None
-                    ) -> tuple[Any, dict[str, Any]]:
+                    seed: int, source: str, chunk: int = CHUNK, work: Path | None = None,
+                    people: PeopleVerdicts | None = None) -> tuple[Any, dict[str, Any]]:
     """Score `pairs` with the committee: (the audit table, its summary). Pairs a
     member's scorer failed on are left out (``failures`` in the summary) and the rest
-    scored again from the cache, so a failure shifts no fold or statistic."""
+    scored again from the cache, so a failure shifts no fold or statistic. With
+    `people`, the committee is taught by their verdicts (:mod:`preflab.audit.taught`)
+    and measured against them (``people`` in the summary)."""
     scores, runs = score_committee(spec, spill, engine, chunk, work)
     failures = failed_pairs(spill.pair_ids(), scores, runs)
+    if people is not None:
+        people.targets(spill.pair_ids())  # a review of other data fails before the fit
     if failures:
         spill = spill.without({f["id"] for f in failures})
+        if people is not None:
+            people = people.without({f["id"] for f in failures})
         if not len(spill):
             raise RuntimeError(f"the committee failed on every pair; first: {failures[0]}")
         scores, again = score_committee(spec, spill, engine, chunk, work)
@@ -366,7 +387,10 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
                                   stack("margin"), stack("p_chosen"), stack("r_chosen"),
                                   stack("r_rejected"), bins=spec.bins,
                                   flipped=flipped if has_flips else None,
-                                  combination=Combination(combine, seed, groups))
+                                  combination=Combination(
+                                      combine, seed, groups,
+                                      people.targets(ids) if people is not None else None,
+                                      people.min_decided if people is not None else 0))
     for sig in signals:  # scored for cleaning rules, not counted as votes
         table[f"margin.{sig.name}"] = sig.margin
         table[f"r_chosen.{sig.name}"] = sig.r_chosen
@@ -391,7 +415,22 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
                    "sources": source_counts(tags), "source_rules": SourceRules().params(view),
                    "member_kinds": kinds, "signals": [s.name for s in signals],
                    "committee_probability": combined, "bin_thresholds": list(spec.bins),
-                   "member_runs": runs, "failures": failures}
+                   "member_runs": runs, "failures": failures,
+                   **people_figures(table, people, seed)}
+
+
+def people_figures(table: pd.DataFrame, people: PeopleVerdicts | None, seed: int
+                   ) -> dict[str, Any]:
+    """The summary's ``review`` (the export and its quorum) and ``people`` (every
+    member, the committee and the labels against people's consensus); {} without a
+    review."""
+    if people is None:
+        return {}
+    from preflab.audit.people import against_people
+
+    return {"review": {"export": people.where, "quorum": people.quorum,
+                       "n_reviewed": len(people.decided)},
+            "people": against_people(table, people.decided, seed)}
 
 
 def failed_pairs(ids: list[str], scores: list[Any], runs: dict[str, Any]

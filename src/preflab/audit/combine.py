@@ -53,6 +53,7 @@ Cross-fitting deals out groups of pairs (copies, pairs of one prompt or sharing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,13 +192,16 @@ class Voters:
 
 
 def committee_voters(margins: np.ndarray, collinear: float = COLLINEAR,
-                     z_reversed: float = REVERSED_Z) -> Voters:
+                     z_reversed: float = REVERSED_Z,
+                     orient: Callable[[np.ndarray], np.ndarray] | None = None) -> Voters:
     """The voters of a [pairs, members] margin array: a merged group votes once, by the
     sign of its merged margin; a group whose merged margin disagrees with the labels
     beyond chance (sign test z < `z_reversed`, on all pairs) is turned round. One rule
-    for every combination method, so the votes never depend on a fold."""
+    for every combination method, so the votes never depend on a fold. `orient`, when
+    given, orients the merged margins instead (+1/-1 per group; the audit taught by
+    people orients by their verdicts: :func:`preflab.audit.taught.people_voters`)."""
     x, groups, signs = merge_collinear(margins, collinear)
-    group_sign = orientation(x, z_reversed)
+    group_sign = orientation(x, z_reversed) if orient is None else orient(x)
     oriented = x * group_sign
     member = signs.copy()
     for g, s in zip(groups, group_sign, strict=True):
@@ -312,6 +316,18 @@ def _combine_merged(x: np.ndarray, method: str, folds: int, seed: int,
     return _sigmoid(z), w, {"method": "selected", "selected_groups": chosen}
 
 
+def member_weights(voters: Voters, group_w: np.ndarray, m: int, normalise: bool = True
+                   ) -> list[float]:
+    """Each of the `m` members' weight in the direction it is declared, from one weight
+    per voter: a voter's weight shared among its members, turned round with them;
+    normalised so |weights| sum to 1 unless `normalise` is False."""
+    member_w = np.zeros(m)
+    for g, w in zip(voters.groups, group_w, strict=True):
+        member_w[g] = w * voters.member_orientation[g] / len(g)
+    total = np.abs(member_w).sum()
+    return [float(w) for w in (member_w / total if normalise and total > 0 else member_w)]
+
+
 def committee_probability(margins: np.ndarray, method: str = DEFAULT, folds: int = 5,
                           seed: int = 0, member_p: np.ndarray | None = None,
                           groups: np.ndarray | None = None, collinear: float = COLLINEAR,
@@ -336,11 +352,7 @@ def committee_probability(margins: np.ndarray, method: str = DEFAULT, folds: int
         group_w, info = np.ones(len(merged)), {"method": "mean"}
     else:
         p, group_w, info = _combine_merged(voters.margins, method, folds, seed, groups)
-    member_w = np.zeros(m)
-    for g, w in zip(merged, group_w, strict=True):
-        member_w[g] = w * voters.member_orientation[g] / len(g)
-    total = np.abs(member_w).sum()
-    info["member_weights"] = [float(w) for w in (member_w / total if total > 0 else member_w)]
+    info["member_weights"] = member_weights(voters, group_w, m)
     info["merged"] = [list(map(int, g)) for g in merged if len(g) > 1]
     info["collinear_threshold"] = collinear
     return np.nan_to_num(p, nan=0.5), info

@@ -26,6 +26,13 @@ class AuditConfig(FromFile):
         "(latent-truth model, no labels), factor (one-factor model) or mean.",
         choices=COMBINATIONS)
     seed: int = setting(0, "Seed for folds and stacking.", min=0)
+    review: Path | None = setting(
+        None, "A review export folder (preflab review export): fit the committee's weights "
+              "and orient its voters on people's verdicts instead of the audited labels, and "
+              "measure every member against people (combine stacked or stacked-free).")
+    review_min_pairs: int = setting(
+        20, "Reviewed pairs with a consensus naming the better reply needed to fit on "
+            "people; with fewer the weights stay fitted on the labels.", min=1)
     on_error: str = setting("fail", "fail: stop at the first bad record; skip: record it "
                                     "and go on.", choices=("fail", "skip"))
     max_tokens: int = setting(4096, "Padded tokens per batch.", min=1)

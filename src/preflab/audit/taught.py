@@ -1,0 +1,187 @@
+"""The committee taught by people: its weights fitted on people's verdicts.
+
+``preflab audit --review EXPORT`` reads people's consensus from a review export
+(:mod:`preflab.data.reviews`). Each reviewed pair with a consensus that says which
+reply is better gives a trusted target: +1 where people side with the label
+(``chosen``), -1 where they reverse it (``rejected``); ``both-good``, ``both-bad``,
+``uncertain`` and pairs without a consensus give none. Then, instead of the audited
+labels:
+
+- the voters are oriented by people (a voter is turned round where its votes disagree
+  with people's verdicts beyond chance, sign-test z < -3), so the votes and bins
+  follow people too;
+- the combination (``stacked``: weights >= 0; ``stacked-free``: either sign) is the
+  same Bradley-Terry fit over the voters' merged margins, on the reviewed pairs
+  alone. A reviewed pair is scored by weights fitted on the reviewed pairs of the
+  OTHER folds (the audit's grouped folds, so no copy or shared prompt of it either);
+  a pair nobody reviewed has no verdict to leak and is scored by the weights fitted
+  on every reviewed pair. No pair's own verdict, and no pair's own label, ever
+  enters the weights that score it.
+- each weight gets a 95% bootstrap interval over the reviewed pairs: a wide one
+  says the reviews are too few to tell that member's worth.
+
+Why people alone and not people plus the labels: the labels are what is audited.
+Where they are noisy, members trained on them (the cross-fitted ones) can agree with
+the noise itself, and any weight the labels get pulls the fit towards those members.
+On 500 demo pairs at 40% injected flips, 50 reviewed pairs (3 simulated reviewers
+right 85% of the time), fitting on people alone came within 0.01 AUC of the best
+single member in every seed where the label-fitted committee fell 0.13 below it;
+adding the labels at full weight, or at a weight set by their flip rate, did not
+(see the docs' results page and ``benchmarks/review_calibration.py``). Below
+:data:`MIN_DECIDED` decided pairs the fit is not attempted: the committee stays
+fitted on the labels and the summary says why.
+
+Pure functions over arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from preflab.audit.combine import (
+    COLLINEAR,
+    Voters,
+    committee_voters,
+    fit_nonnegative_bradley_terry,
+    member_weights,
+    orientation,
+)
+from preflab.committee.crossfit import fit_bradley_terry, fold_ids
+
+MIN_DECIDED = 20  # reviewed pairs with a chosen/rejected consensus needed to fit on people
+FITTED = ("stacked", "stacked-free")
+TARGET = {"chosen": 1.0, "rejected": -1.0}
+RESAMPLES = 200  # bootstrap resamples of the reviewed pairs for the weights' intervals
+
+
+def people_targets(ids: Sequence[str], decided: pd.DataFrame, where: str = "the review"
+                   ) -> np.ndarray:
+    """Per pair of `ids`: +1 (people keep the label), -1 (people reverse it) or NaN
+    (no review, or a consensus that names no better reply), from a
+    :func:`preflab.data.reviews.decide_pairs` table. A reviewed id not among `ids`
+    is an error: the review is of other data."""
+    position = {pair_id: k for k, pair_id in enumerate(ids)}
+    unknown = [i for i in decided["pair_id"] if i not in position]
+    if unknown:
+        raise ValueError(f"{where}: {len(unknown)} reviewed pairs are not in the data (first: "
+                         f"{unknown[0]}): the review is of other data")
+    targets = np.full(len(ids), np.nan)
+    for pair_id, consensus in zip(decided["pair_id"], decided["consensus"], strict=True):
+        targets[position[pair_id]] = TARGET.get(consensus, np.nan)
+    return targets
+
+
+def people_voters(margins: np.ndarray, targets: np.ndarray, collinear: float = COLLINEAR
+                  ) -> Voters:
+    """The committee's voters (:func:`preflab.audit.combine.committee_voters`) oriented
+    by people's verdicts instead of the labels: a voter is turned round where, on the
+    reviewed pairs, its merged margin disagrees with people beyond chance."""
+    decided = ~np.isnan(targets)
+    return committee_voters(margins, collinear,
+                            orient=lambda x: orientation(x[decided] * targets[decided, None]))
+
+
+def fit_people(x: np.ndarray, targets: np.ndarray, bounded: bool = True) -> np.ndarray:
+    """Bradley-Terry weights of the columns of `x` (one row per decided pair) fitted on
+    people's targets (+1/-1); >= 0 after orientation when `bounded`."""
+    diff = x * targets[:, None]
+    return fit_nonnegative_bradley_terry(diff) if bounded else fit_bradley_terry(diff)
+
+
+def people_logits(x: np.ndarray, targets: np.ndarray, folds: int, seed: int,
+                  groups: np.ndarray | None, bounded: bool = True) -> np.ndarray:
+    """Each pair's logit: reviewed pairs by weights fitted on the decided pairs of the
+    other folds, the rest by weights fitted on every decided pair."""
+    decided = ~np.isnan(targets)
+    z = x @ fit_people(x[decided], targets[decided], bounded)
+    assign = fold_ids(len(x), folds, seed, groups)
+    for k in np.unique(assign[decided]):
+        train, scored = decided & (assign != k), decided & (assign == k)
+        if train.any():
+            z[scored] = x[scored] @ fit_people(x[train], targets[train], bounded)
+        else:
+            z[scored] = 0.0
+    return z
+
+
+def weight_intervals(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
+                     seed: int = 0, resamples: int = RESAMPLES) -> np.ndarray:
+    """[voters, 2]: the 2.5 and 97.5 percentiles of each voter's normalised weight (|w|
+    summing to 1) over bootstrap resamples of the decided pairs."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    shares = []
+    for _ in range(resamples):
+        rows = rng.integers(0, n, n)
+        w = fit_people(x[rows], targets[rows], bounded)
+        total = np.abs(w).sum()
+        shares.append(w / total if total > 0 else w)
+    return np.percentile(np.array(shares), [2.5, 97.5], axis=0).T
+
+
+def people_probability(margins: np.ndarray, targets: np.ndarray, method: str, folds: int = 5,
+                       seed: int = 0, groups: np.ndarray | None = None,
+                       voters: Voters | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The committee's P(chosen better) with its weights fitted on people (the module
+    doc), and how it was formed: as :func:`preflab.audit.combine.committee_probability`
+    says, plus ``fitted_on`` ("people"), ``n_decided`` and ``weight_intervals`` (per
+    member, in its normalised share)."""
+    if method not in FITTED:
+        raise ValueError(f"--review fits the committee's weights on people: combine must be "
+                         f"one of {', '.join(FITTED)}, got {method!r}")
+    decided = ~np.isnan(targets)
+    if voters is None:
+        voters = people_voters(margins, targets)
+    x = np.nan_to_num(voters.margins)
+    bounded = method == "stacked"
+    z = people_logits(x, targets, folds, seed, groups, bounded)
+    group_w = fit_people(x[decided], targets[decided], bounded)
+    bounds = weight_intervals(x[decided], targets[decided], bounded, seed)
+    info: dict[str, Any] = {"method": method, "fitted_on": "people",
+                            "n_decided": int(decided.sum()),
+                            "n_reversed": int((targets[decided] < 0).sum())}
+    info["member_weights"] = member_weights(voters, group_w, margins.shape[1])
+    low = member_weights(voters, bounds[:, 0], margins.shape[1], normalise=False)
+    high = member_weights(voters, bounds[:, 1], margins.shape[1], normalise=False)
+    info["member_weight_intervals"] = [sorted((lo, hi)) for lo, hi in zip(low, high,
+                                                                          strict=True)]
+    info["merged"] = [list(map(int, g)) for g in voters.groups if len(g) > 1]
+    info["collinear_threshold"] = COLLINEAR
+    return 1.0 / (1.0 + np.exp(-z)), info
+
+
+@dataclass(frozen=True)
+class PeopleVerdicts:
+    """People's consensus for the audit to learn from: a
+    :func:`preflab.data.reviews.decide_pairs` table, where it was read (for messages),
+    the quorum in words, and the decided pairs needed to fit on people."""
+
+    decided: pd.DataFrame
+    where: str
+    quorum: str = ""
+    min_decided: int = MIN_DECIDED
+
+    @classmethod
+    def read(cls, folder: str | Path, min_decided: int = MIN_DECIDED) -> PeopleVerdicts:
+        """The consensus of the review export in `folder`, decided with the export's own
+        quorum."""
+        from preflab.data.reviews import decide_pairs, load_review, review_quorum
+
+        min_votes, words, _ = review_quorum(folder)
+        return cls(decide_pairs(load_review(folder), min_votes), str(folder), words,
+                   min_decided)
+
+    def without(self, ids: Collection[str]) -> PeopleVerdicts:
+        """The same without the pairs `ids` (pairs the audit left out)."""
+        keep = ~self.decided["pair_id"].isin(set(ids))
+        return replace(self, decided=self.decided[keep].reset_index(drop=True))
+
+    def targets(self, ids: Sequence[str]) -> np.ndarray:
+        """:func:`people_targets` of the pairs `ids`."""
+        return people_targets(ids, self.decided, self.where)
