@@ -6,8 +6,8 @@ quorum and more than half of its latest votes agree. The quorum is the one the e
 was made with (its summary.json's ``min_votes``: N votes, or null for a strict majority
 of the reviewers assigned to the pair, 2 of 3) unless ``min_votes`` sets another
 (:func:`preflab.data.reviews.review_quorum`). Where people reached a consensus it
-overrides the method: ``rejected`` (people prefer the rejected reply) flips, ``both-
-bad`` removes, ``chosen`` and ``both-good`` keep, ``uncertain`` keeps or removes
+overrides the method: ``rejected`` (people prefer the rejected reply) flips,
+``both-bad`` removes, ``chosen`` and ``both-good`` keep, ``uncertain`` keeps or removes
 (`uncertain`). The reason becomes ``human review``; the ``review`` column says what
 people decided and with what support (e.g. ``rejected 2/3``), or why nothing was done
 (``below quorum: 1 of 2 votes``, ``no majority: 1/3``). Those pairs, and the pairs
