@@ -103,6 +103,8 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
                 notify(note)
         if not len(spill):
             raise ValueError(f"{data}: no pairs to audit")
+        if people is not None:
+            people.targets(spill.pair_ids())  # a review of other data fails before any model
         out = prepare_output_dir(out, "audit", overwrite, info={  # a bad input makes no folder
             "data": str(data), "committee": spec.name,
             "rejects": str(rejects) if rejects else None})
@@ -361,8 +363,6 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
     and measured against them (``people`` in the summary)."""
     scores, runs = score_committee(spec, spill, engine, chunk, work)
     failures = failed_pairs(spill.pair_ids(), scores, runs)
-    if people is not None:
-        people.targets(spill.pair_ids())  # a review of other data fails before the fit
     if failures:
         spill = spill.without({f["id"] for f in failures})
         if people is not None:
