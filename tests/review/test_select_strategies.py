@@ -14,7 +14,13 @@ from preflab.audit.combine import committee_voters
 from preflab.audit.table import UNSCORED, audit_table
 from preflab.cli import app
 from preflab.review import store
-from preflab.review.select import active_scores, choose_pairs, uncertainty_scores
+from preflab.review.select import (
+    active_scores,
+    choose_pairs,
+    cleaning_change,
+    committee_change,
+    uncertainty_scores,
+)
 
 runner = CliRunner()
 N = 40
@@ -69,7 +75,7 @@ def test_uncertainty_takes_p_chosen_closest_to_half_ties_in_id_order() -> None:
         ["e", "a", "b", "d"]
 
 
-def test_active_favours_strong_disagreement_where_the_committee_is_unsure() -> None:
+def test_committee_change_favours_strong_disagreement_where_the_committee_is_unsure() -> None:
     """EGL = ||oriented voter margins|| p (1 - p): a pair where two independent members
     disagree strongly and p = 0.5 beats one where they are as unsure but weak, and one
     where they agree strongly (p far from 0.5); a missing margin counts 0."""
@@ -82,12 +88,22 @@ def test_active_favours_strong_disagreement_where_the_committee_is_unsure() -> N
     t = pd.DataFrame({"id": [f"r{k:02d}" for k in range(30)], "bin": "mixed", "p_chosen": p,
                       "margin.a": margins[:, 0], "margin.b": margins[:, 1],
                       "vote.a": margins[:, 0] > 0, "vote.b": margins[:, 1] > 0})
-    scores = active_scores(t)
+    scores = committee_change(t)
     x = np.nan_to_num(committee_voters(margins).margins)
     np.testing.assert_allclose(scores, np.linalg.norm(x, axis=1) * p * (1 - p))
     assert scores[0] > scores[3] > scores[1] and scores[0] > scores[2]
+    # active adds the chance the cleaning leaves the label wrong: at p = 0.5 (kept) 1/2
+    np.testing.assert_allclose(active_scores(t), (1 - p) / 0.5 + scores / scores.max())
     assert choose_pairs(t, sample=1, select="active") == ["r00"]
     assert choose_pairs(t, sample=1, select="active", exclude=["r00"]) == ["r03"]
+
+
+def test_cleaning_change_is_the_chance_the_decision_leaves_the_label_wrong() -> None:
+    t = pd.DataFrame({"p_chosen": [0.9, 0.55, 0.3, 0.2, 0.1],
+                      "source": ["", "subjective", "subjective", "mis-label", "mis-label"]})
+    np.testing.assert_allclose(cleaning_change(t), [0.1, 0.45, 0.0, 0.2, 0.1])
+    np.testing.assert_allclose(cleaning_change(t.drop(columns="source")),
+                               [0.1, 0.45, 0.0, 0.0, 0.0])
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -57,6 +57,7 @@ from preflab.committee.crossfit import fit_bradley_terry, fold_ids
 MIN_DECIDED = 20  # reviewed pairs with a chosen/rejected consensus needed to fit on people
 FITTED = ("stacked", "stacked-free")
 TARGET = {"chosen": 1.0, "rejected": -1.0}
+SCALE = True  # scale people's direction by the labels: P(label right), as sac reads it
 RESAMPLES = 200  # bootstrap resamples of the reviewed pairs for the weights' intervals
 
 
@@ -94,19 +95,31 @@ def fit_people(x: np.ndarray, targets: np.ndarray, bounded: bool = True) -> np.n
     return fit_nonnegative_bradley_terry(diff) if bounded else fit_bradley_terry(diff)
 
 
+def label_scale(score: np.ndarray) -> float:
+    """The one Bradley-Terry scale a >= 0 that makes sigmoid(a * score) fit the labels
+    (chosen better) of these pairs: P(the label is right | the score)."""
+    return max(float(fit_bradley_terry(score[:, None])[0]), 0.0)
+
+
 def people_logits(x: np.ndarray, targets: np.ndarray, folds: int, seed: int,
-                  groups: np.ndarray | None, bounded: bool = True) -> np.ndarray:
-    """Each pair's logit: reviewed pairs by weights fitted on the decided pairs of the
-    other folds, the rest by weights fitted on every decided pair."""
+                  groups: np.ndarray | None, bounded: bool = True, scale: bool = SCALE
+                  ) -> np.ndarray:
+    """Each pair's logit, fold by fold (the audit's grouped folds): a direction w fitted
+    on people, times a scale fitted on the other folds' labels (with `scale`; else w's
+    own). A reviewed pair's w is fitted on the decided pairs of the other folds; a pair
+    nobody reviewed has no verdict to leak, and its w is fitted on every decided pair."""
     decided = ~np.isnan(targets)
-    z = x @ fit_people(x[decided], targets[decided], bounded)
+    every = fit_people(x[decided], targets[decided], bounded)
     assign = fold_ids(len(x), folds, seed, groups)
-    for k in np.unique(assign[decided]):
-        train, scored = decided & (assign != k), decided & (assign == k)
-        if train.any():
-            z[scored] = x[scored] @ fit_people(x[train], targets[train], bounded)
-        else:
-            z[scored] = 0.0
+    z = np.zeros(len(x))
+    for k in np.unique(assign):
+        train, fold = assign != k, assign == k
+        others = decided & train
+        w = fit_people(x[others], targets[others], bounded) if others.any() else every * 0
+        for rows, direction in ((fold & decided, w), (fold & ~decided, every)):
+            score = x @ direction
+            a = label_scale(score[train]) if scale and train.any() else 1.0
+            z[rows] = a * score[rows]
     return z
 
 
