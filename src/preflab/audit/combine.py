@@ -210,18 +210,20 @@ def committee_voters(margins: np.ndarray, collinear: float = COLLINEAR,
     return Voters(groups, member, sign_test_z(oriented), votes, oriented)
 
 
-def fit_nonnegative_bradley_terry(diff: np.ndarray, C: float = 1.0) -> np.ndarray:
-    """w >= 0 maximising sum log sigmoid(w . diff) - |w|^2 / 2C after each column is
-    oriented (:func:`orientation`); returned with the orientation folded in."""
+def fit_nonnegative_bradley_terry(diff: np.ndarray, C: float = 1.0,
+                                  weights: np.ndarray | None = None) -> np.ndarray:
+    """w >= 0 maximising sum_i weights_i log sigmoid(w . diff_i) - |w|^2 / 2C after each
+    column is oriented (:func:`orientation`); returned with the orientation folded in."""
     from scipy.optimize import minimize
 
     sign = orientation(diff)
     x = diff * sign
+    rows = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
 
     def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = x @ w
-        grad = -(x * _sigmoid(-z)[:, None]).sum(axis=0) + w / C
-        return float(np.logaddexp(0, -z).sum() + w @ w / (2 * C)), grad
+        grad = -(x * (rows * _sigmoid(-z))[:, None]).sum(axis=0) + w / C
+        return float((rows * np.logaddexp(0, -z)).sum() + w @ w / (2 * C)), grad
 
     start = np.full(x.shape[1], 0.1)
     fit = minimize(objective, start, jac=True, method="L-BFGS-B",

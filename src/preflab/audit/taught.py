@@ -4,32 +4,36 @@
 (:mod:`preflab.data.reviews`). Each reviewed pair with a consensus that says which
 reply is better gives a trusted target: +1 where people side with the label
 (``chosen``), -1 where they reverse it (``rejected``); ``both-good``, ``both-bad``,
-``uncertain`` and pairs without a consensus give none. Then, instead of the audited
-labels:
+``uncertain`` and pairs without a consensus give none. Then:
 
 - the voters are oriented by people (a voter is turned round where its votes disagree
-  with people's verdicts beyond chance, sign-test z < -3), so the votes and bins
-  follow people too;
+  with people's verdicts beyond chance, sign-test z < -3), and a voter people give no
+  weight stops counting in the votes and bins (:func:`preflab.audit.table.counted_voters`);
 - the combination (``stacked``: weights >= 0; ``stacked-free``: either sign) is the
-  same Bradley-Terry fit over the voters' merged margins, on the reviewed pairs
-  alone. A reviewed pair is scored by weights fitted on the reviewed pairs of the
-  OTHER folds (the audit's grouped folds, so no copy or shared prompt of it either);
-  a pair nobody reviewed has no verdict to leak and is scored by the weights fitted
-  on every reviewed pair. No pair's own verdict, and no pair's own label, ever
-  enters the weights that score it.
-- each weight gets a 95% bootstrap interval over the reviewed pairs: a wide one
-  says the reviews are too few to tell that member's worth.
+  same Bradley-Terry fit over the voters' merged margins, on people's verdicts, with
+  the labels of the pairs nobody decided counted beside them at a weight
+  (1 - 2 e)^2 per label, e the share of decided pairs people reverse: a label flipped
+  with chance e carries that share of a true label's information
+  (:func:`label_weight`). At 10% flips the labels keep the fit steady; at 40% they
+  count a twenty-fifth of a verdict and people decide.
+- one scale fitted on the labels turns that direction into P(chosen) = P(label
+  right), as the cleaning rules read it.
+- cross-fitting: a reviewed pair is scored with the verdicts of the OTHER folds only
+  (the audit's grouped folds, so no copy or shared prompt of it either); a pair
+  nobody reviewed has no verdict to leak and is scored by every verdict; no pair's own
+  label enters its direction or, for a reviewed pair, its scale.
+- each weight gets a 95% bootstrap interval over the reviewed pairs: a wide one says
+  the reviews are too few to tell that member's worth.
 
-Why people alone and not people plus the labels: the labels are what is audited.
-Where they are noisy, members trained on them (the cross-fitted ones) can agree with
-the noise itself, and any weight the labels get pulls the fit towards those members.
-On 500 demo pairs at 40% injected flips, 50 reviewed pairs (3 simulated reviewers
-right 85% of the time), fitting on people alone came within 0.01 AUC of the best
-single member in every seed where the label-fitted committee fell 0.13 below it;
-adding the labels at full weight, or at a weight set by their flip rate, did not
-(see the docs' results page and ``benchmarks/review_calibration.py``). Below
-:data:`MIN_DECIDED` decided pairs the fit is not attempted: the committee stays
-fitted on the labels and the summary says why.
+Why people first: the labels are what is audited. Where they are noisy, members
+trained on them (the cross-fitted ones) can agree with the noise itself, and weights
+fitted on the labels follow those members: on 500 demo pairs at 40% injected flips
+the label-fitted committee fell 0.13 AUC below the best single member in two seeds
+of three. Fitted on 50 reviewed pairs it came within 0.01 on average, but a sample of
+50 can still favour a label-following member by chance (the docs' results page and
+``benchmarks/review_calibration.py`` give the spread). Below :data:`MIN_DECIDED`
+decided pairs the fit is not attempted: the committee stays fitted on the labels and
+the summary says why.
 
 Pure functions over arrays.
 """
@@ -57,7 +61,6 @@ from preflab.committee.crossfit import fit_bradley_terry, fold_ids
 MIN_DECIDED = 20  # reviewed pairs with a chosen/rejected consensus needed to fit on people
 FITTED = ("stacked", "stacked-free")
 TARGET = {"chosen": 1.0, "rejected": -1.0}
-SCALE = True  # scale people's direction by the labels: P(label right), as sac reads it
 RESAMPLES = 200  # bootstrap resamples of the reviewed pairs for the weights' intervals
 
 
@@ -88,11 +91,27 @@ def people_voters(margins: np.ndarray, targets: np.ndarray, collinear: float = C
                             orient=lambda x: orientation(x[decided] * targets[decided, None]))
 
 
-def fit_people(x: np.ndarray, targets: np.ndarray, bounded: bool = True) -> np.ndarray:
+def fit_people(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
+               labels: np.ndarray | None = None, weight: float = 0.0) -> np.ndarray:
     """Bradley-Terry weights of the columns of `x` (one row per decided pair) fitted on
-    people's targets (+1/-1); >= 0 after orientation when `bounded`."""
-    diff = x * targets[:, None]
-    return fit_nonnegative_bradley_terry(diff) if bounded else fit_bradley_terry(diff)
+    people's targets (+1/-1), plus the rows `labels` (pairs nobody decided, the label's
+    side +1) each counted `weight`; >= 0 after orientation when `bounded`."""
+    diff, rows = x * targets[:, None], np.ones(len(x))
+    if labels is not None and weight > 0 and len(labels):
+        diff = np.vstack([diff, labels])
+        rows = np.concatenate([rows, np.full(len(labels), weight)])
+    if bounded:
+        return fit_nonnegative_bradley_terry(diff, weights=rows)
+    return fit_bradley_terry(diff, weights=rows)
+
+
+def label_weight(targets: np.ndarray) -> float:
+    """How much one label counts beside one verdict: (1 - 2 e)^2, e the share of decided
+    pairs people reverse (the labels' flip rate as the review sees it, at most 1/2): a
+    label flipped with chance e carries that share of a true label's information."""
+    decided = targets[~np.isnan(targets)]
+    flips = min(float((decided < 0).mean()), 0.5) if len(decided) else 0.5
+    return (1 - 2 * flips) ** 2
 
 
 def label_scale(score: np.ndarray) -> float:
@@ -102,37 +121,47 @@ def label_scale(score: np.ndarray) -> float:
 
 
 def people_logits(x: np.ndarray, targets: np.ndarray, folds: int, seed: int,
-                  groups: np.ndarray | None, bounded: bool = True, scale: bool = SCALE
-                  ) -> np.ndarray:
-    """Each pair's logit, fold by fold (the audit's grouped folds): a direction w fitted
-    on people, times a scale fitted on the other folds' labels (with `scale`; else w's
-    own). A reviewed pair's w is fitted on the decided pairs of the other folds; a pair
-    nobody reviewed has no verdict to leak, and its w is fitted on every decided pair."""
+                  groups: np.ndarray | None, bounded: bool = True) -> np.ndarray:
+    """Each pair's logit, fold by fold (the audit's grouped folds): a direction fitted on
+    people's verdicts, with the labels of the other folds' undecided pairs counted at
+    :func:`label_weight` of those verdicts, times a scale that fits the other folds'
+    labels, so P(chosen) reads as P(label right) as the cleaning rules read it.
+
+    A decided pair is scored with the verdicts of the other folds only (direction,
+    label weight and scale). An undecided pair has no verdict to leak: its direction is
+    fitted on every verdict, and the pairs nobody decided share one scale (the median
+    over folds), so their ranks do not depend on their folds."""
     decided = ~np.isnan(targets)
-    every = fit_people(x[decided], targets[decided], bounded)
     assign = fold_ids(len(x), folds, seed, groups)
-    z = np.zeros(len(x))
+    z, scales = np.zeros(len(x)), []
     for k in np.unique(assign):
         train, fold = assign != k, assign == k
+        labels = x[train & ~decided]
         others = decided & train
-        w = fit_people(x[others], targets[others], bounded) if others.any() else every * 0
-        for rows, direction in ((fold & decided, w), (fold & ~decided, every)):
-            score = x @ direction
-            a = label_scale(score[train]) if scale and train.any() else 1.0
-            z[rows] = a * score[rows]
+        if (fold & decided).any():
+            w = fit_people(x[others], targets[others], bounded, labels,
+                           label_weight(targets[others]))
+            z[fold & decided] = (x[fold & decided] @ w) * label_scale(x[train] @ w)
+        w = fit_people(x[decided], targets[decided], bounded, labels,
+                       label_weight(targets[decided]))
+        z[fold & ~decided] = x[fold & ~decided] @ w
+        scales.append(label_scale(x[train] @ w))
+    z[~decided] *= float(np.median(scales))
     return z
 
 
 def weight_intervals(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
                      seed: int = 0, resamples: int = RESAMPLES) -> np.ndarray:
     """[voters, 2]: the 2.5 and 97.5 percentiles of each voter's normalised weight (|w|
-    summing to 1) over bootstrap resamples of the decided pairs."""
+    summing to 1) over bootstrap resamples of the decided pairs (the undecided pairs'
+    labels counted as in every fit)."""
+    decided = ~np.isnan(targets)
+    xd, td, labels = x[decided], targets[decided], x[~decided]
     rng = np.random.default_rng(seed)
-    n = len(x)
     shares = []
     for _ in range(resamples):
-        rows = rng.integers(0, n, n)
-        w = fit_people(x[rows], targets[rows], bounded)
+        rows = rng.integers(0, len(xd), len(xd))
+        w = fit_people(xd[rows], td[rows], bounded, labels, label_weight(td[rows]))
         total = np.abs(w).sum()
         shares.append(w / total if total > 0 else w)
     return np.percentile(np.array(shares), [2.5, 97.5], axis=0).T
@@ -154,10 +183,12 @@ def people_probability(margins: np.ndarray, targets: np.ndarray, method: str, fo
     x = np.nan_to_num(voters.margins)
     bounded = method == "stacked"
     z = people_logits(x, targets, folds, seed, groups, bounded)
-    group_w = fit_people(x[decided], targets[decided], bounded)
-    bounds = weight_intervals(x[decided], targets[decided], bounded, seed)
+    group_w = fit_people(x[decided], targets[decided], bounded, x[~decided],
+                         label_weight(targets[decided]))
+    bounds = weight_intervals(x, targets, bounded, seed)
     info: dict[str, Any] = {"method": method, "fitted_on": "people",
                             "n_decided": int(decided.sum()),
+                            "label_weight": round(label_weight(targets[decided]), 4),
                             "n_reversed": int((targets[decided] < 0).sum())}
     info["member_weights"] = member_weights(voters, group_w, margins.shape[1])
     low = member_weights(voters, bounds[:, 0], margins.shape[1], normalise=False)
