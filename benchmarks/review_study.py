@@ -9,8 +9,16 @@ in its own process -> three reviewers play through the HTTP API at once:
   *both good* where the audit's source guess says so, and that guess as source tag);
 - ``random`` picks one of the five choices and, half the time, a source at random;
 
+or, with ``--follow MEMBER:Q``, three reviewers ``follow-a``, ``-b``, ``-c`` who each
+pick the reply audit member MEMBER prefers with probability Q (independently per
+pair and reviewer) and the other reply otherwise;
+
 -> ``review export`` -> ``clean --method sac`` without (the baseline) and with
-``--review``. With ``--screenshots DIR`` it also drives Debian's chromium (Playwright)
+``--review``. With ``--teach``, the data is audited again with ``--review`` (the
+committee taught by people, :mod:`preflab.audit.taught`) and the study reports the
+members against people, the weights before and after with their intervals, how
+``p_chosen`` and the bins moved, and ``clean --method sac --review`` on that audit.
+With ``--screenshots DIR`` it also drives Debian's chromium (Playwright)
 through the first judgement of ``label`` and saves the page before and after submitting
 and the export report as PNG.
 
@@ -34,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import requests
 
 from preflab.audit.noise_sources import SOURCES
@@ -58,6 +67,11 @@ def side(view: dict[str, Any], text: str) -> str:
 def decide(name: str, view: dict[str, Any], pair: Any, audit: dict[str, Any],
            rng: np.random.Generator) -> tuple[str, str]:
     """(choice, source tag) of scripted reviewer `name` on one pair as shown."""
+    if name.startswith("follow-"):
+        member, q = audit["follow"]
+        prefers_chosen = audit[f"margin.{member}"] > 0
+        right = rng.random() < q
+        return side(view, pair.chosen if prefers_chosen == right else pair.rejected), ""
     if name == "label":
         return side(view, pair.chosen), ""
     if name == "committee":
@@ -130,6 +144,46 @@ def first_judgement_shots(b: Any, url: str, token: str, by_id: dict[str, Any],
     page.close()
 
 
+def teach(args: argparse.Namespace, audit_dir: Path, keys: tuple[str, ...]
+          ) -> dict[str, Any]:
+    """Audit again taught by the export; what moved, and sac with the review on it."""
+    out = args.out / "audit-taught"
+    subprocess.run([sys.executable, "-m", "preflab.cli", "audit", str(args.data),
+                    "--committee", args.committee, "--review", str(args.out / "export"),
+                    "--out", str(out), "--overwrite"], check=True)
+    before = json.loads((audit_dir / "summary.json").read_text())
+    after = json.loads((out / "summary.json").read_text())
+    old = AuditView.load(audit_dir).table.set_index("id")
+    new = AuditView.load(out).table.set_index("id").loc[old.index]
+    dp = new["p_chosen"] - old["p_chosen"]
+    side_changed = (new["p_chosen"] > 0.5) != (old["p_chosen"] > 0.5)
+    bins = pd.crosstab(old["bin"], new["bin"])
+    cleaned = clean(args.data, out, method="sac", out=args.out / "clean-taught-review",
+                    review=args.out / "export")
+    combined = after["committee_probability"]
+    return {
+        "people": after["people"], "fitted_on": combined.get("fitted_on"),
+        "label_weight": combined.get("label_weight"),
+        "weights_before": before["committee_probability"]["weights"],
+        "weights_after": combined["weights"], "weight_intervals": combined.get("weight_intervals"),
+        "counted_voters": {v: info.get("counted", True) for v, info in combined["voters"].items()},
+        "p_chosen_moved": {"mean_abs": round(float(dp.abs().mean()), 4),
+                           "median_abs": round(float(dp.abs().median()), 4),
+                           "max_abs": round(float(dp.abs().max()), 4),
+                           "crossed_half": int(side_changed.sum()),
+                           "spearman": round(float(old["p_chosen"].corr(new["p_chosen"],
+                                                                       method="spearman")), 4)},
+        "bins_before": old["bin"].value_counts().to_dict(),
+        "bins_after": new["bin"].value_counts().to_dict(),
+        "bins_moved": int((old["bin"] != new["bin"]).sum()),
+        "bin_moves": {f"{a} -> {b}": int(bins.loc[a, b]) for a in bins.index
+                      for b in bins.columns if a != b and bins.loc[a, b]},
+        "flip_auc": {"before": before.get("flip_detection_auc"),
+                     "after": after.get("flip_detection_auc")},
+        "clean_sac_review_on_taught": {k: cleaned[k] for k in keys},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -141,7 +195,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--screenshots", type=Path, default=None)
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    ap.add_argument("--follow", default=None,
+                    help="MEMBER:Q: three reviewers who follow audit member MEMBER with "
+                         "probability Q, instead of label/committee/random")
+    ap.add_argument("--teach", action="store_true",
+                    help="audit again with --review EXPORT and report what moved")
     args = ap.parse_args()
+    reviewers = REVIEWERS if args.follow is None else ("follow-a", "follow-b", "follow-c")
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     audit_dir = args.audit or args.out / "audit"
@@ -153,14 +213,18 @@ def main() -> None:
     for stale in args.out.glob("review.sqlite*"):  # the study's own project, made anew
         stale.unlink()
     init = init_review(args.data, audit_dir, db, sample=args.pairs, strata="bin", per_pair=3,
-                       reviewers=REVIEWERS, seed=args.seed)
+                       reviewers=list(reviewers), seed=args.seed)
     tokens = init["tokens"]
     view = AuditView.load(audit_dir)
-    audit = view.table.set_index("id")[["p_chosen", "source", "bin"]].to_dict("index")
+    follow = None if args.follow is None else args.follow.rsplit(":", 1)
+    columns = ["p_chosen", "source", "bin"] + ([f"margin.{follow[0]}"] if follow else [])
+    audit = view.table.set_index("id")[columns].to_dict("index")
+    for row in audit.values():
+        row["follow"] = (follow[0], float(follow[1])) if follow else None
     wanted = set(view.table["id"])
     by_id = {p.id: p for p in iter_pairs(read_pairs(args.data).pairs) if p.id in wanted}
     proc, url = serve(db, args.out / "serve.log")
-    counts = dict.fromkeys(REVIEWERS, 0)
+    counts = dict.fromkeys(reviewers, 0)
     pw = b = None
     try:
         if args.screenshots:
@@ -170,7 +234,7 @@ def main() -> None:
         review_started = time.perf_counter()
         threads = [threading.Thread(target=play, args=(url, n, tokens[n], by_id, audit,
                                                        args.seed + k, counts))
-                   for k, n in enumerate(REVIEWERS)]
+                   for k, n in enumerate(reviewers)]
         for t in threads:
             t.start()
         for t in threads:
@@ -190,9 +254,11 @@ def main() -> None:
     reviewed = clean(args.data, audit_dir, method="sac", out=args.out / "clean-review",
                      review=args.out / "export")
     keys = ("keep", "flip", "remove", "relabel", "n_output")
+    taught = teach(args, audit_dir, keys) if args.teach else None
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({
-        "pairs": init["pairs"], "bins": init["bins_added"], "reviewers": list(REVIEWERS),
+        "pairs": init["pairs"], "bins": init["bins_added"], "reviewers": list(reviewers),
+        "follow": args.follow, "taught": taught,
         "votes_submitted": counts, "fleiss_kappa": summary["fleiss_kappa"],
         "choice_shares": summary["choice_shares"], "source_shares": summary["source_shares"],
         "n_source_tags": summary["n_source_tags"], "consensus": summary["consensus"],
