@@ -8,12 +8,7 @@ import pandas as pd
 import pytest
 
 from preflab.audit.table import Combination, audit_table
-from preflab.audit.taught import (
-    people_logits,
-    people_probability,
-    people_targets,
-    people_voters,
-)
+from preflab.audit.taught import people_probability, people_targets
 
 N = 500
 
@@ -44,13 +39,16 @@ def simulated_review(right: np.ndarray, n: int = 50, q: float = 0.85, seed: int 
     return targets, chosen
 
 
-def table_of(margins: np.ndarray, people: np.ndarray | None) -> tuple[pd.DataFrame, dict]:
+def table_of(margins: np.ndarray, people: np.ndarray | None,
+             groups: np.ndarray | None = None, resamples: int = 200
+             ) -> tuple[pd.DataFrame, dict]:
     n, m = margins.shape
     names = ["accurate", "follower", "chance"][:m]
     p = 1 / (1 + np.exp(-margins))
     return audit_table([f"p{i}" for i in range(n)], [None] * n, names, margins, p,
                        margins, np.zeros_like(margins),
-                       combination=Combination("stacked", 0, None, people))
+                       combination=Combination("stacked", 0, groups, people,
+                                               resamples=resamples))
 
 
 def test_review_fitted_weights_favour_the_accurate_member_where_labels_favour_another():
@@ -78,18 +76,15 @@ def test_a_reviewed_pairs_own_verdict_never_enters_the_weights_that_score_it():
     margins, _, right = synthetic(seed=3)
     targets, chosen = simulated_review(right, seed=4)
     groups = np.arange(N) // 2  # pairs share folds in twos, as copies would
-    x = np.nan_to_num(people_voters(margins, targets).margins)
-    p = people_logits(x, targets, 5, 0, groups)  # what people_probability scores pairs by
-    for i in chosen[:8]:
+    base, _ = table_of(margins, targets, groups, resamples=0)
+    others = np.setdiff1d(np.arange(N), np.concatenate([chosen, chosen ^ 1]))
+    for i in chosen[:6]:
         changed = targets.copy()
         changed[i] = -changed[i]
-        again = people_logits(x, changed, 5, 0, groups)
-        assert again[i] == p[i]  # its own verdict moved nothing that scores it
-        mate = i ^ 1  # its group mate shares its fold: not scored by it either
-        if np.isnan(targets[mate]):
-            assert again[mate] != p[mate]  # an unreviewed pair uses every verdict
-        else:
-            assert again[mate] == p[mate]
+        again, _ = table_of(margins, changed, groups, resamples=0)
+        p, q = base["p_chosen"].to_numpy(), again["p_chosen"].to_numpy()
+        assert q[i] == p[i] and q[i ^ 1] == p[i ^ 1]  # nor its group mate's (copies)
+        assert (q[others] != p[others]).any()  # the verdict does count for the others
 
 
 def test_too_few_verdicts_leave_the_label_fitted_weights_and_say_so():

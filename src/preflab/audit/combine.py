@@ -53,7 +53,6 @@ Cross-fitting deals out groups of pairs (copies, pairs of one prompt or sharing 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,18 +159,25 @@ def factor_weights(x: np.ndarray, seed: int = 0) -> np.ndarray:
 REVERSED_Z = -3.0  # a member disagreeing with the labels beyond this z is turned round
 
 
-def sign_test_z(x: np.ndarray) -> np.ndarray:
+def sign_test_z(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Per column, how far its signs agree with the labels (chosen better) beyond
     chance: z = (agree - disagree) / sqrt(agree + disagree), ties and NaN left out
-    (0 for a column with no sign at all)."""
-    agree, disagree = (x > 0).sum(axis=0), (x < 0).sum(axis=0)
-    return (agree - disagree) / np.sqrt(np.maximum(agree + disagree, 1))
+    (0 for a column with no sign at all). With `weights` (one per row) each row counts
+    its weight: z = sum w sign / sqrt(sum w^2)."""
+    if weights is None:
+        agree, disagree = (x > 0).sum(axis=0), (x < 0).sum(axis=0)
+        return (agree - disagree) / np.sqrt(np.maximum(agree + disagree, 1))
+    w = np.asarray(weights, dtype=float)[:, None]
+    signed = (w * np.sign(np.nan_to_num(x))).sum(axis=0)
+    return signed / np.sqrt(np.maximum((w ** 2 * (np.nan_to_num(x) != 0)).sum(axis=0),
+                                       1e-12))
 
 
-def orientation(x: np.ndarray, z_reversed: float = REVERSED_Z) -> np.ndarray:
+def orientation(x: np.ndarray, z_reversed: float = REVERSED_Z,
+                weights: np.ndarray | None = None) -> np.ndarray:
     """+1 per column, or -1 where the column's sign disagrees with the labels beyond
-    chance (:func:`sign_test_z` below `z_reversed`)."""
-    return np.where(sign_test_z(x) < z_reversed, -1.0, 1.0)
+    chance (:func:`sign_test_z` below `z_reversed`; rows counted by `weights`)."""
+    return np.where(sign_test_z(x, weights) < z_reversed, -1.0, 1.0)
 
 
 @dataclass
@@ -192,16 +198,13 @@ class Voters:
 
 
 def committee_voters(margins: np.ndarray, collinear: float = COLLINEAR,
-                     z_reversed: float = REVERSED_Z,
-                     orient: Callable[[np.ndarray], np.ndarray] | None = None) -> Voters:
+                     z_reversed: float = REVERSED_Z) -> Voters:
     """The voters of a [pairs, members] margin array: a merged group votes once, by the
     sign of its merged margin; a group whose merged margin disagrees with the labels
     beyond chance (sign test z < `z_reversed`, on all pairs) is turned round. One rule
-    for every combination method, so the votes never depend on a fold. `orient`, when
-    given, orients the merged margins instead (+1/-1 per group; the audit taught by
-    people orients by their verdicts: :func:`preflab.audit.taught.people_voters`)."""
+    for every combination method, so the votes never depend on a fold."""
     x, groups, signs = merge_collinear(margins, collinear)
-    group_sign = orientation(x, z_reversed) if orient is None else orient(x)
+    group_sign = orientation(x, z_reversed)
     oriented = x * group_sign
     member = signs.copy()
     for g, s in zip(groups, group_sign, strict=True):
@@ -216,7 +219,7 @@ def fit_nonnegative_bradley_terry(diff: np.ndarray, C: float = 1.0,
     column is oriented (:func:`orientation`); returned with the orientation folded in."""
     from scipy.optimize import minimize
 
-    sign = orientation(diff)
+    sign = orientation(diff, weights=weights)
     x = diff * sign
     rows = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
 

@@ -30,7 +30,7 @@ from preflab.audit.combine import (
     committee_voters,
     row_means,
 )
-from preflab.audit.taught import MIN_DECIDED, people_probability, people_voters
+from preflab.audit.taught import MIN_DECIDED, RESAMPLES, people_probability
 
 BIN_NAMES = ("none", "low", "mixed", "high", "unanimous", "unscored")
 UNSCORED = "unscored"  # no member scored the pair: no vote, no agreement, no verdict
@@ -73,7 +73,7 @@ class Combination:
     and the pairs that must share a fold (`groups`: one label per pair; None: each pair
     alone). With `people` (people's verdicts per pair:
     :func:`preflab.audit.taught.people_targets`) and at least `min_decided` of them,
-    the voters are oriented and the weights fitted on people instead of the labels.
+    the weights are fitted on people instead of the labels.
     """
 
     method: str = DEFAULT
@@ -81,6 +81,7 @@ class Combination:
     groups: np.ndarray | None = None
     people: np.ndarray | None = None  # per pair +1/-1/NaN: fit on people (audit.taught)
     min_decided: int = MIN_DECIDED
+    resamples: int = RESAMPLES  # bootstrap resamples for the weights' intervals (0: none)
 
 
 def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequence[str],
@@ -102,15 +103,15 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     n_decided = 0 if people is None else int((~np.isnan(people)).sum())
     if n_decided < how.min_decided:
         people = None
-    # the votes, and the probability's orientation
-    committee = committee_voters(margins) if people is None else people_voters(margins, people)
+    committee = committee_voters(margins)  # the votes, and the probability's orientation
     voter_names = committee.names(names)
     if people is None:
         p, info = committee_probability(margins, how.method, seed=how.seed, member_p=member_p,
                                         groups=how.groups, voters=committee)
     else:
         p, info = people_probability(margins, people, how.method, seed=how.seed,
-                                     groups=how.groups, voters=committee)
+                                     groups=how.groups, voters=committee,
+                                     resamples=how.resamples)
     if how.people is not None and people is None:
         info["fitted_on"] = "labels"
         info["people_not_used"] = (

@@ -54,7 +54,6 @@ from preflab.audit.combine import (
     committee_voters,
     fit_nonnegative_bradley_terry,
     member_weights,
-    orientation,
 )
 from preflab.committee.crossfit import fit_bradley_terry, fold_ids
 
@@ -79,16 +78,6 @@ def people_targets(ids: Sequence[str], decided: pd.DataFrame, where: str = "the 
     for pair_id, consensus in zip(decided["pair_id"], decided["consensus"], strict=True):
         targets[position[pair_id]] = TARGET.get(consensus, np.nan)
     return targets
-
-
-def people_voters(margins: np.ndarray, targets: np.ndarray, collinear: float = COLLINEAR
-                  ) -> Voters:
-    """The committee's voters (:func:`preflab.audit.combine.committee_voters`) oriented
-    by people's verdicts instead of the labels: a voter is turned round where, on the
-    reviewed pairs, its merged margin disagrees with people beyond chance."""
-    decided = ~np.isnan(targets)
-    return committee_voters(margins, collinear,
-                            orient=lambda x: orientation(x[decided] * targets[decided, None]))
 
 
 def fit_people(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
@@ -122,31 +111,30 @@ def label_scale(score: np.ndarray) -> float:
 
 def people_logits(x: np.ndarray, targets: np.ndarray, folds: int, seed: int,
                   groups: np.ndarray | None, bounded: bool = True) -> np.ndarray:
-    """Each pair's logit, fold by fold (the audit's grouped folds): a direction fitted on
-    people's verdicts, with the labels of the other folds' undecided pairs counted at
-    :func:`label_weight` of those verdicts, times a scale that fits the other folds'
-    labels, so P(chosen) reads as P(label right) as the cleaning rules read it.
+    """Each pair's logit, cross-fitted over the audit's grouped folds: a direction
+    fitted on people's verdicts with the labels of the other folds' undecided pairs
+    counted at :func:`label_weight` of those verdicts, times the one scale that fits
+    that direction to the other folds' labels (P(chosen) reads as P(label right), as
+    the cleaning rules read it).
 
-    A decided pair is scored with the verdicts of the other folds only (direction,
-    label weight and scale). An undecided pair has no verdict to leak: its direction is
-    fitted on every verdict, and the pairs nobody decided share one scale (the median
-    over folds), so their ranks do not depend on their folds."""
+    A decided pair, and any pair of its group (its copies, pairs sharing its prompt or
+    a reply), is scored with the verdicts of the other folds only. A pair whose group
+    holds no verdict has none to leak, and is scored with every verdict. No pair's own
+    label enters what scores it. A fold whose other folds hold no verdict falls back to
+    the labels alone there."""
     decided = ~np.isnan(targets)
+    groups = np.arange(len(x)) if groups is None else np.asarray(groups)
     assign = fold_ids(len(x), folds, seed, groups)
-    z, scales = np.zeros(len(x)), []
+    touched = np.isin(groups, groups[decided])  # a verdict on the pair or on its group
+    z = np.zeros(len(x))
     for k in np.unique(assign):
         train, fold = assign != k, assign == k
         labels = x[train & ~decided]
-        others = decided & train
-        if (fold & decided).any():
-            w = fit_people(x[others], targets[others], bounded, labels,
-                           label_weight(targets[others]))
-            z[fold & decided] = (x[fold & decided] @ w) * label_scale(x[train] @ w)
-        w = fit_people(x[decided], targets[decided], bounded, labels,
-                       label_weight(targets[decided]))
-        z[fold & ~decided] = x[fold & ~decided] @ w
-        scales.append(label_scale(x[train] @ w))
-    z[~decided] *= float(np.median(scales))
+        for rows, verdicts in ((fold & touched, decided & train), (fold & ~touched, decided)):
+            if rows.any():
+                weight = label_weight(targets[verdicts]) if verdicts.any() else 1.0
+                w = fit_people(x[verdicts], targets[verdicts], bounded, labels, weight)
+                z[rows] = (x[rows] @ w) * label_scale(x[train] @ w)
     return z
 
 
@@ -169,7 +157,8 @@ def weight_intervals(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
 
 def people_probability(margins: np.ndarray, targets: np.ndarray, method: str, folds: int = 5,
                        seed: int = 0, groups: np.ndarray | None = None,
-                       voters: Voters | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                       voters: Voters | None = None, resamples: int = RESAMPLES
+                       ) -> tuple[np.ndarray, dict[str, Any]]:
     """The committee's P(chosen better) with its weights fitted on people (the module
     doc), and how it was formed: as :func:`preflab.audit.combine.committee_probability`
     says, plus ``fitted_on`` ("people"), ``n_decided`` and ``weight_intervals`` (per
@@ -179,22 +168,23 @@ def people_probability(margins: np.ndarray, targets: np.ndarray, method: str, fo
                          f"one of {', '.join(FITTED)}, got {method!r}")
     decided = ~np.isnan(targets)
     if voters is None:
-        voters = people_voters(margins, targets)
+        voters = committee_voters(margins)
     x = np.nan_to_num(voters.margins)
     bounded = method == "stacked"
     z = people_logits(x, targets, folds, seed, groups, bounded)
     group_w = fit_people(x[decided], targets[decided], bounded, x[~decided],
                          label_weight(targets[decided]))
-    bounds = weight_intervals(x, targets, bounded, seed)
+    bounds = weight_intervals(x, targets, bounded, seed, resamples) if resamples else None
     info: dict[str, Any] = {"method": method, "fitted_on": "people",
                             "n_decided": int(decided.sum()),
                             "label_weight": round(label_weight(targets[decided]), 4),
                             "n_reversed": int((targets[decided] < 0).sum())}
     info["member_weights"] = member_weights(voters, group_w, margins.shape[1])
-    low = member_weights(voters, bounds[:, 0], margins.shape[1], normalise=False)
-    high = member_weights(voters, bounds[:, 1], margins.shape[1], normalise=False)
-    info["member_weight_intervals"] = [sorted((lo, hi)) for lo, hi in zip(low, high,
-                                                                          strict=True)]
+    if bounds is not None:
+        low = member_weights(voters, bounds[:, 0], margins.shape[1], normalise=False)
+        high = member_weights(voters, bounds[:, 1], margins.shape[1], normalise=False)
+        info["member_weight_intervals"] = [sorted((lo, hi))
+                                           for lo, hi in zip(low, high, strict=True)]
     info["merged"] = [list(map(int, g)) for g in voters.groups if len(g) > 1]
     info["collinear_threshold"] = COLLINEAR
     return 1.0 / (1.0 + np.exp(-z)), info
