@@ -69,7 +69,8 @@ def decide(name: str, view: dict[str, Any], pair: Any, audit: dict[str, Any],
     """(choice, source tag) of scripted reviewer `name` on one pair as shown."""
     if name.startswith("follow-"):
         member, q = audit["follow"]
-        prefers_chosen = audit[f"margin.{member}"] > 0
+        margin = audit[f"margin.{member}"]
+        prefers_chosen = margin > 0 if margin == margin else rng.random() < 0.5  # NaN: a coin
         right = rng.random() < q
         return side(view, pair.chosen if prefers_chosen == right else pair.rejected), ""
     if name == "label":
@@ -217,6 +218,9 @@ def main() -> None:
     tokens = init["tokens"]
     view = AuditView.load(audit_dir)
     follow = None if args.follow is None else args.follow.rsplit(":", 1)
+    if follow and f"margin.{follow[0]}" not in view.table:
+        raise SystemExit(f"--follow {args.follow}: the audit {audit_dir} has no member "
+                         f"{follow[0]!r} (members: {', '.join(view.members)})")
     columns = ["p_chosen", "source", "bin"] + ([f"margin.{follow[0]}"] if follow else [])
     audit = view.table.set_index("id")[columns].to_dict("index")
     for row in audit.values():

@@ -103,8 +103,8 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
                 notify(note)
         if not len(spill):
             raise ValueError(f"{data}: no pairs to audit")
-        if people is not None:
-            people.targets(spill.pair_ids())  # a review of other data fails before any model
+        if people is not None:  # a review of other data fails before any model loads
+            people = people_in(people, spill, limit, notify)
         out = prepare_output_dir(out, "audit", overwrite, info={  # a bad input makes no folder
             "data": str(data), "committee": spec.name,
             "rejects": str(rejects) if rejects else None})
@@ -149,6 +149,23 @@ def read_people(config: AuditConfig) -> PeopleVerdicts | None:
         raise ValueError(f"--review fits the committee's weights on people: --combine must "
                          f"be one of {', '.join(FITTED)}, got {config.combine!r}")
     return PeopleVerdicts.read(config.review, config.review_min_pairs)
+
+
+def people_in(people: PeopleVerdicts, spill: PairSpill, limit: int | None,
+              notify: Notify | None) -> PeopleVerdicts:
+    """People's verdicts on the pairs read: reviewed pairs beyond `limit` or among the
+    records skipped are left out (and said); any other reviewed pair not in the data is
+    an error."""
+    ids = spill.pair_ids()
+    if limit is not None or spill.rejects:
+        outside = set(people.decided["pair_id"]) - set(ids)
+        if outside:
+            people = people.without(outside)
+            if notify is not None:
+                notify(f"--review: {len(outside)} reviewed pairs are not among the pairs "
+                       "audited (--limit, or records skipped on read): left out of the fit")
+    people.targets(ids)
+    return people
 
 
 def read_notes(data: str | Path, spill: PairSpill, rejects: str | Path | None,
@@ -400,7 +417,10 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
     tags = tag_sources(view)
     table["source"], table["source_signal"] = tags["source"], tags["signal"]
     members, warnings = member_diagnostics(table, combined["weights"],
-                                           orientation=combined["orientation"])
+                                           orientation=combined["orientation"],
+                                           intervals=combined.get("weight_intervals"))
+    if combined.get("people_not_used"):
+        warnings.append(f"--review: {combined['people_not_used']}")
     signal_names = {s.name for s in signals}
     warnings += [f"{name}: no score for {run['missing']} pairs ("
                  + ("a signal: those pairs come last in the rules that use it"

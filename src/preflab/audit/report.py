@@ -272,6 +272,7 @@ def voters_line(summary: dict[str, Any]) -> str:
     voters = summary.get("committee_probability", {}).get("voters")
     if not voters:
         return ""
+    voters = {v: d for v, d in voters.items() if d.get("counted", True)}
     said = []
     for d in voters.values():
         members = [m + (" turned round" if o < 0 else "") for m, o in d["members"].items()]
@@ -294,7 +295,9 @@ def _member_rows(summary: dict[str, Any]) -> tuple[str, str, str]:
         f"<td>{fmt(d.get('estimated_accuracy'), '.1%')}</td>"
         f"<td>{orientation_text(d.get('orientation'))}</td>"
         f"<td>{html.escape(voter.get(n, n))}</td><td>{fmt(d.get('weight'), '.3f')}"
-        "</td>" + (f"<td>{aucs[n]:.3f}</td>" if n in aucs else "") + "</tr>"
+        + (f" [{d['weight_interval'][0]:.2f}, {d['weight_interval'][1]:.2f}]"
+           if d.get("weight_interval") else "") + "</td>"
+        + (f"<td>{aucs[n]:.3f}</td>" if n in aucs else "") + "</tr>"
         for n, d in diag.items())
     names = list(diag)
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)

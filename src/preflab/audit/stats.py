@@ -77,7 +77,8 @@ def flip_detection_auc(table: pd.DataFrame) -> dict[str, float] | None:
 
 def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = None,
                        threshold: float = COLLINEAR,
-                       orientation: dict[str, int] | None = None
+                       orientation: dict[str, int] | None = None,
+                       intervals: dict[str, list[float]] | None = None
                        ) -> tuple[dict[str, Any], list[str]]:
     """Per member, as declared: agreement with the labels and its sign-test z
     (agreements minus disagreements over the square root of their sum; ties left out),
@@ -87,7 +88,10 @@ def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = N
     correlation with every other member. A warning for each pair of members that
     correlate above `threshold` (they count as one), and one for each weighted member
     whose agreement with the labels is within chance (|z| < :data:`CHANCE_Z`): the
-    labels give no evidence that it is accurate, so its weight may follow their noise."""
+    labels give no evidence that it is accurate, so its weight may follow their noise.
+    `intervals` (an audit taught by people: each weight's 95% interval) are kept beside
+    the weights, and then the weights come from people, not the labels: no such
+    warning."""
     names = member_names(table)
     margins = table[[f"margin.{n}" for n in names]].to_numpy(dtype=float)
     r = correlations(margins)
@@ -108,9 +112,10 @@ def member_diagnostics(table: pd.DataFrame, weights: dict[str, float] | None = N
             "estimated_accuracy": round(float(right.mean()), 4) if seen.any() else None,
             "orientation": 1 if orientation is None else orientation.get(name, 1),
             "weight": weight,
+            **({"weight_interval": intervals.get(name)} if intervals is not None else {}),
             "correlation": {o: round(float(r[k, j]), 3) for j, o in enumerate(names) if j != k},
         }
-        if z_k is not None and abs(z_k) < CHANCE_Z and (weight or 0) > 0:
+        if z_k is not None and abs(z_k) < CHANCE_Z and (weight or 0) > 0 and intervals is None:
             chance.append(f"{name}: agrees with the labels on {agreement:.1%} of {seen.sum()} "
                           f"pairs, within chance (sign test z = {z_k:+.2f}, |z| < "
                           f"{CHANCE_Z:g}); the labels give no evidence that it is accurate, "
@@ -232,6 +237,11 @@ def committee_verdict(table: pd.DataFrame, members: dict[str, Any], combined: di
             parts.append(f"{v} disagrees with the labels beyond chance and is counted turned "
                          "round (a scorer declared the wrong way round, or labels mostly "
                          "reversed).")
+    if combined.get("fitted_on") == "people":
+        idle = [v for v, d in voters.items() if not d.get("counted", True)]
+        parts.append(f"The weights are fitted on people's verdicts on {combined['n_decided']} "
+                     "pairs" + (f"; {', '.join(idle)} get no weight from them and are not "
+                                "counted in the votes and bins" if idle else "") + ".")
     parts.append({"no": "Do not clean on these bins: use a stronger committee (the gold preset "
                         "on a GPU), or have people review a sample first.",
                   "weak": "Treat the bins as a queue for people to check, not as verdicts: "

@@ -85,12 +85,16 @@ def print_audit(summary: dict, out_dir: Path) -> None:
     out.print(f"low or no agreement: [bold]{summary['low_or_no_agreement_fraction']:.1%}[/]")
     members = Table(Column("member", no_wrap=True), "agrees\nwith labels", "sign-test\nz",
                     "estimated\naccuracy", "orientation", "weight",
-                    title=f"members (combine={summary['committee_probability']['method']})")
+                    title=f"members (combine={summary['committee_probability']['method']}"
+                          + (", fitted on people" if summary["committee_probability"]
+                             .get("fitted_on") == "people" else "") + ")")
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     for name, d in summary["member_diagnostics"].items():
         members.add_row(name, fmt(d["agreement_with_labels"], ".1%"),
                         fmt(d["sign_test_z"], "+.1f"), fmt(d["estimated_accuracy"], ".1%"),
-                        f"{d.get('orientation', 1):+d}", fmt(d["weight"], ".3f"))
+                        f"{d.get('orientation', 1):+d}", fmt(d["weight"], ".3f")
+                        + (f" [{d['weight_interval'][0]:.2f}, {d['weight_interval'][1]:.2f}]"
+                           if d.get("weight_interval") else ""))
     out.print(members)
     out.print("orientation -1: the committee counts the member turned round; weight: its "
               "share of the verdict in that direction", highlight=False)

@@ -105,11 +105,13 @@ def cleaning_change(table: pd.DataFrame) -> np.ndarray:
     """Per pair, the chance that the cleaning's decision leaves its label wrong, by the
     committee's probability `p`: a pair tagged ``mis-label`` is flipped, wrong with
     chance `p`; one the committee sides with (p >= 0.5) is kept, wrong with chance
-    1 - p; the rest are removed by default SAC (0: nothing wrong is kept)."""
+    1 - p; the rest, and pairs tagged both-bad or both-harmful, are removed by default
+    SAC (0: nothing wrong is kept)."""
     p = table["p_chosen"].to_numpy(dtype=float)
-    flipped = (table["source"].to_numpy(dtype=object) == "mis-label"
-               if "source" in table else np.zeros(len(table), dtype=bool))
-    return np.where(flipped, p, np.where(p >= 0.5, 1 - p, 0.0))
+    source = (table["source"].fillna("").to_numpy(dtype=object) if "source" in table
+              else np.full(len(table), "", dtype=object))
+    removed = np.isin(source, ("both-bad", "both-harmful")) | (p < 0.5)
+    return np.where(source == "mis-label", p, np.where(removed, 0.0, 1 - p))
 
 
 def active_scores(table: pd.DataFrame) -> np.ndarray:
