@@ -122,7 +122,8 @@ def cell(view: AuditView, mask: np.ndarray, groups: np.ndarray, seed: int, q: fl
     reviews = simulated_reviews(ids, flipped, q, rng)
     people = PeopleVerdicts(decide_pairs(reviews), "simulated review")
     taught, info = refit_table(view.table, view.kinds, Combination(
-        "stacked", seed, groups, people.targets(view.table["id"].tolist()), resamples=0))
+        "stacked", seed, groups, people.targets(view.table["id"].tolist()), resamples=0,
+        tallies=people.tallies(view.table["id"].tolist())))
     taught_view = AuditView(taught, view.kinds, orientation=info["orientation"])
     return {"reversed": int((people.decided["consensus"] == "rejected").sum()),
             "auc_review_fitted": auc(mask, 1 - taught["p_chosen"].to_numpy()),

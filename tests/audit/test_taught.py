@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from preflab.audit.table import Combination, audit_table
-from preflab.audit.taught import people_probability, people_targets
+from preflab.audit.taught import (
+    label_weight,
+    majority_error,
+    people_probability,
+    people_targets,
+    reviewer_accuracy,
+)
 
 N = 500
 
@@ -112,3 +118,23 @@ def test_only_stacked_combinations_are_fitted_on_people():
     targets, _ = simulated_review(right)
     with pytest.raises(ValueError, match="combine must be one of stacked, stacked-free"):
         people_probability(margins, targets, "latent")
+
+
+def test_labels_count_by_how_much_they_and_the_reviewers_know():
+    """Reviewers right with chance q agree pairwise with chance q^2 + (1-q)^2; a label
+    then weighs (1 - 2e)^2 / (1 - 2r)^2 against a verdict, r the majority's error and e
+    the flip rate people's reversals imply once r is taken out."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    for q, e in ((0.7, 0.1), (0.85, 0.4)):
+        right = rng.random((n, 3)) < q
+        tallies = np.c_[np.maximum(right.sum(1), 3 - right.sum(1)), np.full(n, 3)].astype(float)
+        r = (1 - q) ** 3 + 3 * q * (1 - q) ** 2
+        assert reviewer_accuracy(tallies) == pytest.approx(q, abs=0.02)
+        assert majority_error(q, tallies[:, 1]) == pytest.approx(r)
+        flipped = rng.random(n) < e
+        says_right = np.where(right.sum(1) >= 2, ~flipped, flipped)
+        weight = label_weight(np.where(says_right, 1.0, -1.0), tallies)
+        assert weight == pytest.approx((1 - 2 * e) ** 2 / (1 - 2 * r) ** 2, rel=0.25)
+    assert label_weight(np.array([1.0, -1.0, np.nan])) == 0.0  # reversals at 1/2: no word
+    assert label_weight(np.full(3, np.nan)) == 0.0

@@ -407,7 +407,9 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
                                   combination=Combination(
                                       combine, seed, groups,
                                       people.targets(ids) if people is not None else None,
-                                      people.min_decided if people is not None else 0))
+                                      min_decided=people.min_decided if people else 0,
+                                      tallies=people.tallies(ids) if people is not None
+                                      else None))
     for sig in signals:  # scored for cleaning rules, not counted as votes
         table[f"margin.{sig.name}"] = sig.margin
         table[f"r_chosen.{sig.name}"] = sig.r_chosen

@@ -80,6 +80,7 @@ class Combination:
     seed: int = 0
     groups: np.ndarray | None = None
     people: np.ndarray | None = None  # per pair +1/-1/NaN: fit on people (audit.taught)
+    tallies: np.ndarray | None = None  # per pair (votes behind the consensus, votes)
     min_decided: int = MIN_DECIDED
     resamples: int = RESAMPLES  # bootstrap resamples for the weights' intervals (0: none)
 
@@ -111,7 +112,7 @@ def audit_table(ids: Sequence[str], subsets: Sequence[str | None], names: Sequen
     else:
         p, info = people_probability(margins, people, how.method, seed=how.seed,
                                      groups=how.groups, voters=committee,
-                                     resamples=how.resamples)
+                                     resamples=how.resamples, tallies=how.tallies)
     if how.people is not None and people is None:
         info["fitted_on"] = "labels"
         info["people_not_used"] = (

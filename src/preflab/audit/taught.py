@@ -60,6 +60,7 @@ from preflab.committee.crossfit import fit_bradley_terry, fold_ids
 MIN_DECIDED = 20  # reviewed pairs with a chosen/rejected consensus needed to fit on people
 FITTED = ("stacked", "stacked-free")
 TARGET = {"chosen": 1.0, "rejected": -1.0}
+LABELS_ONLY = 1e3  # a label's weight where people are no better than a coin
 RESAMPLES = 200  # bootstrap resamples of the reviewed pairs for the weights' intervals
 
 
@@ -94,13 +95,49 @@ def fit_people(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
     return fit_bradley_terry(diff, weights=rows)
 
 
-def label_weight(targets: np.ndarray) -> float:
-    """How much one label counts beside one verdict: (1 - 2 e)^2, e the share of decided
-    pairs people reverse (the labels' flip rate as the review sees it, at most 1/2): a
-    label flipped with chance e carries that share of a true label's information."""
-    decided = targets[~np.isnan(targets)]
-    flips = min(float((decided < 0).mean()), 0.5) if len(decided) else 0.5
-    return (1 - 2 * flips) ** 2
+def reviewer_accuracy(tallies: np.ndarray) -> float | None:
+    """Each reviewer's chance to name the better reply, from how often people agree:
+    with two possible verdicts, two reviewers right with chance q agree with chance
+    q^2 + (1 - q)^2, so q = (1 + sqrt(2 A - 1)) / 2 for A the share of agreeing pairs
+    of votes within a pair. `tallies`: per decided pair (votes behind the consensus,
+    votes). None without a pair of two votes."""
+    support, votes = tallies[:, 0], tallies[:, 1]
+    several = votes >= 2
+    pairs = (votes * (votes - 1))[several].sum()
+    if not pairs:
+        return None
+    agree = (support * (support - 1) + (votes - support) * (votes - support - 1))[several]
+    return (1 + np.sqrt(max(2 * agree.sum() / pairs - 1, 0.0))) / 2
+
+
+def majority_error(q: float, votes: np.ndarray) -> float:
+    """The mean chance that a majority of `votes` reviewers, each right with chance q,
+    is wrong (a tie counts half)."""
+    from scipy.stats import binom
+
+    n = votes.astype(int)
+    wrong = binom.cdf((n - 1) // 2, n, q) + 0.5 * np.where(n % 2 == 0, binom.pmf(n // 2, n, q),
+                                                            0.0)
+    return float(np.mean(wrong))
+
+
+def label_weight(targets: np.ndarray, tallies: np.ndarray | None = None) -> float:
+    """How much one label counts beside one verdict, by the information each carries
+    about the truth: a verdict wrong with chance r carries (1 - 2r)^2 of a true one, a
+    label flipped with chance e (1 - 2e)^2. r comes from how often the reviewers agree
+    (:func:`reviewer_accuracy`, :func:`majority_error`; 0 without `tallies`); e from
+    the share of decided pairs people reverse, s = e (1 - r) + (1 - e) r, so
+    e = (s - r) / (1 - 2r), between 0 and 1/2."""
+    decided = ~np.isnan(targets)
+    if not decided.any():
+        return 0.0
+    reversed_ = float((targets[decided] < 0).mean())
+    q = None if tallies is None else reviewer_accuracy(tallies[decided])
+    r = 0.0 if q is None else majority_error(q, tallies[decided, 1])
+    if r >= 0.5:
+        return LABELS_ONLY
+    flips = min(max((reversed_ - r) / (1 - 2 * r), 0.0), 0.5)
+    return min((1 - 2 * flips) ** 2 / (1 - 2 * r) ** 2, LABELS_ONLY)
 
 
 def label_scale(score: np.ndarray) -> float:
@@ -110,7 +147,8 @@ def label_scale(score: np.ndarray) -> float:
 
 
 def people_logits(x: np.ndarray, targets: np.ndarray, folds: int, seed: int,
-                  groups: np.ndarray | None, bounded: bool = True) -> np.ndarray:
+                  groups: np.ndarray | None, bounded: bool = True,
+                  tallies: np.ndarray | None = None) -> np.ndarray:
     """Each pair's logit, cross-fitted over the audit's grouped folds: a direction
     fitted on people's verdicts with the labels of the other folds' undecided pairs
     counted at :func:`label_weight` of those verdicts, times the one scale that fits
@@ -132,24 +170,28 @@ def people_logits(x: np.ndarray, targets: np.ndarray, folds: int, seed: int,
         labels = x[train & ~decided]
         for rows, verdicts in ((fold & touched, decided & train), (fold & ~touched, decided)):
             if rows.any():
-                weight = label_weight(targets[verdicts]) if verdicts.any() else 1.0
+                weight = (label_weight(targets[verdicts], None if tallies is None
+                                       else tallies[verdicts]) if verdicts.any() else 1.0)
                 w = fit_people(x[verdicts], targets[verdicts], bounded, labels, weight)
                 z[rows] = (x[rows] @ w) * label_scale(x[train] @ w)
     return z
 
 
 def weight_intervals(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
-                     seed: int = 0, resamples: int = RESAMPLES) -> np.ndarray:
+                     seed: int = 0, resamples: int = RESAMPLES,
+                     tallies: np.ndarray | None = None) -> np.ndarray:
     """[voters, 2]: the 2.5 and 97.5 percentiles of each voter's normalised weight (|w|
     summing to 1) over bootstrap resamples of the decided pairs (the undecided pairs'
     labels counted as in every fit)."""
     decided = ~np.isnan(targets)
     xd, td, labels = x[decided], targets[decided], x[~decided]
+    tally = None if tallies is None else tallies[decided]
     rng = np.random.default_rng(seed)
     shares = []
     for _ in range(resamples):
         rows = rng.integers(0, len(xd), len(xd))
-        w = fit_people(xd[rows], td[rows], bounded, labels, label_weight(td[rows]))
+        w = fit_people(xd[rows], td[rows], bounded, labels,
+                       label_weight(td[rows], None if tally is None else tally[rows]))
         total = np.abs(w).sum()
         shares.append(w / total if total > 0 else w)
     return np.percentile(np.array(shares), [2.5, 97.5], axis=0).T
@@ -157,8 +199,8 @@ def weight_intervals(x: np.ndarray, targets: np.ndarray, bounded: bool = True,
 
 def people_probability(margins: np.ndarray, targets: np.ndarray, method: str, folds: int = 5,
                        seed: int = 0, groups: np.ndarray | None = None,
-                       voters: Voters | None = None, resamples: int = RESAMPLES
-                       ) -> tuple[np.ndarray, dict[str, Any]]:
+                       voters: Voters | None = None, resamples: int = RESAMPLES,
+                       tallies: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The committee's P(chosen better) with its weights fitted on people (the module
     doc), and how it was formed: as :func:`preflab.audit.combine.committee_probability`
     says, plus ``fitted_on`` ("people"), ``n_decided`` and ``weight_intervals`` (per
@@ -171,13 +213,16 @@ def people_probability(margins: np.ndarray, targets: np.ndarray, method: str, fo
         voters = committee_voters(margins)
     x = np.nan_to_num(voters.margins)
     bounded = method == "stacked"
-    z = people_logits(x, targets, folds, seed, groups, bounded)
-    group_w = fit_people(x[decided], targets[decided], bounded, x[~decided],
-                         label_weight(targets[decided]))
-    bounds = weight_intervals(x, targets, bounded, seed, resamples) if resamples else None
+    z = people_logits(x, targets, folds, seed, groups, bounded, tallies)
+    weight = label_weight(targets, tallies)
+    group_w = fit_people(x[decided], targets[decided], bounded, x[~decided], weight)
+    bounds = (weight_intervals(x, targets, bounded, seed, resamples, tallies) if resamples
+              else None)
     info: dict[str, Any] = {"method": method, "fitted_on": "people",
                             "n_decided": int(decided.sum()),
-                            "label_weight": round(label_weight(targets[decided]), 4),
+                            "label_weight": round(weight, 4),
+                            "reviewer_accuracy": (None if tallies is None else _rounded(
+                                reviewer_accuracy(tallies[decided]))),
                             "n_reversed": int((targets[decided] < 0).sum())}
     info["member_weights"] = member_weights(voters, group_w, margins.shape[1])
     if bounds is not None:
@@ -188,6 +233,10 @@ def people_probability(margins: np.ndarray, targets: np.ndarray, method: str, fo
     info["merged"] = [list(map(int, g)) for g in voters.groups if len(g) > 1]
     info["collinear_threshold"] = COLLINEAR
     return 1.0 / (1.0 + np.exp(-z)), info
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
 
 
 @dataclass(frozen=True)
@@ -215,6 +264,16 @@ class PeopleVerdicts:
         """The same without the pairs `ids` (pairs the audit left out)."""
         keep = ~self.decided["pair_id"].isin(set(ids))
         return replace(self, decided=self.decided[keep].reset_index(drop=True))
+
+    def tallies(self, ids: Sequence[str]) -> np.ndarray:
+        """[pairs of `ids`, 2]: (votes behind the consensus, votes) per reviewed pair,
+        NaN elsewhere."""
+        position = {pair_id: k for k, pair_id in enumerate(ids)}
+        out = np.full((len(ids), 2), np.nan)
+        for row in self.decided.itertuples(index=False):
+            if row.pair_id in position:
+                out[position[row.pair_id]] = (row.support, row.n_votes)
+        return out
 
     def targets(self, ids: Sequence[str]) -> np.ndarray:
         """:func:`people_targets` of the pairs `ids`."""
