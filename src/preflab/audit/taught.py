@@ -6,34 +6,38 @@ reply is better gives a trusted target: +1 where people side with the label
 (``chosen``), -1 where they reverse it (``rejected``); ``both-good``, ``both-bad``,
 ``uncertain`` and pairs without a consensus give none. Then:
 
-- the voters are oriented by people (a voter is turned round where its votes disagree
-  with people's verdicts beyond chance, sign-test z < -3), and a voter people give no
-  weight stops counting in the votes and bins (:func:`preflab.audit.table.counted_voters`);
+- the votes keep the labels' orientation; each fit orients its columns on its own
+  rows (people's verdicts and the weighted labels), and a voter people give no weight
+  stops counting in the votes and bins (:func:`preflab.audit.table.counted_voters`: one
+  decision from every verdict, so a reviewed pair's bin, unlike its P(chosen), can
+  depend on its own verdict);
 - the combination (``stacked``: weights >= 0; ``stacked-free``: either sign) is the
   same Bradley-Terry fit over the voters' merged margins, on people's verdicts, with
-  the labels of the pairs nobody decided counted beside them at a weight
-  (1 - 2 e)^2 per label, e the share of decided pairs people reverse: a label flipped
-  with chance e carries that share of a true label's information
-  (:func:`label_weight`). At 10% flips the labels keep the fit steady; at 40% they
-  count a twenty-fifth of a verdict and people decide.
+  the labels of the pairs nobody decided counted beside them. A label weighs
+  (1 - 2e)^2 / (1 - 2r)^2 of a verdict, by the information each carries about the
+  truth: r is the chance people's majority is wrong (from how often the reviewers
+  agree), e the labels' flip rate (people's reversals with r taken out;
+  :func:`label_weight`). With reviewers right 85% of the time, at 10% flips a label
+  weighs 0.8 of a verdict; at 40%, a twentieth, and people decide.
 - one scale fitted on the labels turns that direction into P(chosen) = P(label
   right), as the cleaning rules read it.
-- cross-fitting: a reviewed pair is scored with the verdicts of the OTHER folds only
-  (the audit's grouped folds, so no copy or shared prompt of it either); a pair
-  nobody reviewed has no verdict to leak and is scored by every verdict; no pair's own
-  label enters its direction or, for a reviewed pair, its scale.
+- cross-fitting: a reviewed pair, and any pair of its group, is scored with the
+  verdicts of the OTHER folds only (the audit's grouped folds); a pair whose group
+  nobody reviewed has no verdict to leak and is scored with every verdict. Direction
+  and scale use only the other folds' labels.
 - each weight gets a 95% bootstrap interval over the reviewed pairs: a wide one says
   the reviews are too few to tell that member's worth.
 
 Why people first: the labels are what is audited. Where they are noisy, members
 trained on them (the cross-fitted ones) can agree with the noise itself, and weights
 fitted on the labels follow those members: on 500 demo pairs at 40% injected flips
-the label-fitted committee fell 0.13 AUC below the best single member in two seeds
-of three. Fitted on 50 reviewed pairs it came within 0.01 on average, but a sample of
-50 can still favour a label-following member by chance (the docs' results page and
-``benchmarks/review_calibration.py`` give the spread). Below :data:`MIN_DECIDED`
-decided pairs the fit is not attempted: the committee stays fitted on the labels and
-the summary says why.
+the label-fitted ``cpu`` committee fell 0.13 AUC below the best single member in two
+seeds of three. Taught by 50 simulated reviews it came within 0.01 in all three seeds
+with ``cpu-fast`` and in two of three with ``cpu``: a sample of 50 can still favour a
+label-following member by chance (the docs' results page,
+``benchmarks/review_calibration.py``). Below :data:`MIN_DECIDED` decided pairs the
+fit is not attempted: the committee stays fitted on the labels and the summary says
+why.
 
 Pure functions over arrays.
 """
