@@ -60,6 +60,7 @@ from preflab.audit.combine import (
     member_weights,
 )
 from preflab.committee.crossfit import fit_bradley_terry, fold_ids
+from preflab.data.reviews import check_reviewed, decide_pairs, load_review, review_quorum
 
 MIN_DECIDED = 20  # reviewed pairs with a chosen/rejected consensus needed to fit on people
 FITTED = ("stacked", "stacked-free")
@@ -75,10 +76,7 @@ def people_targets(ids: Sequence[str], decided: pd.DataFrame, where: str = "the 
     :func:`preflab.data.reviews.decide_pairs` table. A reviewed id not among `ids`
     is an error: the review is of other data."""
     position = {pair_id: k for k, pair_id in enumerate(ids)}
-    unknown = [i for i in decided["pair_id"] if i not in position]
-    if unknown:
-        raise ValueError(f"{where}: {len(unknown)} reviewed pairs are not in the data (first: "
-                         f"{unknown[0]}): the review is of other data")
+    check_reviewed(decided["pair_id"], position, where)
     targets = np.full(len(ids), np.nan)
     for pair_id, consensus in zip(decided["pair_id"], decided["consensus"], strict=True):
         targets[position[pair_id]] = TARGET.get(consensus, np.nan)
@@ -258,8 +256,6 @@ class PeopleVerdicts:
     def read(cls, folder: str | Path, min_decided: int = MIN_DECIDED) -> PeopleVerdicts:
         """The consensus of the review export in `folder`, decided with the export's own
         quorum."""
-        from preflab.data.reviews import decide_pairs, load_review, review_quorum
-
         min_votes, words, _ = review_quorum(folder)
         return cls(decide_pairs(load_review(folder), min_votes), str(folder), words,
                    min_decided)

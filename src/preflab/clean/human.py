@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.data.reviews import decide_pairs
+from preflab.data.reviews import check_reviewed, decide_pairs
 from preflab.data.verdicts import VERDICTS
 
 REASON = "human review"
@@ -42,10 +42,7 @@ def apply_review(table: pd.DataFrame, reviews: pd.DataFrame, uncertain: str = "k
     if uncertain not in UNCERTAIN:
         raise ValueError(f"--uncertain must be keep or remove, got {uncertain!r}")
     ids = set(table["id"])
-    unknown = [i for i in reviews["pair_id"] if i not in ids]
-    if unknown:
-        raise ValueError(f"{where}: {len(unknown)} reviewed pairs are not in the data (first: "
-                         f"{unknown[0]}): the review is of other data")
+    check_reviewed(reviews["pair_id"], ids, where)
     decided = decide_pairs(reviews, min_votes).set_index("pair_id")
     agreed = decided[decided["consensus"] != ""]
     out = table.copy()

@@ -6,6 +6,7 @@ cleaning (``--review``: people's consensus overrides the method)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Container, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,11 @@ def decide_pairs(reviews: pd.DataFrame, min_votes: int | None = None) -> pd.Data
                      "review": note, "human_source": r.human_source})
     return pd.DataFrame(rows, columns=["pair_id", "consensus", "support", "n_votes", "quorum",
                                        "votes_missing", "review", "human_source"])
+
+
+def check_reviewed(reviewed: Iterable[str], ids: Container[str], where: str) -> None:
+    """Refuse a review of other data: every reviewed pair id must be among `ids`."""
+    unknown = [i for i in reviewed if i not in ids]
+    if unknown:
+        raise ValueError(f"{where}: {len(unknown)} reviewed pairs are not in the data (first: "
+                         f"{unknown[0]}): the review is of other data")
