@@ -13,10 +13,10 @@ import pytest
 
 from preflab.audit.audit_pairs import audit, write_table
 from preflab.audit.report import report_ids
-from preflab.audit.stream import spill_pairs
 from preflab.data.demo import demo
 from preflab.data.groups import pair_groups
 from preflab.data.read import iter_pairs, read_pairs
+from preflab.data.spill import spill_pairs
 from preflab.engine import EngineOptions
 
 COMMITTEE = """name = "stream"

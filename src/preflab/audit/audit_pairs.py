@@ -17,7 +17,7 @@ from preflab.audit.config import AuditConfig
 from preflab.audit.noise_sources import SourceRules, source_counts, tag_sources
 from preflab.audit.report import FLAGGED_CSV, render_report, report_ids, write_flagged_csv
 from preflab.audit.stats import committee_verdict, member_diagnostics, summarize
-from preflab.audit.stream import CHUNK, PairSpill, RowFile, spill_pairs
+from preflab.audit.stream import RowFile
 from preflab.audit.table import Combination, audit_table
 from preflab.audit.taught import FITTED, PeopleVerdicts
 from preflab.audit.view import AuditView
@@ -25,6 +25,8 @@ from preflab.committee.spec import Committee, load_committee
 from preflab.data.groups import repeat_counts
 from preflab.data.outputs import check_output_file, marker_path, prepare_output_dir
 from preflab.data.read import ReadResult, read_pairs
+from preflab.data.spill import PairSpill, spill_pairs
+from preflab.data.stream import CHUNK
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.core import CHARS_PER_TOKEN, make_executor, oversized, pair_texts
 from preflab.engine.executor import ExecutorOptions
@@ -126,7 +128,7 @@ def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path =
                    **run_figures(summary, spill, rejects, limit, failures, out),
                    "executor": options.kind if options else "local",
                    "seconds": round(time.perf_counter() - started, 2)}
-        summary["pairs_per_s"] = round(len(spill.ids) / summary["seconds"], 3)
+        summary["pairs_per_s"] = round(spill.n_read / summary["seconds"], 3)
         write_table(table, out / "audit.parquet")
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         write_flagged_csv(table, spill.chunks(chunk), out / FLAGGED_CSV)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,3 +112,47 @@ def repeat_counts(groups: np.ndarray, ids: Sequence[str]) -> dict[str, int]:
     return {"duplicate_pairs": int((id_counts - 1).sum()),
             "pairs_in_shared_groups": int(group_sizes[group_sizes > 1].sum()),
             "shared_groups": int((group_sizes > 1).sum())}
+
+
+def key64(kind: str, key: str) -> int:
+    """A 64-bit hash of a grouping key (id, prompt or reply) and its kind."""
+    return int.from_bytes(hashlib.blake2b(f"{kind}\x1f{key}".encode(), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+def pair_keys(pairs: Iterable[Any]) -> np.ndarray:
+    """[pairs, 4] int64 :func:`key64` hashes of each pair's id, normalised prompt and
+    normalised chosen and rejected texts: what :func:`hashed_groups` groups by."""
+    return np.array([[key64("id", p.id), key64("prompt", prompt_key(p.prompt)),
+                      key64("reply", text_key(p.chosen)), key64("reply", text_key(p.rejected))]
+                     for p in pairs], dtype=np.int64).reshape(-1, 4)
+
+
+def hashed_groups(keys: np.ndarray) -> np.ndarray:
+    """:func:`group_ids` on hashed keys (:func:`pair_keys`), in arrays: memory and time
+    grow with the pairs, not with Python objects per key. A reply links pairs whether it
+    is the chosen or the rejected one in each (the columns after the prompt are one
+    key space); groups are numbered by first appearance."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    frequent = np.zeros(keys.shape, dtype=bool)
+    frequent[:, 2:] = frequent_replies(keys[:, 2:])  # columns: id, prompt, replies...
+    rows, cols = [], []
+    for span in (slice(0, 1), slice(1, 2), slice(2, None)):  # one key space each
+        block = keys[:, span]
+        owner = np.repeat(np.arange(n), block.shape[1])  # row of each entry, row-major
+        _, first, inverse = np.unique(block.reshape(-1), return_index=True,
+                                      return_inverse=True)
+        rows.append(owner)  # link each entry's row to the first row holding the key
+        cols.append(np.where(frequent[:, span].reshape(-1), owner, owner[first][inverse]))
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    _, first_row = np.unique(labels, return_index=True)
+    rank = np.empty(len(first_row), dtype=np.int64)
+    rank[np.argsort(first_row)] = np.arange(len(first_row))
+    return rank[labels]
