@@ -1,4 +1,4 @@
-"""Convert preference data between formats."""
+"""Convert preference data between formats, a chunk at a time (memory stays flat)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from preflab.data.containers import kind_of
 from preflab.data.outputs import check_output_file
-from preflab.data.read import OnError, read_pairs
-from preflab.data.write import target_for, write_pairs
+from preflab.data.parse import OnError
+from preflab.data.stream import PairStream, PairWriter
 from preflab.errors import SourceError
 
 
@@ -27,14 +27,16 @@ def convert(src: str | Path, dst: str | Path, to: str | None = None, format: str
     check_output_file(dst, overwrite)
     if rejects_path is not None:
         check_output_file(rejects_path, overwrite)
-    result = read_pairs(src, format=format, on_error=on_error, rejects_path=rejects_path,
+    stream = PairStream(src, format=format, on_error=on_error, rejects_path=rejects_path,
                         subset=subset, allow_empty=allow_empty)
-    if result.n_pairs == 0 and result.n_records and not allow_empty:
-        seen = f" (see {rejects_path})" if rejects_path else ""
-        raise SourceError(f"{src}: no pairs to write, all {result.n_records} records were "
-                          f"rejected{seen} (--allow-empty writes an empty file)")
-    to = to or target_for(dst)
-    n = write_pairs(result.pairs, dst, to=to)
-    return {"source": str(src), "format": result.format, "out": str(dst), "to": to,
-            "n_records": result.n_records, "n_pairs": n, "n_rejected": len(result.rejects),
-            "rejects": str(rejects_path) if rejects_path and result.rejects else None}
+    with PairWriter(dst, to) as writer:
+        for pairs in stream:
+            writer.write(pairs)
+        if stream.n_pairs == 0 and stream.n_records and not allow_empty:
+            seen = f" (see {rejects_path})" if rejects_path else ""
+            raise SourceError(f"{src}: no pairs to write, all {stream.n_records} records "
+                              f"were rejected{seen} (--allow-empty writes an empty file)")
+    return {"source": str(src), "format": stream.format, "out": str(dst), "to": writer.to,
+            "n_records": stream.n_records, "n_pairs": writer.n,
+            "n_rejected": len(stream.rejects),
+            "rejects": str(rejects_path) if rejects_path and stream.rejects else None}

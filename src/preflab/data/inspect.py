@@ -1,8 +1,8 @@
-"""What is in a preference file: counts, subsets, lengths and the problems found."""
+"""What is in a preference file: counts, subsets, lengths and the problems found, in
+one pass that holds a chunk of pairs at a time."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from preflab.data.groups import prompt_key
-from preflab.data.pair import EMPTY_REPLY, PREFIX_MISMATCH
-from preflab.data.read import ReadResult, read_pairs
+from preflab.data.groups import key64, prompt_key
+from preflab.data.pair import EMPTY_REPLY, PREFIX_MISMATCH, PreferencePair
+from preflab.data.stream import PairStream
 
 Tokenize = Callable[[list[str]], list[int]]  # texts -> token counts
 
@@ -50,60 +50,89 @@ def default_max_tokens(tokenizer: Any | None) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit <= 10_000_000 else None
 
 
-def inspect_result(result: ReadResult, tokenize: Tokenize | None = None,
-                   tokenizer_name: str = "whitespace", batch_size: int = 1024,
-                   max_tokens: int | None = None) -> dict[str, Any]:
-    """Statistics of a read: counts, rejects by reason, subsets, turns, token lengths,
-    and (with `max_tokens`) how many prompts and replies are longer than that."""
+class Tally:
+    """What :func:`inspect` counts, added to a chunk at a time. Memory grows by a few
+    bytes per pair: ids and prompts are kept as 64-bit hashes
+    (:func:`~preflab.data.groups.key64`; a collision among a million pairs has a chance
+    near 1e-8) and token lengths as int32 arrays, so every count and percentile is
+    computed exactly, from all the values, with no sketch."""
+
+    def __init__(self, tokenize: Tokenize) -> None:
+        self.tokenize = tokenize
+        self.subsets: Counter[str] = Counter()
+        self.flags: Counter[str] = Counter()
+        self.ids: list[np.ndarray] = []
+        self.prompts: list[np.ndarray] = []
+        self.turns: list[np.ndarray] = []
+        self.lengths: dict[str, list[np.ndarray]] = {"prompt": [], "chosen": [], "rejected": []}
+        self.soft = self.flipped = self.n = 0
+
+    def add(self, pairs: list[PreferencePair]) -> None:
+        """Count one chunk of pairs."""
+        self.n += len(pairs)
+        for p in pairs:
+            self.subsets[p.subset or "(none)"] += 1
+            self.flags.update(p.flags or [])
+            self.soft += p.p_chosen not in (0.0, 1.0)
+            self.flipped += bool(p.meta.get("flipped"))
+        self.ids.append(np.array([key64("id", p.id) for p in pairs], dtype=np.int64))
+        self.prompts.append(np.array([key64("prompt", prompt_key(p.prompt)) for p in pairs],
+                                     dtype=np.int64))
+        self.turns.append(np.array([len(p.prompt) for p in pairs], dtype=np.int32))
+        for name, texts in (("prompt", [render_prompt(p.prompt) for p in pairs]),
+                            ("chosen", [p.chosen for p in pairs]),
+                            ("rejected", [p.rejected for p in pairs])):
+            self.lengths[name].append(np.asarray(self.tokenize(texts), dtype=np.int32))
+
+    def figures(self, max_tokens: int | None) -> dict[str, Any]:
+        """The report's counts of what was added."""
+        join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
+        lengths = {k: join(v) for k, v in self.lengths.items()}
+        _, id_counts = np.unique(join(self.ids), return_counts=True)
+        _, prompt_counts = np.unique(join(self.prompts), return_counts=True)
+        return {
+            "subsets": dict(sorted(self.subsets.items())),
+            "prompt_turns": length_summary(join(self.turns)),
+            "prompt_tokens": length_summary(lengths["prompt"]),
+            "chosen_tokens": length_summary(lengths["chosen"]),
+            "rejected_tokens": length_summary(lengths["rejected"]),
+            "max_tokens": max_tokens,
+            "over_max_tokens": None if max_tokens is None else {
+                k: int((v > max_tokens).sum()) for k, v in lengths.items()},
+            "empty_reply": self.flags[EMPTY_REPLY],
+            "prefix_mismatch": self.flags[PREFIX_MISMATCH],
+            "duplicate_ids": int((id_counts - 1).sum()),
+            "repeated_prompts": int((prompt_counts > 1).sum()),
+            "pairs_with_a_repeated_prompt": int(prompt_counts[prompt_counts > 1].sum()),
+            "soft_labels": self.soft,
+        }
+
+
+def inspect_stream(stream: PairStream, tokenize: Tokenize | None = None,
+                   tokenizer_name: str = "whitespace", max_tokens: int | None = None
+                   ) -> dict[str, Any]:
+    """Statistics of a read, in one pass over `stream`: counts, rejects by reason,
+    subsets, turns, token lengths, and (with `max_tokens`) how many prompts and replies
+    are longer than that."""
     if tokenize is None:
-        tokenizer_name, tokenize = tokenizer_counter(None)
-    subsets: Counter[str] = Counter()
-    flags: Counter[str] = Counter()
-    ids: Counter[str] = Counter()
-    prompts: Counter[str] = Counter()
-    turns: list[int] = []
-    lengths: dict[str, list[int]] = {"prompt": [], "chosen": [], "rejected": []}
-    soft = flipped = 0
-    for batch in result.pairs.with_format("arrow").iter(batch_size=batch_size):
-        rows = batch.to_pylist()
-        for r in rows:
-            subsets[r["subset"] or "(none)"] += 1
-            flags.update(r["flags"] or [])
-            ids[r["id"]] += 1
-            prompts[prompt_key(r["prompt"])] += 1
-            turns.append(len(r["prompt"]))
-            soft += r["p_chosen"] not in (0.0, 1.0)
-            flipped += bool(json.loads(r["meta"]).get("flipped"))
-        lengths["prompt"] += tokenize([render_prompt(r["prompt"]) for r in rows])
-        lengths["chosen"] += tokenize([r["chosen"] for r in rows])
-        lengths["rejected"] += tokenize([r["rejected"] for r in rows])
-    reasons = result.reject_reasons()
+        tokenizer_name, tokenize = "whitespace", tokenizer_counter(None)
+    tally = Tally(tokenize)
+    for pairs in stream:
+        tally.add(pairs)
+    reasons = stream.reject_reasons()
+    figures = tally.figures(max_tokens)
     report = {
-        "source": result.source,
-        "format": result.format,
-        "n_records": result.n_records,
-        "n_pairs": result.n_pairs,
-        "n_rejected": len(result.rejects),
-        "rejects_by_reason": reasons,
-        "subsets": dict(sorted(subsets.items())),
-        "prompt_turns": length_summary(turns),
-        "tokenizer": tokenizer_name,
-        "prompt_tokens": length_summary(lengths["prompt"]),
-        "chosen_tokens": length_summary(lengths["chosen"]),
-        "rejected_tokens": length_summary(lengths["rejected"]),
-        "max_tokens": max_tokens,
-        "over_max_tokens": None if max_tokens is None else {
-            k: sum(n > max_tokens for n in v) for k, v in lengths.items()},
+        "source": stream.source, "format": stream.format, "n_records": stream.n_records,
+        "n_pairs": tally.n, "n_rejected": len(stream.rejects), "rejects_by_reason": reasons,
+        "subsets": figures.pop("subsets"), "prompt_turns": figures.pop("prompt_turns"),
+        "tokenizer": tokenizer_name, **{k: figures.pop(k) for k in (
+            "prompt_tokens", "chosen_tokens", "rejected_tokens", "max_tokens",
+            "over_max_tokens")},
         "identical_pairs": reasons.get("chosen and rejected replies are identical", 0),
-        "empty_reply": flags[EMPTY_REPLY],
-        "prefix_mismatch": flags[PREFIX_MISMATCH],
-        "duplicate_ids": sum(c - 1 for c in ids.values() if c > 1),
-        "repeated_prompts": sum(c > 1 for c in prompts.values()),
-        "pairs_with_a_repeated_prompt": sum(c for c in prompts.values() if c > 1),
-        "soft_labels": soft,
+        **figures,
     }
-    if flipped:
-        report["flipped"] = flipped
+    if tally.flipped:
+        report["flipped"] = tally.flipped
     return report
 
 
@@ -124,7 +153,6 @@ def inspect(path: str | Path, tokenizer: Any | None = None, tokenizer_name: str 
             if tokenizer is not None else "whitespace")
     if max_tokens == "auto":
         max_tokens = default_max_tokens(tokenizer)
-    result = read_pairs(path, format=format, on_error=on_error,  # type: ignore[arg-type]
+    stream = PairStream(path, format=format, on_error=on_error,  # type: ignore[arg-type]
                         rejects_path=rejects_path, allow_empty=allow_empty)
-    return inspect_result(result, tokenizer_counter(tokenizer), str(name),
-                          max_tokens=max_tokens)
+    return inspect_stream(stream, tokenizer_counter(tokenizer), str(name), max_tokens=max_tokens)

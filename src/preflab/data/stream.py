@@ -135,6 +135,8 @@ class PairWriter:
         self._parquet: Any = None
 
     def __enter__(self) -> PairWriter:
+        missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
+        self.made = missing[::-1]  # folders made for the file, removed again if it fails
         self.path.parent.mkdir(parents=True, exist_ok=True)
         direct = self.path.exists() and not self.path.is_file()
         self.target = self.path if direct else self.path.with_name(
@@ -191,5 +193,8 @@ class PairWriter:
             return
         if kind is None:
             os.replace(self.target, self.path)
-        else:
-            self.target.unlink(missing_ok=True)
+            return
+        self.target.unlink(missing_ok=True)
+        for folder in reversed(self.made):
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
