@@ -164,15 +164,26 @@ def exemplars_from_pairs(pairs: Sequence[Any], k: int, seed: int = 0,
     if k <= 0:
         return []
     pool = [p for p in pairs if p.id not in (exclude or set())]
-    if len(pool) < k:
-        raise ValueError(f"{k} exemplars asked for, but only {len(pool)} pairs are left "
+    return [pair_exemplar(pool[i], first, invert)
+            for i, first in draw_exemplars(len(pool), k, seed)]
+
+
+def draw_exemplars(n: int, k: int, seed: int = 0) -> list[tuple[int, bool]]:
+    """The seeded draw of :func:`exemplars_from_pairs` from a pool of `n` pairs: per
+    exemplar, its position in the pool and whether its chosen reply is shown first
+    (so a caller holding only the pool's size draws the same pairs)."""
+    if n < k:
+        raise ValueError(f"{k} exemplars asked for, but only {n} pairs are left "
                          "to draw them from")
     rng = random.Random(seed)
-    out = []
-    for p in rng.sample(pool, k):
-        chosen_first = rng.random() < 0.5
-        a, b = (p.chosen, p.rejected) if chosen_first else (p.rejected, p.chosen)
-        better = 1 if chosen_first else 2
-        out.append(Exemplar(as_messages(p.prompt), a, b,
-                            3 - better if invert else better, id=p.id))
-    return out
+    picks = rng.sample(range(n), k)  # the same draw as sampling the pool itself
+    return [(i, rng.random() < 0.5) for i in picks]
+
+
+def pair_exemplar(pair: Any, chosen_first: bool, invert: bool = False) -> Exemplar:
+    """A preference pair as an exemplar, its chosen reply shown first or second, the
+    answer its human label (the worse reply for an inverted task)."""
+    a, b = (pair.chosen, pair.rejected) if chosen_first else (pair.rejected, pair.chosen)
+    better = 1 if chosen_first else 2
+    return Exemplar(as_messages(pair.prompt), a, b, 3 - better if invert else better,
+                    id=pair.id)
