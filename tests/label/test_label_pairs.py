@@ -29,7 +29,7 @@ def test_label_writes_both_orders_and_their_average(tmp_path, data) -> None:
     np.testing.assert_allclose(table["p_ai"], (table["p_chosen_first"]
                                                + table["p_chosen_second"]) / 2)
     assert table["p_ai"].between(0, 1).all()
-    assert s == {**s, **label_summary(table, pairs)}
+    assert s == {**s, **label_summary(table, [p.p_chosen for p in pairs])}
     assert s["computed"] == 48 and json.loads((tmp_path / "l" / "summary.json").read_text()) == s
     again = label(data, judge="tiny-llama", out=tmp_path / "l2", engine_options=QUIET).summary
     assert again["cached"] == 48 and again["alignment"] == s["alignment"]
@@ -75,7 +75,7 @@ def test_alignment_and_position_figures() -> None:
         "first_preferred": [True, True, False, False, False],
         "first_preferred_swapped": [False, True, True, True, False],
         "label_mass": [0.5] * 4 + [nan], "failure": [None] * 4 + ["timed out"]})
-    s = label_summary(table, pairs)
+    s = label_summary(table, [p.p_chosen for p in pairs])
     # pair 0 agrees, 1 is a tie, 2 disagrees, 3 agrees (its human label is soft, < 0.5);
     # pair 4 has no label: counted apart, in no figure
     assert s["alignment"] == 0.5 and s["ties"] == 1
@@ -152,7 +152,7 @@ def test_alignment_of_each_order_shows_position_bias() -> None:
         "p_ai": [0.5] * 4, "p_chosen_first": [0.8] * 4, "p_chosen_second": [0.2] * 4,
         "consistent": [False] * 4, "first_preferred": [True] * 4,
         "first_preferred_swapped": [True] * 4, "label_mass": [0.9] * 4, "failure": [None] * 4})
-    s = label_summary(says_one, pairs)
+    s = label_summary(says_one, [p.p_chosen for p in pairs])
     assert s["alignment_chosen_first"] == 1.0 and s["alignment_chosen_second"] == 0.0
     assert s["alignment"] == 0.0 and s["ties"] == 4 and s["first_position_rate"] == 1.0
 
@@ -182,7 +182,7 @@ def test_a_long_instruction_prompt_is_labelled_with_its_instruction(tmp_path) ->
     # what the judge reads: the instruction, the marker, the end, within --max-length
     config = LabelConfig(judge="tiny-llama", task="summary", max_length=512)
     pairs = list(iter_pairs(read_pairs(data).pairs))
-    scorer = make_scorer(config, build_prompt(config, pairs, pairs))
+    scorer = make_scorer(config, build_prompt(config))
     ids = scorer.prompt_ids((("user", pairs[0].prompt[0]["content"]),), "Foxes.", "No.")
     seen = scorer.tokenizer.decode(ids)
     assert task in seen and MIDDLE in seen and "Sentence 399" in seen and len(ids) <= 512

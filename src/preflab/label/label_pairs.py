@@ -1,5 +1,6 @@
-"""``preflab label``: the labeling stage. Reads the pairs, builds the judge's prompt and
-the judge, labels the pairs (:mod:`preflab.label.table`), sums up how the labels agree
+"""``preflab label``: the labeling stage. Reads the pairs and chooses those to label
+(:mod:`preflab.label.selection`), builds the judge's prompt and the judge, labels the
+pairs a chunk at a time (:mod:`preflab.label.table`), sums up how the labels agree
 with the human ones (:mod:`preflab.label.summary`) and returns them as
 :class:`~preflab.label.result.Labels`, written to a folder when asked (labels.parquet,
 summary.json, config.toml and, with ``write_data``, labelled.jsonl).
@@ -7,9 +8,11 @@ summary.json, config.toml and, with ``write_data``, labelled.jsonl).
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +21,14 @@ import pandas as pd
 
 from preflab.data.outputs import prepare_output_dir
 from preflab.data.pair import PreferencePair
-from preflab.data.read import iter_pairs, read_pairs
-from preflab.data.sample import sample_pairs
+from preflab.data.stream import CHUNK, PairWriter
 from preflab.engine import Engine, EngineOptions
-from preflab.engine.core import CHARS_PER_TOKEN, make_executor, oversized, pair_texts
-from preflab.engine.label_prompt import LabelPrompt, exemplars_from_pairs
+from preflab.engine.core import CHARS_PER_TOKEN, RunStats, make_executor
+from preflab.engine.label_prompt import LabelPrompt
 from preflab.engine.make_judge import is_url, make_judge
 from preflab.label.config import LabelConfig
-from preflab.label.result import COMMAND, Labels
+from preflab.label.result import COMMAND, LABELLED, Labels, PairFile
+from preflab.label.selection import Selection, select_pairs
 from preflab.label.summary import label_summary, truncation
 from preflab.label.table import direct_table, label_table
 from preflab.models.generate import Sampling
@@ -37,7 +40,7 @@ Notify = Callable[[str], None]
 def label(data: str | Path, config: LabelConfig | None = None, out: str | Path | None = None,
           *, rejects: str | Path | None = None, overwrite: bool = False,
           notify: Notify | None = None, engine_options: EngineOptions | None = None,
-          name: str | None = None, **overrides: Any) -> Labels:
+          name: str | None = None, chunk: int = CHUNK, **overrides: Any) -> Labels:
     """Label the pairs of `data` (a path) with ``config.judge`` (a model or an
     OpenAI-compatible URL) and return the :class:`~preflab.label.result.Labels`;
     `overrides` are fields of :class:`LabelConfig` on top of `config` (its defaults
@@ -61,47 +64,95 @@ def label(data: str | Path, config: LabelConfig | None = None, out: str | Path |
     judge's ``max_length``). ``executor``: where the judge's scoring batches run
     (rationales are generated in this process). `name`: how the summary and
     messages name the data (default: the path).
+
+    The run streams: the pairs are read once into a file on disk and judged `chunk`
+    at a time, and with `out` the labelled pairs go to labelled.jsonl as they come
+    (``Labels.pairs`` then reads them from there; without ``write_data`` it is
+    empty); without `out` they are kept in memory.
     """
     started = time.perf_counter()
     config = replace(config or LabelConfig(), **overrides)
     check_options(config)
     name = name or str(data)
-    everything, chosen, n_rejected = select_pairs(data, config, rejects, notify, name)
-    if out is not None:  # a bad input makes no folder
-        out = prepare_output_dir(out, COMMAND, overwrite,
-                                 info={"data": name, "judge": config.judge})
-    n_long = oversized(pair_texts(chosen), config.max_length)
-    if n_long and notify is not None:
-        notify(f"prompts or replies over {CHARS_PER_TOKEN * config.max_length:,} characters: "
-               f"{n_long}; more than the judge's --max-length of {config.max_length} tokens, "
-               "so they will be truncated")
-    prompt = build_prompt(config, everything, chosen)
-    scorer = make_scorer(config, prompt)
-    engine = Engine(engine_options, make_executor(config.executor))
-    try:
-        table = judge_pairs(chosen, scorer, engine, config)
-    finally:
-        engine.executor.close()
-    pairs = labelled_pairs(table, chosen, config, prompt)
+    with tempfile.TemporaryDirectory(prefix="preflab-label-") as work:
+        chosen = select_pairs(data, config, Path(work) / "pairs.parquet", rejects, notify,
+                              name, chunk)
+        if out is not None:  # a bad input makes no folder
+            out = prepare_output_dir(out, COMMAND, overwrite,
+                                     info={"data": name, "judge": config.judge})
+        if chosen.n_long and notify is not None:
+            notify(f"prompts or replies over {CHARS_PER_TOKEN * config.max_length:,} "
+                   f"characters: {chosen.n_long}; more than the judge's --max-length of "
+                   f"{config.max_length} tokens, so they will be truncated")
+        prompt = build_prompt(config, chosen)
+        scorer = make_scorer(config, prompt)
+        engine = Engine(engine_options, make_executor(config.executor))
+        sink = None if out is None else (out / LABELLED if config.write_data else False)
+        try:
+            run = judge_chunks(chosen, scorer, engine, config, prompt, sink, chunk)
+        finally:
+            engine.executor.close()
     summary = {"data": name, "judge": config.judge, **prompt.describe(),
                "direct": config.direct, "cot": config.cot, "sc": config.sc,
                **({"cot_tokens": config.cot_tokens, "temperature": sampling(config).temperature}
                   if config.cot else {}),
                "seed": config.seed, "limit": config.limit, "sample": config.sample,
-               "n_rejected_on_read": n_rejected,
-               "rejects": str(rejects) if rejects and n_rejected else None,
-               **label_summary(table, chosen),
-               "computed": engine.last_stats.computed, "cached": engine.last_stats.cached,
+               "n_rejected_on_read": chosen.n_rejected,
+               "rejects": str(rejects) if rejects and chosen.n_rejected else None,
+               **label_summary(run.table, run.human),
+               "computed": run.computed, "cached": run.cached,
                "executor": config.executor.kind,
                "prompt_tokens": getattr(scorer, "prompt_tokens", None),
                "generated_tokens": getattr(scorer, "generated_tokens", 0),
-               **truncation(scorer, config), "oversized": n_long,
-               **({"labelled_pairs": len(pairs)} if config.write_data else {}),
+               **truncation(scorer, config), "oversized": chosen.n_long,
+               **({"labelled_pairs": run.n_labelled} if config.write_data else {}),
                "seconds": round(time.perf_counter() - started, 2)}
-    result = Labels(table, summary, config, pairs)
+    result = Labels(run.table, summary, config, run.pairs)
     if out is not None:
         result.write(out)
     return result
+
+
+@dataclass
+class Judged:
+    """What judging the chosen pairs gave: the label `table`, the `human` labels
+    (``p_chosen``) of its pairs, the labelled `pairs` (kept, read back from the file
+    they were written to, or none) and how many, and what the engine computed and
+    found cached."""
+
+    table: pd.DataFrame
+    human: np.ndarray
+    pairs: Sequence[PreferencePair]
+    n_labelled: int
+    computed: int
+    cached: int
+
+
+def judge_chunks(chosen: Selection, scorer: Any, engine: Engine, config: LabelConfig,
+                 prompt: LabelPrompt, sink: Path | bool | None, chunk: int) -> Judged:
+    """The chosen pairs judged `chunk` at a time (:func:`judge_pairs`), their label
+    tables joined; the labelled pairs (:func:`labelled_pairs`) kept in memory (`sink`
+    None), written to the file `sink` as each chunk is labelled, or dropped (False)."""
+    tables, human, kept = [], [], []
+    counts = {"computed": 0, "cached": 0, "n": 0}
+    with PairWriter(sink) if isinstance(sink, Path) else nullcontext() as writer:
+        for pairs in chosen.chunks(chunk):
+            engine.last_stats = RunStats()  # a chunk whose units all failed runs nothing
+            table = judge_pairs(pairs, scorer, engine, config)
+            counts["computed"] += engine.last_stats.computed
+            counts["cached"] += engine.last_stats.cached
+            tables.append(table)
+            human.append(np.array([p.p_chosen for p in pairs], dtype=float))
+            done = labelled_pairs(table, pairs, config, prompt)
+            counts["n"] += len(done)
+            if writer is not None:
+                writer.write(done)
+            elif sink is None:
+                kept.extend(done)
+    table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
+    pairs = PairFile(sink) if isinstance(sink, Path) else kept
+    return Judged(table, np.concatenate(human), pairs, counts["n"], counts["computed"],
+                  counts["cached"])
 
 
 def sampling(config: LabelConfig) -> Sampling:
@@ -110,7 +161,7 @@ def sampling(config: LabelConfig) -> Sampling:
                     temperature=0.0 if config.sc == 1 else config.temperature)
 
 
-def judge_pairs(pairs: list[PreferencePair], scorer: Any, engine: Engine,
+def judge_pairs(pairs: Sequence[PreferencePair], scorer: Any, engine: Engine,
                 config: LabelConfig) -> pd.DataFrame:
     """The label table of `pairs`: compared in both orders, or each reply rated."""
     if config.direct:
@@ -130,37 +181,16 @@ def check_options(config: LabelConfig) -> None:
         raise ValueError("direct scoring takes no --cot, no --shots and a local judge")
 
 
-def select_pairs(data: str | Path, config: LabelConfig, rejects: str | Path | None = None,
-                 notify: Notify | None = None, name: str | None = None
-                 ) -> tuple[list[PreferencePair], list[PreferencePair], int]:
-    """(every pair of `data`, the pairs to label: the first ``limit``, then a seeded
-    ``sample`` of them, how many records were rejected on read). Messages name the
-    data `name` (default: the path)."""
-    name = name or str(data)
-    read = read_pairs(data, on_error=config.on_error,  # type: ignore[arg-type]
-                      rejects_path=rejects)
-    if read.rejects and notify is not None:
-        seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
-        notify(f"{len(read.rejects)} of {read.n_records} records of {name} were rejected on "
-               f"read and skipped{seen}")
-    everything = list(iter_pairs(read.pairs))
-    if not everything:
-        raise ValueError(f"{name}: no pairs to label")
-    chosen = everything[:config.limit] if config.limit is not None else everything
-    chosen = sample_pairs(chosen, config.sample, config.seed)
-    if config.shots and len(chosen) == len(everything):
-        raise ValueError(f"{name}: {config.shots}-shot labeling needs exemplars that are not "
-                         "labelled; label part of the pairs (--sample N or --limit N) so "
-                         "they come from the rest")
-    return everything, chosen, len(read.rejects)
-
-
-def build_prompt(config: LabelConfig, everything: list[PreferencePair],
-                 chosen: list[PreferencePair]) -> LabelPrompt:
-    """The labeling prompt, its exemplars drawn (seeded) from the pairs not labelled."""
+def build_prompt(config: LabelConfig, chosen: Selection | None = None) -> LabelPrompt:
+    """The labeling prompt, its ``shots`` exemplars drawn (seeded) from the pairs of
+    `chosen` that are not labelled."""
     prompt = LabelPrompt.build(config.task, config.preamble, template_file=config.template)
-    exemplars = exemplars_from_pairs(everything, config.shots, seed=config.seed,
-                                     exclude={p.id for p in chosen}, invert=prompt.invert)
+    if not config.shots:
+        return prompt
+    if chosen is None:
+        raise ValueError(f"{config.shots}-shot labeling draws its exemplars from the data: "
+                         "pass the selection (select_pairs)")
+    exemplars = chosen.exemplars(config.shots, config.seed, prompt.invert)
     return replace(prompt, exemplars=tuple(exemplars))
 
 
@@ -184,7 +214,7 @@ def make_scorer(config: LabelConfig, prompt: LabelPrompt) -> Any:
                       runtime, keep_task=True, **http)
 
 
-def labelled_pairs(table: pd.DataFrame, chosen: list[PreferencePair], config: LabelConfig,
+def labelled_pairs(table: pd.DataFrame, chosen: Sequence[PreferencePair], config: LabelConfig,
                    prompt: LabelPrompt) -> list[PreferencePair]:
     """The pairs that got a label, with ``p_chosen`` = the AI label and how it was made
     in ``meta["label"]`` (for soft-label reward models and DPO)."""

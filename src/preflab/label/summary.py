@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.data.pair import PreferencePair
 from preflab.engine.judge import CONTEXT_CLIPPING
 from preflab.label.config import LabelConfig
 
 
-def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
-    """Alignment with the human labels and the position figures over the pairs that got
-    a label; the others are counted by reason (pure).
+def label_summary(table: pd.DataFrame, human: Sequence[float] | np.ndarray
+                  ) -> dict[str, Any]:
+    """Alignment with the human labels (`human`: the ``p_chosen`` of the pairs of
+    `table`, in its order) and the position figures over the pairs that got a label;
+    the others are counted by reason (pure).
 
     ``alignment`` is that of the AI label (both orders averaged);
     ``alignment_chosen_first`` / ``alignment_chosen_second`` are each order's alone
@@ -39,8 +40,9 @@ def label_summary(table: pd.DataFrame, pairs: Sequence[PreferencePair]) -> dict[
     ordered = "first_preferred" in t
     if not ordered:  # direct scoring: no orders
         t = t.assign(consistent=np.nan, first_preferred=np.nan, first_preferred_swapped=np.nan)
-    human_chosen = np.array([p.p_chosen >= 0.5 for p, good in zip(pairs, ok, strict=True)
-                             if good])
+    if len(human) != len(table):
+        raise ValueError(f"{len(human)} human labels for {len(table)} labelled pairs")
+    human_chosen = np.asarray(human, dtype=float)[ok] >= 0.5
 
     def alignment(column: str) -> float:  # a tie (0.5) is not aligned
         p = t[column].to_numpy()
