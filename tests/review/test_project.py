@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from preflab.audit.table import BIN_NAMES
 from preflab.cli import app
 from preflab.review import store
-from preflab.review.project import add_pairs, add_reviewers, init_review
+from preflab.review.project import add_pairs, add_reviewers, init_review, pairs_by_id
 from preflab.review.select import allocate, choose_pairs
 from tests.review.helpers import write_data
 
@@ -113,3 +113,28 @@ def test_init_refuses_bad_input_clearly(hh_data, hh_pairs, tmp_path) -> None:
                     ["serve", str(tmp_path / "junk.sqlite"), "--port", "0"]):
         result = runner.invoke(app, ["review", *command])
         assert result.exit_code == 2 and "not a review project" in result.output
+
+
+def test_init_reads_the_data_in_chunks_and_keeps_only_the_chosen(hh_data, tmp_path) -> None:
+    """The pairs are chosen from the audit's table; read 7 at a time, the data gives
+    the same project as read whole."""
+    data, audit = hh_data
+
+    def rows(db):
+        with store.opened(db) as con:
+            return ([tuple(r) for r in con.execute(
+                        "SELECT pair_id, position, pair_json, bin, source, committee_json "
+                        "FROM pairs ORDER BY position")],
+                    [tuple(r) for r in con.execute(
+                        "SELECT pair_id, reviewer, shown_order FROM assignments "
+                        "ORDER BY pair_id, reviewer")])
+
+    settings = {"sample": 12, "strata": "bin", "reviewers": ["ann", "bob"], "per_pair": 2}
+    init_review(data, audit, tmp_path / "whole.sqlite", **settings)
+    init_review(data, audit, tmp_path / "chunks.sqlite", chunk=7, **settings)
+    whole, chunks = rows(tmp_path / "whole.sqlite"), rows(tmp_path / "chunks.sqlite")
+    assert chunks == whole and len(whole[0]) == 12 and len(whole[1]) == 24
+    table = pd.read_parquet(audit / "audit.parquet")
+    ids = choose_pairs(table, sample=12, strata="bin")
+    assert [r[0] for r in chunks[0]] == ids
+    assert set(pairs_by_id(data, set(ids), chunk=7)) == set(ids)

@@ -15,7 +15,7 @@ import pandas as pd
 from preflab.audit.stats import voter_names
 from preflab.audit.view import AuditView
 from preflab.data.pair import PreferencePair
-from preflab.data.read import iter_pairs, read_pairs
+from preflab.data.stream import CHUNK, PairStream
 from preflab.data.verdicts import quorum
 from preflab.review import store
 from preflab.review.config import ReviewConfig, config_path
@@ -96,10 +96,20 @@ def _reviewer_names(reviewers: Sequence[str]) -> list[str]:
     return names
 
 
+def pairs_by_id(data: str | Path, ids: set[str], on_error: str = "fail", chunk: int = CHUNK
+                ) -> dict[str, PreferencePair]:
+    """The pairs of `data` whose ids are in `ids` (the last of copies with one id), read
+    `chunk` at a time: only those are kept."""
+    by_id: dict[str, PreferencePair] = {}
+    for pairs in PairStream(data, on_error=on_error, chunk=chunk):  # type: ignore[arg-type]
+        by_id.update((p.id, p) for p in pairs if p.id in ids)
+    return by_id
+
+
 def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: ReviewConfig,
-                 have: set[str]) -> list[store.PairRow]:
-    """The pairs the selection settings choose from the audit (none already in the
-    project), with their texts from `data`."""
+                 have: set[str], chunk: int = CHUNK) -> list[store.PairRow]:
+    """The pairs the selection settings choose from the audit's table (none already in
+    the project), with their texts from `data`, read `chunk` at a time."""
     ids = choose_pairs(view.table, config.sample, config.strata, config.seed, exclude=have,
                        select=config.select)
     if not ids:
@@ -109,11 +119,7 @@ def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: R
             raise ValueError(f"{audit}: no pair that a member scored to choose")
         raise ValueError(f"{audit}: no pair in the none or low agreement bins; choose pairs "
                          "with --sample N (and --select or --strata bin|source)")
-    wanted = set(ids)
-    by_id: dict[str, PreferencePair] = {}
-    for pair in iter_pairs(read_pairs(data, on_error=config.on_error).pairs):  # type: ignore[arg-type]
-        if pair.id in wanted:
-            by_id[pair.id] = pair
+    by_id = pairs_by_id(data, set(ids), config.on_error, chunk)
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise ValueError(f"{audit}: {len(missing)} chosen pairs are not in {data} (first: "
@@ -153,7 +159,8 @@ def _open_project(db: str | Path) -> Any:
 
 def init_review(data: str | Path, audit: str | Path, db: str | Path,
                 config: ReviewConfig | str | Path | None = None, *,
-                notify: Notify | None = None, **overrides: Any) -> dict[str, Any]:
+                notify: Notify | None = None, chunk: int = CHUNK,
+                **overrides: Any) -> dict[str, Any]:
     """Create the review project `db` with the settings `config` (a
     :class:`ReviewConfig` or a settings file; its defaults when None, `overrides` on
     top: ``init_review(data, audit, db, sample=30, reviewers=["ann", "bob"])``): choose
@@ -162,7 +169,9 @@ def init_review(data: str | Path, audit: str | Path, db: str | Path,
     the project (:func:`preflab.review.config.config_path`). An existing project is
     refused: :func:`add_pairs` and :func:`add_reviewers` add to one without choosing
     again what is there. Returns the counts, ``config`` (the settings file) and
-    ``tokens``: {reviewer: token} (their only appearance; the database keeps a hash)."""
+    ``tokens``: {reviewer: token} (their only appearance; the database keeps a hash).
+    The pairs are chosen from the audit's table and only they are kept of `data`, read
+    `chunk` at a time."""
     config = _settings(config, overrides)
     names = _reviewer_names(config.reviewers)
     db = Path(db)
@@ -175,7 +184,7 @@ def init_review(data: str | Path, audit: str | Path, db: str | Path,
     if not names:
         raise ValueError("a new review project needs reviewers: --reviewers alice,bob,carol")
     view = AuditView.load(audit)
-    rows = _chosen_rows(data, view, audit, config, set())
+    rows = _chosen_rows(data, view, audit, config, set(), chunk)
     db.parent.mkdir(parents=True, exist_ok=True)
     per_pair = config.per_pair
     with store.opened(db, create=True) as con:
