@@ -24,12 +24,13 @@ from preflab.audit.view import AuditView
 from preflab.committee.spec import Committee, load_committee
 from preflab.data.groups import repeat_counts
 from preflab.data.outputs import check_output_file, marker_path, prepare_output_dir
-from preflab.data.read import ReadResult, read_pairs
+from preflab.data.parse import rejects_note
 from preflab.data.spill import PairSpill, spill_pairs
 from preflab.data.stream import CHUNK
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.core import CHARS_PER_TOKEN, make_executor, oversized, pair_texts
 from preflab.engine.executor import ExecutorOptions
+from preflab.engine.kept import KeptScorers
 from preflab.settings import write_config
 
 Notify = Callable[[str], None]
@@ -48,17 +49,6 @@ def check_rejects_file(rejects: str | Path | None, out: str | Path, command: str
     except (OSError, ValueError, AttributeError):
         ours = False
     check_output_file(rejects, overwrite or ours)
-
-
-def read_for_command(data: str | Path, on_error: str, rejects: str | Path | None,
-                     notify: Notify | None = None) -> ReadResult:
-    """Read pairs with `on_error`; with skip, say how many records were rejected."""
-    read = read_pairs(data, on_error=on_error, rejects_path=rejects)  # type: ignore[arg-type]
-    if read.rejects and notify is not None:
-        seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
-        notify(f"{len(read.rejects)} of {read.n_records} records of {data} were rejected on "
-               f"read and skipped{seen}")
-    return read
 
 
 def audit(data: str | Path, config: AuditConfig | None = None, out: str | Path = "audit",
@@ -174,11 +164,8 @@ def read_notes(data: str | Path, spill: PairSpill, rejects: str | Path | None,
                longest: int | None, committee: str) -> list[str]:
     """What reading the pairs found that the user must hear at once: records
     rejected, prompts or replies longer than every member reads."""
-    notes = []
-    if spill.rejects:
-        seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
-        notes.append(f"{len(spill.rejects)} of {spill.n_records} records of {data} were "
-                     f"rejected on read and skipped{seen}")
+    note = rejects_note(spill.rejects, spill.n_records, data, rejects)
+    notes = [note] if note else []
     if spill.oversized and longest is not None:
         notes.append(f"prompts or replies over {CHARS_PER_TOKEN * longest:,} characters: "
                      f"{spill.oversized}; more than the {longest} tokens the longest-reading "
@@ -274,18 +261,23 @@ def write_failures(path: Path, failures: list[dict[str, Any]]) -> None:
 
 def score_committee(spec: Committee, spill: PairSpill, engine: Engine, chunk: int = CHUNK,
                     work: Path | None = None) -> tuple[list[Any], dict[str, Any]]:
-    """Every member's scores of the pairs of `spill`, and per member what its run did."""
+    """Every member's scores of the pairs of `spill`, and per member what its run did
+    (``loads``: how many times its model was loaded; once, kept for all its chunks)."""
+    from preflab.committee.members import member_loads
+
     scores, runs = [], {}
-    for member in spec.members:
-        member_started = time.perf_counter()
-        s, done = score_streamed(member, spill, engine, chunk, work)
-        scores.append(s)
-        runs[member.name] = {"kind": member.kind,
-                             "seconds": round(time.perf_counter() - member_started, 2),
-                             "computed": done["computed"], "cached": done["cached"], **s.info}
-        if done["failures"]:
-            runs[member.name]["failed_units"] = len(done["failures"])
-            runs[member.name]["errors"] = sorted(set(done["failures"].values()))[:5]
+    with KeptScorers() as kept:  # one member's scorer at a time, for all its chunks
+        for member in spec.members:
+            member_started = time.perf_counter()
+            s, done = score_streamed(member, spill, engine, chunk, work, kept)
+            scores.append(s)
+            runs[member.name] = {"kind": member.kind,
+                                 "seconds": round(time.perf_counter() - member_started, 2),
+                                 "computed": done["computed"], "cached": done["cached"],
+                                 "loads": member_loads(member, kept), **s.info}
+            if done["failures"]:
+                runs[member.name]["failed_units"] = len(done["failures"])
+                runs[member.name]["errors"] = sorted(set(done["failures"].values()))[:5]
     return scores, runs
 
 
@@ -314,9 +306,10 @@ def merge_info(parts: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def score_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
-                   work: Path | None) -> tuple[Any, dict[str, Any]]:
-    """One member's scores of every kept pair of `spill`, `chunk` pairs at a time, and
-    what the engine did (computed, cached, failures by unit key)."""
+                   work: Path | None, kept: KeptScorers) -> tuple[Any, dict[str, Any]]:
+    """One member's scores of every kept pair of `spill`, `chunk` pairs at a time (its
+    scorer kept in `kept` from one chunk to the next), and what the engine did
+    (computed, cached, failures by unit key)."""
     from preflab.committee.members import MemberScores, score_member, sigmoid
 
     done: dict[str, Any] = {"computed": 0, "cached": 0, "failures": {}}
@@ -327,10 +320,10 @@ def score_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
         done["failures"].update(engine.failures)
 
     if member.kind == "crossfit":
-        return crossfit_streamed(member, spill, engine, chunk, work, count), done
+        return crossfit_streamed(member, spill, engine, chunk, work, count, kept), done
     parts = []
     for pairs in spill.chunks(chunk):
-        parts.append(score_member(member, pairs, engine))
+        parts.append(score_member(member, pairs, engine, kept))
         count()
     join = lambda attr: np.concatenate([getattr(s, attr) for s in parts])  # noqa: E731
     margin, p = join("margin"), join("p_chosen")
@@ -342,7 +335,7 @@ def score_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
 
 
 def crossfit_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
-                      work: Path | None, count: Any) -> Any:
+                      work: Path | None, count: Any, kept: KeptScorers) -> Any:
     """A crossfit member: its features computed a chunk at a time into files on disk
     (:class:`~preflab.audit.stream.RowFile`), then cross-fitted (as
     :func:`preflab.committee.members.score_crossfit` does)."""
@@ -355,7 +348,7 @@ def crossfit_streamed(member: Any, spill: PairSpill, engine: Engine, chunk: int,
     cut: dict[str, Any] = {"truncated": 0}  # pairs whose texts were shortened, and how
     with tempfile.TemporaryDirectory(dir=work, prefix="crossfit-") as folder:
         for pairs in spill.chunks(chunk):
-            ctx_c, rep_c, ctx_r, rep_r, info = pair_embeddings(member, pairs, engine)
+            ctx_c, rep_c, ctx_r, rep_r, info = pair_embeddings(member, pairs, engine, kept)
             cut = {**info, "truncated": cut["truncated"] + info["truncated"]}
             count()
             f_c, f_r = pair_features(ctx_c, rep_c, kind), pair_features(ctx_r, rep_r, kind)
@@ -391,7 +384,8 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
         scores, again = score_committee(spec, spill, engine, chunk, work)
         for name, run in runs.items():
             again[name] = {**again[name], **{k: run[k] for k in ("failed_units", "errors")
-                                            if k in run}}
+                                            if k in run},
+                           "loads": run["loads"] + again[name]["loads"]}  # both passes
         runs = again
     voting = {m.name for m in spec.members if m.votes}
     signals = [s for s in scores if s.name not in voting]

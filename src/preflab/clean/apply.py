@@ -21,15 +21,21 @@ from preflab.data.pair import PreferencePair
 
 def check_aligned(pairs: Sequence[PreferencePair], table: pd.DataFrame, where: str) -> None:
     """Fail unless the decisions (or audit) cover exactly these pairs, in order."""
-    if len(table) != len(pairs):
-        raise ValueError(f"{where} covers {len(table)} pairs but the data has {len(pairs)}: "
+    check_aligned_ids([p.id for p in pairs], table, where)
+
+
+def check_aligned_ids(pair_ids: Sequence[str], table: pd.DataFrame, where: str) -> None:
+    """Fail unless the decisions (or audit) cover exactly the pairs of `pair_ids`, in
+    order."""
+    if len(table) != len(pair_ids):
+        raise ValueError(f"{where} covers {len(table)} pairs but the data has {len(pair_ids)}: "
                          "clean the file the audit read (an audit made with --limit N is "
                          "cleaned on the same first N pairs)")
     ids = table["id"].to_numpy()
-    for i, pair in enumerate(pairs):
-        if ids[i] != pair.id:
+    for i, pair_id in enumerate(pair_ids):
+        if ids[i] != pair_id:
             raise ValueError(f"{where}: row {i + 1} is pair {ids[i]} but the data's pair "
-                             f"{i + 1} is {pair.id}: the audit is of other data")
+                             f"{i + 1} is {pair_id}: the audit is of other data")
 
 
 def apply_decisions(pairs: Sequence[PreferencePair], table: pd.DataFrame
@@ -37,16 +43,24 @@ def apply_decisions(pairs: Sequence[PreferencePair], table: pd.DataFrame
     """The cleaned pairs and the manifest (the decisions plus ``output_id``, the id of
     the pair written out; empty for removed pairs)."""
     check_aligned(pairs, table, "the decisions")
+    out, output_ids = apply_chunk(pairs, table["action"], table["p_new"])
+    return out, with_output_ids(table, output_ids)
+
+
+def apply_chunk(pairs: Sequence[PreferencePair], actions: Sequence[str],
+                p_new: Sequence[float]) -> tuple[list[PreferencePair], list[str]]:
+    """Each pair with its action and `p_new` applied: (the pairs written out, the
+    output id of every input pair, '' where removed)."""
     out: list[PreferencePair] = []
     output_ids = []
-    for pair, action, p_new in zip(pairs, table["action"], table["p_new"], strict=True):
+    for pair, action, p in zip(pairs, actions, p_new, strict=True):
         if action == "remove":
             output_ids.append("")
             continue
         if action == "flip":
             new = pair.swapped(p_chosen=pair.p_chosen)
         elif action == "relabel":
-            new = dataclasses.replace(pair, p_chosen=float(p_new), flags=list(pair.flags),
+            new = dataclasses.replace(pair, p_chosen=float(p), flags=list(pair.flags),
                                       meta=dict(pair.meta))
         elif action == "keep":
             new = pair
@@ -54,6 +68,11 @@ def apply_decisions(pairs: Sequence[PreferencePair], table: pd.DataFrame
             raise ValueError(f"unknown action {action!r}")
         out.append(new)
         output_ids.append(new.id)
+    return out, output_ids
+
+
+def with_output_ids(table: pd.DataFrame, output_ids: Sequence[str]) -> pd.DataFrame:
+    """The manifest: the decisions with ``output_id`` as their second column."""
     manifest = table.copy()
     manifest.insert(1, "output_id", np.asarray(output_ids, dtype=object))
-    return out, manifest
+    return manifest

@@ -10,13 +10,12 @@ audit in memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from preflab.audit.view import AuditView
-from preflab.data.pair import PreferencePair
 
 Notify = Callable[[str], None]
 FAILURES = "failures.jsonl"
@@ -77,10 +76,10 @@ class AuditInput:
                              f"integer, got {limit!r}")
         return limit
 
-    def check_failures(self, pairs: list[PreferencePair]) -> None:
+    def check_failures(self, ids: Sequence[str]) -> None:
         """Fail, naming failures.jsonl, when pairs the audit left out of its table (a
-        member's scorer failed on them: its summary's ``n_failed``) are among `pairs`:
-        clean has no audit of them to decide on."""
+        member's scorer failed on them: its summary's ``n_failed``) are among the pairs
+        of `ids`: clean has no audit of them to decide on."""
         try:
             n_failed = int(self.summary.get("n_failed") or 0)
             n_read = int(self.summary.get("n_pairs") or 0) + n_failed
@@ -89,7 +88,7 @@ class AuditInput:
         if not n_failed:
             return
         failed = self.failures or {}
-        present = [p.id for p in pairs if p.id in failed]
+        present = [i for i in ids if i in failed]
         if failed and not present:
             return  # the data no longer holds them
         first = failed[present[0]] if present else None
@@ -103,14 +102,14 @@ class AuditInput:
             + "). clean decides only on audited pairs: audit again once every member can "
               "score them (the score cache keeps the rest), or without the member that fails")
 
-    def covered(self, pairs: list[PreferencePair], limit: int | None = None,
-                data: str | Path = "the data", notify: Notify | None = None
-                ) -> list[PreferencePair]:
-        """The pairs the audit covers: the first `limit` (clean's ``--limit``, the
-        audit's meaning: the first N pairs read), else the first N of the audit's own
-        ``--limit``, else, when the audit's ids are the data's first pairs (an audit
-        made with ``--limit`` before its summary recorded it), those; else all of them.
-        `notify` hears how many pairs are left out."""
+    def covered(self, ids: Sequence[str], limit: int | None = None,
+                data: str | Path = "the data", notify: Notify | None = None) -> int:
+        """How many of the pairs of `ids` (the data's, in order) the audit covers: the
+        first `limit` (clean's ``--limit``, the audit's meaning: the first N pairs
+        read), else the first N of the audit's own ``--limit``, else, when the audit's
+        ids are the data's first pairs (an audit made with ``--limit`` before its
+        summary recorded it), those; else all of them. `notify` hears how many pairs
+        are left out."""
         view, recorded = self.view, self.limit
         n_audit = len(view.table)
         if limit is not None:
@@ -119,21 +118,21 @@ class AuditInput:
             if recorded is not None and limit != recorded:
                 raise ValueError(f"--limit {limit}, but the audit {view.source} was made with "
                                  f"--limit {recorded}: give --limit {recorded} or leave it out")
-            if min(limit, len(pairs)) != n_audit:
+            if min(limit, len(ids)) != n_audit:
                 raise ValueError(f"--limit {limit}: the audit {view.source} covers {n_audit} "
                                  "pairs; clean the pairs the audit covers (--limit "
                                  f"{n_audit}, or leave it out)")
             take = limit
         elif recorded is not None:
             take = recorded
-        elif len(pairs) > n_audit and [p.id for p in pairs[:n_audit]] == list(view.table["id"]):
+        elif len(ids) > n_audit and list(ids[:n_audit]) == list(view.table["id"]):
             take = n_audit
         else:
-            return pairs
-        if take < len(pairs) and notify is not None:
+            return len(ids)
+        if take < len(ids) and notify is not None:
             why = f"--limit {limit}" if limit is not None else (
                 f"the audit's --limit {recorded}" if recorded is not None
                 else "the audit covers only them")
-            notify(f"cleaning the first {take} of the {len(pairs)} pairs of {data} ({why}); "
-                   f"the other {len(pairs) - take} are not in the output")
-        return pairs[:take]
+            notify(f"cleaning the first {take} of the {len(ids)} pairs of {data} ({why}); "
+                   f"the other {len(ids) - take} are not in the output")
+        return min(take, len(ids))

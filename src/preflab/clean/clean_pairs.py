@@ -1,11 +1,18 @@
 """``preflab clean``: read pairs and their audit, decide, write the cleaned data,
 the manifest (every input pair: action, reason, method, parameters, source), the
-summary and the settings (config.toml)."""
+summary and the settings (config.toml).
+
+The command streams: the pairs are read once into a file on disk (keeping only their
+ids and flip flags in memory), the decisions are made on the audit table, and the
+pairs are read back, changed and written a chunk at a time (:meth:`Decided.save`).
+``clean_data`` (the Python API's ``pl.clean``) returns the cleaned pairs in memory."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,20 +20,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preflab.audit.audit_pairs import Notify, check_rejects_file, read_for_command
+from preflab.audit.audit_pairs import Notify, check_rejects_file
 from preflab.audit.noise_sources import tag_sources
 from preflab.audit.view import AuditView
-from preflab.clean.apply import apply_decisions, check_aligned
+from preflab.clean.apply import apply_decisions, check_aligned_ids
 from preflab.clean.audited import AuditInput
-from preflab.clean.cleaned import Cleaned
+from preflab.clean.cleaned import Cleaned, Decided
 from preflab.clean.config import CleanConfig
 from preflab.clean.decisions import counts
 from preflab.clean.human import apply_review
 from preflab.clean.methods import parse_params, run_method
 from preflab.clean.metrics import detection_metrics
 from preflab.data.pair import PreferencePair
-from preflab.data.read import iter_pairs
+from preflab.data.parse import rejects_note
 from preflab.data.reviews import export_min_votes, load_review, review_quorum
+from preflab.data.spill import spill_pairs
 from preflab.settings import resolve_config
 
 
@@ -56,7 +64,20 @@ def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
     `reviews` (``reviews.parquet`` of ``preflab review export``): people's consensus
     overrides the method where a pair has its quorum (`min_votes`, by default a strict
     majority of its assigned reviewers) and a majority (:mod:`preflab.clean.human`)."""
-    check_aligned(pairs, view.table, f"audit {view.source}")
+    table, summary = decide([p.id for p in pairs], [p.meta.get("flipped") for p in pairs],
+                            view, method, params, reviews, uncertain, min_votes)
+    cleaned, manifest = apply_decisions(pairs, table)
+    return cleaned, manifest, summary
+
+
+def decide(ids: Sequence[str], flipped: Sequence[Any], view: AuditView, method: str,
+           params: dict[str, Any] | None = None, reviews: pd.DataFrame | None = None,
+           uncertain: str = "keep", min_votes: int | None = None
+           ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The decisions on the pairs of `ids` (the audit's, in order) and the summary's
+    counts, before any pair is changed (:func:`clean_pairs` without the pairs:
+    `flipped` are their injected-flip flags, ``meta["flipped"]``)."""
+    check_aligned_ids(ids, view.table, f"audit {view.source}")
     table = run_method(view, method, params)
     if "source" not in table:  # every method's flagged pairs get a best-guess source
         tags = tag_sources(view)
@@ -65,22 +86,21 @@ def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
     human = None
     if reviews is not None:
         table, human = apply_review(table, reviews, uncertain, min_votes=min_votes)
-    cleaned, manifest = apply_decisions(pairs, table)
-    c = counts(manifest)
-    acted = manifest[manifest["action"] != "keep"]
+    c = counts(table)
+    acted = table[table["action"] != "keep"]
+    n_output = len(ids) - c["remove"]
     summary: dict[str, Any] = {
-        "method": method, "params": json.loads(manifest["params"].iloc[0]),
-        "n_input": len(pairs), **c, "n_output": len(cleaned),
-        "kept_fraction": round(len(cleaned) / len(pairs), 4),
+        "method": method, "params": json.loads(table["params"].iloc[0]),
+        "n_input": len(ids), **c, "n_output": n_output,
+        "kept_fraction": round(n_output / len(ids), 4),
         "sources_of_changed_pairs": {k: int(v) for k, v in
                                      acted["source"].value_counts().items() if k},
     }
     if human is not None:
         summary["human_review"] = human
-    flipped = [p.meta.get("flipped") for p in pairs]
     if all(isinstance(f, bool) for f in flipped) and any(flipped):
-        summary["against_recorded_flips"] = detection_metrics(manifest, np.array(flipped))
-    return cleaned, manifest, summary
+        summary["against_recorded_flips"] = detection_metrics(table, np.array(flipped))
+    return table, summary
 
 
 def _review(config: CleanConfig, notify: Notify | None
@@ -96,20 +116,25 @@ def _review(config: CleanConfig, notify: Notify | None
     return reviews, min_votes, rule, export_min_votes(config.review)[1]
 
 
-def clean_data(data: str | Path, audit: AuditInput, config: CleanConfig, *,
-               rejects: str | Path | None = None, notify: Notify | None = None) -> Cleaned:
-    """Read `data`, decide on the pairs `audit` covers with the settings `config`, and
-    return the result in memory (nothing is written but `rejects`). The result's config
+def decide_data(data: str | Path, audit: AuditInput, config: CleanConfig, work: Path, *,
+                rejects: str | Path | None = None, notify: Notify | None = None
+                ) -> Decided:
+    """Read `data` into a spill file in `work` and decide on the pairs `audit` covers
+    with the settings `config`; no pair is changed yet (:class:`Decided`). Its config
     records the method's typed parameters and the ``limit`` taken from the audit."""
     started = time.perf_counter()
     params = parse_params(config.method, config.params)  # an unknown method fails here
     reviews, min_votes, rule, exported = _review(config, notify)
-    read = read_for_command(data, config.on_error, rejects, notify)
-    every = list(iter_pairs(read.pairs))
-    audit.check_failures(every)
-    pairs = audit.covered(every, config.limit, data, notify)
-    cleaned, manifest, summary = clean_pairs(pairs, audit.view, config.method, params, reviews,
-                                             config.uncertain, min_votes)
+    spill = spill_pairs(data, work / "pairs.parquet", config.on_error,  # type: ignore[arg-type]
+                        rejects)
+    note = rejects_note(spill.rejects, spill.n_records, data, rejects)
+    if note and notify is not None:
+        notify(note)
+    ids = spill.pair_ids()
+    audit.check_failures(ids)
+    take = audit.covered(ids, config.limit, data, notify)
+    table, summary = decide(ids[:take], spill.flipped[:take], audit.view, config.method,
+                            params, reviews, config.uncertain, min_votes)
     human = summary.get("human_review")
     if human is not None:
         human["quorum"], human["export_min_votes"] = rule, exported
@@ -118,18 +143,30 @@ def clean_data(data: str | Path, audit: AuditInput, config: CleanConfig, *,
                f"reviewed pairs are below their quorum ({human['votes_missing']} votes "
                "missing); clean left them to the method (the manifest's review column "
                "says why)")
-    limit = len(pairs) if len(pairs) < len(every) else None
-    writer, name = output_target(data, read.format, config.to)
+    limit = take if take < len(ids) else None
+    writer, name = output_target(data, spill.format, config.to)
     summary = {"data": str(data), "audit": audit.name, "output": None, "format": writer,
-               **summary, "limit": limit, "n_rejected_on_read": len(read.rejects),
-               "rejects": str(rejects) if rejects and read.rejects else None,
+               **summary, "limit": limit, "n_rejected_on_read": len(spill.rejects),
+               "rejects": str(rejects) if rejects and spill.rejects else None,
                "seconds": round(time.perf_counter() - started, 2)}
     inputs = {"data": str(data), "audit": audit.name,
               "rejects": str(rejects) if rejects else None,
               "review": str(config.review) if config.review is not None else None}
     config = replace(config, params=params,
                      limit=config.limit if config.limit is not None else limit)
-    return Cleaned(cleaned, manifest, summary, config, writer, name, inputs)
+    return Decided(spill, table, summary, config, writer, name, inputs, started)
+
+
+def clean_data(data: str | Path, audit: AuditInput, config: CleanConfig, *,
+               rejects: str | Path | None = None, notify: Notify | None = None) -> Cleaned:
+    """Read `data`, decide on the pairs `audit` covers with the settings `config`, and
+    return the result in memory (nothing is written but `rejects`). The result's config
+    records the method's typed parameters and the ``limit`` taken from the audit."""
+    with tempfile.TemporaryDirectory(prefix="preflab-clean-") as work:
+        decided = decide_data(data, audit, config, Path(work), rejects=rejects, notify=notify)
+        pairs = [p for chunk in decided.spill.chunks() for p in chunk][:len(decided.table)]
+    cleaned, manifest = apply_decisions(pairs, decided.table)
+    return decided.result(cleaned, manifest)
 
 
 def clean(data: str | Path, audit: str | Path, config: CleanConfig | str | Path | None = None,
@@ -156,6 +193,7 @@ def clean(data: str | Path, audit: str | Path, config: CleanConfig | str | Path 
     """
     config = resolve_config(CleanConfig, config, **overrides)
     check_rejects_file(rejects, out, "clean", overwrite)
-    result = clean_data(data, AuditInput.load(audit), config, rejects=rejects, notify=notify)
-    result.save(out, overwrite)
-    return result.summary
+    with tempfile.TemporaryDirectory(prefix="preflab-clean-") as work:
+        decided = decide_data(data, AuditInput.load(audit), config, Path(work),
+                              rejects=rejects, notify=notify)
+        return decided.save(out, overwrite)

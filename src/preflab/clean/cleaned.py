@@ -4,15 +4,18 @@ the cleaned data, manifest.parquet, summary.json and config.toml."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from preflab.clean.apply import apply_chunk, with_output_ids
 from preflab.clean.config import CleanConfig
 from preflab.data.outputs import prepare_output_dir
 from preflab.data.pair import PreferencePair
+from preflab.data.spill import PairSpill
 from preflab.settings import CONFIG_FILE, load_config
 
 MANIFEST, SUMMARY = "manifest.parquet", "summary.json"
@@ -51,16 +54,22 @@ class Cleaned:
         one clean wrote before, unless `overwrite`. The summary's ``output`` then
         names the cleaned data file."""
         from preflab.data.write import write_pairs
-        from preflab.settings import write_config
 
         folder = prepare_output_dir(folder, "clean", overwrite, info=self.inputs)
         path = folder / self.file_name
         write_pairs(self.pairs, path, to=self.output_format)
+        self.write_rest(folder, path)
+        return folder
+
+    def write_rest(self, folder: Path, path: Path) -> None:
+        """Write the manifest, the summary (naming the data file `path`) and the
+        config into `folder`."""
+        from preflab.settings import write_config
+
         self.manifest.to_parquet(folder / MANIFEST, index=False)
         self.summary = {**self.summary, "output": str(path)}
         (folder / SUMMARY).write_text(json.dumps(self.summary, indent=1))
         write_config(self.config, folder)
-        return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> Cleaned:
@@ -83,3 +92,52 @@ class Cleaned:
         s = self.summary
         return (f"Cleaned({s['method']} on {s['n_input']} pairs: keep {s['keep']}, flip "
                 f"{s['flip']}, remove {s['remove']}, relabel {s['relabel']})")
+
+
+@dataclass
+class Decided:
+    """What clean decided before any pair is changed: the pairs read (a
+    :class:`~preflab.data.spill.PairSpill` on disk), the decisions on the first
+    ``len(table)`` of them (the pairs the audit covers), the summary, the config, how
+    the output is written (`output_format`, `file_name`) and the `inputs` for the
+    folder's marker; `started` is when the run began (``time.perf_counter``)."""
+
+    spill: PairSpill
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    config: CleanConfig
+    output_format: str
+    file_name: str
+    inputs: dict[str, Any]
+    started: float
+
+    def result(self, pairs: list[PreferencePair], manifest: pd.DataFrame) -> Cleaned:
+        """The run in memory, with the cleaned `pairs` and their `manifest`."""
+        return Cleaned(pairs, manifest, self.summary, self.config, self.output_format,
+                       self.file_name, self.inputs)
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> dict[str, Any]:
+        """Apply the decisions a chunk at a time and write the folder
+        :meth:`Cleaned.save` writes (the same files, byte for byte); returns the
+        summary."""
+        from preflab.data.stream import PairWriter
+
+        folder = prepare_output_dir(folder, "clean", overwrite, info=self.inputs)
+        path = folder / self.file_name
+        actions, p_new = self.table["action"].to_numpy(), self.table["p_new"].to_numpy()
+        output_ids: list[str] = []
+        with PairWriter(path, self.output_format) as writer:
+            for pairs in self.spill.chunks():
+                start = len(output_ids)
+                pairs = pairs[:len(actions) - start]  # the pairs the audit covers
+                cleaned, ids = apply_chunk(pairs, actions[start:start + len(pairs)],
+                                           p_new[start:start + len(pairs)])
+                writer.write(cleaned)
+                output_ids += ids
+                if len(output_ids) == len(actions):
+                    break
+        summary = {**self.summary, "seconds": round(time.perf_counter() - self.started, 2)}
+        result = Cleaned([], with_output_ids(self.table, output_ids), summary, self.config,
+                         self.output_format, self.file_name, self.inputs)
+        result.write_rest(folder, path)
+        return result.summary

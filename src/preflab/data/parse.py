@@ -70,6 +70,17 @@ def reject_reasons(rejects: Iterable[Reject]) -> dict[str, int]:
     return counts
 
 
+def rejects_note(rejects: list[Reject], n_records: int, name: str | object,
+                 path: object | None) -> str | None:
+    """What a stage says when records of `name` were rejected on read and skipped
+    (`path`: the file that lists them, if any); None when none were."""
+    if not rejects:
+        return None
+    seen = f" (see {path})" if path else " (--rejects FILE lists them)"
+    return (f"{len(rejects)} of {n_records} records of {name} were rejected on read and "
+            f"skipped{seen}")
+
+
 class RecordParser:
     """Turns source items into pairs, detecting the format on the first readable record."""
 
