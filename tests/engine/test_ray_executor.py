@@ -151,11 +151,20 @@ def test_audit_survives_a_killed_actor_and_leaves_out_failed_pairs(cluster, tmp_
     data, committee = audit_files(tmp_path, replies)
     quiet = {"progress": False, "max_tokens": 4}
     ray_summary = audit(data, out=tmp_path / "ray", committee=committee, notify=None,
-                        engine_options=EngineOptions(cache_path=tmp_path / "r.sqlite", **quiet))
+                        engine_options=EngineOptions(cache_path=tmp_path / "r.sqlite", **quiet),
+                        chunk=16)
     assert marker.exists()  # the Ray run lost an actor
     local_summary = audit(data, out=tmp_path / "local", committee=committee,
-                          executor="local",
+                          executor="local", chunk=16,
                           engine_options=EngineOptions(cache_path=tmp_path / "l.sqlite", **quiet))
+    # each member's scorer loads once per scoring pass (two: the failed pair is left
+    # out and the rest scored again), not once per 16-pair chunk; each actor too
+    for s in (ray_summary, local_summary):
+        assert {name: run["loads"] for name, run in s["member_runs"].items()} == {
+            "fragile": 2, "length": 2}
+    loads = ray_summary["executor_info"]["actor_loads"]
+    assert set(loads) == {"fragile", "length"} and all(sum(n) > 0 and max(n) <= 2
+                                                       for n in loads.values())
     assert ray_summary["executor"] == "ray" and local_summary["executor"] == "local"
     for s in (ray_summary, local_summary):
         assert s["n_failed"] == 1 and s["n_pairs"] == 59

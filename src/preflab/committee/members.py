@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from preflab.committee.spec import MemberSpec
 from preflab.data.messages import Messages, as_messages
 from preflab.data.pair import PreferencePair
 from preflab.engine import Engine
+from preflab.engine.kept import KeptScorers, free_memory
 from preflab.engine.units import Unit, reply_unit
 from preflab.models.runtime import Runtime
 
@@ -140,21 +142,28 @@ def device_batches(engine: Engine, model: Any) -> Iterator[None]:
         engine.options = saved
 
 
-def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair],
-                       engine: Engine) -> MemberScores:
-    scorer = _reward_scorer(spec)
+def score_reward_model(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                       kept: KeptScorers | None = None) -> MemberScores:
+    scorer = member_scorer(spec, kept)
     with device_batches(engine, scorer.model):
         return _pointwise(spec, scorer, pairs, engine)
 
 
-def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
-    from preflab.engine.judge import BASE_PREAMBLE, JudgeScorer, judge_unit, p_first
+def _judge_scorer(spec: MemberSpec) -> Any:
+    from preflab.engine.judge import BASE_PREAMBLE, JudgeScorer
 
     o = spec.options
-    scorer = JudgeScorer(o["model"], name=spec.name, preamble=o.get("preamble", BASE_PREAMBLE),
-                         max_length=o.get("max_length", 2048),
-                         max_context_tokens=o.get("max_context_tokens", 256),
-                         runtime=_runtime(o), keep_task=True)
+    return JudgeScorer(o["model"], name=spec.name, preamble=o.get("preamble", BASE_PREAMBLE),
+                       max_length=o.get("max_length", 2048),
+                       max_context_tokens=o.get("max_context_tokens", 256),
+                       runtime=_runtime(o), keep_task=True)
+
+
+def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                kept: KeptScorers | None = None) -> MemberScores:
+    from preflab.engine.judge import judge_unit, p_first
+
+    scorer = member_scorer(spec, kept)
     n = len(pairs)
     forward = [judge_unit(as_messages(p.prompt), p.chosen, p.rejected) for p in pairs]
     backward = [judge_unit(as_messages(p.prompt), p.rejected, p.chosen) for p in pairs]
@@ -174,12 +183,14 @@ def score_judge(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -
         "label_token_mass": mass, **truncation_info(scorer, cut, n)})
 
 
-@functools.lru_cache(maxsize=2)
-def _embed_scorer(model: str, max_length: int, runtime: Runtime) -> Any:
-    """One encoder per (model, settings): several members of a committee share it."""
+def _new_embed_scorer(model: str, max_length: int, runtime: Runtime) -> Any:
     from preflab.engine.embed import EmbedScorer
 
     return EmbedScorer(model, max_length=max_length, runtime=runtime)
+
+
+# One encoder per (model, settings) in a process: several members of a committee share it.
+_embed_scorer = functools.lru_cache(maxsize=2)(_new_embed_scorer)
 
 
 def embed_items(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
@@ -190,13 +201,13 @@ def embed_items(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequenc
 
 
 def embed_items_cut(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
-                    engine: Engine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    engine: Engine, kept: KeptScorers | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`embed_items`, and which (context, reply) items were shortened to fit."""
     from preflab.engine.embed import embed_unit
     from preflab.models.chat import plain_context
 
-    o = spec.options
-    scorer = _embed_scorer(o["model"], o.get("max_length", 256), _runtime(o))
+    scorer = member_scorer(spec, kept)
     units = ([embed_unit(plain_context(c), keep="end") for c in contexts]
              + [embed_unit(r) for r in replies])
     e = np.stack(engine.run(scorer, units, desc=f"{spec.name} (embed)")).astype(np.float64)
@@ -210,14 +221,14 @@ def embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
     return pair_embeddings(spec, pairs, engine)[:4]
 
 
-def pair_embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine
+def pair_embeddings(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                    kept: KeptScorers | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """:func:`embeddings`, and what the member's info says of truncation."""
-    ctx, rep, cut = embed_items_cut(spec, *_sides(pairs), engine)
+    ctx, rep, cut = embed_items_cut(spec, *_sides(pairs), engine, kept)
     n = len(pairs)
-    scorer = _embed_scorer(spec.options["model"], spec.options.get("max_length", 256),
-                           _runtime(spec.options))
-    return ctx[:n], rep[:n], ctx[n:], rep[n:], truncation_info(scorer, cut, n)
+    return (ctx[:n], rep[:n], ctx[n:], rep[n:],
+            truncation_info(member_scorer(spec, kept), cut, n))
 
 
 def pair_features(context: np.ndarray, reply: np.ndarray, kind: str) -> np.ndarray:
@@ -241,21 +252,21 @@ def embed_rewards(spec: MemberSpec, context: np.ndarray, reply: np.ndarray) -> n
     return pair_features(context, reply, str(data["features"])) @ data["w"]
 
 
-def score_embed_rm(spec: MemberSpec, pairs: list[PreferencePair],
-                   engine: Engine) -> MemberScores:
-    ctx_c, rep_c, ctx_r, rep_r, cut = pair_embeddings(spec, pairs, engine)
+def score_embed_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                   kept: KeptScorers | None = None) -> MemberScores:
+    ctx_c, rep_c, ctx_r, rep_r, cut = pair_embeddings(spec, pairs, engine, kept)
     r_c, r_r = embed_rewards(spec, ctx_c, rep_c), embed_rewards(spec, ctx_r, rep_r)
     margin = r_c - r_r
     scale = float(np.std(margin)) or 1.0  # cosine margins are small: a unit-free probability
     return MemberScores(spec.name, spec.kind, margin, sigmoid(margin / scale), r_c, r_r, cut)
 
 
-def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
-                   engine: Engine) -> MemberScores:
+def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                   kept: KeptScorers | None = None) -> MemberScores:
     from preflab.committee.crossfit import crossfit_linear_rewards
     from preflab.data.groups import pair_groups
 
-    ctx_c, rep_c, ctx_r, rep_r, cut = pair_embeddings(spec, pairs, engine)
+    ctx_c, rep_c, ctx_r, rep_r, cut = pair_embeddings(spec, pairs, engine, kept)
     o = spec.options
     kind = o.get("features", "full")
     r_c, r_r = crossfit_linear_rewards(pair_features(ctx_c, rep_c, kind),
@@ -267,11 +278,12 @@ def score_crossfit(spec: MemberSpec, pairs: list[PreferencePair],
                         {"folds": o.get("folds", 5), "features": kind, **cut})
 
 
-def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+              kept: KeptScorers | None = None) -> MemberScores:
     """r(x, y) = -log IFD(x, y) = mean log p(y | x) - mean log p(y): how much the context
     helps a causal LM predict the reply (Li et al. 2024). A signal for ``ifd-gap``
     cleaning; by default it does not vote."""
-    r, cut, rule = ifd_rewards(spec, *_sides(pairs), engine)
+    r, cut, rule = ifd_rewards(spec, *_sides(pairs), engine, kept)
     n = len(pairs)
     r_c, r_r = r[:n], r[n:]
     margin = r_c - r_r
@@ -282,17 +294,22 @@ def score_ifd(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> 
                          int(cut.reshape(2, -1).any(axis=0).sum()), "truncation": rule})
 
 
-def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
-                engine: Engine) -> tuple[np.ndarray, np.ndarray, str]:
-    """-log IFD of each (context, reply) (NaN for an empty reply, which has no
-    perplexity), which were shortened to fit (with or without their context), and
-    the rule."""
+def _loglik_scorer(spec: MemberSpec) -> Any:
     from preflab.engine.loglik import LoglikScorer
 
     o = spec.options
-    scorer = LoglikScorer(o["model"], name=spec.name,
-                          max_context_tokens=o.get("max_context_tokens", 256),
-                          max_reply_tokens=o.get("max_reply_tokens", 256), runtime=_runtime(o))
+    return LoglikScorer(o["model"], name=spec.name,
+                        max_context_tokens=o.get("max_context_tokens", 256),
+                        max_reply_tokens=o.get("max_reply_tokens", 256), runtime=_runtime(o))
+
+
+def ifd_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Sequence[str],
+                engine: Engine, kept: KeptScorers | None = None
+                ) -> tuple[np.ndarray, np.ndarray, str]:
+    """-log IFD of each (context, reply) (NaN for an empty reply, which has no
+    perplexity), which were shortened to fit (with or without their context), and
+    the rule."""
+    scorer = member_scorer(spec, kept)
     with_context = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
     alone = [reply_unit((), r) for r in replies]
     # Nothing is shared between units here: one group each, so batches stay small
@@ -313,8 +330,9 @@ def _python_scorer(spec: MemberSpec) -> Any:
     return PythonScorer(fn, spec.name)
 
 
-def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
-    return _pointwise(spec, _python_scorer(spec), pairs, engine)
+def score_python(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                 kept: KeptScorers | None = None) -> MemberScores:
+    return _pointwise(spec, member_scorer(spec, kept), pairs, engine)
 
 
 def _missing_info(ids: Sequence[str], reasons: dict[str, str] | None = None) -> dict[str, Any]:
@@ -327,9 +345,11 @@ def _missing_info(ids: Sequence[str], reasons: dict[str, str] | None = None) -> 
             "missing_ids": {i: reasons.get(i, "") for i in shown} if reasons else shown}
 
 
-def score_scores(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+def score_scores(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                 kept: KeptScorers | None = None) -> MemberScores:
     """Rewards or margins read from a file (:mod:`preflab.committee.scores`); a pair the
-    file lacks has a NaN margin, reported under ``missing``."""
+    file lacks has a NaN margin, reported under ``missing``. Nothing loads (`kept` is
+    not used)."""
     from preflab.committee.scores import file_scores
 
     margin, r_c, r_r, missing = file_scores(pairs, spec.options["path"],
@@ -353,10 +373,11 @@ def _http_reward_scorer(spec: MemberSpec) -> Any:
                             trust_remote_code=o.get("trust_remote_code", False))
 
 
-def score_http_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
+def score_http_rm(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                  kept: KeptScorers | None = None) -> MemberScores:
     """Rewards from a served reward model; a pair whose request failed has a NaN margin
     (never a score), reported with its reason under ``missing``."""
-    scorer = _http_reward_scorer(spec)
+    scorer = member_scorer(spec, kept)
     contexts, replies = _sides(pairs)
     units = [reply_unit(c, r) for c, r in zip(contexts, replies, strict=True)]
     r = np.array([v[0] for v in engine.run(scorer, units, desc=spec.name)], dtype=np.float64)
@@ -387,34 +408,50 @@ SCORERS = {
 }
 
 
-_FROZEN: list[bool] = []
+def _recipe(spec: MemberSpec) -> tuple[Hashable, Callable[[], Any]]:
+    """How a member's scorer is built, and the key it is kept under: members that
+    embed with one encoder (same model and settings) share it; any other scorer
+    is its member's own."""
+    o = spec.options
+    if spec.kind in ("embed-rm", "crossfit"):
+        args = (o["model"], o.get("max_length", 256), _runtime(o))
+        return ("embed", *args), lambda: _new_embed_scorer(*args)
+    builders = {"seq-rm": _reward_scorer, "causal-rm": _reward_scorer,
+                "judge": _judge_scorer, "ifd": _loglik_scorer, "python": _python_scorer,
+                "http-rm": _http_reward_scorer}
+    if spec.kind not in builders:
+        raise ValueError(f"member {spec.name!r} ({spec.kind}) runs no scorer")
+    key = (spec.kind, spec.name, json.dumps(o, sort_keys=True, default=str))
+    return key, lambda: builders[spec.kind](spec)
 
 
-def free_memory() -> None:
-    """Release what a finished member held (its weights, CUDA's cached blocks), so the
-    next member of a committee loads into the whole device. What survives the first
-    collection in a process (torch's, transformers' and the other libraries' objects,
-    a million or more) is frozen out of later ones (``gc.freeze``): a full collection
-    then takes milliseconds instead of most of a second per member."""
-    import gc
-
-    gc.collect()
-    if not _FROZEN:
-        gc.freeze()
-        _FROZEN.append(True)
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def member_scorer(spec: MemberSpec, kept: KeptScorers | None = None) -> Any:
+    """A member's scorer: the one `kept` holds for it, else built (its model and
+    tokenizer loaded) and kept there; without `kept`, built for this call (embedding
+    members share one encoder per model in a process)."""
+    key, build = _recipe(spec)
+    if kept is not None:
+        return kept.get(key, build)
+    return _embed_scorer(*key[1:]) if key[0] == "embed" else build()
 
 
-def score_member(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine) -> MemberScores:
-    """Scores of one member on all pairs; members load one at a time and their models
-    are freed before the next loads."""
+def member_loads(spec: MemberSpec, kept: KeptScorers) -> int:
+    """How many times `kept` loaded the model `spec` scores with (members sharing an
+    encoder share its loads); 0 for a member that loads none (``scores``)."""
+    return 0 if spec.kind == "scores" else kept.loads[_recipe(spec)[0]]
+
+
+def score_member(spec: MemberSpec, pairs: list[PreferencePair], engine: Engine,
+                 kept: KeptScorers | None = None) -> MemberScores:
+    """Scores of one member on all pairs. Without `kept` its model loads for this call
+    and is freed after it; with `kept` (a run that scores the pairs a chunk at a time)
+    it loads on the first call and is kept for the next, until another member's
+    loads (members load one at a time, each freed before the next loads)."""
     try:
-        return SCORERS[spec.kind](spec, pairs, engine)
+        return SCORERS[spec.kind](spec, pairs, engine, kept)
     finally:
-        free_memory()
+        if kept is None:
+            free_memory()
 
 
 # Members that give each reply a reward of its own; judges compare two replies and
@@ -431,6 +468,4 @@ def reply_rewards(spec: MemberSpec, contexts: Sequence[Messages], replies: Seque
         return embed_rewards(spec, *embed_items(spec, contexts, replies, engine))
     if spec.kind == "ifd":
         return ifd_rewards(spec, contexts, replies, engine)[0]
-    scorer = _python_scorer(spec) if spec.kind == "python" else \
-        _http_reward_scorer(spec) if spec.kind == "http-rm" else _reward_scorer(spec)
-    return _scalar_rewards(scorer, contexts, replies, engine, spec.name)[0]
+    return _scalar_rewards(member_scorer(spec), contexts, replies, engine, spec.name)[0]

@@ -43,11 +43,13 @@ def _require_ray() -> Any:
 
 
 class _ScorerWorker:
-    """One actor: loads each scorer it is sent once and runs batches with it."""
+    """One actor: loads each scorer it is sent once and runs batches with it; `loads`
+    counts the loads by scorer name."""
 
     def __init__(self, threads: int | None) -> None:
         self.threads = threads
         self.scorers: dict[str, Any] = {}
+        self.loads: dict[str, int] = {}
         try:  # while the driver reads and tokenizes: most scorers need torch
             import torch
 
@@ -64,14 +66,20 @@ class _ScorerWorker:
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    def load_counts(self) -> dict[str, int]:
+        return self.loads
+
     def run(self, fingerprint: str, box: list[Any], items: list[Any]) -> list[Any]:
         scorer = self.scorers.get(fingerprint)
         if scorer is None:
             import ray
 
+            self.scorers = {}  # one at a time: memory stays bounded
             scorer = ray.get(box[0])
             _settle(scorer, self.threads)
-            self.scorers = {fingerprint: scorer}  # one at a time: memory stays bounded
+            self.scorers = {fingerprint: scorer}
+            name = str(getattr(scorer, "name", fingerprint))
+            self.loads[name] = self.loads.get(name, 0) + 1
         return scorer.run(items)
 
 
@@ -151,14 +159,18 @@ class RayExecutor:
 
     def info(self) -> dict[str, Any]:
         """What the pool is: actors, actors replaced after a death, each live actor's
-        peak resident memory (MiB)."""
+        peak resident memory (MiB) and how many times it loaded each scorer (by name:
+        once for all the batches of a run, chunks included, that it got)."""
         if not self.actors:
             return {"actors": 0, "replaced": self.replaced}
         ray = _require_ray()
         peaks = ray.get([a.peak_mib.remote() for a in self.actors])
+        counts = ray.get([a.load_counts.remote() for a in self.actors])
+        names = sorted({name for c in counts for name in c})
         return {"actors": len(self.actors), "replaced": self.replaced,
                 "num_cpus": self.num_cpus, "num_gpus": self.num_gpus,
-                "actor_peak_rss_mib": [round(p) for p in peaks]}
+                "actor_peak_rss_mib": [round(p) for p in peaks],
+                "actor_loads": {name: [c.get(name, 0) for c in counts] for name in names}}
 
     def close(self) -> None:
         """Stop the actors, and the local cluster when this executor started it."""
