@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preflab.data import stream
 from preflab.data.outputs import prepare_output_dir
 from preflab.data.pair import PreferencePair
-from preflab.data.stream import CHUNK, PairWriter
+from preflab.data.stream import PairWriter
 from preflab.engine import Engine, EngineOptions
 from preflab.engine.core import CHARS_PER_TOKEN, RunStats, make_executor
 from preflab.engine.label_prompt import LabelPrompt
@@ -40,7 +41,7 @@ Notify = Callable[[str], None]
 def label(data: str | Path, config: LabelConfig | None = None, out: str | Path | None = None,
           *, rejects: str | Path | None = None, overwrite: bool = False,
           notify: Notify | None = None, engine_options: EngineOptions | None = None,
-          name: str | None = None, chunk: int = CHUNK, **overrides: Any) -> Labels:
+          name: str | None = None, chunk: int | None = None, **overrides: Any) -> Labels:
     """Label the pairs of `data` (a path) with ``config.judge`` (a model or an
     OpenAI-compatible URL) and return the :class:`~preflab.label.result.Labels`;
     `overrides` are fields of :class:`LabelConfig` on top of `config` (its defaults
@@ -66,14 +67,15 @@ def label(data: str | Path, config: LabelConfig | None = None, out: str | Path |
     messages name the data (default: the path).
 
     The run streams: the pairs are read once into a file on disk and judged `chunk`
-    at a time, and with `out` the labelled pairs go to labelled.jsonl as they come
-    (``Labels.pairs`` then reads them from there; without ``write_data`` it is
-    empty); without `out` they are kept in memory.
+    (default :data:`~preflab.data.stream.CHUNK`) at a time, and with `out` the
+    labelled pairs go to labelled.jsonl as they come (``Labels.pairs`` then reads them
+    from there; without ``write_data`` it is empty); without `out` they are kept in
+    memory.
     """
     started = time.perf_counter()
     config = replace(config or LabelConfig(), **overrides)
     check_options(config)
-    name = name or str(data)
+    name, chunk = name or str(data), chunk or stream.CHUNK
     with tempfile.TemporaryDirectory(prefix="preflab-label-") as work:
         chosen = select_pairs(data, config, Path(work) / "pairs.parquet", rejects, notify,
                               name, chunk)

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from preflab.data import stream
 from preflab.data.pair import PreferencePair
 from preflab.data.spill import PairSpill, spill_pairs
-from preflab.data.stream import CHUNK
 from preflab.engine.core import oversized, pair_texts
 from preflab.engine.label_prompt import Exemplar, draw_exemplars, pair_exemplar
 from preflab.label.config import LabelConfig
@@ -84,8 +84,9 @@ def pairs_at(path: Path, positions: Sequence[int]) -> list[PreferencePair]:
 
 def select_pairs(data: str | Path, config: LabelConfig, spill: Path,
                  rejects: str | Path | None = None, notify: Notify | None = None,
-                 name: str | None = None, chunk: int = CHUNK) -> Selection:
-    """Read `data` into a spill file at `spill` and choose the pairs to label: the first
+                 name: str | None = None, chunk: int | None = None) -> Selection:
+    """Read `data` into a spill file at `spill` (`chunk` pairs at a time, default
+    :data:`~preflab.data.stream.CHUNK`) and choose the pairs to label: the first
     ``limit``, then a seeded ``sample`` of them. Messages name the data `name`
     (default: the path)."""
     name = name or str(data)
@@ -97,7 +98,7 @@ def select_pairs(data: str | Path, config: LabelConfig, spill: Path,
         return int(long[-1].sum())
 
     pairs = spill_pairs(data, spill, config.on_error, rejects,  # type: ignore[arg-type]
-                        count_oversized=count_long, chunk=chunk)
+                        count_oversized=count_long, chunk=chunk or stream.CHUNK)
     if pairs.rejects and notify is not None:
         seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
         notify(f"{len(pairs.rejects)} of {pairs.n_records} records of {name} were rejected "

@@ -14,8 +14,8 @@ import pandas as pd
 
 from preflab.audit.stats import voter_names
 from preflab.audit.view import AuditView
+from preflab.data import stream
 from preflab.data.pair import PreferencePair
-from preflab.data.stream import CHUNK, PairStream
 from preflab.data.verdicts import quorum
 from preflab.review import store
 from preflab.review.config import ReviewConfig, config_path
@@ -96,18 +96,20 @@ def _reviewer_names(reviewers: Sequence[str]) -> list[str]:
     return names
 
 
-def pairs_by_id(data: str | Path, ids: set[str], on_error: str = "fail", chunk: int = CHUNK
-                ) -> dict[str, PreferencePair]:
+def pairs_by_id(data: str | Path, ids: set[str], on_error: str = "fail",
+                chunk: int | None = None) -> dict[str, PreferencePair]:
     """The pairs of `data` whose ids are in `ids` (the last of copies with one id), read
-    `chunk` at a time: only those are kept."""
+    `chunk` (default :data:`~preflab.data.stream.CHUNK`) at a time: only those are
+    kept."""
     by_id: dict[str, PreferencePair] = {}
-    for pairs in PairStream(data, on_error=on_error, chunk=chunk):  # type: ignore[arg-type]
+    for pairs in stream.PairStream(data, on_error=on_error,  # type: ignore[arg-type]
+                                    chunk=chunk or stream.CHUNK):
         by_id.update((p.id, p) for p in pairs if p.id in ids)
     return by_id
 
 
 def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: ReviewConfig,
-                 have: set[str], chunk: int = CHUNK) -> list[store.PairRow]:
+                 have: set[str], chunk: int | None = None) -> list[store.PairRow]:
     """The pairs the selection settings choose from the audit's table (none already in
     the project), with their texts from `data`, read `chunk` at a time."""
     ids = choose_pairs(view.table, config.sample, config.strata, config.seed, exclude=have,
@@ -159,7 +161,7 @@ def _open_project(db: str | Path) -> Any:
 
 def init_review(data: str | Path, audit: str | Path, db: str | Path,
                 config: ReviewConfig | str | Path | None = None, *,
-                notify: Notify | None = None, chunk: int = CHUNK,
+                notify: Notify | None = None, chunk: int | None = None,
                 **overrides: Any) -> dict[str, Any]:
     """Create the review project `db` with the settings `config` (a
     :class:`ReviewConfig` or a settings file; its defaults when None, `overrides` on
