@@ -73,3 +73,8 @@ def gated_length_reward(context: list[dict[str, str]], reply: str) -> float:
         while not gate.exists():
             time.sleep(0.05)
     return length_reward(context, reply)
+
+
+def word_reward(context: list[dict[str, str]], reply: str) -> float:
+    """A second toy reward: replies with fewer distinct words score higher."""
+    return -float(len(set(reply.lower().split())))

@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from preflab.data import stream
 from preflab.data.groups import hashed_groups, pair_keys
 from preflab.data.pair import PAIR_SCHEMA, PreferencePair
 from preflab.data.parse import OnError, Reject
-from preflab.data.stream import CHUNK, PairStream
+from preflab.data.stream import PairStream
 
 
 @dataclass
@@ -82,9 +83,11 @@ class PairSpill:
         return PairSpill(self.path, self.id_chunks, self.subsets, self.flipped, self.keys,
                          self.n_records, self.rejects, self.oversized, self.format, keep)
 
-    def chunks(self, size: int = CHUNK) -> Iterator[list[PreferencePair]]:
-        """The kept pairs, in order, `size` at a time."""
+    def chunks(self, size: int | None = None) -> Iterator[list[PreferencePair]]:
+        """The kept pairs, in order, `size` (default :data:`~preflab.data.stream.CHUNK`)
+        at a time."""
         start = 0
+        size = size or stream.CHUNK
         for batch in pq.ParquetFile(self.path).iter_batches(batch_size=size):
             rows = batch.to_pylist()
             keep = (self.keep[start:start + len(rows)] if self.keep is not None
@@ -116,16 +119,16 @@ class PairSpill:
 def spill_pairs(data: str | Path, path: Path, on_error: OnError = "fail",
                 rejects: str | Path | None = None, limit: int | None = None,
                 count_oversized: Callable[[list[PreferencePair]], int] | None = None,
-                chunk: int = CHUNK) -> PairSpill:
+                chunk: int | None = None) -> PairSpill:
     """Read `data` (any format preflab reads, as :func:`preflab.data.read.read_pairs`
     does: same parsing, rejects and errors) into a spill file at `path`, `chunk`
     pairs at a time; stop after `limit` pairs. `count_oversized` counts the texts of a
     chunk that every member will truncate."""
-    stream = PairStream(data, on_error=on_error, rejects_path=rejects, limit=limit,
+    source = PairStream(data, on_error=on_error, rejects_path=rejects, limit=limit,
                         chunk=chunk)
     spill = PairSpill(path)
     with pq.ParquetWriter(path, PAIR_SCHEMA) as writer:
-        for pairs in stream:
+        for pairs in source:
             writer.write_batch(pa.RecordBatch.from_pylist([p.to_row() for p in pairs],
                                                           schema=PAIR_SCHEMA))
             spill.id_chunks.append(pa.array([p.id for p in pairs], type=pa.string()))
@@ -134,5 +137,5 @@ def spill_pairs(data: str | Path, path: Path, on_error: OnError = "fail",
             spill.keys.append(pair_keys(pairs))
             if count_oversized is not None:
                 spill.oversized += count_oversized(pairs)
-    spill.n_records, spill.rejects, spill.format = stream.n_records, stream.rejects, stream.format
+    spill.n_records, spill.rejects, spill.format = source.n_records, source.rejects, source.format
     return spill

@@ -48,12 +48,12 @@ class PairStream:
     did not become a pair, with its reason; with ``on_error="skip"``, also written to
     `rejects_path` as JSON lines), `format` (detected or given). ``fail`` raises the
     first bad record's :class:`~preflab.errors.PairError`. `limit` stops after that
-    many pairs without reading the next record.
+    many pairs without reading the next record. `chunk` defaults to :data:`CHUNK`.
     """
 
     def __init__(self, path: str | Path, format: str = "auto", on_error: OnError = "fail",
                  rejects_path: str | Path | None = None, subset: str | None = None,
-                 split: str | None = None, limit: int | None = None, chunk: int = CHUNK,
+                 split: str | None = None, limit: int | None = None, chunk: int | None = None,
                  allow_empty: bool = True) -> None:
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
@@ -64,7 +64,8 @@ class PairStream:
         types = parquet_types(path) if kind == "parquet" else None
         self.parser = RecordParser(self.source, unit_of(kind), format, subset, types)
         self.on_error, self.rejects_path = on_error, rejects_path
-        self.limit, self.chunk, self.allow_empty = limit, chunk, allow_empty
+        self.limit, self.allow_empty = limit, allow_empty
+        self.chunk = chunk or CHUNK  # read at run time: tests make it small
         self.n_pairs = 0
         self.done = False
 
@@ -89,6 +90,18 @@ class PairStream:
         return reject_reasons(self.rejects)
 
     def __iter__(self) -> Iterator[list[PreferencePair]]:
+        for chunk in self._chunks():
+            # as a row of the dataset gives them back (meta's keys sorted), so a
+            # streamed stage writes what one that read the dataset wrote
+            yield [PreferencePair.from_row(p.to_row()) for p in chunk]
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The pairs as Arrow record batches of :data:`~preflab.data.pair.PAIR_SCHEMA`."""
+        for chunk in self._chunks():
+            yield pa.RecordBatch.from_pylist([p.to_row() for p in chunk], schema=PAIR_SCHEMA)
+
+    def _chunks(self) -> Iterator[list[PreferencePair]]:
+        """The pairs as parsed, `chunk` at a time."""
         if self.done or self.parser.n_records:
             raise RuntimeError(f"{self.source}: a PairStream is read once")
         path = self.rejects_path
@@ -102,11 +115,6 @@ class PairStream:
         if self.n_records == 0 and not self.allow_empty:
             raise SourceError(f"{self.source}: empty input, no records (--allow-empty "
                               "accepts it)")
-
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """The pairs as Arrow record batches of :data:`~preflab.data.pair.PAIR_SCHEMA`."""
-        for pairs in self:
-            yield pa.RecordBatch.from_pylist([p.to_row() for p in pairs], schema=PAIR_SCHEMA)
 
 
 def target_for(path: str | Path) -> str:
