@@ -40,7 +40,8 @@ def parse_native(record: dict[str, Any], subset: str | None = None) -> Preferenc
 
 
 def native_record(pair: PreferencePair) -> dict[str, Any]:
-    """The pair as a JSON-ready record (meta as an object)."""
+    """The pair as a JSON-ready record (meta as an object, its keys sorted as in
+    the row, so a pair whose meta was extended is written as one read back is)."""
     row = pair.to_row()
-    row["meta"] = pair.meta
+    row["meta"] = json.loads(row["meta"])
     return row
