@@ -57,16 +57,15 @@ def run_audit(data: str, committee: str, out: str, cache: str, executor: str, ac
     """One audit in this (child) process: its wall seconds and what it wrote."""
     from preflab.audit.audit_pairs import audit
     from preflab.engine import EngineOptions
-    from preflab.engine.executor import ExecutorOptions
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     started = time.perf_counter()
+    ray = {"actors": actors, "actor_cpus": 1.0} if executor == "ray" else {}
     summary = audit(data, out=out, committee=committee, engine_options=EngineOptions(
-        cache_path=cache, progress=False), executor=ExecutorOptions(
-            kind=executor, actors=actors, num_cpus=1.0))
+        cache_path=cache, progress=False), executor=executor, **ray)
     seconds = time.perf_counter() - started
     size = sum(f.stat().st_size for f in Path(out).iterdir() if f.is_file())
     return {"seconds": round(seconds, 2), "n_pairs": summary["n_pairs"],
