@@ -55,7 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from child import in_child
 
-STAGES = ("inspect", "convert", "split", "audit", "clean", "label", "review")
+STAGES = ("inspect", "convert", "split", "audit", "clean", "review", "label")  # label last
 NEEDS_AUDIT = ("clean", "review")
 SCORING = ("audit", "label")
 MAX_RSS_RATIO, MIN_SPEED_RATIO = 1.5, 0.8
