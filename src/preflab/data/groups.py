@@ -143,11 +143,14 @@ def hashed_groups(keys: np.ndarray) -> np.ndarray:
     rows, cols = [], []
     for span in (slice(0, 1), slice(1, 2), slice(2, None)):  # one key space each
         block = keys[:, span]
-        owner = np.repeat(np.arange(n), block.shape[1])  # row of each entry, row-major
+        owner = np.repeat(np.arange(n, dtype=np.int32), block.shape[1])  # row of each entry
         _, first, inverse = np.unique(block.reshape(-1), return_index=True,
                                       return_inverse=True)
-        rows.append(owner)  # link each entry's row to the first row holding the key
-        cols.append(np.where(frequent[:, span].reshape(-1), owner, owner[first][inverse]))
+        linked = owner[first][inverse]  # the first row holding the entry's key
+        link = (linked != owner) & ~frequent[:, span].reshape(-1)  # a row links to itself
+        rows.append(owner[link])
+        cols.append(linked[link])
+        del owner, first, inverse, linked, link
     r, c = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
