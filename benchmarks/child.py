@@ -9,10 +9,24 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: VmHWM, the high-water mark of its own
+    address space. (``getrusage``'s ``ru_maxrss`` survives fork and exec, so a child
+    would report at least its parent's peak.)"""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # KiB -> MiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _measured(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
               ) -> tuple[Any, float]:
     result = fn(*args, **kwargs)
-    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
+    return result, peak_rss_mib()
 
 
 def in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
