@@ -1,6 +1,7 @@
-"""preflab label streams: the pairs are judged a chunk at a time and the labelled ones
-written as they come, with the sample, exemplars and labels of one chunk (the labels
-to float32 rounding: the judge's batches are made up differently)."""
+"""preflab label streams: the pairs are read once into a spill, the sample and the
+exemplars are drawn by position, the pairs are judged a chunk at a time and the
+labelled ones written as they come; all as one chunk does (the labels to float32
+rounding: the judge's batches are made up differently)."""
 
 from __future__ import annotations
 
@@ -14,29 +15,40 @@ from preflab.data.read import iter_pairs, read_pairs
 from preflab.data.sample import sample_pairs
 from preflab.engine import EngineOptions
 from preflab.engine.label_prompt import exemplars_from_pairs
+from preflab.label.config import LabelConfig
 from preflab.label.label_pairs import label
 from preflab.label.result import Labels, PairFile
+from preflab.label.selection import select_pairs
 
 PAIRS = 40
 FRESH = EngineOptions(progress=False, cache_path=":memory:")  # each run scores anew
 
 
+def test_sample_and_exemplars_drawn_from_positions_are_those_of_the_pairs(tmp_path,
+                                                                        data) -> None:
+    pairs = list(iter_pairs(read_pairs(data).pairs))
+    for limit, sample, seed, shots in [(None, 20, 2, 2), (30, 12, 5, 1), (25, None, 0, 3)]:
+        config = LabelConfig(limit=limit, sample=sample, seed=seed, shots=shots)
+        got = select_pairs(data, config, tmp_path / f"{seed}.parquet", chunk=7)  # 6 row groups
+        chosen = sample_pairs(pairs[:limit], sample, seed)
+        assert [p.id for c in got.chunks(7) for p in c] == [p.id for p in chosen]
+        assert [len(c) for c in got.chunks(7)][:-1] == [7] * ((len(chosen) - 1) // 7)
+        for invert in (False, True):
+            assert got.exemplars(shots, seed, invert) == exemplars_from_pairs(
+                pairs, shots, seed, exclude={p.id for p in chosen}, invert=invert)
+
+
 def test_small_chunks_label_as_one_chunk(tmp_path, data) -> None:
-    settings = {"judge": "tiny-llama", "sample": 20, "seed": 2, "shots": 1,
-                "write_data": True, "engine_options": FRESH}
+    settings = {"judge": "tiny-llama", "sample": 12, "seed": 2, "write_data": True,
+                "engine_options": FRESH}
     one = label(data, out=tmp_path / "one", **settings)
-    small = label(data, out=tmp_path / "small", chunk=7, **settings)  # 3 chunks, 6 row groups
+    small = label(data, out=tmp_path / "small", chunk=8, **settings)  # 2 chunks
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "small" / "labels.parquet"),
                                   one.table, rtol=1e-6)
     summary = json.loads((tmp_path / "small" / "summary.json").read_text())
     assert {k: v for k, v in summary.items() if k not in ("seconds", "labelled_data")} == \
         {k: v for k, v in one.summary.items() if k not in ("seconds", "labelled_data")}
-    # the sample and the exemplar: the draws made on every pair in memory
-    pairs = list(iter_pairs(read_pairs(data).pairs))
-    chosen = sample_pairs(pairs, 20, 2)
-    assert list(small.table["id"]) == [p.id for p in chosen] and summary["computed"] == 40
-    shot = exemplars_from_pairs(pairs, 1, seed=2, exclude={p.id for p in chosen})
-    assert summary["exemplar_ids"] == [e.id for e in shot]
+    assert summary["computed"] == 24
     # written as labelled, read back when asked for
     assert isinstance(small.pairs, PairFile) and len(small.pairs) == summary["labelled_pairs"]
     written = list(iter_pairs(read_pairs(tmp_path / "small" / "labelled.jsonl").pairs))

@@ -77,21 +77,21 @@ def label(data: str | Path, config: LabelConfig | None = None, out: str | Path |
     check_options(config)
     name, chunk = name or str(data), chunk or stream.CHUNK
     with tempfile.TemporaryDirectory(prefix="preflab-label-") as work:
-        chosen = select_pairs(data, config, Path(work) / "pairs.parquet", rejects, notify,
-                              name, chunk)
+        selection = select_pairs(data, config, Path(work) / "pairs.parquet", rejects, notify,
+                                 name, chunk)
         if out is not None:  # a bad input makes no folder
             out = prepare_output_dir(out, COMMAND, overwrite,
                                      info={"data": name, "judge": config.judge})
-        if chosen.n_long and notify is not None:
+        if selection.n_long and notify is not None:
             notify(f"prompts or replies over {CHARS_PER_TOKEN * config.max_length:,} "
-                   f"characters: {chosen.n_long}; more than the judge's --max-length of "
+                   f"characters: {selection.n_long}; more than the judge's --max-length of "
                    f"{config.max_length} tokens, so they will be truncated")
-        prompt = build_prompt(config, chosen)
+        prompt = build_prompt(config, selection)
         scorer = make_scorer(config, prompt)
         engine = Engine(engine_options, make_executor(config.executor))
         sink = None if out is None else (out / LABELLED if config.write_data else False)
         try:
-            run = judge_chunks(chosen, scorer, engine, config, prompt, sink, chunk)
+            run = judge_chunks(selection, scorer, engine, config, prompt, sink, chunk)
         finally:
             engine.executor.close()
     summary = {"data": name, "judge": config.judge, **prompt.describe(),
@@ -99,14 +99,14 @@ def label(data: str | Path, config: LabelConfig | None = None, out: str | Path |
                **({"cot_tokens": config.cot_tokens, "temperature": sampling(config).temperature}
                   if config.cot else {}),
                "seed": config.seed, "limit": config.limit, "sample": config.sample,
-               "n_rejected_on_read": chosen.n_rejected,
-               "rejects": str(rejects) if rejects and chosen.n_rejected else None,
+               "n_rejected_on_read": selection.n_rejected,
+               "rejects": str(rejects) if rejects and selection.n_rejected else None,
                **label_summary(run.table, run.human),
                "computed": run.computed, "cached": run.cached,
                "executor": config.executor.kind,
                "prompt_tokens": getattr(scorer, "prompt_tokens", None),
                "generated_tokens": getattr(scorer, "generated_tokens", 0),
-               **truncation(scorer, config), "oversized": chosen.n_long,
+               **truncation(scorer, config), "oversized": selection.n_long,
                **({"labelled_pairs": run.n_labelled} if config.write_data else {}),
                "seconds": round(time.perf_counter() - started, 2)}
     result = Labels(run.table, summary, config, run.pairs)
@@ -130,7 +130,7 @@ class Judged:
     cached: int
 
 
-def judge_chunks(chosen: Selection, scorer: Any, engine: Engine, config: LabelConfig,
+def judge_chunks(selection: Selection, scorer: Any, engine: Engine, config: LabelConfig,
                  prompt: LabelPrompt, sink: Path | bool | None, chunk: int) -> Judged:
     """The chosen pairs judged `chunk` at a time (:func:`judge_pairs`), their label
     tables joined; the labelled pairs (:func:`labelled_pairs`) kept in memory (`sink`
@@ -138,7 +138,7 @@ def judge_chunks(chosen: Selection, scorer: Any, engine: Engine, config: LabelCo
     tables, human, kept = [], [], []
     counts = {"computed": 0, "cached": 0, "n": 0}
     with PairWriter(sink) if isinstance(sink, Path) else nullcontext() as writer:
-        for pairs in chosen.chunks(chunk):
+        for pairs in selection.chunks(chunk):
             engine.last_stats = RunStats()  # a chunk whose units all failed runs nothing
             table = judge_pairs(pairs, scorer, engine, config)
             counts["computed"] += engine.last_stats.computed
@@ -183,16 +183,16 @@ def check_options(config: LabelConfig) -> None:
         raise ValueError("direct scoring takes no --cot, no --shots and a local judge")
 
 
-def build_prompt(config: LabelConfig, chosen: Selection | None = None) -> LabelPrompt:
+def build_prompt(config: LabelConfig, selection: Selection | None = None) -> LabelPrompt:
     """The labeling prompt, its ``shots`` exemplars drawn (seeded) from the pairs of
-    `chosen` that are not labelled."""
+    `selection` that are not labelled."""
     prompt = LabelPrompt.build(config.task, config.preamble, template_file=config.template)
     if not config.shots:
         return prompt
-    if chosen is None:
+    if selection is None:
         raise ValueError(f"{config.shots}-shot labeling draws its exemplars from the data: "
                          "pass the selection (select_pairs)")
-    exemplars = chosen.exemplars(config.shots, config.seed, prompt.invert)
+    exemplars = selection.exemplars(config.shots, config.seed, prompt.invert)
     return replace(prompt, exemplars=tuple(exemplars))
 
 
