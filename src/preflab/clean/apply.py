@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from preflab.data.pair import PreferencePair
 
@@ -24,18 +26,22 @@ def check_aligned(pairs: Sequence[PreferencePair], table: pd.DataFrame, where: s
     check_aligned_ids([p.id for p in pairs], table, where)
 
 
-def check_aligned_ids(pair_ids: Sequence[str], table: pd.DataFrame, where: str) -> None:
-    """Fail unless the decisions (or audit) cover exactly the pairs of `pair_ids`, in
-    order."""
+def check_aligned_ids(pair_ids: Sequence[str] | pa.ChunkedArray, table: pd.DataFrame,
+                      where: str) -> None:
+    """Fail unless the decisions (or audit) cover exactly the pairs of `pair_ids` (a
+    list, or Arrow strings), in order; compared as Arrow arrays."""
     if len(table) != len(pair_ids):
         raise ValueError(f"{where} covers {len(table)} pairs but the data has {len(pair_ids)}: "
                          "clean the file the audit read (an audit made with --limit N is "
                          "cleaned on the same first N pairs)")
-    ids = table["id"].to_numpy()
-    for i, pair_id in enumerate(pair_ids):
-        if ids[i] != pair_id:
-            raise ValueError(f"{where}: row {i + 1} is pair {ids[i]} but the data's pair "
-                             f"{i + 1} is {pair_id}: the audit is of other data")
+    ours = pa.chunked_array([pa.array(table["id"], type=pa.string())])
+    data = (pair_ids if isinstance(pair_ids, pa.ChunkedArray)
+            else pa.chunked_array([pa.array(pair_ids, type=pa.string())]))
+    same = pc.fill_null(pc.equal(ours, data), False)
+    if len(table) and not pc.all(same).as_py():
+        i = pc.index(same, False).as_py()
+        raise ValueError(f"{where}: row {i + 1} is pair {ours[i]} but the data's pair "
+                         f"{i + 1} is {data[i]}: the audit is of other data")
 
 
 def apply_decisions(pairs: Sequence[PreferencePair], table: pd.DataFrame

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from preflab.audit.view import AuditView
 
 Notify = Callable[[str], None]
@@ -33,6 +36,16 @@ def read_failures(text: str, where: str) -> dict[str, dict[str, Any]]:
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{where}:{k}: not a failure record ({e})") from None
     return failed
+
+
+def ids_in(ids: Sequence[str] | pa.ChunkedArray, among: set[str] | None) -> list[str]:
+    """The ids of `ids` (a list or Arrow strings) that are in `among` (all: None), in
+    order, as Python strings."""
+    if isinstance(ids, pa.ChunkedArray):
+        if among is not None:
+            ids = ids.filter(pc.is_in(ids, value_set=pa.array(sorted(among), type=pa.string())))
+        return ids.to_pylist()
+    return [i for i in ids if among is None or i in among]
 
 
 @dataclass
@@ -76,7 +89,7 @@ class AuditInput:
                              f"integer, got {limit!r}")
         return limit
 
-    def check_failures(self, ids: Sequence[str]) -> None:
+    def check_failures(self, ids: Sequence[str] | pa.ChunkedArray) -> None:
         """Fail, naming failures.jsonl, when pairs the audit left out of its table (a
         member's scorer failed on them: its summary's ``n_failed``) are among the pairs
         of `ids`: clean has no audit of them to decide on."""
@@ -88,7 +101,7 @@ class AuditInput:
         if not n_failed:
             return
         failed = self.failures or {}
-        present = [i for i in ids if i in failed]
+        present = ids_in(ids, set(failed))
         if failed and not present:
             return  # the data no longer holds them
         first = failed[present[0]] if present else None
@@ -102,7 +115,7 @@ class AuditInput:
             + "). clean decides only on audited pairs: audit again once every member can "
               "score them (the score cache keeps the rest), or without the member that fails")
 
-    def covered(self, ids: Sequence[str], limit: int | None = None,
+    def covered(self, ids: Sequence[str] | pa.ChunkedArray, limit: int | None = None,
                 data: str | Path = "the data", notify: Notify | None = None) -> int:
         """How many of the pairs of `ids` (the data's, in order) the audit covers: the
         first `limit` (clean's ``--limit``, the audit's meaning: the first N pairs
@@ -125,7 +138,7 @@ class AuditInput:
             take = limit
         elif recorded is not None:
             take = recorded
-        elif len(ids) > n_audit and list(ids[:n_audit]) == list(view.table["id"]):
+        elif len(ids) > n_audit and ids_in(ids[:n_audit], None) == list(view.table["id"]):
             take = n_audit
         else:
             return len(ids)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from preflab.audit.audit_pairs import Notify, check_rejects_file
 from preflab.audit.noise_sources import tag_sources
@@ -70,7 +71,8 @@ def clean_pairs(pairs: list[PreferencePair], view: AuditView, method: str,
     return cleaned, manifest, summary
 
 
-def decide(ids: Sequence[str], flipped: Sequence[Any], view: AuditView, method: str,
+def decide(ids: Sequence[str] | pa.ChunkedArray, flipped: Sequence[Any], view: AuditView,
+           method: str,
            params: dict[str, Any] | None = None, reviews: pd.DataFrame | None = None,
            uncertain: str = "keep", min_votes: int | None = None
            ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -130,7 +132,7 @@ def decide_data(data: str | Path, audit: AuditInput, config: CleanConfig, work: 
     note = rejects_note(spill.rejects, spill.n_records, data, rejects)
     if note and notify is not None:
         notify(note)
-    ids = spill.pair_ids()
+    ids = spill.id_array()  # Arrow strings: no Python object per pair
     audit.check_failures(ids)
     take = audit.covered(ids, config.limit, data, notify)
     table, summary = decide(ids[:take], spill.flipped[:take], audit.view, config.method,

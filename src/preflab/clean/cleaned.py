@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from preflab.clean.apply import apply_chunk, with_output_ids
+from preflab.audit.audit_pairs import write_table
+from preflab.clean.apply import apply_chunk
 from preflab.clean.config import CleanConfig
 from preflab.data.outputs import prepare_output_dir
 from preflab.data.pair import PreferencePair
@@ -66,7 +68,7 @@ class Cleaned:
         config into `folder`."""
         from preflab.settings import write_config
 
-        self.manifest.to_parquet(folder / MANIFEST, index=False)
+        write_table(self.manifest, folder / MANIFEST)  # as to_parquet, in row groups
         self.summary = {**self.summary, "output": str(path)}
         (folder / SUMMARY).write_text(json.dumps(self.summary, indent=1))
         write_config(self.config, folder)
@@ -119,7 +121,7 @@ class Decided:
     def save(self, folder: str | Path, overwrite: bool = False) -> dict[str, Any]:
         """Apply the decisions a chunk at a time and write the folder
         :meth:`Cleaned.save` writes (the same files, byte for byte); returns the
-        summary."""
+        summary. The decisions table becomes the manifest (``output_id`` inserted)."""
         from preflab.data.stream import PairWriter
 
         folder = prepare_output_dir(folder, "clean", overwrite, info=self.inputs)
@@ -136,8 +138,10 @@ class Decided:
                 output_ids += ids
                 if len(output_ids) == len(actions):
                     break
+        self.table.insert(1, "output_id", np.asarray(output_ids, dtype=object))  # no copy
+        del output_ids
         summary = {**self.summary, "seconds": round(time.perf_counter() - self.started, 2)}
-        result = Cleaned([], with_output_ids(self.table, output_ids), summary, self.config,
-                         self.output_format, self.file_name, self.inputs)
+        result = Cleaned([], self.table, summary, self.config, self.output_format,
+                         self.file_name, self.inputs)
         result.write_rest(folder, path)
         return result.summary
