@@ -138,3 +138,23 @@ def test_init_reads_the_data_in_chunks_and_keeps_only_the_chosen(hh_data, tmp_pa
     ids = choose_pairs(table, sample=12, strata="bin")
     assert [r[0] for r in chunks[0]] == ids
     assert set(pairs_by_id(data, set(ids), chunk=7)) == set(ids)
+
+
+def test_copies_of_a_pair_are_one_pair_to_review(tmp_path) -> None:
+    """Exact copies share an id and an audit row: the project holds the pair once and
+    the sample counts distinct pairs (it used to fail on the copies' duplicate rows)."""
+    from preflab.audit.audit_pairs import audit
+    from preflab.data.demo import demo_pairs
+    from preflab.data.write import write_pairs
+    from preflab.engine import EngineOptions
+    from tests.data.test_stage_outputs import COMMITTEE
+
+    pairs = demo_pairs(40, flip_rate=0.2, seed=1)
+    data = tmp_path / "d.jsonl"
+    write_pairs(pairs + pairs[:15], data)
+    (tmp_path / "c.toml").write_text(COMMITTEE)
+    audit(data, out=tmp_path / "aud", committee=tmp_path / "c.toml",
+          engine_options=EngineOptions(cache_path=tmp_path / "c.sqlite", progress=False))
+    summary = init_review(data, tmp_path / "aud", tmp_path / "r.db", sample=30,
+                          reviewers=["a", "b"], per_pair=2)
+    assert summary["pairs"] == 30 and summary["assignments"] == 60

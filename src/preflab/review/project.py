@@ -112,7 +112,8 @@ def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: R
                  have: set[str], chunk: int | None = None) -> list[store.PairRow]:
     """The pairs the selection settings choose from the audit's table (none already in
     the project), with their texts from `data`, read `chunk` at a time."""
-    ids = choose_pairs(view.table, config.sample, config.strata, config.seed, exclude=have,
+    table = view.table.drop_duplicates("id")  # copies of a pair are one pair to review
+    ids = choose_pairs(table, config.sample, config.strata, config.seed, exclude=have,
                        select=config.select)
     if not ids:
         if have:
@@ -126,7 +127,7 @@ def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: R
     if missing:
         raise ValueError(f"{audit}: {len(missing)} chosen pairs are not in {data} (first: "
                          f"{missing[0]}): the audit is of other data")
-    rows_by_id = view.table.set_index("id")
+    rows_by_id = table.set_index("id")
     how, voters = combination_of(audit), voters_of(audit, view)
     return [pair_row(by_id[i], rows_by_id.loc[i].to_dict(), view.members, how, voters)
             for i in ids]
