@@ -343,7 +343,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--committee", default="tiny", help="The audit's committee.")
     parser.add_argument("--judge", default="tiny-llama", help="label's judge.")
     parser.add_argument("--out", default=None,
-                        help="Work folder, kept (default: a temp dir, removed at the end).")
+                        help="Work folder, kept (default: a temp dir, removed at the end); "
+                        "a folder of an earlier run gives its data files and audits to "
+                        "this one, so one stage can be measured again.")
     return parser.parse_args()
 
 
@@ -354,10 +356,11 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(STAGES))
     if unknown:
         sys.exit(f"unknown stage(s) {unknown}; choose from {','.join(STAGES)}")
-    if set(chosen) & set(NEEDS_AUDIT) and "audit" not in chosen:
-        chosen.append("audit")
-    stages = [s for s in STAGES if s in chosen]
     work = Path(args.out or tempfile.mkdtemp(prefix="stage-scale-"))
+    kept = all((work / f"audit-{n}" / "audit.parquet").is_file() for n in sizes)
+    if set(chosen) & set(NEEDS_AUDIT) and "audit" not in chosen and not kept:
+        chosen.append("audit")  # (an --out folder that holds each size's audit: reused)
+    stages = [s for s in STAGES if s in chosen]
     work.mkdir(parents=True, exist_ok=True)
     run = Run(work, args.committee, args.judge)
     pairs = base_pairs(args)
@@ -370,10 +373,11 @@ def main() -> None:
     rows = []
     for n in sizes:
         data = work / f"pairs-{n}.jsonl"
-        started = time.perf_counter()
-        write_pairs(repeated(pairs, n), data)
-        print(f"{n:,} pairs written in {time.perf_counter() - started:.1f} s "
-              f"({size_mib([data]):,.1f} MiB)", file=sys.stderr)
+        if not data.is_file():  # an --out folder keeps the data of an earlier run
+            started = time.perf_counter()
+            write_pairs(repeated(pairs, n), data)
+            print(f"{n:,} pairs written in {time.perf_counter() - started:.1f} s "
+                  f"({size_mib([data]):,.1f} MiB)", file=sys.stderr)
         for stage in stages:
             rows.append(measure(run, stage, data, n))
             print(show(rows[-1]), file=sys.stderr, flush=True)
