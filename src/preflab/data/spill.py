@@ -43,11 +43,7 @@ class PairSpill:
     oversized: int = 0
     format: str | None = None
     keep: np.ndarray | None = None
-
-    @property
-    def n_read(self) -> int:
-        """Pairs in the file, masked or not."""
-        return len(self.subsets)
+    n_read: int = 0  # pairs in the file, masked or not
 
     def __len__(self) -> int:
         return self.n_read if self.keep is None else int(self.keep.sum())
@@ -81,7 +77,8 @@ class PairSpill:
         if self.keep is not None:
             keep &= self.keep
         return PairSpill(self.path, self.id_chunks, self.subsets, self.flipped, self.keys,
-                         self.n_records, self.rejects, self.oversized, self.format, keep)
+                         self.n_records, self.rejects, self.oversized, self.format, keep,
+                         self.n_read)
 
     def chunks(self, size: int | None = None) -> Iterator[list[PreferencePair]]:
         """The kept pairs, in order, `size` (default :data:`~preflab.data.stream.CHUNK`)
@@ -119,11 +116,12 @@ class PairSpill:
 def spill_pairs(data: str | Path, path: Path, on_error: OnError = "fail",
                 rejects: str | Path | None = None, limit: int | None = None,
                 count_oversized: Callable[[list[PreferencePair]], int] | None = None,
-                chunk: int | None = None) -> PairSpill:
+                chunk: int | None = None, index: bool = True) -> PairSpill:
     """Read `data` (any format preflab reads, as :func:`preflab.data.read.read_pairs`
     does: same parsing, rejects and errors) into a spill file at `path`, `chunk`
     pairs at a time; stop after `limit` pairs. `count_oversized` counts the texts of a
-    chunk that every member will truncate."""
+    chunk that every member will truncate. Without `index` only the group keys are
+    kept in memory (no ids, subsets or flip flags: what ``split`` needs)."""
     source = PairStream(data, on_error=on_error, rejects_path=rejects, limit=limit,
                         chunk=chunk)
     spill = PairSpill(path)
@@ -131,11 +129,14 @@ def spill_pairs(data: str | Path, path: Path, on_error: OnError = "fail",
         for pairs in source:
             writer.write_batch(pa.RecordBatch.from_pylist([p.to_row() for p in pairs],
                                                           schema=PAIR_SCHEMA))
-            spill.id_chunks.append(pa.array([p.id for p in pairs], type=pa.string()))
-            spill.subsets.extend(sys.intern(p.subset) if p.subset else p.subset for p in pairs)
-            spill.flipped.extend(p.meta.get("flipped") for p in pairs)
+            spill.n_read += len(pairs)
             spill.keys.append(pair_keys(pairs))
             if count_oversized is not None:
                 spill.oversized += count_oversized(pairs)
+            if not index:
+                continue
+            spill.id_chunks.append(pa.array([p.id for p in pairs], type=pa.string()))
+            spill.subsets.extend(sys.intern(p.subset) if p.subset else p.subset for p in pairs)
+            spill.flipped.extend(p.meta.get("flipped") for p in pairs)
     spill.n_records, spill.rejects, spill.format = source.n_records, source.rejects, source.format
     return spill

@@ -73,7 +73,7 @@ def split(data: str | Path, out: str | Path, test_fraction: float = 0.5, seed: i
     kind_of(data)  # a missing input is reported before any folder is made
     out = prepare_output_dir(out, "split", overwrite)
     with tempfile.TemporaryDirectory(prefix="preflab-split-") as work:
-        spill = spill_pairs(data, Path(work) / "pairs.parquet")
+        spill = spill_pairs(data, Path(work) / "pairs.parquet", index=False)
         test = held_out(spill.groups(), test_fraction, seed)
         with (PairWriter(out / "train.jsonl") as train,
               PairWriter(out / "test.jsonl") as held):
