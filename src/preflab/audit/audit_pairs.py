@@ -389,16 +389,18 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
         runs = again
     voting = {m.name for m in spec.members if m.votes}
     signals = [s for s in scores if s.name not in voting]
-    scores = [s for s in scores if s.name in voting]
-    names = [s.name for s in scores]
-    stack = lambda attr: np.stack([getattr(s, attr) for s in scores], axis=1)  # noqa: E731
+    names = [s.name for s in scores if s.name in voting]
+    # [pairs, members] arrays; each member's own arrays are let go as soon as stacked
+    stacked = {attr: np.stack([getattr(s, attr) for s in scores if s.name in voting], axis=1)
+               for attr in ("margin", "p_chosen", "r_chosen", "r_rejected")}
+    del scores
     flipped = spill.pair_flipped()
     has_flips = all(isinstance(f, bool) for f in flipped)
     groups = spill.groups()
     ids = spill.pair_ids()
     table, combined = audit_table(ids, spill.pair_subsets(), names,
-                                  stack("margin"), stack("p_chosen"), stack("r_chosen"),
-                                  stack("r_rejected"), bins=spec.bins,
+                                  *(stacked.pop(a) for a in ("margin", "p_chosen", "r_chosen",
+                                                             "r_rejected")), bins=spec.bins,
                                   flipped=flipped if has_flips else None,
                                   combination=Combination(
                                       combine, seed, groups,
@@ -406,6 +408,7 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
                                       min_decided=people.min_decided if people else 0,
                                       tallies=people.tallies(ids) if people is not None
                                       else None))
+    del ids  # a Python string per pair; the table holds them compactly
     for sig in signals:  # scored for cleaning rules, not counted as votes
         table[f"margin.{sig.name}"] = sig.margin
         table[f"r_chosen.{sig.name}"] = sig.r_chosen
@@ -429,7 +432,7 @@ def committee_audit(spec: Committee, spill: PairSpill, engine: Engine, combine: 
     return table, {**headline, "verdict": committee_verdict(table, members, combined,
                                                           headline["fleiss_kappa"]),
                    "member_diagnostics": members, "member_warnings": warnings,
-                   "repeats": repeat_counts(groups, ids),
+                   "repeats": repeat_counts(groups, spill.id_keys()),
                    "sources": source_counts(tags), "source_rules": SourceRules().params(view),
                    "member_kinds": kinds, "signals": [s.name for s in signals],
                    "committee_probability": combined, "bin_thresholds": list(spec.bins),

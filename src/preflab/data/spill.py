@@ -70,6 +70,11 @@ class PairSpill:
         keys = np.concatenate(self.keys) if self.keys else np.zeros((0, 4), dtype=np.int64)
         return hashed_groups(keys if self.keep is None else keys[self.keep])
 
+    def id_keys(self) -> np.ndarray:
+        """64-bit hashes of the kept pairs' ids (equal ids, equal hashes)."""
+        keys = np.concatenate(self.keys) if self.keys else np.zeros((0, 4), dtype=np.int64)
+        return (keys if self.keep is None else keys[self.keep])[:, 0].copy()
+
     def without(self, ids: set[str]) -> PairSpill:
         """The same spill with the pairs of `ids` masked out."""
         drop = pc.is_in(self.id_array(), value_set=pa.array(sorted(ids), type=pa.string()))
