@@ -30,7 +30,9 @@ class AuditView:
     orientation: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, folder: str | Path) -> AuditView:
+    def load(cls, folder: str | Path, columns: list[str] | None = None) -> AuditView:
+        """The audit ``preflab audit`` wrote into `folder` (only `columns` of its table,
+        if given)."""
         folder = Path(folder)
         path = folder / "audit.parquet"
         if not path.exists():
@@ -38,8 +40,8 @@ class AuditView:
         summary_path = folder / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         orientation = (summary.get("committee_probability") or {}).get("orientation") or {}
-        return cls(pd.read_parquet(path), summary.get("member_kinds", {}), str(folder),
-                   orientation)
+        return cls(pd.read_parquet(path, columns=columns), summary.get("member_kinds", {}),
+                   str(folder), orientation)
 
     @property
     def n(self) -> int:

@@ -51,6 +51,33 @@ def combination_of(audit: str | Path) -> str:
     return str(_combined(audit).get("method") or "")
 
 
+SELECTION_COLUMNS = ("id", "bin", "source", "p_chosen")
+SELECTION_PREFIXES = ("margin.", "vote.", "voter.")
+
+
+def selection_view(audit: str | Path, select: str | None) -> AuditView:
+    """The audit as choosing pairs needs it: the columns the selection reads (ids, bins,
+    sources, the committee's probability, members' margins and votes), not the whole
+    table; ``active`` reruns the cleaning rules, which read every column."""
+    if select == "active":
+        return AuditView.load(audit)
+    import pyarrow.parquet as pq
+
+    path = Path(audit) / "audit.parquet"
+    if not path.is_file():
+        return AuditView.load(audit)  # says what is missing
+    names = pq.ParquetFile(path).schema_arrow.names
+    columns = [c for c in names if c in SELECTION_COLUMNS or c.startswith(SELECTION_PREFIXES)]
+    return AuditView.load(audit, columns=columns)
+
+
+def audit_rows(audit: str | Path, ids: list[str]) -> pd.DataFrame:
+    """Every column of the audit's rows of `ids` (one per id), indexed by id: read from
+    audit.parquet with a filter, so only those rows become a table."""
+    table = pd.read_parquet(Path(audit) / "audit.parquet", filters=[("id", "in", list(ids))])
+    return table.drop_duplicates("id").set_index("id")
+
+
 def voters_of(audit: str | Path, view: AuditView) -> dict[str, dict[str, int]]:
     """The committee's voters as the audit counts them (``voter.NAME`` columns): per
     voter, its members and how each is counted (+1 as declared, -1 turned round), from
@@ -127,7 +154,7 @@ def _chosen_rows(data: str | Path, view: AuditView, audit: str | Path, config: R
     if missing:
         raise ValueError(f"{audit}: {len(missing)} chosen pairs are not in {data} (first: "
                          f"{missing[0]}): the audit is of other data")
-    rows_by_id = table.set_index("id")
+    rows_by_id = audit_rows(audit, ids)
     how, voters = combination_of(audit), voters_of(audit, view)
     return [pair_row(by_id[i], rows_by_id.loc[i].to_dict(), view.members, how, voters)
             for i in ids]
@@ -186,7 +213,7 @@ def init_review(data: str | Path, audit: str | Path, db: str | Path,
             f"add-pairs DATA --audit DIR --db {db} --sample N`")
     if not names:
         raise ValueError("a new review project needs reviewers: --reviewers alice,bob,carol")
-    view = AuditView.load(audit)
+    view = selection_view(audit, config.select)
     rows = _chosen_rows(data, view, audit, config, set(), chunk)
     db.parent.mkdir(parents=True, exist_ok=True)
     per_pair = config.per_pair
@@ -219,7 +246,7 @@ def add_pairs(data: str | Path, audit: str | Path, db: str | Path,
     config = _settings(config, overrides)
     if per_pair is not None and per_pair < 1:
         raise ValueError(f"--per-pair must be at least 1, got {per_pair}")
-    view = AuditView.load(audit)
+    view = selection_view(audit, config.select)
     con = _open_project(db)
     try:
         have = {p["pair_id"] for p in store.all_pairs(con)}
