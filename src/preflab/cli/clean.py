@@ -50,10 +50,10 @@ def clean(
 
         print_json(method_params(resolve_method(config.method)[0]))
         return
-    from preflab.api.clean import clean as clean_fn
+    from preflab.clean.clean_pairs import clean as clean_fn  # streams: flat in memory
 
     summary = clean_fn(data, audit_dir, config, out=out_dir, overwrite=overwrite,
-                       rejects=rejects, notify=warn).summary
+                       rejects=rejects, notify=warn)
     print_clean(summary)
     if as_json:
         print_json(summary)
