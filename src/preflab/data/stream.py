@@ -89,18 +89,12 @@ class PairStream:
         """Counts of rejects by reason (without the detail after a colon)."""
         return reject_reasons(self.rejects)
 
-    def __iter__(self) -> Iterator[list[PreferencePair]]:
-        for chunk in self._chunks():
-            # as a row of the dataset gives them back (meta's keys sorted), so a
-            # streamed stage writes what one that read the dataset wrote
-            yield [PreferencePair.from_row(p.to_row()) for p in chunk]
-
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The pairs as Arrow record batches of :data:`~preflab.data.pair.PAIR_SCHEMA`."""
-        for chunk in self._chunks():
+        for chunk in self:
             yield pa.RecordBatch.from_pylist([p.to_row() for p in chunk], schema=PAIR_SCHEMA)
 
-    def _chunks(self) -> Iterator[list[PreferencePair]]:
+    def __iter__(self) -> Iterator[list[PreferencePair]]:
         """The pairs as parsed, `chunk` at a time."""
         if self.done or self.parser.n_records:
             raise RuntimeError(f"{self.source}: a PairStream is read once")

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from preflab.data import stream
 from preflab.data.pair import PreferencePair
+from preflab.data.parse import rejects_note
 from preflab.data.spill import PairSpill, spill_pairs
 from preflab.engine.core import oversized, pair_texts
 from preflab.engine.label_prompt import Exemplar, draw_exemplars, pair_exemplar
@@ -99,10 +100,9 @@ def select_pairs(data: str | Path, config: LabelConfig, spill: Path,
 
     pairs = spill_pairs(data, spill, config.on_error, rejects,  # type: ignore[arg-type]
                         count_oversized=count_long, chunk=chunk or stream.CHUNK)
-    if pairs.rejects and notify is not None:
-        seen = f" (see {rejects})" if rejects else " (--rejects FILE lists them)"
-        notify(f"{len(pairs.rejects)} of {pairs.n_records} records of {name} were rejected "
-               f"on read and skipped{seen}")
+    note = rejects_note(pairs.rejects, pairs.n_records, name, rejects)
+    if note and notify is not None:
+        notify(note)
     n = pairs.n_read
     if not n:
         raise ValueError(f"{name}: no pairs to label")
